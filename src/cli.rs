@@ -1,0 +1,236 @@
+//! The `arq` command line: flags are parsed by clap, turned into one validated
+//! configuration, then dispatched.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::error::{ArqError, Result};
+use crate::generate::{self, GenerateOptions};
+use crate::sql::{self, OutputFormat};
+use crate::warehouse::{AsOf, Warehouse};
+
+/// The warehouse used when neither `--warehouse` nor `ARQ_WAREHOUSE` is given.
+pub const DEFAULT_WAREHOUSE: &str = "data/demo";
+
+/// arq: analytic SQL, risk scores and call lists over accounts-receivable snapshots.
+#[derive(Debug, Parser)]
+#[command(name = "arq", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Warehouse folder (default: data/demo, the bundled demo warehouse).
+    #[arg(long, short = 'w', global = true, env = "ARQ_WAREHOUSE")]
+    pub warehouse: Option<PathBuf>,
+
+    /// Snapshot shown by the `*_latest` views: a date (the newest snapshot on or
+    /// before it) or `latest`.
+    #[arg(long, global = true, default_value = "latest")]
+    pub as_of: AsOf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL over the warehouse and print or save the result.
+    Sql {
+        /// The SQL to run (several statements separated by `;` run in order).
+        #[arg(conflicts_with = "file", required_unless_present = "file")]
+        query: Option<String>,
+        /// Read the SQL from a file.
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+        /// Write the result of the last statement to this file instead of stdout
+        /// (atomically: a failed run leaves an existing file untouched).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Interactive SQL shell (multi-line statements, history, `\d` lists tables).
+    Shell {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
+    },
+    /// List the warehouse's tables and views with their columns.
+    Tables,
+    /// Write a synthetic warehouse in the contract (deterministic for a seed).
+    Generate {
+        /// Output folder (must not exist or be empty, unless --force).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of customers.
+        #[arg(long, default_value_t = 2000)]
+        customers: u64,
+        /// Number of monthly snapshots.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Last snapshot date (a month end).
+        #[arg(long, default_value_t = generate::default_end())]
+        end: NaiveDate,
+        /// Replace a non-empty output folder.
+        #[arg(long)]
+        force: bool,
+        /// No progress bar and no summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+}
+
+impl Cli {
+    /// The warehouse folder: `--warehouse`, else `ARQ_WAREHOUSE`, else `data/demo` in
+    /// the current folder, else the demo warehouse of the source tree arq was built from.
+    pub fn warehouse_path(&self) -> PathBuf {
+        if let Some(w) = &self.warehouse {
+            return w.clone();
+        }
+        let local = PathBuf::from(DEFAULT_WAREHOUSE);
+        if local.is_dir() {
+            return local;
+        }
+        let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WAREHOUSE);
+        if built_in.is_dir() { built_in } else { local }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Generate {
+            out,
+            customers,
+            months,
+            seed,
+            end,
+            force,
+            quiet,
+        } => {
+            let options = GenerateOptions {
+                customers: *customers,
+                months: *months,
+                seed: *seed,
+                end: *end,
+                force: *force,
+                progress: !quiet,
+            };
+            let summary = generate::generate(out, &options)?;
+            if !quiet {
+                print_stdout(&format!(
+                    "wrote {} in {:.1} s: {} customers, {} snapshots ({} to {}), \
+                     {} open items in the last snapshot ({} in all), {} invoices, \
+                     {} payments, {} activities, {} write-offs, {} collectors; \
+                     {:.0} rows/s\n",
+                    out.display(),
+                    summary.seconds,
+                    summary.customers,
+                    summary.snapshots.len(),
+                    summary
+                        .snapshots
+                        .first()
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    summary
+                        .snapshots
+                        .last()
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    summary.open_items_latest,
+                    summary.open_items_total,
+                    summary.invoices,
+                    summary.payments,
+                    summary.activities,
+                    summary.write_offs,
+                    summary.collectors,
+                    summary.rows() as f64 / summary.seconds.max(1e-9),
+                ))?;
+            }
+            Ok(())
+        }
+        Command::Sql {
+            query,
+            file,
+            format,
+            output,
+        } => {
+            let text = match (query, file) {
+                (Some(q), _) => q.clone(),
+                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| ArqError::io(f, e))?,
+                (None, None) => return Err(ArqError::Usage("give a query or -f FILE".into())),
+            };
+            if *format == OutputFormat::Parquet && output.is_none() {
+                return Err(ArqError::Usage(
+                    "--format parquet needs --output FILE (Parquet is not for a terminal)".into(),
+                ));
+            }
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            runtime()?.block_on(async {
+                let ctx = warehouse.session().await?;
+                let results = sql::run_statements(&ctx, &text).await?;
+                match output {
+                    Some(path) => {
+                        let last = results.last().expect("at least one statement");
+                        sql::write_result_to_file(last, *format, path)
+                    }
+                    None => {
+                        let mut buffer = Vec::new();
+                        for result in results.iter().filter(|r| r.has_columns()) {
+                            sql::write_result(result, *format, &mut buffer)?;
+                        }
+                        print_stdout_bytes(&buffer)
+                    }
+                }
+            })
+        }
+        Command::Shell { format } => {
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            runtime()?.block_on(async {
+                let ctx = warehouse.session().await?;
+                crate::shell::run(&ctx, *format).await
+            })
+        }
+        Command::Tables => {
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            runtime()?.block_on(async {
+                let ctx = warehouse.session().await?;
+                let listing = sql::describe_tables(&ctx, None).await?;
+                let dates = warehouse.snapshot_dates();
+                print_stdout(&format!(
+                    "warehouse {}: {} snapshots from {} to {}; *_latest views show {}\n\n{listing}",
+                    warehouse.root().display(),
+                    dates.len(),
+                    dates.first().map(|d| d.to_string()).unwrap_or_default(),
+                    dates.last().map(|d| d.to_string()).unwrap_or_default(),
+                    warehouse.as_of(),
+                ))
+            })
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ArqError::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+fn print_stdout(text: &str) -> Result<()> {
+    print_stdout_bytes(text.as_bytes())
+}
+
+/// Writes to stdout; a closed pipe (`arq sql ... | head`) is not an error.
+fn print_stdout_bytes(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(ArqError::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,550 @@
+//! `arq generate`: writes a complete, internally consistent warehouse in the contract.
+//!
+//! Customers are simulated one at a time ([`sim`]) and streamed into Parquet
+//! ([`sink`]), so memory stays bounded. Customers are cut into fixed shards of
+//! [`SHARD_CUSTOMERS`]; each shard writes its own `part-NNNNN.parquet` in every table
+//! and partition, and shards run on all cores. Because every customer draws from its own
+//! random stream and shard boundaries do not depend on the machine, the same seed gives
+//! byte-identical files everywhere.
+//!
+//! The warehouse is written to a temporary folder beside `--out` and renamed into place
+//! at the end: a failed or interrupted run leaves nothing half-written.
+
+pub mod rng;
+pub mod sim;
+pub mod sink;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use chrono::{Datelike, NaiveDate};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::contract::{self, SNAPSHOT_COLUMN};
+use crate::error::{ArqError, Result};
+use sim::{History, SEGMENTS, World};
+use sink::ParquetSink;
+
+/// Customers per shard (one Parquet file per table and partition each).
+pub const SHARD_CUSTOMERS: u64 = 250_000;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Number of customers.
+    pub customers: u64,
+    /// Number of monthly snapshots.
+    pub months: u32,
+    /// Random seed.
+    pub seed: u64,
+    /// The last snapshot date; must be the last day of a month.
+    pub end: NaiveDate,
+    /// Replace an existing, non-empty output folder.
+    pub force: bool,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateSummary {
+    pub customers: u64,
+    pub invoices: u64,
+    pub payments: u64,
+    pub activities: u64,
+    pub write_offs: u64,
+    /// Open items in the last snapshot.
+    pub open_items_latest: u64,
+    /// Open items across all snapshots.
+    pub open_items_total: u64,
+    pub collectors: u64,
+    pub snapshots: Vec<NaiveDate>,
+    pub seconds: f64,
+}
+
+impl GenerateSummary {
+    /// All rows written.
+    pub fn rows(&self) -> u64 {
+        self.invoices
+            + self.payments
+            + self.activities
+            + self.write_offs
+            + self.open_items_total
+            + self.customers * self.snapshots.len() as u64
+            + self.collectors
+    }
+}
+
+/// The default last snapshot: fixed, so that a seed always means the same warehouse.
+pub fn default_end() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, 31).expect("valid date")
+}
+
+/// Month-end snapshot dates: the `months` months ending with `end`'s month.
+pub fn snapshot_dates(end: NaiveDate, months: u32) -> Result<Vec<NaiveDate>> {
+    if months == 0 {
+        return Err(ArqError::Usage("--months must be at least 1".into()));
+    }
+    if end.succ_opt().is_none_or(|d| d.day() != 1) {
+        return Err(ArqError::Usage(format!(
+            "--end {end} is not the last day of a month (snapshots are taken at month end)"
+        )));
+    }
+    let first_of_month = end.with_day(1).expect("day 1 exists");
+    (0..months)
+        .rev()
+        .map(|back| {
+            first_of_month
+                .checked_sub_months(chrono::Months::new(back))
+                .and_then(|m| m.checked_add_months(chrono::Months::new(1)))
+                .and_then(|m| m.pred_opt())
+                .ok_or_else(|| ArqError::Usage(format!("--months {months} reaches before year 1")))
+        })
+        .collect()
+}
+
+/// Days since 1970-01-01, as Arrow's Date32 counts them.
+pub fn to_days(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// Writes a warehouse to `out` (atomically: to a temporary folder, then renamed).
+pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary> {
+    let started = Instant::now();
+    if options.customers == 0 {
+        return Err(ArqError::Usage("--customers must be at least 1".into()));
+    }
+    let snapshots = snapshot_dates(options.end, options.months)?;
+    if out.exists() && !is_empty_dir(out)? && !options.force {
+        return Err(ArqError::Usage(format!(
+            "{} exists and is not empty; pass --force to replace it",
+            out.display()
+        )));
+    }
+    let staging = StagingDir::new(out)?;
+
+    let first = snapshots[0];
+    let history_start = first
+        .with_day(1)
+        .and_then(|d| d.checked_sub_months(chrono::Months::new(6)))
+        .ok_or_else(|| ArqError::Usage("dates out of range".into()))?;
+    let team = sim::collectors(options.seed, options.customers);
+    let mut collectors_by_segment: [Vec<String>; 4] = Default::default();
+    for c in team.iter().filter(|c| c.role == "collector") {
+        for s in &c.segments {
+            let i = SEGMENTS.iter().position(|x| x == s).expect("known segment");
+            collectors_by_segment[i].push(c.id.clone());
+        }
+    }
+    let world = World {
+        seed: options.seed,
+        history_start: to_days(history_start),
+        snapshots: snapshots.iter().copied().map(to_days).collect(),
+        collectors_by_segment,
+    };
+
+    write_collectors(staging.path(), &team)?;
+
+    let progress = if options.progress && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(
+            Some(options.customers),
+            ProgressDrawTarget::stderr_with_hz(4),
+        );
+        bar.set_style(
+            ProgressStyle::with_template(
+                "generating {bar:40} {human_pos}/{human_len} customers ({per_sec}, eta {eta})",
+            )
+            .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let shards = options.customers.div_ceil(SHARD_CUSTOMERS);
+    let next_shard = AtomicU64::new(0);
+    let totals = Mutex::new(GenerateSummary::default());
+    let failure: Mutex<Option<ArqError>> = Mutex::new(None);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(shards as usize);
+    let active = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                active.fetch_add(1, Ordering::Relaxed);
+                loop {
+                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    let shard = next_shard.fetch_add(1, Ordering::Relaxed);
+                    if shard >= shards {
+                        break;
+                    }
+                    let first = shard * SHARD_CUSTOMERS;
+                    let last = (first + SHARD_CUSTOMERS).min(options.customers);
+                    match write_shard(staging.path(), &world, shard, first..last, &progress) {
+                        Ok(counts) => {
+                            if let Ok(mut t) = totals.lock() {
+                                t.add(&counts);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish_and_clear();
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut summary = totals.into_inner().unwrap_or_default();
+    summary.collectors = team.len() as u64;
+    summary.snapshots = snapshots;
+
+    staging.commit(options.force)?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+impl GenerateSummary {
+    fn add(&mut self, other: &GenerateSummary) {
+        self.customers += other.customers;
+        self.invoices += other.invoices;
+        self.payments += other.payments;
+        self.activities += other.activities;
+        self.write_offs += other.write_offs;
+        self.open_items_latest += other.open_items_latest;
+        self.open_items_total += other.open_items_total;
+    }
+}
+
+fn write_collectors(root: &Path, team: &[sim::Collector]) -> Result<()> {
+    let mut sink = ParquetSink::create(
+        &root.join("collectors/part-00000.parquet"),
+        contract::collectors_schema(),
+    )?;
+    for c in team {
+        sink.str(&c.id)
+            .str(&c.name)
+            .str(c.role)
+            .int(c.daily_capacity)
+            .str_list(&c.segments);
+        sink.end_row()?;
+    }
+    sink.finish()
+}
+
+/// The sinks of one shard: one file per table, and per snapshot for snapshot tables.
+struct ShardSinks {
+    customers: Vec<ParquetSink>,
+    open_items: Vec<ParquetSink>,
+    invoices: ParquetSink,
+    payments: ParquetSink,
+    activities: ParquetSink,
+    write_offs: ParquetSink,
+}
+
+impl ShardSinks {
+    fn create(root: &Path, world: &World, shard: u64) -> Result<Self> {
+        let file = format!("part-{shard:05}.parquet");
+        let snapshot_sinks =
+            |table: &str, schema: fn() -> datafusion::arrow::datatypes::SchemaRef| {
+                world
+                    .snapshots
+                    .iter()
+                    .map(|&day| {
+                        let date = date_from_days(day);
+                        let dir = root.join(table).join(format!("{SNAPSHOT_COLUMN}={date}"));
+                        ParquetSink::create(&dir.join(&file), schema())
+                    })
+                    .collect::<Result<Vec<_>>>()
+            };
+        Ok(ShardSinks {
+            customers: snapshot_sinks("customers", contract::customers_schema)?,
+            open_items: snapshot_sinks("open_items", contract::open_items_schema)?,
+            invoices: ParquetSink::create(
+                &root.join("invoices").join(&file),
+                contract::invoices_schema(),
+            )?,
+            payments: ParquetSink::create(
+                &root.join("payments").join(&file),
+                contract::payments_schema(),
+            )?,
+            activities: ParquetSink::create(
+                &root.join("activities").join(&file),
+                contract::activities_schema(),
+            )?,
+            write_offs: ParquetSink::create(
+                &root.join("write_offs").join(&file),
+                contract::write_offs_schema(),
+            )?,
+        })
+    }
+
+    fn finish(self) -> Result<()> {
+        for sink in self.customers.into_iter().chain(self.open_items) {
+            sink.finish()?;
+        }
+        self.invoices.finish()?;
+        self.payments.finish()?;
+        self.activities.finish()?;
+        self.write_offs.finish()
+    }
+}
+
+/// The date `days` after 1970-01-01 (negative: before).
+pub fn date_from_days(days: i32) -> NaiveDate {
+    const CE_TO_EPOCH: i32 = 719_163;
+    NaiveDate::from_num_days_from_ce_opt(days + CE_TO_EPOCH).expect("date in range")
+}
+
+/// Simulates customers `range` and writes them into shard `shard`'s files.
+fn write_shard(
+    root: &Path,
+    world: &World,
+    shard: u64,
+    range: std::ops::Range<u64>,
+    progress: &ProgressBar,
+) -> Result<GenerateSummary> {
+    let mut sinks = ShardSinks::create(root, world, shard)?;
+    let mut counts = GenerateSummary::default();
+    let mut history = History::default();
+    let mut id = String::with_capacity(32);
+    let last_snapshot = world.snapshots.len() - 1;
+    for index in range {
+        sim::simulate(world, index, &mut history);
+        let c = &history.customer;
+        counts.customers += 1;
+        let currency = c.currency();
+        let invoice_id = |id: &mut String, seq: u32| {
+            id.clear();
+            use std::fmt::Write;
+            let _ = write!(id, "INV-{}-{seq:04}", &c.id[1..]);
+        };
+
+        for (s, &day) in world.snapshots.iter().enumerate() {
+            if c.since > day {
+                continue;
+            }
+            sinks.customers[s]
+                .str(&c.id)
+                .str(&c.name)
+                .str(SEGMENTS[c.segment])
+                .str(sim::REGIONS[c.region].0)
+                .str(currency)
+                .money(c.credit_limit_on(day))
+                .int(c.terms)
+                .opt_str(c.collector_id.as_deref())
+                .date(c.since)
+                .boolean(c.high_profile)
+                .boolean(c.fraud_suspected_on(day));
+            sinks.customers[s].end_row()?;
+            for inv in &history.invoices {
+                if inv.invoice_date > day {
+                    break;
+                }
+                if inv.closed <= day {
+                    continue;
+                }
+                let open = inv.open_on(day);
+                if open <= 0 {
+                    continue;
+                }
+                let promise = inv.promise_on(day);
+                invoice_id(&mut id, inv.seq);
+                sinks.open_items[s]
+                    .str(&id)
+                    .str(&c.id)
+                    .date(inv.invoice_date)
+                    .date(inv.due_date)
+                    .str(currency)
+                    .money(inv.amount)
+                    .money(open)
+                    .boolean(inv.disputed_on(day))
+                    .opt_date(promise.map(|p| p.0))
+                    .opt_money(promise.map(|p| p.1));
+                sinks.open_items[s].end_row()?;
+                counts.open_items_total += 1;
+                if s == last_snapshot {
+                    counts.open_items_latest += 1;
+                }
+            }
+        }
+
+        for inv in &history.invoices {
+            invoice_id(&mut id, inv.seq);
+            sinks
+                .invoices
+                .str(&id)
+                .str(&c.id)
+                .date(inv.invoice_date)
+                .date(inv.due_date)
+                .str(currency)
+                .money(inv.amount);
+            sinks.invoices.end_row()?;
+            counts.invoices += 1;
+            for (n, &(date, amount)) in inv.payments.iter().enumerate() {
+                let payment_id = format!("PAY-{}-{:04}-{}", &c.id[1..], inv.seq, n + 1);
+                sinks
+                    .payments
+                    .str(&payment_id)
+                    .str(&id)
+                    .str(&c.id)
+                    .date(date)
+                    .money(amount);
+                sinks.payments.end_row()?;
+                counts.payments += 1;
+            }
+            if let Some((date, amount, reason)) = inv.write_off {
+                let write_off_id = format!("WO-{}-{:04}", &c.id[1..], inv.seq);
+                sinks
+                    .write_offs
+                    .str(&write_off_id)
+                    .str(&id)
+                    .str(&c.id)
+                    .date(date)
+                    .money(amount)
+                    .str(reason);
+                sinks.write_offs.end_row()?;
+                counts.write_offs += 1;
+            }
+        }
+
+        for (n, a) in history.activities.iter().enumerate() {
+            let activity_id = format!("ACT-{}-{:05}", &c.id[1..], n + 1);
+            invoice_id(&mut id, a.invoice_seq);
+            let collector = if a.by_collector {
+                c.collector_id.as_deref()
+            } else {
+                None
+            };
+            sinks
+                .activities
+                .str(&activity_id)
+                .str(&c.id)
+                .opt_str(Some(&id))
+                .date(a.date)
+                .str(a.kind)
+                .opt_str(collector)
+                .opt_str(Some(a.outcome))
+                .opt_date(a.promise.map(|p| p.0))
+                .opt_money(a.promise.map(|p| p.1));
+            sinks.activities.end_row()?;
+            counts.activities += 1;
+        }
+        progress.inc(1);
+    }
+    sinks.finish()?;
+    Ok(counts)
+}
+
+fn is_empty_dir(path: &Path) -> Result<bool> {
+    if !path.is_dir() {
+        return Err(ArqError::Usage(format!(
+            "{} exists and is not a folder",
+            path.display()
+        )));
+    }
+    let mut entries = std::fs::read_dir(path).map_err(|e| ArqError::io(path, e))?;
+    Ok(entries.next().is_none())
+}
+
+/// A temporary folder beside the destination, removed unless committed.
+struct StagingDir {
+    staging: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl StagingDir {
+    fn new(target: &Path) -> Result<Self> {
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| ArqError::io(&parent, e))?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| ArqError::Usage(format!("{} is not a folder name", target.display())))?;
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| ArqError::io(&staging, e))?;
+        }
+        std::fs::create_dir(&staging).map_err(|e| ArqError::io(&staging, e))?;
+        Ok(StagingDir {
+            staging,
+            target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Moves the finished warehouse into place; an old one (with `force`) is moved
+    /// aside first and removed only once the new one is in place.
+    fn commit(mut self, force: bool) -> Result<()> {
+        let mut old = None;
+        if self.target.exists() {
+            if !force && !is_empty_dir(&self.target)? {
+                return Err(ArqError::Usage(format!(
+                    "{} appeared while generating; not replaced",
+                    self.target.display()
+                )));
+            }
+            let aside = self.staging.with_extension("old");
+            std::fs::rename(&self.target, &aside).map_err(|e| ArqError::io(&self.target, e))?;
+            old = Some(aside);
+        }
+        std::fs::rename(&self.staging, &self.target).map_err(|e| ArqError::io(&self.target, e))?;
+        self.committed = true;
+        if let Some(old) = old {
+            std::fs::remove_dir_all(&old).map_err(|e| ArqError::io(&old, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_are_month_ends() {
+        let end = NaiveDate::from_ymd_opt(2024, 3, 31).unwrap();
+        let dates: Vec<String> = snapshot_dates(end, 3)
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(dates, ["2024-01-31", "2024-02-29", "2024-03-31"]);
+        assert!(snapshot_dates(NaiveDate::from_ymd_opt(2024, 3, 30).unwrap(), 3).is_err());
+        assert!(snapshot_dates(end, 0).is_err());
+    }
+
+    #[test]
+    fn days_round_trip() {
+        let d = NaiveDate::from_ymd_opt(1969, 12, 31).unwrap();
+        assert_eq!(to_days(d), -1);
+        assert_eq!(date_from_days(to_days(d)), d);
+    }
+}

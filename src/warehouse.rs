@@ -1,0 +1,369 @@
+//! The warehouse: a folder of Parquet tables in the contract (DOMAIN.md §2), checked
+//! when it opens and registered in a DataFusion session.
+//!
+//! Layout:
+//!
+//! ```text
+//! WAREHOUSE/customers/snapshot_date=2026-10-31/part-0.parquet   snapshot tables
+//! WAREHOUSE/open_items/snapshot_date=2026-10-31/part-0.parquet
+//! WAREHOUSE/invoices/part-0.parquet                              event tables
+//! WAREHOUSE/collectors/part-0.parquet                            reference tables
+//! ```
+//!
+//! Besides one table per folder, every session has the views `customers_latest` and
+//! `open_items_latest`: the newest snapshot on or before the as-of date (the newest
+//! snapshot when no as-of date is given). Their `snapshot_date` column says which one.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::contract::{self, SNAPSHOT_COLUMN, TableContract, TableKind};
+use crate::error::{ArqError, Result};
+
+/// Which snapshot the `*_latest` views show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AsOf {
+    /// The newest snapshot in the warehouse.
+    #[default]
+    Latest,
+    /// The newest snapshot on or before this date.
+    Date(NaiveDate),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("latest") {
+            return Ok(AsOf::Latest);
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(AsOf::Date)
+            .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or `latest`"))
+    }
+}
+
+/// One table found in the warehouse.
+#[derive(Debug, Clone)]
+pub struct WarehouseTable {
+    /// What the contract says of it.
+    pub contract: TableContract,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its Parquet files, sorted.
+    pub files: Vec<PathBuf>,
+    /// Snapshot dates found (snapshot tables only), ascending.
+    pub snapshots: Vec<NaiveDate>,
+}
+
+/// An opened, checked warehouse.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: PathBuf,
+    tables: Vec<WarehouseTable>,
+    as_of: NaiveDate,
+}
+
+impl Warehouse {
+    /// Opens the warehouse at `root` and checks every table and every file against the
+    /// contract: a missing table, a missing column or a wrong type is an error naming
+    /// table, file and column. `as_of` picks the snapshot of the `*_latest` views.
+    pub fn open(root: impl AsRef<Path>, as_of: AsOf) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let warehouse_error = |message: String| ArqError::Warehouse {
+            path: root.clone(),
+            message,
+        };
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(warehouse_error("is not a folder".into())),
+            Err(e) => return Err(warehouse_error(e.to_string())),
+        }
+
+        let mut tables = Vec::new();
+        for contract in contract::tables() {
+            let dir = root.join(contract.name);
+            if !dir.is_dir() {
+                return Err(ArqError::Table {
+                    table: contract.name.into(),
+                    message: format!("folder {} is missing", dir.display()),
+                });
+            }
+            let (files, snapshots) = list_table_files(&contract, &dir)?;
+            for file in &files {
+                check_file_schema(&contract, file)?;
+            }
+            tables.push(WarehouseTable {
+                contract,
+                dir,
+                files,
+                snapshots,
+            });
+        }
+
+        let as_of = resolve_as_of(&tables, as_of).map_err(warehouse_error)?;
+        Ok(Warehouse {
+            root,
+            tables,
+            as_of,
+        })
+    }
+
+    /// The warehouse folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The tables, in contract order.
+    pub fn tables(&self) -> &[WarehouseTable] {
+        &self.tables
+    }
+
+    /// The snapshot date shown by the `*_latest` views.
+    pub fn as_of(&self) -> NaiveDate {
+        self.as_of
+    }
+
+    /// Snapshot dates present in `open_items`, ascending.
+    pub fn snapshot_dates(&self) -> &[NaiveDate] {
+        self.tables
+            .iter()
+            .find(|t| t.contract.name == "open_items")
+            .map(|t| t.snapshots.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// A new DataFusion session with arq's SQL functions and every table and view of
+    /// this warehouse registered.
+    pub async fn session(&self) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("arq", "warehouse");
+        let mut ctx = SessionContext::new_with_config(config);
+        arq_udfs::register_all(&mut ctx)?;
+        self.register(&ctx).await?;
+        Ok(ctx)
+    }
+
+    /// Registers every table (as a Parquet listing table, snapshot tables partitioned
+    /// by `snapshot_date` typed as a date) and the `*_latest` views in `ctx`.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        for table in &self.tables {
+            let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            if table.contract.kind == TableKind::Snapshot {
+                options = options
+                    .with_table_partition_cols(vec![(SNAPSHOT_COLUMN.into(), DataType::Date32)]);
+            }
+            let url = ListingTableUrl::parse(format!("{}/", absolute(&table.dir)?.display()))?;
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(table.contract.schema.clone());
+            ctx.register_table(
+                table.contract.name,
+                Arc::new(ListingTable::try_new(config)?),
+            )?;
+
+            if table.contract.kind == TableKind::Snapshot {
+                let view = format!(
+                    "CREATE VIEW {name}_latest AS SELECT * FROM {name} \
+                     WHERE {SNAPSHOT_COLUMN} = DATE '{as_of}'",
+                    name = table.contract.name,
+                    as_of = self.as_of.format("%Y-%m-%d"),
+                );
+                ctx.sql(&view).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| ArqError::io(path, e))
+}
+
+/// Lists a table's Parquet files (hidden files and `_`-prefixed markers are skipped) and,
+/// for snapshot tables, its `snapshot_date=YYYY-MM-DD` partitions.
+fn list_table_files(
+    contract: &TableContract,
+    dir: &Path,
+) -> Result<(Vec<PathBuf>, Vec<NaiveDate>)> {
+    let table_error = |message: String| ArqError::Table {
+        table: contract.name.into(),
+        message,
+    };
+    let mut files = Vec::new();
+    let mut snapshots = BTreeSet::new();
+    for entry in sorted_entries(dir)? {
+        let name = file_name(&entry);
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        match (contract.kind, entry.is_dir()) {
+            (TableKind::Snapshot, true) => {
+                let date = name
+                    .strip_prefix(&format!("{SNAPSHOT_COLUMN}="))
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .ok_or_else(|| {
+                        table_error(format!(
+                            "folder {} is not a snapshot partition \
+                             (expected {SNAPSHOT_COLUMN}=YYYY-MM-DD)",
+                            entry.display()
+                        ))
+                    })?;
+                let before = files.len();
+                for file in sorted_entries(&entry)? {
+                    if is_parquet_file(&file) {
+                        files.push(file);
+                    }
+                }
+                if files.len() > before {
+                    snapshots.insert(date);
+                }
+            }
+            (TableKind::Snapshot, false) if is_parquet_file(&entry) => {
+                return Err(table_error(format!(
+                    "file {} is outside any {SNAPSHOT_COLUMN}=YYYY-MM-DD folder",
+                    entry.display()
+                )));
+            }
+            (_, true) => {
+                return Err(table_error(format!(
+                    "unexpected folder {} ({} tables keep their Parquet files directly in {})",
+                    entry.display(),
+                    contract.kind.as_str(),
+                    dir.display()
+                )));
+            }
+            (_, false) if is_parquet_file(&entry) => files.push(entry),
+            _ => {}
+        }
+    }
+    Ok((files, snapshots.into_iter().collect()))
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| ArqError::io(dir, e))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ArqError::io(dir, e))?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn is_parquet_file(path: &Path) -> bool {
+    let name = file_name(path);
+    path.is_file() && name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_')
+}
+
+/// Reads a file's footer and checks that every contract column is there with the
+/// contract's type. Extra columns are allowed (and not visible through SQL).
+fn check_file_schema(contract: &TableContract, path: &Path) -> Result<()> {
+    let file_error = |message: String| ArqError::TableFile {
+        table: contract.name.into(),
+        file: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| ArqError::io(path, e))?;
+    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map_err(|e| file_error(format!("not a readable Parquet file: {e}")))?;
+    let found = metadata.schema();
+    for wanted in contract.schema.fields() {
+        match found.field_with_name(wanted.name()) {
+            Err(_) => {
+                return Err(file_error(format!(
+                    "column `{}` is missing (the contract requires {})",
+                    wanted.name(),
+                    wanted.data_type()
+                )));
+            }
+            Ok(field) if !contract::type_satisfies(field.data_type(), wanted.data_type()) => {
+                return Err(file_error(format!(
+                    "column `{}` has type {}, the contract requires {}",
+                    wanted.name(),
+                    field.data_type(),
+                    wanted.data_type()
+                )));
+            }
+            Ok(_) => {}
+        }
+    }
+    if contract.kind == TableKind::Snapshot && found.field_with_name(SNAPSHOT_COLUMN).is_ok() {
+        return Err(file_error(format!(
+            "column `{SNAPSHOT_COLUMN}` is stored in the file; it must come only from the \
+             folder name {SNAPSHOT_COLUMN}=YYYY-MM-DD"
+        )));
+    }
+    Ok(())
+}
+
+/// Picks the snapshot for the `*_latest` views: the newest `open_items` snapshot on or
+/// before `as_of`, which `customers` must have too.
+fn resolve_as_of(tables: &[WarehouseTable], as_of: AsOf) -> Result<NaiveDate, String> {
+    let snapshots = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t.contract.name == name)
+            .map(|t| t.snapshots.clone())
+            .unwrap_or_default()
+    };
+    let open_items = snapshots("open_items");
+    let customers = snapshots("customers");
+    let chosen = match as_of {
+        AsOf::Latest => open_items.last().copied(),
+        AsOf::Date(d) => open_items.iter().rev().find(|s| **s <= d).copied(),
+    };
+    let chosen = match (chosen, as_of) {
+        (Some(d), _) => d,
+        (None, AsOf::Latest) => return Err("table `open_items` has no snapshots".into()),
+        (None, AsOf::Date(d)) => {
+            return Err(format!(
+                "table `open_items` has no snapshot on or before {d} (first is {})",
+                open_items
+                    .first()
+                    .map_or_else(|| "none".to_string(), |f| f.to_string())
+            ));
+        }
+    };
+    if !customers.contains(&chosen) {
+        return Err(format!(
+            "table `customers` has no snapshot for {chosen}, which `open_items` has"
+        ));
+    }
+    Ok(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_parses_dates_and_latest() {
+        assert_eq!("latest".parse::<AsOf>(), Ok(AsOf::Latest));
+        assert_eq!(
+            "2026-02-28".parse::<AsOf>(),
+            Ok(AsOf::Date(NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()))
+        );
+        assert!("2026-02-30".parse::<AsOf>().is_err());
+        assert!("yesterday".parse::<AsOf>().is_err());
+    }
+}

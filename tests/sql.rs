@@ -1,0 +1,224 @@
+//! `arq sql` in every output format, over the demo warehouse.
+
+use crate::util::{arq, demo, run_err, run_ok};
+
+const COUNTS: &str = "SELECT count(*) AS items, sum(open_amount) AS open_total \
+                      FROM open_items_latest WHERE currency = 'USD'";
+
+#[test]
+fn table_format_prints_an_aligned_table_and_a_row_count() {
+    let out = run_ok(&[
+        "sql",
+        "SELECT segment, count(*) AS n FROM customers_latest GROUP BY segment ORDER BY segment",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("+--"), "{out}");
+    assert!(
+        lines[1].contains("segment") && lines[1].contains("| n"),
+        "{out}"
+    );
+    for segment in ["consumer", "enterprise", "mid_market", "small_business"] {
+        assert!(out.contains(segment), "{segment} missing in {out}");
+    }
+    assert_eq!(lines.last(), Some(&"4 rows"));
+}
+
+#[test]
+fn csv_json_and_ndjson_agree_on_the_same_figures() {
+    let csv = run_ok(&["sql", "--format", "csv", COUNTS]);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("items,open_total"));
+    let row: Vec<&str> = lines.next().expect("one row").split(',').collect();
+    let (items, total) = (row[0].to_string(), row[1].to_string());
+    assert!(items.parse::<u64>().unwrap() > 100, "{csv}");
+    // Money is decimal: two decimals, never a float rendering.
+    assert!(
+        total
+            .split('.')
+            .nth(1)
+            .is_some_and(|cents| cents.len() == 2),
+        "{total}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run_ok(&["sql", "--format", "json", COUNTS])).expect("json array");
+    let first = &json.as_array().expect("array")[0];
+    assert_eq!(first["items"].to_string(), items);
+    assert_eq!(first["open_total"].to_string().trim_matches('"'), total);
+
+    let ndjson = run_ok(&["sql", "--format", "ndjson", COUNTS]);
+    assert_eq!(ndjson.lines().count(), 1);
+    let line: serde_json::Value = serde_json::from_str(ndjson.trim()).expect("one object");
+    assert_eq!(line, *first);
+}
+
+#[test]
+fn parquet_output_keeps_money_decimal_and_replaces_files_atomically() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("items.parquet");
+    let p = path.to_str().unwrap();
+    let sql = "SELECT invoice_id, open_amount FROM open_items_latest ORDER BY invoice_id";
+    run_ok(&["sql", "--format", "parquet", "--output", p, sql]);
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(
+        reader.schema().field(1).data_type(),
+        &DataType::Decimal128(18, 2)
+    );
+    let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+    let expected = run_ok(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT count(*) FROM open_items_latest",
+    ]);
+    assert_eq!(expected.lines().nth(1).unwrap(), rows.to_string());
+
+    // A failing query leaves the earlier file as it was, and no temporary file behind.
+    let before = std::fs::read(&path).unwrap();
+    run_err(&[
+        "sql",
+        "--format",
+        "parquet",
+        "--output",
+        p,
+        "SELECT no_such_column FROM open_items_latest",
+    ]);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn csv_output_file_and_sql_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("q.sql");
+    std::fs::write(
+        &script,
+        "-- a view, then a query that uses it\n\
+         CREATE VIEW big AS SELECT * FROM open_items_latest WHERE open_amount > 1000;\n\
+         SELECT count(*) AS n FROM big;\n",
+    )
+    .unwrap();
+    let out = dir.path().join("n.csv");
+    let stdout = run_ok(&[
+        "sql",
+        "-f",
+        script.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(stdout, "");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.starts_with("n\n"), "{csv}");
+    assert!(csv.lines().nth(1).unwrap().parse::<u64>().unwrap() > 0);
+}
+
+#[test]
+fn the_aging_report_reconciles_with_the_open_total() {
+    // The README's main job: every bucket column adds up to total_open, to the cent.
+    let out = run_ok(&["sql", "-f", "data/queries/aging.sql", "--format", "csv"]);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let bucket_cols: Vec<usize> = ["current", "1-30", "31-60", "61-90", "91-120", "121+"]
+        .iter()
+        .map(|b| header.iter().position(|h| h == b).expect("bucket column"))
+        .collect();
+    let total_col = header.iter().position(|h| *h == "total_open").unwrap();
+    let cents = |s: &str| -> i64 { s.replace('.', "").parse().expect("decimal with cents") };
+    let mut rows = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let sum: i64 = bucket_cols.iter().map(|&c| cents(cells[c])).sum();
+        assert_eq!(sum, cents(cells[total_col]), "{line}");
+        rows += 1;
+    }
+    assert!(
+        rows >= 8,
+        "several currencies × segments expected, got {rows}"
+    );
+}
+
+#[test]
+fn as_of_picks_an_earlier_snapshot() {
+    let q = "SELECT DISTINCT snapshot_date FROM open_items_latest";
+    let latest = run_ok(&["sql", "--format", "csv", q]);
+    assert_eq!(latest, "snapshot_date\n2026-10-31\n");
+    let earlier = run_ok(&["sql", "--as-of", "2026-06-15", "--format", "csv", q]);
+    assert_eq!(earlier, "snapshot_date\n2026-05-31\n");
+    let err = run_err(&["sql", "--as-of", "2020-01-01", q]);
+    assert!(err.contains("no snapshot on or before 2020-01-01"), "{err}");
+}
+
+#[test]
+fn warehouse_comes_from_the_environment_too() {
+    let out = arq()
+        .env("ARQ_WAREHOUSE", demo())
+        .current_dir(std::env::temp_dir())
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM collectors",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("n\n"));
+}
+
+#[test]
+fn sql_errors_are_one_line_and_exit_1() {
+    let e = run_err(&["sql", "SELECT no_such_column FROM open_items_latest"]);
+    assert!(e.contains("no_such_column"), "{e}");
+    let e = run_err(&["sql", "SELEC 1"]);
+    assert!(e.contains("SELEC"), "{e}");
+    let e = run_err(&["sql", "SELECT * FROM no_such_table"]);
+    assert!(e.contains("no_such_table"), "{e}");
+    let e = run_err(&["sql", "-f", "/no/such/file.sql"]);
+    assert!(e.contains("/no/such/file.sql"), "{e}");
+    let e = run_err(&["sql", "--format", "parquet", "SELECT 1"]);
+    assert!(e.contains("--output"), "{e}");
+}
+
+#[test]
+fn sql_cannot_write_into_the_warehouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("copy.parquet");
+    let e = run_err(&["sql", &format!("COPY (SELECT 1) TO '{}'", target.display())]);
+    assert!(
+        e.to_lowercase().contains("not supported") || e.contains("DML"),
+        "{e}"
+    );
+    assert!(!target.exists());
+}
+
+#[test]
+fn tables_lists_every_table_and_view_with_columns() {
+    let out = run_ok(&["tables"]);
+    for t in [
+        "customers",
+        "customers_latest",
+        "open_items",
+        "open_items_latest",
+        "invoices",
+        "payments",
+        "activities",
+        "write_offs",
+        "collectors",
+    ] {
+        assert!(out.lines().any(|l| l == t), "{t} missing:\n{out}");
+    }
+    assert!(
+        out.contains("  open_amount            Decimal128(18, 2) not null"),
+        "{out}"
+    );
+    assert!(out.contains("  snapshot_date          Date32"), "{out}");
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests of the `arq` binary, compiled as one test binary (one link, shared
+//! helpers), in the style of ripgrep's integration tests.
+
+mod util;
+
+mod demo;
+mod generate;
+mod shell;
+mod sql;
+mod warehouse_errors;

@@ -1,0 +1,118 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository root (tests run the binary from here, like a newcomer would).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bundled demo warehouse.
+pub fn demo() -> PathBuf {
+    repo_root().join("data/demo")
+}
+
+/// A command for the `arq` binary, run from the repository root with a clean
+/// environment (no ARQ_WAREHOUSE from the developer's shell).
+pub fn arq() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_arq"));
+    cmd.current_dir(repo_root())
+        .env_remove("ARQ_WAREHOUSE")
+        .env("ARQ_HISTORY", std::env::temp_dir().join("arq-test-history"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `arq ARGS` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    arq().args(args).output().expect("arq runs")
+}
+
+/// Runs `arq ARGS`, asserts success and returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "arq {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `arq ARGS`, asserts exit code 1 with a one-line `error: ...` message and no
+/// panic, and returns that line.
+pub fn run_err(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "arq {args:?}: stderr {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "arq {args:?} panicked: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "arq {args:?}: not one line: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+/// Generates a small warehouse into `dir` with the given seed.
+pub fn generate_small(dir: &Path, customers: u32, months: u32, seed: u64) {
+    run_ok(&[
+        "generate",
+        "--quiet",
+        "--out",
+        dir.to_str().expect("utf-8 path"),
+        "--customers",
+        &customers.to_string(),
+        "--months",
+        &months.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Asserts two folders hold the same files with the same bytes.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let (fa, fb) = (files_under(a), files_under(b));
+    assert_eq!(
+        fa,
+        fb,
+        "different files in {} and {}",
+        a.display(),
+        b.display()
+    );
+    assert!(!fa.is_empty(), "{} is empty", a.display());
+    for f in &fa {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{} differs between {} and {}",
+            f.display(),
+            a.display(),
+            b.display()
+        );
+    }
+}
