@@ -59,6 +59,11 @@ pub enum Command {
     },
     /// List the warehouse's tables and views with their columns.
     Tables,
+    /// List arq's SQL functions with their documentation and examples.
+    Functions {
+        /// Only functions whose name contains this text.
+        name: Option<String>,
+    },
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     Generate {
         /// Output folder (must not exist or be empty, unless --force).
@@ -196,6 +201,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 crate::shell::run(&ctx, *format).await
             })
         }
+        Command::Functions { name } => print_stdout(&sql::describe_functions(name.as_deref())?),
         Command::Tables => {
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
             runtime()?.block_on(async {

@@ -2,6 +2,7 @@
 //!
 //! Statements may span several lines and run when a line ends with `;`. Backslash
 //! commands: `\d` lists tables and views with their columns, `\d NAME` one of them,
+//! `\functions` documents arq's SQL functions,
 //! `\format FMT` switches the output format, `\?` helps, `\q` quits. With a terminal
 //! the prompt has line editing and a history file (`$ARQ_HISTORY`, else
 //! `~/.arq_history`); without one (a script piped into stdin) lines are read as they
@@ -20,6 +21,7 @@ const HELP: &str = "\
 Statements end with `;` and may span lines.
   \\d             list tables and views with their columns
   \\d NAME        columns of one table or view
+  \\functions [NAME]  arq's SQL functions with docs and examples
   \\format FMT    output format: table, csv, json, ndjson
   \\?             this help
   \\q             quit (or Ctrl-D)";
@@ -87,6 +89,10 @@ impl Shell<'_> {
             ("\\?" | "\\h" | "\\help", _) => writeln!(out, "{HELP}").map_err(io)?,
             ("\\d", name) => match sql::describe_tables(self.ctx, name).await {
                 Ok(listing) => write!(out, "{listing}").map_err(io)?,
+                Err(e) => writeln!(out, "error: {e}").map_err(io)?,
+            },
+            ("\\functions" | "\\df", name) => match sql::describe_functions(name) {
+                Ok(text) => write!(out, "{text}").map_err(io)?,
                 Err(e) => writeln!(out, "error: {e}").map_err(io)?,
             },
             ("\\format", Some(name)) => {

@@ -212,3 +212,36 @@ pub async fn describe_tables(ctx: &SessionContext, only: Option<&str>) -> Result
         _ => Ok(listing),
     }
 }
+
+/// The documentation of arq's SQL functions (all of them, or those whose name contains
+/// `filter`), for `arq functions` and the shell's `\functions`.
+pub fn describe_functions(filter: Option<&str>) -> Result<String> {
+    let docs: Vec<_> = arq_udfs::documentation()
+        .into_iter()
+        .filter(|d| filter.is_none_or(|f| d.name.contains(f)))
+        .collect();
+    if docs.is_empty() {
+        return Err(ArqError::Usage(format!(
+            "no arq function matches `{}`",
+            filter.unwrap_or_default()
+        )));
+    }
+    let mut text = String::new();
+    for d in docs {
+        let doc = &d.documentation;
+        text.push_str(&format!("{} ({})\n", d.name, d.kind));
+        text.push_str(&format!("  {}\n", doc.syntax_example));
+        text.push_str(&format!("  {}\n", doc.description));
+        for (name, description) in doc.arguments.iter().flatten() {
+            text.push_str(&format!("    {name}: {description}\n"));
+        }
+        if let Some(example) = &doc.sql_example {
+            text.push_str("  Example:\n");
+            for line in example.lines().filter(|l| !l.starts_with("```")) {
+                text.push_str(&format!("    {line}\n"));
+            }
+        }
+        text.push('\n');
+    }
+    Ok(text)
+}

@@ -152,7 +152,7 @@ impl Warehouse {
             .with_information_schema(true)
             .with_default_catalog_and_schema("arq", "warehouse");
         let mut ctx = SessionContext::new_with_config(config);
-        arq_udfs::register_all(&mut ctx)?;
+        arq_udfs::register_session(&mut ctx)?;
         self.register(&ctx).await?;
         Ok(ctx)
     }

@@ -70,3 +70,14 @@ fn a_last_statement_without_semicolon_runs_at_end_of_input() {
     assert_eq!(code, Some(0));
     assert_eq!(out, "three\n3\n");
 }
+
+#[test]
+fn backslash_functions_documents_the_sql_functions() {
+    let (out, _, code) = shell("\\functions days_past\n\\functions nope\n");
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("days_past_due (scalar)\n"), "{out}");
+    assert!(
+        out.contains("error: no arq function matches `nope`"),
+        "{out}"
+    );
+}

@@ -222,3 +222,72 @@ fn tables_lists_every_table_and_view_with_columns() {
     );
     assert!(out.contains("  snapshot_date          Date32"), "{out}");
 }
+
+#[test]
+fn functions_lists_every_function_with_docs_and_an_example() {
+    let out = run_ok(&["functions"]);
+    let all = [
+        "aging_bucket (scalar)",
+        "aging_bucket_rank (scalar)",
+        "ar_metrics (table)",
+        "days_past_due (scalar)",
+        "promise_kept_rate (table)",
+        "roll_rates (table)",
+        "weighted_dpd (aggregate)",
+    ];
+    for f in all {
+        assert!(out.lines().any(|l| l == f), "{f} missing:\n{out}");
+    }
+    assert_eq!(out.matches("  Example:").count(), all.len(), "{out}");
+    let one = run_ok(&["functions", "weighted"]);
+    assert!(
+        one.starts_with("weighted_dpd (aggregate)\n  weighted_dpd(amount, dpd)\n"),
+        "{one}"
+    );
+    assert!(!one.contains("days_past_due ("), "{one}");
+    let e = run_err(&["functions", "no_such_function"]);
+    assert!(
+        e.contains("no arq function matches `no_such_function`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn aging_bucket_totals_reconcile_in_every_snapshot() {
+    let by_bucket = run_ok(&[
+        "sql", "--format", "csv",
+        "WITH b AS (SELECT snapshot_date, currency, aging_bucket(due_date, snapshot_date) AS bucket,
+                           sum(open_amount) AS amount
+                    FROM open_items GROUP BY 1, 2, 3)
+         SELECT snapshot_date, currency, sum(amount) AS total FROM b GROUP BY 1, 2 ORDER BY 1, 2",
+    ]);
+    let totals = run_ok(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT snapshot_date, currency, sum(open_amount) AS total FROM open_items GROUP BY 1, 2 ORDER BY 1, 2",
+    ]);
+    assert_eq!(by_bucket, totals);
+    assert_eq!(
+        totals.lines().count(),
+        1 + 12 * 4,
+        "12 snapshots × 4 currencies:\n{totals}"
+    );
+}
+
+#[test]
+fn metrics_table_functions_run_from_arq_sql() {
+    let out = run_ok(&[
+        "sql",
+        "--format",
+        "csv",
+        "SELECT period_end, segment, currency, round(dso, 1) AS dso FROM ar_metrics('2026-10-31', '2026-10-31', 'segment') ORDER BY 2, 3",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "period_end,segment,currency,dso");
+    assert_eq!(lines.len(), 1 + 4 * 4, "4 segments × 4 currencies:\n{out}");
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("2026-10-31,")),
+        "{out}"
+    );
+}

@@ -506,6 +506,7 @@ fn simulate_invoice(
     }
 
     // Dunning: reminder email, calls with promises, a letter, escalation.
+    let mut promise_activities = Vec::new();
     let settled = if credited {
         invoice.write_off.map(|w| w.0)
     } else {
@@ -551,9 +552,11 @@ fn simulate_invoice(
             continue;
         }
         let promised = call_day + rng.range(3, 14) as i32;
-        // Installment payments are simulated below; a promise is for the whole balance.
+        // The promise is for the balance open on the call day, known once the payments
+        // are simulated below; the amount is filled in there.
         let promise_amount = amount;
         invoice.promises.push((call_day, promised, promise_amount));
+        promise_activities.push(activities.len());
         activities.push(Activity {
             date: call_day,
             invoice_seq: seq,
@@ -617,6 +620,21 @@ fn simulate_invoice(
         }
         None => invoice.closed = invoice.write_off.map_or(i32::MAX, |w| w.0),
     }
+    // Each promise is for what was still open on the day it was made.
+    let open_at_promise: Vec<i64> = invoice
+        .promises
+        .iter()
+        .map(|p| invoice.open_on(p.0).max(1))
+        .collect();
+    for ((promise, &activity), open) in invoice
+        .promises
+        .iter_mut()
+        .zip(&promise_activities)
+        .zip(open_at_promise)
+    {
+        promise.2 = open;
+        activities[activity].promise = Some((promise.1, open));
+    }
     // Nothing after the end of history exists yet.
     invoice.payments.retain(|(d, _)| *d <= end);
     if invoice.write_off.is_some_and(|(d, _, _)| d > end) {
@@ -662,6 +680,13 @@ mod tests {
                     if s >= inv.closed {
                         assert_eq!(open, 0, "{inv:?} closed at {} but open at {s}", inv.closed);
                     }
+                }
+                for &(made, _, promised) in &inv.promises {
+                    assert!(promised > 0 && promised <= inv.amount, "{inv:?}");
+                    assert!(
+                        inv.open_on(made) == 0 || promised == inv.open_on(made),
+                        "{inv:?}"
+                    );
                 }
                 let total: i64 = inv.payments.iter().map(|p| p.1).sum::<i64>()
                     + inv.write_off.map_or(0, |w| w.1);

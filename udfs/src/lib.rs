@@ -16,13 +16,15 @@ use std::sync::Arc;
 
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::{Documentation, ScalarUDF};
+use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF};
 
 pub mod aging_bucket;
 pub mod aging_bucket_rank;
 pub mod bounds;
 mod dates;
 pub mod days_past_due;
+pub mod metrics;
+pub mod weighted_dpd;
 
 /// Makes a function that returns the shared instance of a UDF (like
 /// `datafusion_functions::make_udf_function!`).
@@ -45,6 +47,19 @@ macro_rules! make_udf_function {
 make_udf_function!(days_past_due::DaysPastDue, days_past_due_udf);
 make_udf_function!(aging_bucket::AgingBucket, aging_bucket_udf);
 make_udf_function!(aging_bucket_rank::AgingBucketRank, aging_bucket_rank_udf);
+
+/// The `weighted_dpd` aggregate (shared instance).
+pub fn weighted_dpd_udaf() -> Arc<AggregateUDF> {
+    static INSTANCE: std::sync::LazyLock<Arc<AggregateUDF>> = std::sync::LazyLock::new(|| {
+        Arc::new(AggregateUDF::new_from_impl(weighted_dpd::WeightedDpd::new()))
+    });
+    Arc::clone(&INSTANCE)
+}
+
+/// Every aggregate function of this crate.
+pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![weighted_dpd_udaf()]
+}
 
 /// Every scalar function of this crate.
 pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
@@ -74,15 +89,44 @@ pub fn documentation() -> Vec<FunctionDoc> {
                 documentation: d.clone(),
             })
         })
+        .chain(aggregate_functions().iter().filter_map(|f| {
+            f.documentation().map(|d| FunctionDoc {
+                name: f.name().to_string(),
+                kind: "aggregate",
+                documentation: d.clone(),
+            })
+        }))
+        .chain(
+            metrics::table_function_docs()
+                .into_iter()
+                .map(|(name, documentation)| FunctionDoc {
+                    name: name.to_string(),
+                    kind: "table",
+                    documentation,
+                }),
+        )
         .collect();
     docs.sort_by(|a, b| a.name.cmp(&b.name));
     docs
 }
 
-/// Registers every function of this crate in `registry`.
+/// Registers every scalar and aggregate function of this crate in `registry`. Table
+/// functions need a `SessionContext`: see [`register_session`].
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udf in scalar_functions() {
         registry.register_udf(udf)?;
+    }
+    for udaf in aggregate_functions() {
+        registry.register_udaf(udaf)?;
+    }
+    Ok(())
+}
+
+/// Registers every function of this crate, table functions included, in a session.
+pub fn register_session(ctx: &mut datafusion::prelude::SessionContext) -> Result<()> {
+    register_all(ctx)?;
+    for (name, function) in metrics::table_functions() {
+        ctx.register_udtf(name, function);
     }
     Ok(())
 }
@@ -92,40 +136,58 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    /// Every name (and alias) this crate registers.
+    fn all_names() -> Vec<String> {
+        let mut names = Vec::new();
+        for f in scalar_functions() {
+            names.push(f.name().to_string());
+            names.extend(f.aliases().iter().cloned());
+        }
+        for f in aggregate_functions() {
+            names.push(f.name().to_string());
+            names.extend(f.aliases().iter().cloned());
+        }
+        names.extend(
+            metrics::table_functions()
+                .iter()
+                .map(|(n, _)| n.to_string()),
+        );
+        names
+    }
+
     #[test]
     fn function_names_and_aliases_are_unique() {
         let mut seen = HashSet::new();
-        for f in scalar_functions() {
-            for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
-                assert!(
-                    seen.insert(name.to_string()),
-                    "duplicate function name {name}"
-                );
-            }
+        for name in all_names() {
+            assert!(seen.insert(name.clone()), "duplicate function name {name}");
         }
     }
 
     #[test]
     fn no_function_shadows_a_datafusion_built_in() {
         let ctx = datafusion::prelude::SessionContext::new();
-        let built_in: HashSet<String> = ctx.state().scalar_functions().keys().cloned().collect();
-        for f in scalar_functions() {
+        let state = ctx.state();
+        for name in all_names() {
             assert!(
-                !built_in.contains(f.name()),
-                "{} is a DataFusion built-in",
-                f.name()
+                !state.scalar_functions().contains_key(&name)
+                    && !state.aggregate_functions().contains_key(&name)
+                    && !state.window_functions().contains_key(&name)
+                    && !state.table_functions().contains_key(&name),
+                "{name} is a DataFusion built-in"
             );
         }
     }
 
     #[test]
     fn every_function_is_documented_with_an_example() {
-        for f in scalar_functions() {
-            let doc = f
-                .documentation()
-                .unwrap_or_else(|| panic!("{} has no docs", f.name()));
-            assert!(doc.sql_example.is_some(), "{} has no SQL example", f.name());
+        let docs = documentation();
+        assert_eq!(docs.len(), all_names().len());
+        for doc in docs {
+            assert!(
+                doc.documentation.sql_example.is_some(),
+                "{} has no SQL example",
+                doc.name
+            );
         }
-        assert_eq!(documentation().len(), scalar_functions().len());
     }
 }

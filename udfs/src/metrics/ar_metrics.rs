@@ -1,0 +1,358 @@
+//! `ar_metrics(from, to [, dimension])`: DSO, best possible DSO, ADD, countback DSO and
+//! CEI for every month-end snapshot in `[from, to]`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::{
+    Columns, MONEY_SUM, batch, collect_sql, date_arg, date_literal, dimension_arg, dimension_field,
+    dimension_sql, month_of,
+};
+
+/// How many months countback DSO walks back before it gives up (NULL).
+pub const COUNTBACK_MONTHS: usize = 12;
+
+/// The `ar_metrics` table function.
+///
+/// One row per snapshot date in `[from, to]` (a month end: the period is that calendar
+/// month up to the snapshot), per dimension value, per currency:
+///
+/// - `dso` = ar_end / credit_sales × days
+/// - `best_possible_dso` = current_ar_end / credit_sales × days
+/// - `average_days_delinquent` = dso − best_possible_dso
+/// - `countback_dso`: walk back month by month from the period end, subtracting each
+///   month's credit sales from ar_end and adding its days, until the remainder is smaller
+///   than that month's sales; then add remainder / that month's sales × its days
+///   (NULL if 12 months of sales do not cover ar_end)
+/// - `cei` = (ar_begin + credit_sales − ar_end) / (ar_begin + credit_sales − current_ar_end) × 100
+///   (N = 1 month; NULL without a previous snapshot)
+///
+/// Ratios with a zero denominator are NULL. `current` means not yet due
+/// (snapshot_date ≤ due_date). Credit sales are the invoices dated in the period; the
+/// dimension of a customer is the one it has at the period end.
+#[derive(Debug)]
+pub struct ArMetrics;
+
+impl TableFunctionImpl for ArMetrics {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let name = "ar_metrics";
+        if exprs.len() < 2 || exprs.len() > 3 {
+            return datafusion::common::plan_err!(
+                "{name} takes (from, to [, dimension]), got {} arguments",
+                exprs.len()
+            );
+        }
+        let from = date_arg(name, "from", exprs.first())?;
+        let to = date_arg(name, "to", exprs.get(1))?;
+        if to < from {
+            return datafusion::common::plan_err!("{name}: `to` is before `from`");
+        }
+        let dimension = dimension_arg(name, exprs.get(2))?;
+        Ok(Arc::new(ArMetricsTable::new(from, to, dimension)))
+    }
+}
+
+/// The table `ar_metrics(...)` returns; computed when scanned.
+#[derive(Debug)]
+pub struct ArMetricsTable {
+    from: i32,
+    to: i32,
+    dimension: String,
+    schema: SchemaRef,
+}
+
+impl ArMetricsTable {
+    fn new(from: i32, to: i32, dimension: String) -> Self {
+        let money = |n: &str, nullable| Field::new(n, MONEY_SUM, nullable);
+        let ratio = |n: &str| Field::new(n, DataType::Float64, true);
+        let mut fields = vec![
+            Field::new("period_start", DataType::Date32, false),
+            Field::new("period_end", DataType::Date32, false),
+        ];
+        fields.extend(dimension_field(&dimension));
+        fields.extend([
+            Field::new("currency", DataType::Utf8, false),
+            Field::new("days", DataType::Int32, false),
+            money("ar_begin", true),
+            money("credit_sales", false),
+            money("ar_end", false),
+            money("current_ar_end", false),
+            ratio("dso"),
+            ratio("best_possible_dso"),
+            ratio("average_days_delinquent"),
+            ratio("countback_dso"),
+            ratio("cei"),
+        ]);
+        ArMetricsTable {
+            from,
+            to,
+            dimension,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    async fn compute(&self, session: &dyn Session) -> Result<Vec<ArrayRef>> {
+        let dim = dimension_sql(&self.dimension);
+        // Balances per snapshot, from two months before `from` (for ar_begin) to `to`.
+        let balances_sql = format!(
+            "SELECT o.snapshot_date, {dim} AS dimension, o.currency,
+                    CAST(sum(o.open_amount) AS DECIMAL(38, 2)) AS ar,
+                    CAST(coalesce(sum(o.open_amount) FILTER (WHERE o.snapshot_date <= o.due_date), 0)
+                         AS DECIMAL(38, 2)) AS current_ar
+             FROM open_items o
+             JOIN customers c ON c.snapshot_date = o.snapshot_date AND c.customer_id = o.customer_id
+             WHERE o.snapshot_date BETWEEN {} AND {}
+             GROUP BY 1, 2, 3",
+            date_literal(self.from - 62)?,
+            date_literal(self.to)?
+        );
+        // Credit sales per calendar month over the year before each period end.
+        let sales_sql = format!(
+            "WITH periods AS (SELECT DISTINCT snapshot_date FROM customers
+                              WHERE snapshot_date BETWEEN {from} AND {to})
+             SELECT p.snapshot_date, {dim} AS dimension, i.currency,
+                    CAST(date_trunc('month', i.invoice_date) AS DATE) AS month,
+                    CAST(sum(i.amount) AS DECIMAL(38, 2)) AS sales
+             FROM periods p
+             JOIN customers c ON c.snapshot_date = p.snapshot_date
+             JOIN invoices i ON i.customer_id = c.customer_id
+              AND i.invoice_date <= p.snapshot_date
+              AND i.invoice_date > p.snapshot_date - INTERVAL '400 days'
+             GROUP BY 1, 2, 3, 4",
+            from = date_literal(self.from)?,
+            to = date_literal(self.to)?
+        );
+
+        type Key = (i32, String, String);
+        let mut balances: BTreeMap<Key, (i128, i128)> = BTreeMap::new();
+        let mut snapshots = BTreeSet::new();
+        for b in collect_sql(session, &balances_sql).await? {
+            let c = Columns(&b);
+            for row in 0..b.num_rows() {
+                let snapshot = c.date(0, row);
+                snapshots.insert(snapshot);
+                balances.insert(
+                    (snapshot, c.text(1, row), c.text(2, row)),
+                    (c.cents(3, row), c.cents(4, row)),
+                );
+            }
+        }
+        let mut sales: BTreeMap<Key, BTreeMap<i32, i128>> = BTreeMap::new();
+        let mut periods = BTreeSet::new();
+        for b in collect_sql(session, &sales_sql).await? {
+            let c = Columns(&b);
+            for row in 0..b.num_rows() {
+                let period = c.date(0, row);
+                periods.insert(period);
+                sales
+                    .entry((period, c.text(1, row), c.text(2, row)))
+                    .or_default()
+                    .insert(c.date(3, row), c.cents(4, row));
+            }
+        }
+        // Every (period, dimension, currency) with a balance or sales in the period.
+        let keys: BTreeSet<Key> = balances
+            .keys()
+            .filter(|(s, _, _)| *s >= self.from && *s <= self.to)
+            .chain(sales.keys())
+            .filter(|(s, _, _)| periods.contains(s))
+            .cloned()
+            .collect();
+
+        let mut out = Output::default();
+        for key in keys {
+            let (period_end, dimension, currency) = &key;
+            let (_, period_start) = month_of(*period_end);
+            let days = period_end - period_start + 1;
+            let monthly = sales.get(&key);
+            let month_sales =
+                |first: i32| monthly.and_then(|m| m.get(&first)).copied().unwrap_or(0);
+            let credit_sales = month_sales(period_start);
+            let (ar_end, current_end) = balances.get(&key).copied().unwrap_or((0, 0));
+            let previous = snapshots.range(..period_end).next_back().copied();
+            let ar_begin = previous.map(|p| {
+                balances
+                    .get(&(p, dimension.clone(), currency.clone()))
+                    .map_or(0, |b| b.0)
+            });
+
+            let per_sales = |amount: i128| ratio(amount, credit_sales).map(|r| r * days as f64);
+            let dso = per_sales(ar_end);
+            let best = per_sales(current_end);
+            let countback = countback_dso(ar_end, period_start, days, &month_sales);
+            let cei = ar_begin.and_then(|begin| {
+                ratio(
+                    begin + credit_sales - ar_end,
+                    begin + credit_sales - current_end,
+                )
+                .map(|r| r * 100.0)
+            });
+
+            out.period_start.push(period_start);
+            out.period_end.push(*period_end);
+            out.dimension.push(dimension.clone());
+            out.currency.push(currency.clone());
+            out.days.push(days);
+            out.ar_begin.push(ar_begin);
+            out.credit_sales.push(credit_sales);
+            out.ar_end.push(ar_end);
+            out.current_ar_end.push(current_end);
+            out.dso.push(dso);
+            out.best.push(best);
+            out.add.push(dso.zip(best).map(|(d, b)| d - b));
+            out.countback.push(countback);
+            out.cei.push(cei);
+        }
+        out.into_columns(&self.dimension)
+    }
+}
+
+/// `a / b` as a float, NULL when `b` is zero.
+fn ratio(a: i128, b: i128) -> Option<f64> {
+    (b != 0).then(|| a as f64 / b as f64)
+}
+
+/// Countback DSO (DOMAIN.md §3), walking back from the period's month.
+fn countback_dso(
+    ar_end: i128,
+    period_start: i32,
+    period_days: i32,
+    month_sales: &dyn Fn(i32) -> i128,
+) -> Option<f64> {
+    let mut remaining = ar_end;
+    let mut total_days = 0.0;
+    let mut first = period_start;
+    for back in 0..COUNTBACK_MONTHS {
+        let days = if back == 0 {
+            period_days
+        } else {
+            month_of(first).0
+        };
+        if remaining <= 0 {
+            return Some(total_days);
+        }
+        let sales = month_sales(first);
+        if remaining < sales {
+            return Some(total_days + remaining as f64 / sales as f64 * days as f64);
+        }
+        remaining -= sales;
+        total_days += days as f64;
+        // The first day of the previous month.
+        first = month_of(first - 1).1;
+    }
+    None
+}
+
+#[derive(Default)]
+struct Output {
+    period_start: Vec<i32>,
+    period_end: Vec<i32>,
+    dimension: Vec<String>,
+    currency: Vec<String>,
+    days: Vec<i32>,
+    ar_begin: Vec<Option<i128>>,
+    credit_sales: Vec<i128>,
+    ar_end: Vec<i128>,
+    current_ar_end: Vec<i128>,
+    dso: Vec<Option<f64>>,
+    best: Vec<Option<f64>>,
+    add: Vec<Option<f64>>,
+    countback: Vec<Option<f64>>,
+    cei: Vec<Option<f64>>,
+}
+
+impl Output {
+    fn into_columns(self, dimension: &str) -> Result<Vec<ArrayRef>> {
+        let money = |v: Vec<i128>| -> Result<ArrayRef> {
+            Ok(Arc::new(Decimal128Array::from(v).with_data_type(MONEY_SUM)))
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(self.period_start)),
+            Arc::new(Date32Array::from(self.period_end)),
+        ];
+        if dimension != "all" {
+            columns.push(Arc::new(StringArray::from(self.dimension)));
+        }
+        columns.push(Arc::new(StringArray::from(self.currency)));
+        columns.push(Arc::new(Int32Array::from(self.days)));
+        columns.push(Arc::new(
+            Decimal128Array::from(self.ar_begin).with_data_type(MONEY_SUM),
+        ));
+        columns.push(money(self.credit_sales)?);
+        columns.push(money(self.ar_end)?);
+        columns.push(money(self.current_ar_end)?);
+        for v in [self.dso, self.best, self.add, self.countback, self.cei] {
+            columns.push(Arc::new(Float64Array::from(v)));
+        }
+        Ok(columns)
+    }
+}
+
+#[async_trait]
+impl TableProvider for ArMetricsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let columns = self.compute(state).await?;
+        let batch = batch(&self.schema, columns)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::days_from_civil;
+
+    #[test]
+    fn countback_walks_back_until_the_remainder_fits() {
+        // June (30 days) sales 100, May (31) 200, April (30) 300; AR 350:
+        // 350 - 100 (30 days) = 250; 250 - 200 (31 days) = 50; 50 / 300 * 30 = 5 → 66 days.
+        let june = days_from_civil(2026, 6, 1);
+        let may = days_from_civil(2026, 5, 1);
+        let april = days_from_civil(2026, 4, 1);
+        let sales = move |first: i32| match first {
+            f if f == june => 100,
+            f if f == may => 200,
+            f if f == april => 300,
+            _ => 0,
+        };
+        assert_eq!(countback_dso(350, june, 30, &sales), Some(66.0));
+        // Within the first month: 50 / 100 * 30 = 15.
+        assert_eq!(countback_dso(50, june, 30, &sales), Some(15.0));
+        // Exactly one month of sales.
+        assert_eq!(countback_dso(100, june, 30, &sales), Some(30.0));
+        // Nothing open.
+        assert_eq!(countback_dso(0, june, 30, &sales), Some(0.0));
+        // More than 12 months of sales: unknown.
+        assert_eq!(countback_dso(10_000, june, 30, &sales), None);
+    }
+}

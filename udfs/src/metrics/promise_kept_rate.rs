@@ -1,0 +1,210 @@
+//! `promise_kept_rate(from, to [, dimension [, grace_days]])`: the share of promised
+//! amounts that customers paid in full by the promise date plus grace.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::{
+    Columns, MONEY_SUM, batch, collect_sql, date_arg, date_literal, dimension_arg, dimension_field,
+    month_of,
+};
+
+/// Days after the promise date within which a payment still keeps the promise.
+pub const DEFAULT_GRACE_DAYS: i64 = 3;
+
+/// The `promise_kept_rate` table function.
+///
+/// Promises are `activities` of kind `promise` on an invoice, grouped by the month of
+/// their promise date within `[from, to]`. A promise is kept when the payments on its
+/// invoice after the day it was made and up to promise_date + grace cover the promised
+/// amount (or the whole balance still open when it was made, if that is smaller).
+/// Promises whose promise_date + grace lies after the newest snapshot are not judged yet
+/// and left out. `promise_kept_rate` = kept promised amount / promised amount.
+/// Dimension `collector_id` is the collector who obtained the promise; `segment` and
+/// `region` are the customer's at the newest snapshot on or before `to`.
+#[derive(Debug)]
+pub struct PromiseKeptRate;
+
+impl TableFunctionImpl for PromiseKeptRate {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let name = "promise_kept_rate";
+        if exprs.len() < 2 || exprs.len() > 4 {
+            return plan_err!(
+                "{name} takes (from, to [, dimension [, grace_days]]), got {} arguments",
+                exprs.len()
+            );
+        }
+        let from = date_arg(name, "from", exprs.first())?;
+        let to = date_arg(name, "to", exprs.get(1))?;
+        if to < from {
+            return plan_err!("{name}: `to` is before `from`");
+        }
+        let dimension = dimension_arg(name, exprs.get(2))?;
+        let grace = match exprs.get(3) {
+            None => DEFAULT_GRACE_DAYS,
+            Some(Expr::Literal(v, _)) => match v.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(g))) if (0..=365).contains(&g) => g,
+                _ => {
+                    return plan_err!(
+                        "{name}: grace_days must be a whole number of days from 0 to 365, got {v}"
+                    );
+                }
+            },
+            Some(other) => return plan_err!("{name}: grace_days must be a constant, got {other}"),
+        };
+        let mut fields = vec![
+            Field::new("period_start", DataType::Date32, false),
+            Field::new("period_end", DataType::Date32, false),
+        ];
+        fields.extend(dimension_field(&dimension));
+        fields.extend([
+            Field::new("currency", DataType::Utf8, false),
+            Field::new("promises", DataType::Int64, false),
+            Field::new("promises_kept", DataType::Int64, false),
+            Field::new("promised_amount", MONEY_SUM, false),
+            Field::new("kept_amount", MONEY_SUM, false),
+            Field::new("promise_kept_rate", DataType::Float64, true),
+        ]);
+        Ok(Arc::new(PromiseKeptRateTable {
+            from,
+            to,
+            dimension,
+            grace,
+            schema: Arc::new(Schema::new(fields)),
+        }))
+    }
+}
+
+/// The table `promise_kept_rate(...)` returns; computed when scanned.
+#[derive(Debug)]
+pub struct PromiseKeptRateTable {
+    from: i32,
+    to: i32,
+    dimension: String,
+    grace: i64,
+    schema: SchemaRef,
+}
+
+impl PromiseKeptRateTable {
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+        let dim = match self.dimension.as_str() {
+            "all" => "'all'".to_string(),
+            "collector_id" => "coalesce(p.collector_id, 'unassigned')".to_string(),
+            other => format!("coalesce(c.{other}, 'unknown')"),
+        };
+        let grace = self.grace;
+        let sql = format!(
+            "WITH as_of AS (SELECT max(snapshot_date) AS d FROM open_items),
+             customer_snapshot AS (SELECT max(snapshot_date) AS d FROM customers WHERE snapshot_date <= {to}),
+             promises AS (
+               SELECT a.activity_id, a.customer_id, a.invoice_id, a.activity_date, a.promise_date,
+                      a.promise_amount, a.collector_id
+               FROM activities a CROSS JOIN as_of
+               WHERE a.kind = 'promise' AND a.invoice_id IS NOT NULL AND a.promise_amount IS NOT NULL
+                 AND a.promise_date BETWEEN {from} AND {to}
+                 AND a.promise_date + INTERVAL '{grace} days' <= as_of.d),
+             paid AS (
+               SELECT p.activity_id,
+                      coalesce(sum(y.amount) FILTER (WHERE y.payment_date <= p.activity_date), 0) AS before,
+                      coalesce(sum(y.amount) FILTER (WHERE y.payment_date > p.activity_date
+                                 AND y.payment_date <= p.promise_date + INTERVAL '{grace} days'), 0) AS within
+               FROM promises p LEFT JOIN payments y ON y.invoice_id = p.invoice_id
+               GROUP BY p.activity_id),
+             judged AS (
+               SELECT p.*, i.currency,
+                      paid.within >= least(p.promise_amount, i.amount - paid.before) AS kept
+               FROM promises p
+               JOIN paid USING (activity_id)
+               JOIN invoices i ON i.invoice_id = p.invoice_id)
+             SELECT CAST(date_trunc('month', p.promise_date) AS DATE) AS month, {dim} AS dimension, p.currency,
+                    count(*) AS promises,
+                    count(*) FILTER (WHERE p.kept) AS promises_kept,
+                    CAST(sum(p.promise_amount) AS DECIMAL(38, 2)) AS promised_amount,
+                    CAST(coalesce(sum(p.promise_amount) FILTER (WHERE p.kept), 0) AS DECIMAL(38, 2)) AS kept_amount
+             FROM judged p
+             CROSS JOIN customer_snapshot cs
+             LEFT JOIN customers c ON c.customer_id = p.customer_id AND c.snapshot_date = cs.d
+             GROUP BY 1, 2, 3
+             ORDER BY 1, 2, 3",
+            from = date_literal(self.from)?,
+            to = date_literal(self.to)?,
+        );
+        let (mut start, mut end, mut dims, mut currencies) = (vec![], vec![], vec![], vec![]);
+        let (mut counts, mut kept_counts, mut promised, mut kept, mut rates) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for b in collect_sql(session, &sql).await? {
+            let c = Columns(&b);
+            let int = |i: usize, row: usize| {
+                datafusion::arrow::array::AsArray::as_primitive::<Int64Type>(b.column(i)).value(row)
+            };
+            for row in 0..b.num_rows() {
+                let month = c.date(0, row);
+                let (days, first) = month_of(month);
+                let (p, k) = (c.cents(5, row), c.cents(6, row));
+                start.push(first);
+                end.push(first + days - 1);
+                dims.push(c.text(1, row));
+                currencies.push(c.text(2, row));
+                counts.push(int(3, row));
+                kept_counts.push(int(4, row));
+                promised.push(p);
+                kept.push(k);
+                rates.push((p != 0).then(|| k as f64 / p as f64));
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(start)),
+            Arc::new(Date32Array::from(end)),
+        ];
+        if self.dimension != "all" {
+            columns.push(Arc::new(StringArray::from(dims)));
+        }
+        columns.extend([
+            Arc::new(StringArray::from(currencies)) as ArrayRef,
+            Arc::new(Int64Array::from(counts)),
+            Arc::new(Int64Array::from(kept_counts)),
+            Arc::new(Decimal128Array::from(promised).with_data_type(MONEY_SUM)),
+            Arc::new(Decimal128Array::from(kept).with_data_type(MONEY_SUM)),
+            Arc::new(Float64Array::from(rates)),
+        ]);
+        batch(&self.schema, columns)
+    }
+}
+
+#[async_trait]
+impl TableProvider for PromiseKeptRateTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.compute(state).await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}

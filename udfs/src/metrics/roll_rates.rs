@@ -1,0 +1,213 @@
+//! `roll_rates(from, to [, dimension [, bounds]])`: how much of each aging bucket rolled
+//! into the next bucket between consecutive snapshots.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, Date32Array, Decimal128Array, Float64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::plan_err;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::{
+    Columns, MONEY_SUM, batch, collect_sql, date_arg, date_literal, dimension_arg, dimension_field,
+    dimension_sql, text_arg,
+};
+use crate::bounds::AgingBounds;
+
+/// The `roll_rates` table function.
+///
+/// For every snapshot `t` in `[from, to]` and the snapshot before it, per dimension
+/// value, currency and bucket `b` (all but the oldest): `balance_from` is the open
+/// balance in `b` at the previous snapshot, `balance_rolled` the part of it (measured at
+/// the previous snapshot) whose items are in bucket `b + 1` at `t`, and `roll_rate`
+/// their ratio (NULL when `balance_from` is zero). Buckets are those of `aging_bucket`
+/// with the given bounds (default 30,60,90,120).
+#[derive(Debug)]
+pub struct RollRates;
+
+impl TableFunctionImpl for RollRates {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        let name = "roll_rates";
+        if exprs.len() < 2 || exprs.len() > 4 {
+            return plan_err!(
+                "{name} takes (from, to [, dimension [, bounds]]), got {} arguments",
+                exprs.len()
+            );
+        }
+        let from = date_arg(name, "from", exprs.first())?;
+        let to = date_arg(name, "to", exprs.get(1))?;
+        if to < from {
+            return plan_err!("{name}: `to` is before `from`");
+        }
+        let dimension = dimension_arg(name, exprs.get(2))?;
+        let bounds = match text_arg(name, "bounds", exprs.get(3))? {
+            Some(text) => AgingBounds::parse(&text)?,
+            None => AgingBounds::default(),
+        };
+        let mut fields = vec![
+            Field::new("period_end", DataType::Date32, false),
+            Field::new("previous_snapshot", DataType::Date32, false),
+        ];
+        fields.extend(dimension_field(&dimension));
+        fields.extend([
+            Field::new("currency", DataType::Utf8, false),
+            Field::new("from_bucket", DataType::Utf8, false),
+            Field::new("to_bucket", DataType::Utf8, false),
+            Field::new("balance_from", MONEY_SUM, false),
+            Field::new("balance_rolled", MONEY_SUM, false),
+            Field::new("roll_rate", DataType::Float64, true),
+        ]);
+        Ok(Arc::new(RollRatesTable {
+            from,
+            to,
+            dimension,
+            bounds,
+            schema: Arc::new(Schema::new(fields)),
+        }))
+    }
+}
+
+/// The table `roll_rates(...)` returns; computed when scanned.
+#[derive(Debug)]
+pub struct RollRatesTable {
+    from: i32,
+    to: i32,
+    dimension: String,
+    bounds: AgingBounds,
+    schema: SchemaRef,
+}
+
+impl RollRatesTable {
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+        let snapshots_sql = format!(
+            "SELECT DISTINCT snapshot_date FROM open_items WHERE snapshot_date <= {} ORDER BY 1",
+            date_literal(self.to)?
+        );
+        let mut snapshots = Vec::new();
+        for b in collect_sql(session, &snapshots_sql).await? {
+            let c = Columns(&b);
+            snapshots.extend((0..b.num_rows()).map(|row| c.date(0, row)));
+        }
+        let pairs: Vec<(i32, i32)> = snapshots
+            .windows(2)
+            .map(|w| (w[0], w[1]))
+            .filter(|(_, t)| *t >= self.from && *t <= self.to)
+            .collect();
+        let last_rank = self.bounds.labels().len() - 1;
+        let mut rows = RollRows::default();
+        if !pairs.is_empty() {
+            let values = pairs
+                .iter()
+                .map(|(p, t)| Ok(format!("({}, {})", date_literal(*p)?, date_literal(*t)?)))
+                .collect::<Result<Vec<_>>>()?
+                .join(", ");
+            let bounds = self.bounds.to_string();
+            let sql = format!(
+                "WITH pairs(prev, t) AS (VALUES {values}),
+                 before AS (
+                   SELECT p.t, p.prev, o.invoice_id, o.currency, {dim} AS dimension, o.open_amount,
+                          aging_bucket_rank(o.due_date, o.snapshot_date, '{bounds}') AS rank_before
+                   FROM pairs p
+                   JOIN open_items o ON o.snapshot_date = p.prev
+                   JOIN customers c ON c.snapshot_date = o.snapshot_date AND c.customer_id = o.customer_id),
+                 after AS (
+                   SELECT p.t, o.invoice_id,
+                          aging_bucket_rank(o.due_date, o.snapshot_date, '{bounds}') AS rank_after
+                   FROM pairs p JOIN open_items o ON o.snapshot_date = p.t)
+                 SELECT b.t, b.prev, b.dimension, b.currency, b.rank_before,
+                        CAST(sum(b.open_amount) AS DECIMAL(38, 2)) AS balance_from,
+                        CAST(coalesce(sum(b.open_amount) FILTER (WHERE a.rank_after = b.rank_before + 1), 0)
+                             AS DECIMAL(38, 2)) AS balance_rolled
+                 FROM before b
+                 LEFT JOIN after a ON a.t = b.t AND a.invoice_id = b.invoice_id
+                 WHERE b.rank_before < {last_rank}
+                 GROUP BY 1, 2, 3, 4, 5
+                 ORDER BY 1, 3, 4, 5",
+                dim = dimension_sql(&self.dimension),
+            );
+            for b in collect_sql(session, &sql).await? {
+                let c = Columns(&b);
+                let ranks = datafusion::arrow::array::AsArray::as_primitive::<
+                    datafusion::arrow::datatypes::Int32Type,
+                >(b.column(4));
+                for row in 0..b.num_rows() {
+                    let rank = ranks.value(row) as usize;
+                    let (from_balance, rolled) = (c.cents(5, row), c.cents(6, row));
+                    rows.period_end.push(c.date(0, row));
+                    rows.previous.push(c.date(1, row));
+                    rows.dimension.push(c.text(2, row));
+                    rows.currency.push(c.text(3, row));
+                    rows.from_bucket.push(self.bounds.labels()[rank].clone());
+                    rows.to_bucket.push(self.bounds.labels()[rank + 1].clone());
+                    rows.balance_from.push(from_balance);
+                    rows.balance_rolled.push(rolled);
+                    rows.roll_rate
+                        .push((from_balance != 0).then(|| rolled as f64 / from_balance as f64));
+                }
+            }
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(rows.period_end)),
+            Arc::new(Date32Array::from(rows.previous)),
+        ];
+        if self.dimension != "all" {
+            columns.push(Arc::new(StringArray::from(rows.dimension)));
+        }
+        columns.extend([
+            Arc::new(StringArray::from(rows.currency)) as ArrayRef,
+            Arc::new(StringArray::from(rows.from_bucket)),
+            Arc::new(StringArray::from(rows.to_bucket)),
+            Arc::new(Decimal128Array::from(rows.balance_from).with_data_type(MONEY_SUM)),
+            Arc::new(Decimal128Array::from(rows.balance_rolled).with_data_type(MONEY_SUM)),
+            Arc::new(Float64Array::from(rows.roll_rate)),
+        ]);
+        batch(&self.schema, columns)
+    }
+}
+
+#[derive(Default)]
+struct RollRows {
+    period_end: Vec<i32>,
+    previous: Vec<i32>,
+    dimension: Vec<String>,
+    currency: Vec<String>,
+    from_bucket: Vec<String>,
+    to_bucket: Vec<String>,
+    balance_from: Vec<i128>,
+    balance_rolled: Vec<i128>,
+    roll_rate: Vec<Option<f64>>,
+}
+
+#[async_trait]
+impl TableProvider for RollRatesTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.compute(state).await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
