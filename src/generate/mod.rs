@@ -319,17 +319,21 @@ fn write_shard(
     let mut counts = GenerateSummary::default();
     let mut history = History::default();
     let mut id = String::with_capacity(32);
+    // Invoice ids of the current customer, formatted once and reused in every snapshot.
+    let mut invoice_ids: Vec<String> = Vec::new();
     let last_snapshot = world.snapshots.len() - 1;
     for index in range {
         sim::simulate(world, index, &mut history);
         let c = &history.customer;
         counts.customers += 1;
         let currency = c.currency();
-        let invoice_id = |id: &mut String, seq: u32| {
-            id.clear();
-            use std::fmt::Write;
-            let _ = write!(id, "INV-{}-{seq:04}", &c.id[1..]);
-        };
+        let digits = &c.id[1..];
+        invoice_ids.clear();
+        for inv in &history.invoices {
+            invoice_ids.push(format!("INV-{digits}-{:04}", inv.seq));
+        }
+        // Invoice `seq` is the seq-th invoice of the customer (1-based).
+        let invoice_id = |seq: u32| invoice_ids[seq as usize - 1].as_str();
 
         for (s, &day) in world.snapshots.iter().enumerate() {
             if c.since > day {
@@ -360,9 +364,8 @@ fn write_shard(
                     continue;
                 }
                 let promise = inv.promise_on(day);
-                invoice_id(&mut id, inv.seq);
                 sinks.open_items[s]
-                    .str(&id)
+                    .str(invoice_id(inv.seq))
                     .str(&c.id)
                     .date(inv.invoice_date)
                     .date(inv.due_date)
@@ -381,10 +384,10 @@ fn write_shard(
         }
 
         for inv in &history.invoices {
-            invoice_id(&mut id, inv.seq);
+            let invoice = invoice_id(inv.seq);
             sinks
                 .invoices
-                .str(&id)
+                .str(invoice)
                 .str(&c.id)
                 .date(inv.invoice_date)
                 .date(inv.due_date)
@@ -393,11 +396,14 @@ fn write_shard(
             sinks.invoices.end_row()?;
             counts.invoices += 1;
             for (n, &(date, amount)) in inv.payments.iter().enumerate() {
-                let payment_id = format!("PAY-{}-{:04}-{}", &c.id[1..], inv.seq, n + 1);
+                set_id(
+                    &mut id,
+                    format_args!("PAY-{digits}-{:04}-{}", inv.seq, n + 1),
+                );
                 sinks
                     .payments
-                    .str(&payment_id)
                     .str(&id)
+                    .str(invoice)
                     .str(&c.id)
                     .date(date)
                     .money(amount);
@@ -405,11 +411,11 @@ fn write_shard(
                 counts.payments += 1;
             }
             if let Some((date, amount, reason)) = inv.write_off {
-                let write_off_id = format!("WO-{}-{:04}", &c.id[1..], inv.seq);
+                set_id(&mut id, format_args!("WO-{digits}-{:04}", inv.seq));
                 sinks
                     .write_offs
-                    .str(&write_off_id)
                     .str(&id)
+                    .str(invoice)
                     .str(&c.id)
                     .date(date)
                     .money(amount)
@@ -420,8 +426,7 @@ fn write_shard(
         }
 
         for (n, a) in history.activities.iter().enumerate() {
-            let activity_id = format!("ACT-{}-{:05}", &c.id[1..], n + 1);
-            invoice_id(&mut id, a.invoice_seq);
+            set_id(&mut id, format_args!("ACT-{digits}-{:05}", n + 1));
             let collector = if a.by_collector {
                 c.collector_id.as_deref()
             } else {
@@ -429,9 +434,9 @@ fn write_shard(
             };
             sinks
                 .activities
-                .str(&activity_id)
+                .str(&id)
                 .str(&c.id)
-                .opt_str(Some(&id))
+                .opt_str(Some(invoice_id(a.invoice_seq)))
                 .date(a.date)
                 .str(a.kind)
                 .opt_str(collector)
@@ -445,6 +450,13 @@ fn write_shard(
     }
     sinks.finish()?;
     Ok(counts)
+}
+
+/// Formats an identifier into a reused buffer.
+fn set_id(buffer: &mut String, args: std::fmt::Arguments<'_>) {
+    use std::fmt::Write;
+    buffer.clear();
+    let _ = buffer.write_fmt(args);
 }
 
 fn is_empty_dir(path: &Path) -> Result<bool> {

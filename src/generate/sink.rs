@@ -17,6 +17,7 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
+use crate::contract;
 use crate::error::{ArqError, Result};
 
 /// Rows buffered in builders before they are handed to the Parquet writer.
@@ -31,14 +32,15 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(format!("arq {}", env!("CARGO_PKG_VERSION")));
-    // Unique identifiers do not compress with a dictionary; skip the wasted attempt.
+    // Unique identifiers and money amounts do not compress with a dictionary; skip the
+    // wasted attempt (the writer would fill a dictionary page and then fall back).
     for field in schema.fields() {
         let name = field.name();
-        let unique = matches!(
+        let high_cardinality = matches!(
             name.as_str(),
             "invoice_id" | "payment_id" | "activity_id" | "write_off_id"
-        );
-        if unique {
+        ) || field.data_type() == &contract::MONEY;
+        if high_cardinality {
             props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
         }
     }
