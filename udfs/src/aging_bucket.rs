@@ -6,6 +6,8 @@ use datafusion::arrow::array::{Array, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt8Type};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
+use datafusion::logical_expr::interval_arithmetic::Interval;
+use datafusion::logical_expr::preimage::PreimageResult;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl,
@@ -158,6 +160,59 @@ impl ScalarUDFImpl for AgingBucket {
         Ok(ExprSimplifyResult::Original(args))
     }
 
+    /// `aging_bucket(due_date, DATE 'd') = 'b'` holds exactly when due_date lies in a
+    /// range of dates, so the predicate becomes `due_date >= lo AND due_date < hi`, which
+    /// Parquet row-group statistics can prune. Only for a constant as_of and bounds, a
+    /// Date32 due_date, and buckets with a finite upper date (`current` has none).
+    fn preimage(
+        &self,
+        args: &[Expr],
+        lit_expr: &Expr,
+        info: &SimplifyContext,
+    ) -> Result<PreimageResult> {
+        let (Some(due), Some(Expr::Literal(ScalarValue::Date32(Some(as_of)), _))) =
+            (args.first(), args.get(1))
+        else {
+            return Ok(PreimageResult::None);
+        };
+        let Some(Some(label)) = lit_expr.as_literal().map(|v| v.try_as_str().flatten()) else {
+            return Ok(PreimageResult::None);
+        };
+        let bounds = match args.get(2) {
+            None => AgingBounds::default(),
+            Some(Expr::Literal(v, _)) => match AgingBounds::from_scalar(v) {
+                Ok(b) => b,
+                Err(_) => return Ok(PreimageResult::None),
+            },
+            Some(_) => return Ok(PreimageResult::None),
+        };
+        if info.get_data_type(due)? != DataType::Date32 {
+            return Ok(PreimageResult::None);
+        }
+        let Some(bucket) = bounds.rank_of(label) else {
+            return Ok(PreimageResult::None);
+        };
+        // days past due in [low, high)  <=>  due_date in [as_of - high + 1, as_of - low + 1)
+        let (low, high) = bounds.days_range(bucket);
+        let (Some(low), Some(high)) = (low, high.or(Some(i32::MAX))) else {
+            return Ok(PreimageResult::None);
+        };
+        let from = if high == i32::MAX {
+            i32::MIN
+        } else {
+            as_of.saturating_sub(high - 1)
+        };
+        let to = as_of.saturating_sub(low - 1);
+        let interval = Interval::try_new(
+            ScalarValue::Date32(Some(from)),
+            ScalarValue::Date32(Some(to)),
+        )?;
+        Ok(PreimageResult::Range {
+            expr: due.clone(),
+            interval: Box::new(interval),
+        })
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let bounds = bounds_at_execution(self.name(), args.args.get(2))?;
         let labels = bounds.labels();
@@ -187,5 +242,97 @@ impl ScalarUDFImpl for AgingBucket {
 
     fn documentation(&self) -> Option<&Documentation> {
         self.doc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Date32Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::prelude::SessionContext;
+    use std::sync::Arc;
+
+    async fn optimized_plan(sql: &str) -> String {
+        let mut ctx = SessionContext::new();
+        crate::register_all(&mut ctx).unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "due_date",
+            DataType::Date32,
+            true,
+        )]));
+        let days: Date32Array = (20_000..20_800).map(Some).collect();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(days)]).unwrap();
+        ctx.register_batch("items", batch).unwrap();
+        let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
+        plan.display_indent().to_string()
+    }
+
+    async fn count(sql: &str) -> i64 {
+        let mut ctx = SessionContext::new();
+        crate::register_all(&mut ctx).unwrap();
+        let days: Date32Array = (20_000..20_800).map(Some).chain([None]).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "due_date",
+            DataType::Date32,
+            true,
+        )]));
+        ctx.register_batch(
+            "items",
+            RecordBatch::try_new(schema, vec![Arc::new(days)]).unwrap(),
+        )
+        .unwrap();
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(
+            batches[0].column(0),
+        )
+        .value(0)
+    }
+
+    #[tokio::test]
+    async fn bucket_predicates_become_date_ranges() {
+        // 2026-10-31 minus 120 days is 2026-07-03; minus 90 is 2026-08-02.
+        let plan = optimized_plan(
+            "SELECT * FROM items WHERE aging_bucket(due_date, DATE '2026-10-31') = '91-120'",
+        )
+        .await;
+        assert!(
+            plan.contains("due_date >= Date32(\"2026-07-03\")"),
+            "{plan}"
+        );
+        assert!(plan.contains("due_date < Date32(\"2026-08-02\")"), "{plan}");
+        assert!(!plan.contains("aging_bucket"), "{plan}");
+        // `current` has no finite upper date: left as it is.
+        let plan = optimized_plan(
+            "SELECT * FROM items WHERE aging_bucket(due_date, DATE '2026-10-31') = 'current'",
+        )
+        .await;
+        assert!(plan.contains("aging_bucket"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn rewritten_predicates_select_the_same_rows() {
+        for (bucket, bounds) in [
+            ("'1-30'", ""),
+            ("'91-120'", ""),
+            ("'121+'", ""),
+            ("'current'", ""),
+            ("'16-45'", ", '15,45'"),
+            ("'46+'", ", [15, 45]"),
+            ("'nope'", ""),
+        ] {
+            for op in ["=", "<>"] {
+                let call = format!("aging_bucket(due_date, DATE '2026-10-31'{bounds})");
+                let rewritten = count(&format!(
+                    "SELECT count(*) FROM items WHERE {call} {op} {bucket}"
+                ))
+                .await;
+                // The same predicate where the optimizer cannot rewrite it (CASE around it).
+                let plain = count(&format!(
+                    "SELECT count(*) FROM items WHERE CASE WHEN true THEN {call} END {op} {bucket}"
+                ))
+                .await;
+                assert_eq!(rewritten, plain, "{call} {op} {bucket}");
+            }
+        }
     }
 }
