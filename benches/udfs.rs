@@ -3,7 +3,7 @@
 //! built-in expression evaluated as a physical expression on the same batches.
 //!
 //! ```sh
-//! cargo bench --bench udfs            # ARQ_BENCH_ROWS=1000000 for a quicker run
+//! cargo bench -p arq-udfs --bench udfs     # ARQ_BENCH_ROWS=1000000 for a quicker run
 //! ```
 //!
 //! The data (due dates spread over two years, decimal amounts, 1 M customers) is written

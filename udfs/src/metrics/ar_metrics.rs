@@ -6,18 +6,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, StringArray,
+    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 
 use super::{
-    Columns, MONEY_SUM, batch, collect_sql, date_arg, date_literal, dimension_arg, dimension_field,
-    dimension_sql, month_of,
+    Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
+    dimension_arg, dimension_field, dimension_sql, month_of,
 };
 
 /// How many months countback DSO walks back before it gives up (NULL).
@@ -48,23 +45,15 @@ impl TableFunctionImpl for ArMetrics {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         let name = "ar_metrics";
-        if exprs.len() < 2 || exprs.len() > 3 {
-            return datafusion::common::plan_err!(
-                "{name} takes (from, to [, dimension]), got {} arguments",
-                exprs.len()
-            );
-        }
-        let from = date_arg(name, "from", exprs.first())?;
-        let to = date_arg(name, "to", exprs.get(1))?;
-        if to < from {
-            return datafusion::common::plan_err!("{name}: `to` is before `from`");
-        }
+        let (from, to) = date_range_args(name, exprs, "(from, to [, dimension])", 3)?;
         let dimension = dimension_arg(name, exprs.get(2))?;
-        Ok(Arc::new(ArMetricsTable::new(from, to, dimension)))
+        Ok(Arc::new(MetricTable(ArMetricsTable::new(
+            from, to, dimension,
+        ))))
     }
 }
 
-/// The table `ar_metrics(...)` returns; computed when scanned.
+/// What `ar_metrics(...)` computes when scanned.
 #[derive(Debug)]
 pub struct ArMetricsTable {
     from: i32,
@@ -102,8 +91,15 @@ impl ArMetricsTable {
             schema: Arc::new(Schema::new(fields)),
         }
     }
+}
 
-    async fn compute(&self, session: &dyn Session) -> Result<Vec<ArrayRef>> {
+#[async_trait]
+impl Metric for ArMetricsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
         let dim = dimension_sql(&self.dimension);
         // Balances per snapshot, from two months before `from` (for ar_begin) to `to`.
         let balances_sql = format!(
@@ -215,7 +211,7 @@ impl ArMetricsTable {
             out.countback.push(countback);
             out.cei.push(cei);
         }
-        out.into_columns(&self.dimension)
+        batch(&self.schema, out.into_columns(&self.dimension)?)
     }
 }
 
@@ -297,33 +293,6 @@ impl Output {
             columns.push(Arc::new(Float64Array::from(v)));
         }
         Ok(columns)
-    }
-}
-
-#[async_trait]
-impl TableProvider for ArMetricsTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let columns = self.compute(state).await?;
-        let batch = batch(&self.schema, columns)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
     }
 }
 

@@ -19,16 +19,20 @@ pub mod ar_metrics;
 pub mod promise_kept_rate;
 pub mod roll_rates;
 
+use std::fmt::Debug;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, SchemaRef};
-use datafusion::catalog::{Session, TableFunctionImpl};
+use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 
 /// The dimensions a metric can be split by (besides currency, always).
 pub const DIMENSIONS: [&str; 4] = ["all", "segment", "region", "collector_id"];
@@ -46,6 +50,64 @@ pub fn table_functions() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
             Arc::new(promise_kept_rate::PromiseKeptRate),
         ),
     ]
+}
+
+/// A metric computed from the session's tables when its table function is scanned.
+#[async_trait]
+pub(crate) trait Metric: Debug + Send + Sync + 'static {
+    /// The columns of the result (known from the arguments alone).
+    fn schema(&self) -> SchemaRef;
+    /// Runs the metric's SQL in `session` and returns all its rows.
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch>;
+}
+
+/// The table a metric's table function returns: computed when scanned, so it always
+/// reflects the warehouse the session sees.
+#[derive(Debug)]
+pub(crate) struct MetricTable<M: Metric>(pub M);
+
+#[async_trait]
+impl<M: Metric> TableProvider for MetricTable<M> {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.0.compute(state).await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.0.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// Checks the argument count (`usage` names them) and reads the `from` and `to` dates.
+pub(crate) fn date_range_args(
+    function: &str,
+    exprs: &[Expr],
+    usage: &str,
+    max_args: usize,
+) -> Result<(i32, i32)> {
+    if exprs.len() < 2 || exprs.len() > max_args {
+        return plan_err!("{function} takes {usage}, got {} arguments", exprs.len());
+    }
+    let from = date_arg(function, "from", exprs.first())?;
+    let to = date_arg(function, "to", exprs.get(1))?;
+    if to < from {
+        return plan_err!("{function}: `to` is before `from`");
+    }
+    Ok((from, to))
 }
 
 /// A constant date argument (`'2026-01-31'` or `DATE '2026-01-31'`), as days since

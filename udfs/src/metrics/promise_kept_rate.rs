@@ -10,14 +10,12 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, plan_err};
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::Expr;
 
 use super::{
-    Columns, MONEY_SUM, batch, collect_sql, date_arg, date_literal, dimension_arg, dimension_field,
-    month_of,
+    Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
+    dimension_arg, dimension_field, month_of,
 };
 
 /// Days after the promise date within which a payment still keeps the promise.
@@ -40,17 +38,8 @@ impl TableFunctionImpl for PromiseKeptRate {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         let name = "promise_kept_rate";
-        if exprs.len() < 2 || exprs.len() > 4 {
-            return plan_err!(
-                "{name} takes (from, to [, dimension [, grace_days]]), got {} arguments",
-                exprs.len()
-            );
-        }
-        let from = date_arg(name, "from", exprs.first())?;
-        let to = date_arg(name, "to", exprs.get(1))?;
-        if to < from {
-            return plan_err!("{name}: `to` is before `from`");
-        }
+        let (from, to) =
+            date_range_args(name, exprs, "(from, to [, dimension [, grace_days]])", 4)?;
         let dimension = dimension_arg(name, exprs.get(2))?;
         let grace = match exprs.get(3) {
             None => DEFAULT_GRACE_DAYS,
@@ -77,17 +66,17 @@ impl TableFunctionImpl for PromiseKeptRate {
             Field::new("kept_amount", MONEY_SUM, false),
             Field::new("promise_kept_rate", DataType::Float64, true),
         ]);
-        Ok(Arc::new(PromiseKeptRateTable {
+        Ok(Arc::new(MetricTable(PromiseKeptRateTable {
             from,
             to,
             dimension,
             grace,
             schema: Arc::new(Schema::new(fields)),
-        }))
+        })))
     }
 }
 
-/// The table `promise_kept_rate(...)` returns; computed when scanned.
+/// What `promise_kept_rate(...)` computes when scanned.
 #[derive(Debug)]
 pub struct PromiseKeptRateTable {
     from: i32,
@@ -97,7 +86,12 @@ pub struct PromiseKeptRateTable {
     schema: SchemaRef,
 }
 
-impl PromiseKeptRateTable {
+#[async_trait]
+impl Metric for PromiseKeptRateTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
         let dim = match self.dimension.as_str() {
             "all" => "'all'".to_string(),
@@ -180,31 +174,5 @@ impl PromiseKeptRateTable {
             Arc::new(Float64Array::from(rates)),
         ]);
         batch(&self.schema, columns)
-    }
-}
-
-#[async_trait]
-impl TableProvider for PromiseKeptRateTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.compute(state).await?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
     }
 }

@@ -9,15 +9,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::plan_err;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 
 use super::{
-    Columns, MONEY_SUM, batch, collect_sql, date_arg, date_literal, dimension_arg, dimension_field,
-    dimension_sql, text_arg,
+    Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
+    dimension_arg, dimension_field, dimension_sql, text_arg,
 };
 use crate::bounds::AgingBounds;
 
@@ -36,17 +32,7 @@ impl TableFunctionImpl for RollRates {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         let name = "roll_rates";
-        if exprs.len() < 2 || exprs.len() > 4 {
-            return plan_err!(
-                "{name} takes (from, to [, dimension [, bounds]]), got {} arguments",
-                exprs.len()
-            );
-        }
-        let from = date_arg(name, "from", exprs.first())?;
-        let to = date_arg(name, "to", exprs.get(1))?;
-        if to < from {
-            return plan_err!("{name}: `to` is before `from`");
-        }
+        let (from, to) = date_range_args(name, exprs, "(from, to [, dimension [, bounds]])", 4)?;
         let dimension = dimension_arg(name, exprs.get(2))?;
         let bounds = match text_arg(name, "bounds", exprs.get(3))? {
             Some(text) => AgingBounds::parse(&text)?,
@@ -65,17 +51,17 @@ impl TableFunctionImpl for RollRates {
             Field::new("balance_rolled", MONEY_SUM, false),
             Field::new("roll_rate", DataType::Float64, true),
         ]);
-        Ok(Arc::new(RollRatesTable {
+        Ok(Arc::new(MetricTable(RollRatesTable {
             from,
             to,
             dimension,
             bounds,
             schema: Arc::new(Schema::new(fields)),
-        }))
+        })))
     }
 }
 
-/// The table `roll_rates(...)` returns; computed when scanned.
+/// What `roll_rates(...)` computes when scanned.
 #[derive(Debug)]
 pub struct RollRatesTable {
     from: i32,
@@ -85,7 +71,12 @@ pub struct RollRatesTable {
     schema: SchemaRef,
 }
 
-impl RollRatesTable {
+#[async_trait]
+impl Metric for RollRatesTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
         let snapshots_sql = format!(
             "SELECT DISTINCT snapshot_date FROM open_items WHERE snapshot_date <= {} ORDER BY 1",
@@ -184,30 +175,4 @@ struct RollRows {
     balance_from: Vec<i128>,
     balance_rolled: Vec<i128>,
     roll_rate: Vec<Option<f64>>,
-}
-
-#[async_trait]
-impl TableProvider for RollRatesTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.compute(state).await?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema.clone(),
-            projection.cloned(),
-        )?)
-    }
 }
