@@ -17,7 +17,7 @@ pub mod sink;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use chrono::{Datelike, NaiveDate};
@@ -171,11 +171,9 @@ pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(shards as usize);
-    let active = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                active.fetch_add(1, Ordering::Relaxed);
                 loop {
                     if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                         break;
