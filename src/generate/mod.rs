@@ -326,9 +326,12 @@ fn write_shard(
         counts.customers += 1;
         let currency = c.currency();
         let digits = &c.id[1..];
-        invoice_ids.clear();
-        for inv in &history.invoices {
-            invoice_ids.push(format!("INV-{digits}-{:04}", inv.seq));
+        // Reuse the strings (and their capacity) of earlier customers.
+        if invoice_ids.len() < history.invoices.len() {
+            invoice_ids.resize_with(history.invoices.len(), String::new);
+        }
+        for (slot, inv) in invoice_ids.iter_mut().zip(&history.invoices) {
+            set_id(slot, format_args!("INV-{digits}-{:04}", inv.seq));
         }
         // Invoice `seq` is the seq-th invoice of the customer (1-based).
         let invoice_id = |seq: u32| invoice_ids[seq as usize - 1].as_str();

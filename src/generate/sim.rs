@@ -10,6 +10,8 @@
 //!
 //! Dates are days since 1970-01-01 (Arrow's Date32); money is in cents.
 
+use arrayvec::ArrayVec;
+
 use super::rng::Rng;
 
 /// The four customer segments of the contract.
@@ -262,13 +264,14 @@ pub struct Invoice {
     pub due_date: i32,
     pub amount: i64,
     /// Payments (date, cents), at most two, ascending by date.
-    pub payments: Vec<(i32, i64)>,
+    pub payments: ArrayVec<(i32, i64), 2>,
     /// Write-off (date, cents, reason).
     pub write_off: Option<(i32, i64, &'static str)>,
     /// Dispute opened and resolved (resolution may lie after the end of history).
     pub dispute: Option<(i32, i32)>,
-    /// Promises made on this invoice: (activity date, promise date, cents).
-    pub promises: Vec<(i32, i32, i64)>,
+    /// Promises made on this invoice (one per call, two calls at most):
+    /// (activity date, promise date, cents).
+    pub promises: ArrayVec<(i32, i32, i64), 2>,
     /// The day the balance reached zero (i32::MAX when it never did).
     pub closed: i32,
 }
@@ -506,7 +509,7 @@ fn simulate_invoice(
     }
 
     // Dunning: reminder email, calls with promises, a letter, escalation.
-    let mut promise_activities = Vec::new();
+    let mut promise_activities = ArrayVec::<usize, 2>::new();
     let settled = if credited {
         invoice.write_off.map(|w| w.0)
     } else {
@@ -621,7 +624,7 @@ fn simulate_invoice(
         None => invoice.closed = invoice.write_off.map_or(i32::MAX, |w| w.0),
     }
     // Each promise is for what was still open on the day it was made.
-    let open_at_promise: Vec<i64> = invoice
+    let open_at_promise: ArrayVec<i64, 2> = invoice
         .promises
         .iter()
         .map(|p| invoice.open_on(p.0).max(1))
