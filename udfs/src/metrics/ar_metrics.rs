@@ -14,7 +14,7 @@ use datafusion::error::Result;
 
 use super::{
     Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
-    dimension_arg, dimension_field, dimension_sql, month_of,
+    dimension_arg, dimension_field, dimension_sql, month_of, ratio,
 };
 
 /// How many months countback DSO walks back before it gives up (NULL).
@@ -65,7 +65,7 @@ pub struct ArMetricsTable {
 impl ArMetricsTable {
     fn new(from: i32, to: i32, dimension: String) -> Self {
         let money = |n: &str, nullable| Field::new(n, MONEY_SUM, nullable);
-        let ratio = |n: &str| Field::new(n, DataType::Float64, true);
+        let float = |n: &str| Field::new(n, DataType::Float64, true);
         let mut fields = vec![
             Field::new("period_start", DataType::Date32, false),
             Field::new("period_end", DataType::Date32, false),
@@ -78,11 +78,11 @@ impl ArMetricsTable {
             money("credit_sales", false),
             money("ar_end", false),
             money("current_ar_end", false),
-            ratio("dso"),
-            ratio("best_possible_dso"),
-            ratio("average_days_delinquent"),
-            ratio("countback_dso"),
-            ratio("cei"),
+            float("dso"),
+            float("best_possible_dso"),
+            float("average_days_delinquent"),
+            float("countback_dso"),
+            float("cei"),
         ]);
         ArMetricsTable {
             from,
@@ -213,11 +213,6 @@ impl Metric for ArMetricsTable {
         }
         batch(&self.schema, out.into_columns(&self.dimension)?)
     }
-}
-
-/// `a / b` as a float, NULL when `b` is zero.
-fn ratio(a: i128, b: i128) -> Option<f64> {
-    (b != 0).then(|| a as f64 / b as f64)
 }
 
 /// Countback DSO (DOMAIN.md §3), walking back from the period's month.

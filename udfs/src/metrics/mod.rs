@@ -206,6 +206,11 @@ impl Columns<'_> {
     }
 }
 
+/// `a / b` as a float, NULL when `b` is zero (money in cents on both sides).
+pub(crate) fn ratio(a: i128, b: i128) -> Option<f64> {
+    (b != 0).then(|| a as f64 / b as f64)
+}
+
 /// Builds the output batch of a metric table.
 pub(crate) fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema.clone(), columns)?)

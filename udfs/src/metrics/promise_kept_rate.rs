@@ -15,7 +15,7 @@ use datafusion::logical_expr::Expr;
 
 use super::{
     Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
-    dimension_arg, dimension_field, month_of,
+    dimension_arg, dimension_field, month_of, ratio,
 };
 
 /// Days after the promise date within which a payment still keeps the promise.
@@ -155,7 +155,7 @@ impl Metric for PromiseKeptRateTable {
                 kept_counts.push(int(4, row));
                 promised.push(p);
                 kept.push(k);
-                rates.push((p != 0).then(|| k as f64 / p as f64));
+                rates.push(ratio(k, p));
             }
         }
         let mut columns: Vec<ArrayRef> = vec![

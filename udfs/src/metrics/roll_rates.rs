@@ -13,7 +13,7 @@ use datafusion::error::Result;
 
 use super::{
     Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
-    dimension_arg, dimension_field, dimension_sql, text_arg,
+    dimension_arg, dimension_field, dimension_sql, ratio, text_arg,
 };
 use crate::bounds::AgingBounds;
 
@@ -140,8 +140,7 @@ impl Metric for RollRatesTable {
                     rows.to_bucket.push(self.bounds.labels()[rank + 1].clone());
                     rows.balance_from.push(from_balance);
                     rows.balance_rolled.push(rolled);
-                    rows.roll_rate
-                        .push((from_balance != 0).then(|| rolled as f64 / from_balance as f64));
+                    rows.roll_rate.push(ratio(rolled, from_balance));
                 }
             }
         }
