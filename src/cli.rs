@@ -8,7 +8,10 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::error::{ArqError, Result};
+use arq_models::{Scorecard, TrainOptions};
+
 use crate::generate::{self, GenerateOptions};
+use crate::risk;
 use crate::sql::{self, OutputFormat};
 use crate::warehouse::{AsOf, Warehouse};
 
@@ -27,6 +30,11 @@ pub struct Cli {
     /// before it) or `latest`.
     #[arg(long, global = true, default_value = "latest")]
     pub as_of: AsOf,
+
+    /// Risk model for `risk_score()` & co. in SQL and for `arq score` (default:
+    /// data/models/default.json, the model trained on the demo warehouse).
+    #[arg(long, short = 'm', global = true, env = "ARQ_MODEL")]
+    pub model: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -63,6 +71,63 @@ pub enum Command {
     Functions {
         /// Only functions whose name contains this text.
         name: Option<String>,
+    },
+    /// Train the risk model (logistic regression champion, random-forest challenger) on
+    /// the warehouse, or on any labelled table with --table and --label.
+    Train {
+        /// Where to write the model (JSON).
+        #[arg(long, short = 'o', default_value = "model.json")]
+        out: PathBuf,
+        /// Train on this labelled table (.parquet or .csv) instead of the warehouse.
+        #[arg(long, requires = "label")]
+        table: Option<PathBuf>,
+        /// The label column of --table: true/false, 1/0, yes/no or bad/good.
+        #[arg(long, requires = "table")]
+        label: Option<String>,
+        /// Columns of --table that identify a row (kept in scores, not features).
+        #[arg(long = "id", requires = "table")]
+        ids: Vec<String>,
+        /// Columns of --table to leave out.
+        #[arg(long, requires = "table")]
+        exclude: Vec<String>,
+        /// Date or period column of --table for an out-of-time split (else a fixed
+        /// pseudo-random third of the rows validates).
+        #[arg(long, requires = "table")]
+        time: Option<String>,
+        /// Also write the validation report as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Scorecard points at the reference odds.
+        #[arg(long, default_value_t = 600.0)]
+        points: f64,
+        /// Scorecard reference odds (good:bad).
+        #[arg(long, default_value_t = 50.0)]
+        odds: f64,
+        /// Scorecard points to double the odds.
+        #[arg(long, default_value_t = 20.0)]
+        pdo: f64,
+        /// Trees in the challenger forest.
+        #[arg(long, default_value_t = 50)]
+        trees: usize,
+        /// Seed of the challenger forest.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// No progress bar.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Score every customer of a snapshot (--as-of, default the newest) with the model,
+    /// or every row of a table with --table.
+    Score {
+        /// Score this table (.parquet or .csv) instead of the warehouse.
+        #[arg(long)]
+        table: Option<PathBuf>,
+        /// Write the scores to this file (atomically) instead of stdout.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Output format (default: from --out's extension, else a table).
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
     },
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     Generate {
@@ -176,8 +241,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 ));
             }
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            let model = risk::session_model(cli.model.as_deref())?;
             runtime()?.block_on(async {
                 let ctx = warehouse.session().await?;
+                arq_models::sql::register(&ctx, model.as_ref())?;
                 let results = sql::run_statements(&ctx, &text).await?;
                 match output {
                     Some(path) => {
@@ -196,12 +263,100 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Shell { format } => {
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            let model = risk::session_model(cli.model.as_deref())?;
             runtime()?.block_on(async {
                 let ctx = warehouse.session().await?;
-                crate::shell::run(&ctx, *format).await
+                arq_models::sql::register(&ctx, model.as_ref())?;
+                crate::shell::run(&ctx, model.as_ref(), *format).await
             })
         }
-        Command::Functions { name } => print_stdout(&sql::describe_functions(name.as_deref())?),
+        Command::Functions { name } => {
+            let model = risk::session_model(cli.model.as_deref())?;
+            print_stdout(&sql::describe_functions(name.as_deref(), model.as_ref())?)
+        }
+        Command::Train {
+            out,
+            table,
+            label,
+            ids,
+            exclude,
+            time,
+            report,
+            points,
+            odds,
+            pdo,
+            trees,
+            seed,
+            quiet,
+        } => {
+            let options = TrainOptions {
+                scorecard: Scorecard {
+                    points: *points,
+                    odds: *odds,
+                    pdo: *pdo,
+                },
+                trees: *trees,
+                seed: *seed,
+                ..TrainOptions::default()
+            };
+            let (warehouse, table) = match (table, label) {
+                (Some(path), Some(label)) => (
+                    None,
+                    Some(risk::TableSpec {
+                        path: path.clone(),
+                        label: label.clone(),
+                        ids: ids.clone(),
+                        exclude: exclude.clone(),
+                        time: time.clone(),
+                    }),
+                ),
+                _ => (
+                    Some(Warehouse::open(cli.warehouse_path(), cli.as_of)?),
+                    None,
+                ),
+            };
+            let text = risk::train(
+                warehouse.as_ref(),
+                table.as_ref(),
+                &options,
+                out,
+                report.as_deref(),
+                *quiet,
+            )?;
+            print_stdout(&text)
+        }
+        Command::Score { table, out, format } => {
+            let model = risk::session_model(cli.model.as_deref())?.ok_or_else(|| {
+                ArqError::Usage(format!(
+                    "no model: pass --model FILE (or train one with `arq train`; {} is missing)",
+                    risk::DEFAULT_MODEL
+                ))
+            })?;
+            let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
+            if format == OutputFormat::Parquet && out.is_none() {
+                return Err(ArqError::Usage(
+                    "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
+                ));
+            }
+            let (batch, psi) = runtime()?.block_on(async {
+                match table {
+                    Some(path) => risk::score_table(&model, path).await,
+                    None => {
+                        let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+                        risk::score_warehouse(&model, &warehouse, cli.as_of).await
+                    }
+                }
+            })?;
+            let rows = batch.num_rows();
+            let printed = risk::write_scores(batch, format, out.as_deref())?;
+            print_stdout_bytes(&printed)?;
+            eprintln!(
+                "scored {rows} rows with {}; PSI against the training population {psi:.4} ({})",
+                model.name,
+                arq_models::metrics::psi_verdict(psi)
+            );
+            Ok(())
+        }
         Command::Tables => {
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
             runtime()?.block_on(async {
@@ -221,7 +376,8 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The async runtime DataFusion runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

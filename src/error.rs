@@ -39,6 +39,10 @@ pub enum ArqError {
     #[error("{}", one_line(&.0.to_string()))]
     DataFusion(#[from] DataFusionError),
 
+    /// Features, training, a model artifact or scoring failed.
+    #[error("{}", one_line(&.0.to_string()))]
+    Model(#[from] arq_models::ModelError),
+
     /// A bad argument or option.
     #[error("{0}")]
     Usage(String),

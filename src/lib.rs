@@ -10,6 +10,7 @@ pub mod cli;
 pub mod contract;
 pub mod error;
 pub mod generate;
+pub mod risk;
 pub mod shell;
 pub mod sql;
 pub mod warehouse;

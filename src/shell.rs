@@ -11,6 +11,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
+use arq_models::sql::SessionModel;
 use datafusion::prelude::SessionContext;
 use rustyline::error::ReadlineError;
 
@@ -42,6 +43,7 @@ enum Step {
 
 struct Shell<'a> {
     ctx: &'a SessionContext,
+    model: Option<&'a SessionModel>,
     format: OutputFormat,
     buffer: String,
 }
@@ -91,7 +93,7 @@ impl Shell<'_> {
                 Ok(listing) => write!(out, "{listing}").map_err(io)?,
                 Err(e) => writeln!(out, "error: {e}").map_err(io)?,
             },
-            ("\\functions" | "\\df", name) => match sql::describe_functions(name) {
+            ("\\functions" | "\\df", name) => match sql::describe_functions(name, self.model) {
                 Ok(text) => write!(out, "{text}").map_err(io)?,
                 Err(e) => writeln!(out, "error: {e}").map_err(io)?,
             },
@@ -113,9 +115,14 @@ impl Shell<'_> {
 }
 
 /// Runs the shell until `\q` or end of input.
-pub async fn run(ctx: &SessionContext, format: OutputFormat) -> Result<()> {
+pub async fn run(
+    ctx: &SessionContext,
+    model: Option<&SessionModel>,
+    format: OutputFormat,
+) -> Result<()> {
     let mut shell = Shell {
         ctx,
+        model,
         format,
         buffer: String::new(),
     };

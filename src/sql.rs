@@ -27,6 +27,22 @@ pub enum OutputFormat {
     Parquet,
 }
 
+impl OutputFormat {
+    /// The format a file name asks for by its extension (a table when unknown or none).
+    pub fn for_path(path: Option<&Path>) -> OutputFormat {
+        let extension = path
+            .and_then(|p| p.extension())
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("csv") => OutputFormat::Csv,
+            Some("json") => OutputFormat::Json,
+            Some("ndjson" | "jsonl") => OutputFormat::Ndjson,
+            Some("parquet") => OutputFormat::Parquet,
+            _ => OutputFormat::Table,
+        }
+    }
+}
+
 /// The result of one statement.
 #[derive(Debug, Clone)]
 pub struct QueryResult {
@@ -215,8 +231,14 @@ pub async fn describe_tables(ctx: &SessionContext, only: Option<&str>) -> Result
 
 /// The documentation of arq's SQL functions (all of them, or those whose name contains
 /// `filter`), for `arq functions` and the shell's `\functions`.
-pub fn describe_functions(filter: Option<&str>) -> Result<String> {
-    let docs: Vec<_> = arq_udfs::documentation()
+pub fn describe_functions(
+    filter: Option<&str>,
+    model: Option<&arq_models::sql::SessionModel>,
+) -> Result<String> {
+    let mut docs = arq_udfs::documentation();
+    docs.extend(arq_models::sql::documentation(model));
+    docs.sort_by(|a, b| a.name.cmp(&b.name));
+    let docs: Vec<_> = docs
         .into_iter()
         .filter(|d| filter.is_none_or(|f| d.name.contains(f)))
         .collect();

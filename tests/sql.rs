@@ -230,9 +230,16 @@ fn functions_lists_every_function_with_docs_and_an_example() {
         "aging_bucket (scalar)",
         "aging_bucket_rank (scalar)",
         "ar_metrics (table)",
+        "customer_features (table)",
         "days_past_due (scalar)",
         "promise_kept_rate (table)",
+        "risk_labels (table)",
+        "risk_points (scalar)",
+        "risk_reasons (scalar)",
+        "risk_score (scalar)",
+        "risk_scores (table)",
         "roll_rates (table)",
+        "scorecard_points (scalar)",
         "weighted_dpd (aggregate)",
     ];
     for f in all {

@@ -24,7 +24,7 @@ fn slt_files(filter: Option<&str>) -> Vec<PathBuf> {
     files
 }
 
-/// The session a file runs in: arq's functions and the demo warehouse, or, for files
+/// The session a file runs in: arq's functions (with the default model's) and the demo warehouse, or, for files
 /// that start with `# session: bare`, arq's functions only (such files create their own
 /// tiny `open_items`, `invoices`, ... to check figures computed by hand).
 async fn session(path: &Path) -> datafusion::prelude::SessionContext {
@@ -34,14 +34,19 @@ async fn session(path: &Path) -> datafusion::prelude::SessionContext {
             datafusion::prelude::SessionConfig::new().with_information_schema(true),
         );
         arq_udfs::register_session(&mut ctx).expect("arq functions register");
+        arq_models::sql::register(&ctx, None).expect("model functions register");
         return ctx;
     }
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo");
     let warehouse = arq::Warehouse::open(&demo, arq::AsOf::Latest).expect("demo warehouse opens");
-    warehouse
+    let ctx = warehouse
         .session()
         .await
-        .expect("session with arq functions and the demo tables")
+        .expect("session with arq functions and the demo tables");
+    // The committed default model, as in `arq sql`.
+    let model = arq::risk::session_model(None).expect("the default model loads");
+    arq_models::sql::register(&ctx, model.as_ref()).expect("model functions register");
+    ctx
 }
 
 /// Runs one file; returns the failures, one message per failing record.

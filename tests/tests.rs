@@ -5,6 +5,7 @@ mod util;
 
 mod demo;
 mod generate;
+mod model;
 mod shell;
 mod sql;
 mod warehouse_errors;

@@ -1,7 +1,25 @@
-//! arq-models: the risk model, work queues and credit limits (DOMAIN.md §4–§6).
+//! arq-models: the risk model of DOMAIN.md §4.
 //!
-//! Not built yet: this crate only fixes the model stack (linfa 0.8 with ndarray 0.16,
-//! DataFusion for the feature SQL) in the workspace so that `cargo tree -d` proves there
-//! is one arrow. Features, labels, training, the artifact and scoring arrive with the
-//! model issue; queues and limits with the nightly-job issue. It never depends on the
-//! `arq` binary crate.
+//! - [`features`]: point-in-time features and the label, in SQL over the warehouse
+//!   (`models/sql/*.sql`, using arq-udfs' functions);
+//! - [`encoding`]: columns → standardized design matrix (medians for missing numbers,
+//!   one-hot text);
+//! - [`train`]: the champion (linfa logistic regression), the challenger (linfa random
+//!   forest), the max-DPD baseline and the out-of-time report ([`metrics`]);
+//! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
+//! - [`sql`]: the model in SQL (`risk_score`, `risk_points`, `risk_reasons`,
+//!   `scorecard_points`, `customer_features`, `risk_labels`, `risk_scores`).
+//!
+//! Data flows one way: this crate uses arq-udfs and never the `arq` binary crate.
+
+pub mod encoding;
+pub mod error;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod sql;
+pub mod train;
+
+pub use error::{ModelError, Result};
+pub use model::{ModelKind, RiskModel, Scorecard};
+pub use train::{LabelledData, Report, TrainOptions, train};

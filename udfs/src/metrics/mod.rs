@@ -54,7 +54,7 @@ pub fn table_functions() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
 
 /// A metric computed from the session's tables when its table function is scanned.
 #[async_trait]
-pub(crate) trait Metric: Debug + Send + Sync + 'static {
+pub trait Metric: Debug + Send + Sync + 'static {
     /// The columns of the result (known from the arguments alone).
     fn schema(&self) -> SchemaRef;
     /// Runs the metric's SQL in `session` and returns all its rows.
@@ -64,7 +64,7 @@ pub(crate) trait Metric: Debug + Send + Sync + 'static {
 /// The table a metric's table function returns: computed when scanned, so it always
 /// reflects the warehouse the session sees.
 #[derive(Debug)]
-pub(crate) struct MetricTable<M: Metric>(pub M);
+pub struct MetricTable<M: Metric>(pub M);
 
 #[async_trait]
 impl<M: Metric> TableProvider for MetricTable<M> {
@@ -112,7 +112,7 @@ pub(crate) fn date_range_args(
 
 /// A constant date argument (`'2026-01-31'` or `DATE '2026-01-31'`), as days since
 /// 1970-01-01.
-pub(crate) fn date_arg(function: &str, name: &str, expr: Option<&Expr>) -> Result<i32> {
+pub fn date_arg(function: &str, name: &str, expr: Option<&Expr>) -> Result<i32> {
     let value = match expr {
         Some(Expr::Literal(v, _)) => v.clone(),
         Some(other) => return plan_err!("{function}: {name} must be a constant date, got {other}"),
@@ -163,13 +163,13 @@ pub(crate) fn dimension_field(dimension: &str) -> Option<Field> {
 }
 
 /// `'YYYY-MM-DD'` of a Date32 value, for SQL text.
-pub(crate) fn date_literal(days: i32) -> Result<String> {
+pub fn date_literal(days: i32) -> Result<String> {
     let value = ScalarValue::Date32(Some(days)).cast_to(&DataType::Utf8)?;
     Ok(format!("DATE '{value}'"))
 }
 
 /// Runs `sql` in the session that scans the table function and collects the rows.
-pub(crate) async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
+pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
     let state = session
         .as_any()
         .downcast_ref::<SessionState>()

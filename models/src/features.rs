@@ -1,0 +1,400 @@
+//! Point-in-time features and the label of arq's warehouse model, from the SQL in
+//! `models/sql/` (run in a session that has the warehouse tables and arq's functions).
+
+use std::sync::Arc;
+
+use arq_udfs::metrics::collect_sql;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
+    StringArray,
+};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
+use datafusion::catalog::Session;
+
+use crate::error::{ModelError, Result};
+use crate::model::{ModelKind, RiskModel};
+use crate::train::{LabelledData, date_text};
+
+/// The feature query; `{from_day}` and `{to_day}` bound the snapshots (days since 1970).
+pub const FEATURES_SQL: &str = include_str!("../sql/features.sql");
+/// The label query, with the same placeholders.
+pub const LABELS_SQL: &str = include_str!("../sql/labels.sql");
+
+/// The columns of the feature query that identify a row (not features).
+pub const ID_COLUMNS: [&str; 2] = ["customer_id", "snapshot_date"];
+/// The feature columns of the feature query, in order (after the two id columns).
+pub const FEATURE_COLUMNS: [&str; 23] = [
+    "segment",
+    "overdue_share",
+    "max_dpd",
+    "worst_bucket",
+    "share_61_90",
+    "weighted_dpd",
+    "max_dpd_3m",
+    "max_dpd_6m",
+    "max_dpd_12m",
+    "paid_late_6m",
+    "paid_late_share_6m",
+    "paid_late_12m",
+    "paid_late_share_12m",
+    "avg_days_late_6m",
+    "days_late_trend",
+    "utilization",
+    "broken_promises_12m",
+    "open_disputes",
+    "tenure_months",
+    "invoices_12m",
+    "open_items",
+    "contacts_3m",
+    "days_since_last_payment",
+];
+/// The text columns among the features (the others are numbers).
+pub const TEXT_FEATURES: [&str; 2] = ["segment", "worst_bucket"];
+/// The label's name.
+pub const LABEL: &str = "went_bad";
+/// Customers this far past due are already bad: not training rows, PD 1 when scored.
+pub const LATE_STAGE_DPD: f64 = 90.0;
+/// The reason given for customers already in late stage.
+pub const LATE_STAGE_REASON: &str = "already 90+ days past due: late-stage handling";
+
+/// The feature query for the snapshots between two days (inclusive).
+pub fn features_sql(from_day: i32, to_day: i32) -> String {
+    fill(FEATURES_SQL, from_day, to_day)
+}
+
+/// The label query for the snapshots between two days (inclusive).
+pub fn labels_sql(from_day: i32, to_day: i32) -> String {
+    fill(LABELS_SQL, from_day, to_day)
+}
+
+fn fill(sql: &str, from_day: i32, to_day: i32) -> String {
+    sql.replace("{from_day}", &from_day.to_string())
+        .replace("{to_day}", &to_day.to_string())
+}
+
+/// What a collector reads when a feature pushes a customer's PD up: (high, low) value.
+pub fn reason_texts(feature: &str) -> Option<(&'static str, &'static str)> {
+    Some(match feature {
+        "segment" => ("segment {value}", "segment {value}"),
+        "overdue_share" => (
+            "{percent} of the balance is past due",
+            "little of the balance is past due",
+        ),
+        "max_dpd" => (
+            "oldest open invoice is {value} days past due",
+            "no invoice past due yet",
+        ),
+        "worst_bucket" => (
+            "oldest open invoice is in aging bucket {value}",
+            "oldest open invoice is in aging bucket {value}",
+        ),
+        "share_61_90" => (
+            "{percent} of the balance turns 90 days past due within a month",
+            "little of the balance is close to 90 days past due",
+        ),
+        "weighted_dpd" => (
+            "balance is {value} days past due on average",
+            "balance is hardly past due",
+        ),
+        "max_dpd_3m" => (
+            "was {value} days past due in the last 3 months",
+            "not past due in the last 3 months",
+        ),
+        "max_dpd_6m" => (
+            "was {value} days past due in the last 6 months",
+            "not past due in the last 6 months",
+        ),
+        "max_dpd_12m" => (
+            "was {value} days past due in the last 12 months",
+            "not past due in the last 12 months",
+        ),
+        "paid_late_6m" => (
+            "paid {value} invoices late in the last 6 months",
+            "few invoices paid in the last 6 months",
+        ),
+        "paid_late_share_6m" => (
+            "paid {percent} of invoices late in the last 6 months",
+            "pays on time lately",
+        ),
+        "paid_late_12m" => (
+            "paid {value} invoices late in the last 12 months",
+            "few invoices paid in the last 12 months",
+        ),
+        "paid_late_share_12m" => (
+            "paid {percent} of invoices late in the last 12 months",
+            "pays on time",
+        ),
+        "avg_days_late_6m" => (
+            "pays {value} days after the due date on average",
+            "pays early",
+        ),
+        "days_late_trend" => (
+            "pays {value} days later than 3 months before",
+            "pays earlier than 3 months before",
+        ),
+        "utilization" => (
+            "balance is {percent} of the credit limit",
+            "uses little of the credit limit",
+        ),
+        "broken_promises_12m" => (
+            "broke {value} promises to pay in the last 12 months",
+            "no broken promises",
+        ),
+        "open_disputes" => ("{value} invoices in dispute", "no disputes"),
+        "tenure_months" => (
+            "customer for {value} months",
+            "new customer ({value} months)",
+        ),
+        "invoices_12m" => (
+            "{value} invoices in the last 12 months",
+            "few invoices in the last 12 months ({value})",
+        ),
+        "open_items" => ("{value} open invoices", "few open invoices ({value})"),
+        "contacts_3m" => (
+            "{value} collection contacts in the last 3 months",
+            "no recent collection contact",
+        ),
+        "days_since_last_payment" => ("no payment for {value} days", "paid {value} days ago"),
+        _ => return None,
+    })
+}
+
+/// Every snapshot day of the warehouse (from `customers`), ascending.
+pub async fn snapshot_days(session: &dyn Session) -> Result<Vec<i32>> {
+    let batches = collect_sql(
+        session,
+        "SELECT DISTINCT snapshot_date FROM customers ORDER BY snapshot_date",
+    )
+    .await?;
+    let mut days = Vec::new();
+    for b in &batches {
+        let column = cast(b.column(0), &DataType::Date32)?;
+        days.extend(column.as_primitive::<Date32Type>().iter().flatten());
+    }
+    Ok(days)
+}
+
+/// Runs a query and returns its rows as one batch.
+async fn collect_one(session: &dyn Session, sql: &str) -> Result<RecordBatch> {
+    let batches = collect_sql(session, sql).await?;
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => {
+            let plan = collect_schema(session, sql).await?;
+            return Ok(RecordBatch::new_empty(plan));
+        }
+    };
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+async fn collect_schema(session: &dyn Session, sql: &str) -> Result<SchemaRef> {
+    let state = session
+        .as_any()
+        .downcast_ref::<datafusion::execution::SessionState>()
+        .ok_or_else(|| ModelError::Data("features need a DataFusion SessionState".into()))?;
+    let plan = state.create_logical_plan(sql).await?;
+    Ok(Arc::new(plan.schema().as_arrow().clone()))
+}
+
+/// The features of every customer at every snapshot between two days.
+pub async fn compute_features(
+    session: &dyn Session,
+    from_day: i32,
+    to_day: i32,
+) -> Result<RecordBatch> {
+    collect_one(session, &features_sql(from_day, to_day)).await
+}
+
+/// The labels of every customer at every snapshot between two days.
+pub async fn compute_labels(
+    session: &dyn Session,
+    from_day: i32,
+    to_day: i32,
+) -> Result<RecordBatch> {
+    collect_one(session, &labels_sql(from_day, to_day)).await
+}
+
+/// The training rows of a warehouse: every customer and snapshot with a known label and
+/// below 90 days past due, with the current max DPD as the baseline.
+pub async fn training_data(session: &dyn Session, source: &str) -> Result<LabelledData> {
+    let days = snapshot_days(session).await?;
+    let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
+        return Err(ModelError::Data(format!(
+            "warehouse {source} has no snapshots"
+        )));
+    };
+    let features = compute_features(session, first, last).await?;
+    let labels = compute_labels(session, first, last).await?;
+    if features.num_rows() != labels.num_rows() {
+        return Err(ModelError::Data(format!(
+            "{} feature rows but {} label rows: the warehouse changed while reading it",
+            features.num_rows(),
+            labels.num_rows()
+        )));
+    }
+    let keys = |b: &RecordBatch| -> Result<(ArrayRef, ArrayRef)> {
+        Ok((
+            cast(b.column(0), &DataType::Utf8)?,
+            cast(b.column(1), &DataType::Date32)?,
+        ))
+    };
+    let (f_ids, f_days) = keys(&features)?;
+    let (l_ids, l_days) = keys(&labels)?;
+    if f_ids.as_ref() != l_ids.as_ref() || f_days.as_ref() != l_days.as_ref() {
+        return Err(ModelError::Data(
+            "features and labels are not in the same customer and snapshot order".into(),
+        ));
+    }
+    let went_bad = labels.column(2).as_boolean();
+    let max_dpd = numeric_column(&features, "max_dpd")?;
+    let f_days = f_days.as_primitive::<Date32Type>();
+    let keep: Vec<u32> = (0..features.num_rows())
+        .filter(|&r| went_bad.is_valid(r) && max_dpd.value(r) < LATE_STAGE_DPD)
+        .map(|r| r as u32)
+        .collect();
+    if keep.is_empty() {
+        return Err(ModelError::Data(format!(
+            "warehouse {source} has snapshots from {} to {}, but a label needs the 90 days after its \
+             snapshot: no snapshot is labelled yet (train on at least 5 monthly snapshots)",
+            date_text(first),
+            date_text(last)
+        )));
+    }
+    let take = |a: &ArrayRef| -> Result<ArrayRef> {
+        Ok(datafusion::arrow::compute::take(
+            a,
+            &datafusion::arrow::array::UInt32Array::from(keep.clone()),
+            None,
+        )?)
+    };
+    let feature_fields: Vec<usize> = (0..features.num_columns())
+        .filter(|&i| !ID_COLUMNS.contains(&features.schema().field(i).name().as_str()))
+        .collect();
+    let projected = features.project(&feature_fields)?;
+    let columns = projected
+        .columns()
+        .iter()
+        .map(take)
+        .collect::<Result<Vec<_>>>()?;
+    let features_kept = RecordBatch::try_new(projected.schema(), columns)?;
+    let rows = keep.iter().map(|&r| r as usize);
+    Ok(LabelledData {
+        source: source.to_string(),
+        kind: ModelKind::WarehouseFeatures,
+        label: LABEL.to_string(),
+        id_columns: ID_COLUMNS.iter().map(|s| s.to_string()).collect(),
+        features: features_kept,
+        bad: rows.clone().map(|r| went_bad.value(r)).collect(),
+        periods: Some(rows.clone().map(|r| f_days.value(r)).collect()),
+        baseline: Some((
+            "rank by current max DPD".to_string(),
+            rows.map(|r| max_dpd.value(r)).collect(),
+        )),
+        reason_texts,
+    })
+}
+
+fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
+    let index = batch
+        .schema()
+        .index_of(name)
+        .map_err(|_| ModelError::Data(format!("the features have no column `{name}`")))?;
+    Ok(cast(batch.column(index), &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
+}
+
+/// The columns of a scored snapshot.
+pub fn score_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("snapshot_date", DataType::Date32, false),
+        Field::new("pd", DataType::Float64, false),
+        Field::new("score", DataType::Int32, false),
+        Field::new("reason_1", DataType::Utf8, true),
+        Field::new("reason_2", DataType::Utf8, true),
+        Field::new("reason_3", DataType::Utf8, true),
+        Field::new("max_dpd", DataType::Int32, false),
+        Field::new("late_stage", DataType::Boolean, false),
+    ]))
+}
+
+/// The newest snapshot day on or before `as_of` (the newest of all without it).
+pub async fn resolve_snapshot(session: &dyn Session, as_of: Option<i32>) -> Result<i32> {
+    let days = snapshot_days(session).await?;
+    let found = match as_of {
+        None => days.last().copied(),
+        Some(limit) => days.iter().rev().find(|&&d| d <= limit).copied(),
+    };
+    found.ok_or_else(|| {
+        ModelError::Data(match as_of {
+            None => "the warehouse has no snapshots".to_string(),
+            Some(d) => format!(
+                "the warehouse has no snapshot on or before {} (first: {})",
+                date_text(d),
+                days.first().map_or("none".into(), |&d| date_text(d))
+            ),
+        })
+    })
+}
+
+/// Scores every customer of one snapshot: PD, points and reasons; customers already 90+
+/// days past due get PD 1 and the late-stage reason. Rows are ordered by customer.
+pub async fn score_snapshot(
+    session: &dyn Session,
+    model: &RiskModel,
+    model_name: &str,
+    day: i32,
+) -> Result<RecordBatch> {
+    if model.kind != ModelKind::WarehouseFeatures {
+        return Err(ModelError::Artifact {
+            path: model_name.to_string(),
+            message: "trained on a table (arq train --table), not on warehouse features: \
+                      score tables with `arq score --table`"
+                .into(),
+        });
+    }
+    let features = compute_features(session, day, day).await?;
+    let indices = model.bind(&features.schema(), model_name)?;
+    let columns: Vec<ArrayRef> = indices
+        .iter()
+        .map(|&i| features.column(i).clone())
+        .collect();
+    let scored = model.score(&columns, 3)?;
+    let max_dpd = numeric_column(&features, "max_dpd")?;
+    let n = features.num_rows();
+    let mut pd = scored.pd;
+    let mut points = scored.points;
+    let mut reasons = scored.reasons;
+    let late: Vec<bool> = (0..n).map(|r| max_dpd.value(r) >= LATE_STAGE_DPD).collect();
+    for r in (0..n).filter(|&r| late[r]) {
+        pd[r] = 1.0;
+        points[r] = model.scorecard.points_for(1.0);
+        reasons[r] = vec![LATE_STAGE_REASON.to_string()];
+    }
+    let reason = |k: usize| -> ArrayRef {
+        Arc::new(StringArray::from(
+            reasons
+                .iter()
+                .map(|r| r.get(k).cloned())
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        cast(features.column(0), &DataType::Utf8)?,
+        Arc::new(Date32Array::from(vec![day; n])),
+        Arc::new(Float64Array::from(pd)),
+        Arc::new(Int32Array::from(
+            points.iter().map(|&p| p as i32).collect::<Vec<_>>(),
+        )),
+        reason(0),
+        reason(1),
+        reason(2),
+        Arc::new(Int32Array::from(
+            (0..n).map(|r| max_dpd.value(r) as i32).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(late)),
+    ];
+    Ok(RecordBatch::try_new(score_schema(), columns)?)
+}

@@ -1,0 +1,486 @@
+//! The model artifact (JSON, versioned) and scoring with it: probability of default,
+//! scorecard points and reason codes.
+
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{Encoding, Feature, MISSING_LEVEL, Scaler, design_matrix, numeric_values};
+use crate::error::{ModelError, Result};
+use crate::train::Report;
+
+/// The artifact format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What the model was trained on, which decides how it can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// arq's warehouse features (models/sql/features.sql): usable by `arq score --as-of`,
+    /// `risk_scores()` and the nightly job.
+    WarehouseFeatures,
+    /// Any labelled table (`arq train --table`): usable on tables with the same columns.
+    Table,
+}
+
+/// Scorecard scaling: `score = offset + factor · ln(odds_good)`, `factor = pdo / ln 2`,
+/// chosen so that odds of `odds`:1 (good:bad) score `points`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scorecard {
+    pub points: f64,
+    pub odds: f64,
+    pub pdo: f64,
+}
+
+impl Default for Scorecard {
+    fn default() -> Self {
+        Scorecard {
+            points: 600.0,
+            odds: 50.0,
+            pdo: 20.0,
+        }
+    }
+}
+
+/// PDs are kept inside [PD_FLOOR, 1 − PD_FLOOR] for points, so they stay finite.
+const PD_FLOOR: f64 = 1e-6;
+
+impl Scorecard {
+    /// Checks the settings (positive points-to-double-odds, odds above zero).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.pdo.is_finite() && self.pdo > 0.0) {
+            return Err(ModelError::Training(format!(
+                "scorecard PDO must be a positive number of points, got {}",
+                self.pdo
+            )));
+        }
+        if !(self.odds.is_finite() && self.odds > 0.0) {
+            return Err(ModelError::Training(format!(
+                "scorecard odds must be above zero, got {}",
+                self.odds
+            )));
+        }
+        if !self.points.is_finite() {
+            return Err(ModelError::Training(
+                "scorecard points must be a number".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Points for a probability of default, rounded to whole points.
+    pub fn points_for(&self, pd: f64) -> f64 {
+        let factor = self.pdo / std::f64::consts::LN_2;
+        let offset = self.points - factor * self.odds.ln();
+        let pd = pd.clamp(PD_FLOOR, 1.0 - PD_FLOOR);
+        (offset + factor * ((1.0 - pd) / pd).ln()).round()
+    }
+}
+
+/// What the model was trained and validated on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingWindow {
+    /// Source: a warehouse folder or a table file.
+    pub source: String,
+    /// First and last training snapshot (or `null` for tables without a time column).
+    pub train_from: Option<String>,
+    pub train_to: Option<String>,
+    pub validation_from: Option<String>,
+    pub validation_to: Option<String>,
+    pub train_rows: usize,
+    pub train_bads: usize,
+    pub validation_rows: usize,
+    pub validation_bads: usize,
+    /// FNV-1a 64 over the training rows' labels and raw feature values, in row order.
+    pub fingerprint: String,
+}
+
+/// The fitted champion: everything needed to score, explain and audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskModel {
+    pub format_version: u32,
+    pub kind: ModelKind,
+    /// The label column (`went_bad` for warehouse models).
+    pub label: String,
+    /// Columns carried through scoring but not used as features.
+    pub id_columns: Vec<String>,
+    /// Input columns, in the order `risk_score(...)` takes them.
+    pub features: Vec<Feature>,
+    /// The design columns after one-hot encoding, in coefficient order.
+    pub design_columns: Vec<String>,
+    pub scaler: Scaler,
+    /// Coefficients on standardized design columns; positive = raises the PD of going bad.
+    pub coefficients: Vec<f64>,
+    pub intercept: f64,
+    pub scorecard: Scorecard,
+    pub training: TrainingWindow,
+    /// Inner edges of the training PDs' deciles and the training shares per bin, for the
+    /// population stability index of any scored population.
+    pub psi_edges: Vec<f64>,
+    pub psi_reference: Vec<f64>,
+    /// The validation report (champion, challenger, baseline).
+    pub report: Report,
+}
+
+/// Scores of a batch of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Probability of going bad.
+    pub pd: Vec<f64>,
+    /// Scorecard points.
+    pub points: Vec<f64>,
+    /// Up to three reasons per row, strongest first.
+    pub reasons: Vec<Vec<String>>,
+}
+
+impl RiskModel {
+    /// Reads and checks an artifact.
+    pub fn load(path: &Path) -> Result<RiskModel> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks an artifact; `name` is used in messages.
+    pub fn from_json(text: &str, name: &str) -> Result<RiskModel> {
+        let artifact_error = |message: String| ModelError::Artifact {
+            path: name.to_string(),
+            message,
+        };
+        let version: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| artifact_error(format!("not JSON: {e}")))?;
+        match version.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == FORMAT_VERSION as u64 => {}
+            Some(v) => {
+                return Err(artifact_error(format!(
+                    "format version {v}, this arq reads version {FORMAT_VERSION}: retrain with `arq train`"
+                )));
+            }
+            None => return Err(artifact_error("no format_version: not an arq model".into())),
+        }
+        let model: RiskModel = serde_json::from_value(version)
+            .map_err(|e| artifact_error(format!("not a valid arq model: {e}")))?;
+        model.check().map_err(artifact_error)?;
+        Ok(model)
+    }
+
+    /// Internal consistency of the artifact.
+    fn check(&self) -> std::result::Result<(), String> {
+        let width: usize = self.features.iter().map(Feature::width).sum();
+        let n = self.design_columns.len();
+        if width != n
+            || self.coefficients.len() != n
+            || self.scaler.mean.len() != n
+            || self.scaler.std.len() != n
+        {
+            return Err(format!(
+                "{} design columns, {} from the features, {} coefficients, {} scaler entries: the file is damaged",
+                n,
+                width,
+                self.coefficients.len(),
+                self.scaler.mean.len()
+            ));
+        }
+        if self.features.is_empty() {
+            return Err("no features".into());
+        }
+        if self.scaler.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.coefficients.iter().any(|c| !c.is_finite())
+            || !self.intercept.is_finite()
+        {
+            return Err(
+                "coefficients or scaler are not finite numbers: the file is damaged".into(),
+            );
+        }
+        self.scorecard.validate().map_err(|e| e.to_string())
+    }
+
+    /// Writes the artifact as pretty JSON, atomically (temporary file + rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = self.to_json()?;
+        write_atomically(path, json.as_bytes())
+    }
+
+    /// The artifact's JSON text.
+    pub fn to_json(&self) -> Result<String> {
+        let mut json = serde_json::to_string_pretty(self)
+            .map_err(|e| ModelError::Training(format!("cannot serialize the model: {e}")))?;
+        json.push('\n');
+        Ok(json)
+    }
+
+    /// Names of the input features, in order.
+    pub fn feature_names(&self) -> Vec<&str> {
+        self.features.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// The index in `schema` of each feature, checking names and types; `model` names the
+    /// artifact in messages.
+    pub fn bind(&self, schema: &Schema, model: &str) -> Result<Vec<usize>> {
+        self.features
+            .iter()
+            .map(|feature| {
+                let index = schema
+                    .index_of(&feature.name)
+                    .map_err(|_| ModelError::Artifact {
+                        path: model.to_string(),
+                        message: format!(
+                            "the data has no column `{}` (the model needs {})",
+                            feature.name,
+                            self.feature_names().join(", ")
+                        ),
+                    })?;
+                feature.check_type(schema.field(index).data_type(), model)?;
+                Ok(index)
+            })
+            .collect()
+    }
+
+    /// Standardized design matrix of feature columns given in the model's order.
+    pub fn standardized(&self, columns: &[ArrayRef]) -> Result<Array2<f64>> {
+        let mut x = design_matrix(&self.features, columns)?;
+        self.scaler.transform(&mut x);
+        Ok(x)
+    }
+
+    /// Log-odds of going bad for each row of a standardized matrix.
+    fn log_odds(&self, z: &Array2<f64>) -> Vec<f64> {
+        z.rows()
+            .into_iter()
+            .map(|row| {
+                self.intercept
+                    + row
+                        .iter()
+                        .zip(&self.coefficients)
+                        .map(|(v, c)| v * c)
+                        .sum::<f64>()
+            })
+            .collect()
+    }
+
+    /// PDs of rows whose feature columns are given in the model's order.
+    pub fn probabilities(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
+        let z = self.standardized(columns)?;
+        Ok(self.log_odds(&z).into_iter().map(logistic).collect())
+    }
+
+    /// PD, points and the top `reasons` reasons of each row.
+    pub fn score(&self, columns: &[ArrayRef], reasons: usize) -> Result<Scored> {
+        let z = self.standardized(columns)?;
+        let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
+        let points = pd.iter().map(|&p| self.scorecard.points_for(p)).collect();
+        let texts = self.reasons(&z, columns, reasons)?;
+        Ok(Scored {
+            pd,
+            points,
+            reasons: texts,
+        })
+    }
+
+    /// Reason codes: the features whose contribution (coefficient × standardized value,
+    /// summed over a text feature's levels) raises the log-odds the most, strongest first;
+    /// only contributions above zero count.
+    fn reasons(&self, z: &Array2<f64>, columns: &[ArrayRef], k: usize) -> Result<Vec<Vec<String>>> {
+        let values = self.describe_values(columns)?;
+        let mut spans = Vec::with_capacity(self.features.len());
+        let mut offset = 0;
+        for f in &self.features {
+            spans.push(offset..offset + f.width());
+            offset += f.width();
+        }
+        Ok(z.rows()
+            .into_iter()
+            .enumerate()
+            .map(|(row, zrow)| {
+                let mut contributions: Vec<(usize, f64)> = spans
+                    .iter()
+                    .enumerate()
+                    .map(|(j, span)| {
+                        let c: f64 = span.clone().map(|d| zrow[d] * self.coefficients[d]).sum();
+                        (j, c)
+                    })
+                    .filter(|(_, c)| *c > 1e-9)
+                    .collect();
+                contributions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                contributions
+                    .into_iter()
+                    .take(k)
+                    .map(|(j, _)| {
+                        // For a number: is the value above the training mean?
+                        let high = spans[j].clone().map(|d| zrow[d]).sum::<f64>() >= 0.0;
+                        reason_text(&self.features[j], &values[j][row], high)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The raw value of each feature of each row, for reason texts.
+    fn describe_values(&self, columns: &[ArrayRef]) -> Result<Vec<Vec<RawValue>>> {
+        self.features
+            .iter()
+            .zip(columns)
+            .map(|(feature, column)| match &feature.encoding {
+                Encoding::Numeric { .. } => Ok(numeric_values(&feature.name, column)?
+                    .into_iter()
+                    .map(|v| v.map_or(RawValue::Missing, RawValue::Number))
+                    .collect()),
+                Encoding::Categorical { .. } => {
+                    let text = cast(column, &DataType::Utf8)?;
+                    let text = text.as_string::<i32>();
+                    Ok((0..text.len())
+                        .map(|i| {
+                            if text.is_valid(i) {
+                                RawValue::Text(text.value(i).to_string())
+                            } else {
+                                RawValue::Missing
+                            }
+                        })
+                        .collect())
+                }
+            })
+            .collect()
+    }
+
+    /// Population stability of `pd` against the training population.
+    pub fn psi(&self, pd: &[f64]) -> f64 {
+        crate::metrics::psi(
+            &self.psi_reference,
+            &crate::metrics::bin_shares(pd, &self.psi_edges),
+        )
+    }
+}
+
+enum RawValue {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+/// The sentence for a feature that pushes the PD up.
+fn reason_text(feature: &Feature, value: &RawValue, high: bool) -> String {
+    let template = if high {
+        feature.reason_high.as_deref()
+    } else {
+        feature.reason_low.as_deref()
+    };
+    match value {
+        RawValue::Text(level) => match template {
+            Some(t) => t.replace("{value}", level),
+            None => format!("{} is {level}", feature.name),
+        },
+        RawValue::Missing => match &feature.encoding {
+            Encoding::Categorical { .. } => format!("{} is {MISSING_LEVEL}", feature.name),
+            Encoding::Numeric { .. } => format!("{}: no data", feature.name),
+        },
+        RawValue::Number(v) => {
+            let fill = |t: &str| {
+                t.replace("{value}", &format_number(*v))
+                    .replace("{percent}", &format!("{:.0} %", v * 100.0))
+            };
+            match template {
+                Some(t) => fill(t),
+                None if high => format!("{} is high ({})", feature.name, format_number(*v)),
+                None => format!("{} is low ({})", feature.name, format_number(*v)),
+            }
+        }
+    }
+}
+
+/// A number for people: whole numbers without decimals, others with at most one.
+fn format_number(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// The logistic function.
+pub fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename, so a reader sees
+/// the old file or the new one, never half of it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// FNV-1a 64 of a byte stream, as 16 hex digits.
+#[derive(Debug, Clone, Copy)]
+pub struct Fingerprint(u64);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Fingerprint(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fingerprint {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scorecard_gives_600_at_50_to_1_and_20_more_per_doubling() {
+        let s = Scorecard::default();
+        assert_eq!(s.points_for(1.0 / 51.0), 600.0);
+        assert_eq!(s.points_for(1.0 / 101.0), 620.0);
+        assert_eq!(s.points_for(1.0 / 26.0), 580.0);
+        // PD 1 stays finite.
+        assert!(s.points_for(1.0).is_finite());
+        let custom = Scorecard {
+            points: 500.0,
+            odds: 20.0,
+            pdo: 40.0,
+        };
+        assert_eq!(custom.points_for(1.0 / 21.0), 500.0);
+        assert_eq!(custom.points_for(1.0 / 41.0), 540.0);
+        assert!(Scorecard { pdo: 0.0, ..s }.validate().is_err());
+        assert!(Scorecard { odds: -1.0, ..s }.validate().is_err());
+    }
+
+    #[test]
+    fn fingerprint_is_fnv1a() {
+        let mut f = Fingerprint::default();
+        f.update(b"a");
+        assert_eq!(f.hex(), "af63dc4c8601ec8c");
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_number(75.0), "75");
+        assert_eq!(format_number(2.345), "2.3");
+    }
+}

@@ -1,0 +1,700 @@
+//! Training: the champion (linfa logistic regression on standardized features), the
+//! challenger (a random forest of linfa decision trees), the baseline, and the validation report.
+//!
+//! The split is out of time when rows carry a period (a snapshot date): the latest
+//! third of the periods validate, the earlier ones train. Rows without periods (a plain
+//! table) validate on a fixed pseudo-random third of the rows.
+
+use datafusion::arrow::array::RecordBatch;
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use linfa_trees::{DecisionTree, TreeNode};
+use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{Feature, Scaler, design_matrix};
+use crate::error::{ModelError, Result};
+use crate::metrics::{self, Decile};
+use crate::model::{
+    FORMAT_VERSION, Fingerprint, ModelKind, RiskModel, Scorecard, TrainingWindow, logistic,
+};
+
+/// Settings of a training run (validated by [`TrainOptions::validate`]).
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub scorecard: Scorecard,
+    /// L2 penalty of the logistic regression (linfa's `alpha`).
+    pub alpha: f64,
+    /// L-BFGS iterations at most.
+    pub max_iterations: u64,
+    /// Trees in the challenger forest, and their depth.
+    pub trees: usize,
+    pub tree_depth: usize,
+    /// Seed of the forest's bootstrap.
+    pub seed: u64,
+    /// Share of the periods (or rows) that validate.
+    pub validation_share: f64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            scorecard: Scorecard::default(),
+            alpha: 1.0,
+            max_iterations: 200,
+            trees: 50,
+            tree_depth: 6,
+            seed: 42,
+            validation_share: 1.0 / 3.0,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Checks every setting once, before any work.
+    pub fn validate(&self) -> Result<()> {
+        self.scorecard.validate()?;
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(ModelError::Training(format!(
+                "alpha must be zero or more, got {}",
+                self.alpha
+            )));
+        }
+        if !(self.validation_share > 0.0 && self.validation_share < 1.0) {
+            return Err(ModelError::Training(format!(
+                "the validation share must be between 0 and 1, got {}",
+                self.validation_share
+            )));
+        }
+        if self.trees == 0 || self.tree_depth == 0 || self.max_iterations == 0 {
+            return Err(ModelError::Training(
+                "trees, tree depth and iterations must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Rows to learn from.
+#[derive(Debug, Clone)]
+pub struct LabelledData {
+    /// Where they come from (a warehouse folder or a file), for the artifact.
+    pub source: String,
+    pub kind: ModelKind,
+    /// Name of the label.
+    pub label: String,
+    /// Columns kept beside the scores but not used as features.
+    pub id_columns: Vec<String>,
+    /// The feature columns only.
+    pub features: RecordBatch,
+    /// The label of each row: went bad.
+    pub bad: Vec<bool>,
+    /// The period of each row (days since 1970-01-01) for an out-of-time split.
+    pub periods: Option<Vec<i32>>,
+    /// A score a team would rank by without a model (higher = riskier), and its name.
+    pub baseline: Option<(String, Vec<f64>)>,
+    /// Reason texts (high, low) for a feature name.
+    pub reason_texts: fn(&str) -> Option<(&'static str, &'static str)>,
+}
+
+/// How one ranking did on a set of rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankingMetrics {
+    pub model: String,
+    pub auc: Option<f64>,
+    pub gini: Option<f64>,
+    pub ks: Option<f64>,
+    /// Only for probabilities (not for the baseline's days past due).
+    pub brier: Option<f64>,
+    pub capture_top_10: Option<f64>,
+    pub capture_top_20: Option<f64>,
+}
+
+impl RankingMetrics {
+    fn of(model: &str, scores: &[f64], bad: &[bool], probabilities: bool) -> RankingMetrics {
+        let auc = metrics::auc(scores, bad);
+        RankingMetrics {
+            model: model.to_string(),
+            auc,
+            gini: auc.map(|a| 2.0 * a - 1.0),
+            ks: metrics::ks(scores, bad),
+            brier: if probabilities {
+                metrics::brier(scores, bad)
+            } else {
+                None
+            },
+            capture_top_10: metrics::capture(scores, bad, 0.10),
+            capture_top_20: metrics::capture(scores, bad, 0.20),
+        }
+    }
+}
+
+/// The training report: out-of-time figures of champion, challenger and baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The champion on its own training rows (for over-fitting checks).
+    pub champion_train: RankingMetrics,
+    /// Champion, challenger and baseline on the validation rows.
+    pub validation: Vec<RankingMetrics>,
+    /// The champion's calibration by decile on the validation rows.
+    pub calibration: Vec<Decile>,
+    /// Population stability of the champion's PDs, training → validation.
+    pub psi_train_validation: f64,
+}
+
+impl Report {
+    /// The report as a text table for the terminal.
+    pub fn to_table(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0));
+        let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        let mut out = String::new();
+        out.push_str(&format!(
+            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+            "validation (out of time)", "AUC", "Gini", "KS", "Brier", "top 10 %", "top 20 %"
+        ));
+        for m in std::iter::once(&self.champion_train).chain(&self.validation) {
+            let name = if std::ptr::eq(m, &self.champion_train) {
+                format!("{} (training rows)", m.model)
+            } else {
+                m.model.clone()
+            };
+            out.push_str(&format!(
+                "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+                name,
+                num(m.auc),
+                num(m.gini),
+                num(m.ks),
+                num(m.brier),
+                pct(m.capture_top_10),
+                pct(m.capture_top_20)
+            ));
+        }
+        out.push_str("\ncalibration of the champion (validation rows, riskiest decile first)\n");
+        out.push_str(&format!(
+            "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
+            "decile", "rows", "bads", "predicted", "observed"
+        ));
+        for d in &self.calibration {
+            out.push_str(&format!(
+                "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
+                d.decile,
+                d.rows,
+                d.bads,
+                pct(Some(d.mean_predicted)),
+                pct(Some(d.observed_rate))
+            ));
+        }
+        out.push_str(&format!(
+            "\nPSI training → validation: {:.4} ({})\n",
+            self.psi_train_validation,
+            metrics::psi_verdict(self.psi_train_validation),
+        ));
+        out
+    }
+}
+
+/// The stages a training run goes through, for a progress display.
+pub const STAGES: [&str; 4] = [
+    "encoding features",
+    "fitting the logistic regression",
+    "fitting the random forest",
+    "validating",
+];
+
+/// Trains the champion and challenger on `data` and returns the champion's artifact
+/// (with the report). `progress` is called with the index of each stage as it starts.
+pub fn train(
+    data: &LabelledData,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(usize),
+) -> Result<RiskModel> {
+    options.validate()?;
+    progress(0);
+    let n = data.bad.len();
+    if n != data.features.num_rows() {
+        return Err(ModelError::Training(format!(
+            "{} labels for {} rows",
+            n,
+            data.features.num_rows()
+        )));
+    }
+    let split = Split::new(data, options.validation_share)?;
+    let train_bads = split.train.iter().filter(|&&r| data.bad[r]).count();
+    if train_bads == 0 || train_bads == split.train.len() {
+        return Err(ModelError::Training(format!(
+            "the {} training rows are all {}: a model needs both good and bad examples",
+            split.train.len(),
+            if train_bads == 0 { "good" } else { "bad" }
+        )));
+    }
+
+    // Encoding, fitted on the training rows only.
+    let schema = data.features.schema();
+    let mut features = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(data.features.columns()) {
+        let mut feature = Feature::fit(field.name(), column, &split.train)?;
+        if let Some((high, low)) = (data.reason_texts)(field.name()) {
+            feature.reason_high = Some(high.to_string());
+            feature.reason_low = Some(low.to_string());
+        }
+        features.push(feature);
+    }
+    if features.is_empty() {
+        return Err(ModelError::Training("no feature columns".into()));
+    }
+    let raw = design_matrix(&features, data.features.columns())?;
+    let fingerprint = fingerprint(&features, &raw, &data.bad, &split.train);
+    let scaler = Scaler::fit(&raw.select(Axis(0), &split.train));
+    let mut z = raw;
+    scaler.transform(&mut z);
+    let z_train = z.select(Axis(0), &split.train);
+    let z_valid = z.select(Axis(0), &split.validation);
+    let y_train: Array1<bool> = split.train.iter().map(|&r| data.bad[r]).collect();
+    let y_valid: Vec<bool> = split.validation.iter().map(|&r| data.bad[r]).collect();
+
+    // Champion.
+    progress(1);
+    let (coefficients, intercept) = fit_logistic(&z_train, &y_train, options)?;
+    let pd = |z: &Array2<f64>| -> Vec<f64> {
+        z.rows()
+            .into_iter()
+            .map(|row| {
+                logistic(
+                    intercept
+                        + row
+                            .iter()
+                            .zip(&coefficients)
+                            .map(|(v, c)| v * c)
+                            .sum::<f64>(),
+                )
+            })
+            .collect()
+    };
+    let pd_train = pd(&z_train);
+    let pd_valid = pd(&z_valid);
+
+    // Challenger.
+    progress(2);
+    let forest_valid = random_forest_scores(&z_train, &y_train, &z_valid, options)?;
+
+    // Report.
+    progress(3);
+    let y_train_vec = y_train.to_vec();
+    let mut validation = vec![
+        RankingMetrics::of("champion: logistic", &pd_valid, &y_valid, true),
+        RankingMetrics::of(
+            &format!("challenger: forest ({} trees)", options.trees),
+            &forest_valid,
+            &y_valid,
+            true,
+        ),
+    ];
+    if let Some((name, values)) = &data.baseline {
+        let baseline: Vec<f64> = split.validation.iter().map(|&r| values[r]).collect();
+        validation.push(RankingMetrics::of(
+            &format!("baseline: {name}"),
+            &baseline,
+            &y_valid,
+            false,
+        ));
+    }
+    let psi_edges = metrics::psi_edges(&pd_train);
+    let psi_reference = metrics::bin_shares(&pd_train, &psi_edges);
+    let psi_train_validation =
+        metrics::psi(&psi_reference, &metrics::bin_shares(&pd_valid, &psi_edges));
+    let report = Report {
+        champion_train: RankingMetrics::of("champion: logistic", &pd_train, &y_train_vec, true),
+        validation,
+        calibration: metrics::calibration(&pd_valid, &y_valid),
+        psi_train_validation,
+    };
+
+    let day = |d: Option<&i32>| d.map(|&d| date_text(d));
+    let design_columns = features.iter().flat_map(Feature::design_names).collect();
+    Ok(RiskModel {
+        format_version: FORMAT_VERSION,
+        kind: data.kind,
+        label: data.label.clone(),
+        id_columns: data.id_columns.clone(),
+        features,
+        design_columns,
+        scaler,
+        coefficients,
+        intercept,
+        scorecard: options.scorecard,
+        training: TrainingWindow {
+            source: data.source.clone(),
+            train_from: day(split.train_periods.first()),
+            train_to: day(split.train_periods.last()),
+            validation_from: day(split.validation_periods.first()),
+            validation_to: day(split.validation_periods.last()),
+            train_rows: split.train.len(),
+            train_bads,
+            validation_rows: split.validation.len(),
+            validation_bads: y_valid.iter().filter(|&&b| b).count(),
+            fingerprint,
+        },
+        psi_edges,
+        psi_reference,
+        report,
+    })
+}
+
+/// Fits the champion on standardized rows: coefficients and intercept of the log-odds of
+/// going bad.
+pub fn fit_logistic(
+    z: &Array2<f64>,
+    bad: &Array1<bool>,
+    options: &TrainOptions,
+) -> Result<(Vec<f64>, f64)> {
+    let fitted = LogisticRegression::default()
+        .alpha(options.alpha)
+        .max_iterations(options.max_iterations)
+        .fit(&Dataset::new(z.clone(), bad.clone()))
+        .map_err(|e| ModelError::Training(format!("logistic regression: {e}")))?;
+    Ok(bad_class_coefficients(&fitted))
+}
+
+/// linfa's binary logistic regression predicts the probability of the class it labels
+/// "positive", which is the *more frequent* class of the training labels, not `true`
+/// (linfa issue #393). Bads are usually the rarer class, so the coefficients are turned
+/// round whenever the positive class is `false`: the artifact always holds the log-odds
+/// of going bad.
+pub fn bad_class_coefficients(
+    fitted: &linfa_logistic::FittedLogisticRegression<f64, bool>,
+) -> (Vec<f64>, f64) {
+    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+    (
+        fitted.params().iter().map(|c| sign * c).collect(),
+        sign * fitted.intercept(),
+    )
+}
+
+/// The forest's PD for each validation row: the average over trees of the bad rate of
+/// the training rows in the leaf the row falls into (smoothed towards the overall rate).
+///
+/// Bagging is done here rather than with linfa-ensemble: each of `trees` linfa decision
+/// trees grows on a bootstrap of 70 % of the training rows and a random 70 % of the
+/// columns (a fixed-seed SplitMix64 draws both), with the bads weighted so that the two
+/// classes weigh the same and the trees split on what separates the rare class. The
+/// bads' weight carries an irrational offset (√2 / 1000): linfa breaks a tie between the
+/// classes' weights in a leaf in hash-map order (and prunes on it), so exact ties must
+/// not happen for the forest to be the same on every run. The leaf rates are counted on
+/// the original, unweighted rows, so the PDs keep the real bad rate.
+fn random_forest_scores(
+    z_train: &Array2<f64>,
+    y_train: &Array1<bool>,
+    z_valid: &Array2<f64>,
+    options: &TrainOptions,
+) -> Result<Vec<f64>> {
+    let (n, p) = z_train.dim();
+    let n_bad = y_train.iter().filter(|&&b| b).count();
+    let bad_weight = (n - n_bad) as f32 / n_bad.max(1) as f32 + std::f32::consts::SQRT_2 / 1000.0;
+    let prior = n_bad as f64 / n.max(1) as f64;
+    let sample_rows = ((n as f64) * 0.7).ceil() as usize;
+    let sample_columns = (((p as f64) * 0.7).ceil() as usize).clamp(1, p);
+    let mut rng = SplitMix64(options.seed);
+    let mut scores = vec![0.0; z_valid.nrows()];
+    for _ in 0..options.trees {
+        let rows: Vec<usize> = (0..sample_rows).map(|_| rng.below(n)).collect();
+        let mut columns: Vec<usize> = (0..p).collect();
+        for i in 0..sample_columns {
+            let j = i + rng.below(p - i);
+            columns.swap(i, j);
+        }
+        columns.truncate(sample_columns);
+        columns.sort_unstable();
+        let records = z_train.select(Axis(0), &rows).select(Axis(1), &columns);
+        let targets: Array1<usize> = rows.iter().map(|&r| y_train[r] as usize).collect();
+        let weights: Array1<f32> = rows
+            .iter()
+            .map(|&r| if y_train[r] { bad_weight } else { 1.0 })
+            .collect();
+        let tree = DecisionTree::params()
+            .max_depth(Some(options.tree_depth))
+            .min_weight_leaf(20.0)
+            .fit(&Dataset::new(records, targets).with_weights(weights))
+            .map_err(|e| ModelError::Training(format!("random forest: {e}")))?;
+        let root = tree.root_node();
+        let mut leaves: std::collections::HashMap<*const TreeNode<f64, usize>, (f64, f64)> =
+            std::collections::HashMap::new();
+        let train_x = z_train.select(Axis(1), &columns);
+        for (row, &bad) in train_x.rows().into_iter().zip(y_train.iter()) {
+            let counts = leaves.entry(leaf_of(root, &row)).or_default();
+            counts.0 += bad as u8 as f64;
+            counts.1 += 1.0;
+        }
+        let valid_x = z_valid.select(Axis(1), &columns);
+        for (score, row) in scores.iter_mut().zip(valid_x.rows()) {
+            let (bad, total) = leaves
+                .get(&leaf_of(root, &row))
+                .copied()
+                .unwrap_or_default();
+            *score += (bad + prior) / (total + 1.0);
+        }
+    }
+    Ok(scores
+        .into_iter()
+        .map(|s| s / options.trees as f64)
+        .collect())
+}
+
+/// A small fixed-seed generator for the forest's bootstrap (SplitMix64).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in 0..n (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64 * n as f64) as usize
+    }
+}
+
+/// The leaf of `tree` a row falls into (linfa's rule: left when value < split).
+fn leaf_of(
+    mut node: &TreeNode<f64, usize>,
+    row: &ndarray::ArrayView1<f64>,
+) -> *const TreeNode<f64, usize> {
+    while !node.is_leaf() {
+        let (feature, split, _) = node.split();
+        let children = node.children();
+        let next = if row[feature] < split {
+            children[0]
+        } else {
+            children[1]
+        };
+        match next.as_deref() {
+            Some(child) => node = child,
+            None => break,
+        }
+    }
+    node as *const _
+}
+
+/// Training and validation rows.
+struct Split {
+    train: Vec<usize>,
+    validation: Vec<usize>,
+    train_periods: Vec<i32>,
+    validation_periods: Vec<i32>,
+}
+
+impl Split {
+    fn new(data: &LabelledData, validation_share: f64) -> Result<Split> {
+        let n = data.bad.len();
+        match &data.periods {
+            Some(periods) => {
+                let mut distinct: Vec<i32> = periods.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() < 2 {
+                    return Err(ModelError::Training(format!(
+                        "an out-of-time validation needs labelled rows from at least two snapshots, \
+                         found {}",
+                        distinct.len()
+                    )));
+                }
+                let held = ((distinct.len() as f64 * validation_share).round() as usize)
+                    .clamp(1, distinct.len() - 1);
+                let first_validation = distinct[distinct.len() - held];
+                let (validation, train): (Vec<usize>, Vec<usize>) =
+                    (0..n).partition(|&r| periods[r] >= first_validation);
+                let (train_periods, validation_periods) = distinct.split_at(distinct.len() - held);
+                Ok(Split {
+                    train,
+                    validation,
+                    train_periods: train_periods.to_vec(),
+                    validation_periods: validation_periods.to_vec(),
+                })
+            }
+            None => {
+                if n < 10 {
+                    return Err(ModelError::Training(format!(
+                        "{n} labelled rows are too few to train and validate"
+                    )));
+                }
+                // A fixed pseudo-random share of the rows (SplitMix64 of the row number),
+                // so that no pattern in the row order lines up with the split.
+                let (validation, train) = (0..n).partition(|&r| {
+                    let mut z = (r as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    z ^= z >> 31;
+                    ((z >> 11) as f64 / (1u64 << 53) as f64) < validation_share
+                });
+                Ok(Split {
+                    train,
+                    validation,
+                    train_periods: Vec::new(),
+                    validation_periods: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// FNV-1a over feature names, then each training row's label and raw values.
+fn fingerprint(features: &[Feature], raw: &Array2<f64>, bad: &[bool], train: &[usize]) -> String {
+    let mut f = Fingerprint::default();
+    for feature in features {
+        f.update(feature.name.as_bytes());
+        f.update(&[0]);
+    }
+    for &r in train {
+        f.update(&[bad[r] as u8]);
+        for v in raw.row(r) {
+            f.update(&v.to_le_bytes());
+        }
+    }
+    f.hex()
+}
+
+/// `YYYY-MM-DD` of days since 1970-01-01.
+pub fn date_text(days: i32) -> String {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::common::ScalarValue;
+    ScalarValue::Date32(Some(days))
+        .cast_to(&DataType::Utf8)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| days.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Float64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    /// One feature, bad when it is high; `bad_share` of the rows are bad.
+    fn separable(n: usize, bad_share: f64) -> (RecordBatch, Vec<bool>) {
+        let mut x = Vec::with_capacity(n);
+        let mut bad = Vec::with_capacity(n);
+        for i in 0..n {
+            let is_bad = (i as f64) < n as f64 * bad_share;
+            // Overlapping but clearly shifted: bads around 2, goods around 0.
+            let noise = ((i * 7919) % 100) as f64 / 50.0 - 1.0;
+            x.push(if is_bad { 2.0 + noise } else { noise });
+            bad.push(is_bad);
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+        let column: ArrayRef = Arc::new(Float64Array::from(x));
+        (RecordBatch::try_new(schema, vec![column]).unwrap(), bad)
+    }
+
+    fn fit(
+        batch: &RecordBatch,
+        bad: &[bool],
+    ) -> linfa_logistic::FittedLogisticRegression<f64, bool> {
+        let column = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        let x = Array2::from_shape_vec((column.len(), 1), column.values().to_vec()).unwrap();
+        let y: Array1<bool> = bad.iter().copied().collect();
+        LogisticRegression::default()
+            .fit(&Dataset::new(x, y))
+            .unwrap()
+    }
+
+    /// linfa issue #393: the probability refers to the more frequent class. Pinned here so
+    /// that a linfa upgrade that changes it fails loudly; `bad_class_coefficients` must give
+    /// the PD of `true` either way.
+    #[test]
+    fn linfa_probability_refers_to_the_more_frequent_class() {
+        for (bad_share, bads_are_frequent) in [(0.2, false), (0.8, true)] {
+            let (batch, bad) = separable(500, bad_share);
+            let fitted = fit(&batch, &bad);
+            assert_eq!(fitted.labels().pos.class, bads_are_frequent);
+            let high = Array2::from_elem((1, 1), 3.0);
+            let linfa_p = fitted.predict_probabilities(&high)[0];
+            let (coefficients, intercept) = bad_class_coefficients(&fitted);
+            let pd = logistic(intercept + coefficients[0] * 3.0);
+            // A row far on the bad side has a high PD...
+            assert!(pd > 0.9, "PD {pd}");
+            // ... which linfa reports as is only when bads are the more frequent class.
+            if bads_are_frequent {
+                assert!((linfa_p - pd).abs() < 1e-12);
+            } else {
+                assert!((linfa_p - (1.0 - pd)).abs() < 1e-12);
+            }
+        }
+    }
+
+    fn no_reasons(_: &str) -> Option<(&'static str, &'static str)> {
+        None
+    }
+
+    #[test]
+    fn training_ranks_bads_first_and_validates_out_of_time() {
+        let (batch, bad) = separable(600, 0.25);
+        // Periods 0..6 cycling: the last two (4, 5) validate.
+        let periods: Vec<i32> = (0..600).map(|i| (i % 6) as i32).collect();
+        let data = LabelledData {
+            source: "test".into(),
+            kind: ModelKind::Table,
+            label: "bad".into(),
+            id_columns: vec![],
+            features: batch,
+            baseline: Some(("x".into(), (0..600).map(|i| (i % 3) as f64).collect())),
+            bad,
+            periods: Some(periods),
+            reason_texts: no_reasons,
+        };
+        let mut stages = Vec::new();
+        let options = TrainOptions {
+            trees: 5,
+            ..TrainOptions::default()
+        };
+        let model = train(&data, &options, &mut |s| stages.push(s)).unwrap();
+        assert_eq!(stages, vec![0, 1, 2, 3]);
+        assert_eq!(model.training.train_rows, 400);
+        assert_eq!(model.training.validation_rows, 200);
+        assert_eq!(
+            model.training.validation_from.as_deref(),
+            Some("1970-01-05")
+        );
+        assert!(model.coefficients[0] > 0.0);
+        let champion = &model.report.validation[0];
+        assert!(champion.auc.unwrap() > 0.9, "{champion:?}");
+        // The uninformative baseline is near 0.5.
+        assert!((model.report.validation[2].auc.unwrap() - 0.5).abs() < 0.1);
+        // Same data, same model, byte for byte.
+        let again = train(&data, &options, &mut |_| {}).unwrap();
+        assert_eq!(model.to_json().unwrap(), again.to_json().unwrap());
+        // A round trip through JSON keeps every field.
+        let read = RiskModel::from_json(&model.to_json().unwrap(), "m.json").unwrap();
+        assert_eq!(read, model);
+    }
+
+    #[test]
+    fn one_class_or_one_period_is_refused() {
+        let (batch, _) = separable(100, 0.2);
+        let data = LabelledData {
+            source: "test".into(),
+            kind: ModelKind::Table,
+            label: "bad".into(),
+            id_columns: vec![],
+            features: batch,
+            bad: vec![false; 100],
+            periods: None,
+            baseline: None,
+            reason_texts: no_reasons,
+        };
+        let err = train(&data, &TrainOptions::default(), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("all good"), "{err}");
+        let data = LabelledData {
+            periods: Some(vec![7; 100]),
+            ..data
+        };
+        let err = train(&data, &TrainOptions::default(), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("at least two snapshots"), "{err}");
+    }
+}

@@ -1,0 +1,445 @@
+//! `arq train` and `arq score`: the risk model on a warehouse or on any labelled table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arq_models::encoding::numeric_values;
+use arq_models::features;
+use arq_models::model::write_atomically;
+use arq_models::sql::SessionModel;
+use arq_models::{LabelledData, ModelKind, RiskModel, TrainOptions};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Schema};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{ArqError, Result};
+use crate::sql::{self, OutputFormat, QueryResult};
+use crate::warehouse::{AsOf, Warehouse};
+
+/// The model used when neither `--model` nor `ARQ_MODEL` is given.
+pub const DEFAULT_MODEL: &str = "data/models/default.json";
+
+/// Loads the model a session should use: the one given, else the default model when it
+/// exists (`None` when there is none).
+pub fn session_model(given: Option<&Path>) -> Result<Option<SessionModel>> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => match default_model_path() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    let model = RiskModel::load(&path)?;
+    Ok(Some(SessionModel {
+        model: Arc::new(model),
+        name: path.display().to_string(),
+    }))
+}
+
+/// `data/models/default.json` in the current folder, else in the source tree arq was
+/// built from.
+fn default_model_path() -> Option<PathBuf> {
+    let local = PathBuf::from(DEFAULT_MODEL);
+    if local.is_file() {
+        return Some(local);
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
+    built_in.is_file().then_some(built_in)
+}
+
+/// A labelled table for `arq train --table`.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub path: PathBuf,
+    pub label: String,
+    pub ids: Vec<String>,
+    pub exclude: Vec<String>,
+    pub time: Option<String>,
+}
+
+/// Progress of a training run: a bar over the stages on a terminal, nothing otherwise.
+fn stage_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(arq_models::train::STAGES.len() as u64 + 1),
+        ProgressDrawTarget::stderr_with_hz(4),
+    );
+    bar.set_style(
+        ProgressStyle::with_template("training {bar:30} {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}
+
+/// Trains on the warehouse (or on `table`), writes the artifact to `out` and the report
+/// to `report` (JSON) when asked; returns the report as text.
+pub fn train(
+    warehouse: Option<&Warehouse>,
+    table: Option<&TableSpec>,
+    options: &TrainOptions,
+    out: &Path,
+    report: Option<&Path>,
+    quiet: bool,
+) -> Result<String> {
+    options.validate()?;
+    let bar = stage_bar(quiet);
+    bar.set_message("computing features");
+    let runtime = crate::cli::runtime()?;
+    let data = runtime.block_on(async {
+        match (table, warehouse) {
+            (Some(spec), _) => labelled_table(spec).await,
+            (None, Some(w)) => {
+                let ctx = w.session().await?;
+                let state = ctx.state();
+                Ok(features::training_data(&state, &w.root().display().to_string()).await?)
+            }
+            (None, None) => Err(ArqError::Usage("nothing to train on".into())),
+        }
+    })?;
+    bar.inc(1);
+    let model = arq_models::train(&data, options, &mut |stage| {
+        bar.set_position(stage as u64 + 1);
+        bar.set_message(arq_models::train::STAGES[stage]);
+    })?;
+    bar.finish_and_clear();
+    model.save(out)?;
+    if let Some(path) = report {
+        let json = serde_json::to_string_pretty(&model.report)
+            .map_err(|e| ArqError::Usage(format!("cannot write the report: {e}")))?;
+        write_atomically(path, format!("{json}\n").as_bytes())?;
+    }
+    let w = &model.training;
+    let window = match (
+        &w.train_from,
+        &w.train_to,
+        &w.validation_from,
+        &w.validation_to,
+    ) {
+        (Some(a), Some(b), Some(c), Some(d)) => {
+            format!("trained on snapshots {a} to {b}, validated on {c} to {d}")
+        }
+        _ => "validated on a fixed pseudo-random third of the rows".to_string(),
+    };
+    Ok(format!(
+        "model {} ({} features, {} design columns): {window}; {} training rows ({} bad), {} \
+         validation rows ({} bad); fingerprint {}\n\n{}",
+        out.display(),
+        model.features.len(),
+        model.design_columns.len(),
+        w.train_rows,
+        w.train_bads,
+        w.validation_rows,
+        w.validation_bads,
+        w.fingerprint,
+        model.report.to_table()
+    ))
+}
+
+/// Reads a Parquet or CSV file as one batch.
+pub async fn read_table(path: &Path) -> Result<RecordBatch> {
+    let ctx = SessionContext::new();
+    let name = path.display().to_string();
+    if !path.is_file() {
+        return Err(ArqError::Usage(format!("{name}: no such file")));
+    }
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let frame = match extension.as_str() {
+        "parquet" => {
+            ctx.read_parquet(name.as_str(), ParquetReadOptions::default())
+                .await
+        }
+        "csv" => {
+            ctx.read_csv(name.as_str(), CsvReadOptions::new().has_header(true))
+                .await
+        }
+        _ => {
+            return Err(ArqError::Usage(format!(
+                "{name}: tables are read from .parquet or .csv files"
+            )));
+        }
+    }
+    .map_err(|e| {
+        ArqError::Usage(format!(
+            "{name}: {}",
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    let schema: Arc<Schema> = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|e| {
+        ArqError::Usage(format!(
+            "{name}: {}",
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+/// A labelled table: the label column as booleans, `--id`/`--exclude`/`--time` columns
+/// left out of the features.
+async fn labelled_table(spec: &TableSpec) -> Result<LabelledData> {
+    let batch = read_table(&spec.path).await?;
+    let file = spec.path.display().to_string();
+    let schema = batch.schema();
+    let column = |name: &str, role: &str| -> Result<usize> {
+        schema.index_of(name).map_err(|_| {
+            ArqError::Usage(format!(
+                "{file}: no column `{name}` (given as {role}); the columns are {}",
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    };
+    let label_index = column(&spec.label, "--label")?;
+    let bad = parse_label(&file, &spec.label, batch.column(label_index))?;
+    let mut left_out = vec![label_index];
+    for id in &spec.ids {
+        left_out.push(column(id, "--id")?);
+    }
+    for e in &spec.exclude {
+        left_out.push(column(e, "--exclude")?);
+    }
+    let periods = match &spec.time {
+        Some(t) => {
+            let i = column(t, "--time")?;
+            left_out.push(i);
+            Some(parse_periods(&file, t, batch.column(i))?)
+        }
+        None => None,
+    };
+    let keep: Vec<usize> = (0..batch.num_columns())
+        .filter(|i| !left_out.contains(i))
+        .collect();
+    if keep.is_empty() {
+        return Err(ArqError::Usage(format!(
+            "{file}: no feature columns left besides the label, ids and exclusions"
+        )));
+    }
+    Ok(LabelledData {
+        source: file,
+        kind: ModelKind::Table,
+        label: spec.label.clone(),
+        id_columns: spec.ids.clone(),
+        features: batch.project(&keep)?,
+        bad,
+        periods,
+        baseline: None,
+        reason_texts: |_| None,
+    })
+}
+
+/// Booleans, 0/1 numbers, or the words true/false, yes/no, bad/good.
+fn parse_label(file: &str, name: &str, array: &ArrayRef) -> Result<Vec<bool>> {
+    let bad_row = |row: usize, what: String| {
+        ArqError::Usage(format!(
+            "{file}, column `{name}`, row {}: {what}; a label is true/false, 1/0, yes/no or bad/good",
+            row + 1
+        ))
+    };
+    if let Some(row) = (0..array.len()).find(|&r| array.is_null(r)) {
+        return Err(bad_row(row, "the label is empty".into()));
+    }
+    match array.data_type() {
+        DataType::Boolean => Ok(array.as_boolean().iter().map(|v| v == Some(true)).collect()),
+        t if t.is_numeric() => {
+            let values = numeric_values(name, array)?;
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(r, v)| match v {
+                    Some(v) if v == 1.0 => Ok(true),
+                    Some(v) if v == 0.0 => Ok(false),
+                    other => Err(bad_row(r, format!("value {}", other.unwrap_or(f64::NAN)))),
+                })
+                .collect()
+        }
+        _ => {
+            let text = cast(array, &DataType::Utf8)
+                .map_err(|e| ArqError::Usage(format!("{file}, column `{name}`: {e}")))?;
+            let text = text.as_string::<i32>();
+            (0..text.len())
+                .map(
+                    |r| match text.value(r).trim().to_ascii_lowercase().as_str() {
+                        "true" | "1" | "yes" | "bad" => Ok(true),
+                        "false" | "0" | "no" | "good" => Ok(false),
+                        other => Err(bad_row(r, format!("value '{other}'"))),
+                    },
+                )
+                .collect()
+        }
+    }
+}
+
+/// A time column (dates, timestamps or whole numbers) as day numbers for the split.
+fn parse_periods(file: &str, name: &str, array: &ArrayRef) -> Result<Vec<i32>> {
+    let as_days = match array.data_type() {
+        t if t.is_integer() => cast(array, &DataType::Int32),
+        _ => cast(array, &DataType::Date32).and_then(|d| cast(&d, &DataType::Int32)),
+    }
+    .map_err(|_| {
+        ArqError::Usage(format!(
+            "{file}, column `{name}` (--time): type {} is not a date or a whole number",
+            array.data_type()
+        ))
+    })?;
+    let days = as_days.as_primitive::<Int32Type>();
+    (0..days.len())
+        .map(|r| {
+            if days.is_valid(r) {
+                Ok(days.value(r))
+            } else {
+                Err(ArqError::Usage(format!(
+                    "{file}, column `{name}`, row {}: the time is empty",
+                    r + 1
+                )))
+            }
+        })
+        .collect()
+}
+
+/// Scores a table file with a model: its id columns, pd, score and three reasons.
+pub async fn score_table(model: &SessionModel, path: &Path) -> Result<(RecordBatch, f64)> {
+    let batch = read_table(path).await?;
+    let indices = model
+        .model
+        .bind(&batch.schema(), &model.name)
+        .map_err(|e| ArqError::Usage(format!("{}: {e}", path.display())))?;
+    let columns: Vec<ArrayRef> = indices.iter().map(|&i| batch.column(i).clone()).collect();
+    let scored = model.model.score(&columns, 3)?;
+    let psi = model.model.psi(&scored.pd);
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for id in &model.model.id_columns {
+        if let Ok(i) = batch.schema().index_of(id) {
+            fields.push(batch.schema().field(i).clone());
+            arrays.push(batch.column(i).clone());
+        }
+    }
+    fields.push(Field::new("pd", DataType::Float64, false));
+    arrays.push(Arc::new(Float64Array::from(scored.pd)));
+    fields.push(Field::new("score", DataType::Int32, false));
+    arrays.push(Arc::new(Int32Array::from(
+        scored.points.iter().map(|&p| p as i32).collect::<Vec<_>>(),
+    )));
+    for k in 0..3 {
+        fields.push(Field::new(
+            format!("reason_{}", k + 1),
+            DataType::Utf8,
+            true,
+        ));
+        arrays.push(Arc::new(StringArray::from(
+            scored
+                .reasons
+                .iter()
+                .map(|r| r.get(k).cloned())
+                .collect::<Vec<_>>(),
+        )));
+    }
+    Ok((
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?,
+        psi,
+    ))
+}
+
+/// Scores every customer of the warehouse snapshot on or before `as_of`; the PSI is over
+/// the customers below late stage (the training population).
+pub async fn score_warehouse(
+    model: &SessionModel,
+    warehouse: &Warehouse,
+    as_of: AsOf,
+) -> Result<(RecordBatch, f64)> {
+    let ctx = warehouse.session().await?;
+    let state = ctx.state();
+    let limit = match as_of {
+        AsOf::Latest => None,
+        AsOf::Date(d) => Some(days_since_epoch(d)),
+    };
+    let day = features::resolve_snapshot(&state, limit).await?;
+    let batch = features::score_snapshot(&state, &model.model, &model.name, day).await?;
+    let late = batch
+        .column_by_name("late_stage")
+        .map(|c| c.as_boolean().clone())
+        .ok_or_else(|| ArqError::Usage("scores have no late_stage column".into()))?;
+    let pd = batch
+        .column_by_name("pd")
+        .map(|c| c.as_primitive::<Float64Type>().clone());
+    let pd: Vec<f64> = match pd {
+        Some(pd) => (0..pd.len())
+            .filter(|&r| !late.value(r))
+            .map(|r| pd.value(r))
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok((batch, model.model.psi(&pd)))
+}
+
+/// Writes scores to a file (format from `format`) or prints them.
+pub fn write_scores(
+    batch: RecordBatch,
+    format: OutputFormat,
+    out: Option<&Path>,
+) -> Result<Vec<u8>> {
+    let result = QueryResult {
+        schema: batch.schema(),
+        batches: vec![batch],
+    };
+    match out {
+        Some(path) => {
+            sql::write_result_to_file(&result, format, path)?;
+            Ok(Vec::new())
+        }
+        None => {
+            let mut buffer = Vec::new();
+            sql::write_result(&result, format, &mut buffer)?;
+            Ok(buffer)
+        }
+    }
+}
+
+fn days_since_epoch(date: chrono::NaiveDate) -> i32 {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    (date - epoch).num_days() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{BooleanArray, Date32Array, Int64Array};
+
+    #[test]
+    fn labels_accept_booleans_numbers_and_words_and_name_bad_rows() {
+        let b: ArrayRef = Arc::new(BooleanArray::from(vec![true, false]));
+        assert_eq!(parse_label("f", "y", &b).unwrap(), vec![true, false]);
+        let n: ArrayRef = Arc::new(Int64Array::from(vec![1, 0, 1]));
+        assert_eq!(parse_label("f", "y", &n).unwrap(), vec![true, false, true]);
+        let w: ArrayRef = Arc::new(StringArray::from(vec!["Bad", "good", "yes"]));
+        assert_eq!(parse_label("f", "y", &w).unwrap(), vec![true, false, true]);
+        let x: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        let err = parse_label("t.csv", "y", &x).unwrap_err().to_string();
+        assert!(err.contains("t.csv, column `y`, row 2: value 2"), "{err}");
+        let e: ArrayRef = Arc::new(StringArray::from(vec![Some("1"), None]));
+        let err = parse_label("t.csv", "y", &e).unwrap_err().to_string();
+        assert!(err.contains("row 2: the label is empty"), "{err}");
+    }
+
+    #[test]
+    fn periods_accept_dates_and_whole_numbers() {
+        let d: ArrayRef = Arc::new(Date32Array::from(vec![10, 20]));
+        assert_eq!(parse_periods("f", "t", &d).unwrap(), vec![10, 20]);
+        let n: ArrayRef = Arc::new(Int64Array::from(vec![202601, 202602]));
+        assert_eq!(parse_periods("f", "t", &n).unwrap(), vec![202601, 202602]);
+    }
+}

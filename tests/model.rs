@@ -1,0 +1,528 @@
+//! The risk model end to end: training on the demo warehouse, the committed default
+//! model, leakage, scoring in SQL and as a command, generic tables, bad artifacts.
+
+use std::fs::File;
+use std::path::Path;
+
+use datafusion::arrow::array::Date32Array;
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch, kernels::cmp::lt_eq};
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+use crate::util::{demo, repo_root, run, run_err, run_ok};
+
+/// The model's features in `risk_score`'s order (the order of FEATURE_COLUMNS).
+const FEATURES: &str = "segment, overdue_share, max_dpd, worst_bucket, share_61_90, weighted_dpd, max_dpd_3m, max_dpd_6m, \
+    max_dpd_12m, paid_late_6m, paid_late_share_6m, paid_late_12m, paid_late_share_12m, \
+    avg_days_late_6m, days_late_trend, utilization, broken_promises_12m, open_disputes, \
+    tenure_months, invoices_12m, open_items, contacts_3m, days_since_last_payment";
+
+fn default_model() -> std::path::PathBuf {
+    repo_root().join("data/models/default.json")
+}
+
+/// Equal JSON, numbers within a relative 1e-6 (floating-point sums may round
+/// differently on another CPU); `path` says where a difference is.
+fn assert_json_close(a: &Value, b: &Value, path: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1e-9),
+                "{path}: {x} vs {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{path}: lengths");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_json_close(x, y, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: Vec<_> = x.keys().collect();
+            assert_eq!(keys, y.keys().collect::<Vec<_>>(), "{path}: keys");
+            for k in x.keys() {
+                assert_json_close(&x[k], &y[k], &format!("{path}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{path}"),
+    }
+}
+
+#[test]
+fn retraining_on_the_demo_reproduces_the_committed_default_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.json");
+    let report = dir.path().join("report.json");
+    let printed = run_ok(&[
+        "train",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(printed.contains("champion: logistic"), "{printed}");
+    assert!(
+        printed.contains("baseline: rank by current max DPD"),
+        "{printed}"
+    );
+    assert!(printed.contains("calibration"), "{printed}");
+    let fresh: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(default_model()).unwrap()).unwrap();
+    assert_json_close(&fresh, &committed, "model");
+    // The data fingerprint is exact.
+    assert_eq!(
+        fresh["training"]["fingerprint"],
+        committed["training"]["fingerprint"]
+    );
+
+    // The quality bar: out of time, the champion beats "rank by max DPD" on AUC and on
+    // the share of bads in the riskiest 20 %.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let validation = report["validation"].as_array().unwrap();
+    let champion = &validation[0];
+    let baseline = validation
+        .iter()
+        .find(|m| m["model"].as_str().unwrap().starts_with("baseline"))
+        .unwrap();
+    let f = |m: &Value, k: &str| m[k].as_f64().unwrap();
+    assert!(f(champion, "auc") > f(baseline, "auc"), "{report}");
+    assert!(
+        f(champion, "capture_top_20") > f(baseline, "capture_top_20"),
+        "{report}"
+    );
+    // Out of time: validation snapshots come after the training snapshots.
+    let t = &fresh["training"];
+    assert!(t["train_to"].as_str().unwrap() < t["validation_from"].as_str().unwrap());
+}
+
+/// Copies the demo warehouse keeping only what is dated on or before `cutoff`: the
+/// snapshots up to it and the events dated up to it.
+fn truncate_demo(to: &Path, cutoff: i32, cutoff_text: &str) {
+    let event_dates = [
+        ("invoices", "invoice_date"),
+        ("payments", "payment_date"),
+        ("activities", "activity_date"),
+        ("write_offs", "write_off_date"),
+    ];
+    for table in [
+        "customers",
+        "open_items",
+        "invoices",
+        "payments",
+        "activities",
+        "write_offs",
+        "collectors",
+    ] {
+        let from_dir = demo().join(table);
+        for entry in walk(&from_dir) {
+            let relative = entry.strip_prefix(&from_dir).unwrap();
+            let target = to.join(table).join(relative);
+            // Snapshot partitions after the cutoff are left out.
+            if let Some(partition) = relative.iter().next().and_then(|p| p.to_str())
+                && let Some(date) = partition.strip_prefix("snapshot_date=")
+                && date > cutoff_text
+            {
+                continue;
+            }
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            match event_dates.iter().find(|(t, _)| *t == table) {
+                None => {
+                    std::fs::copy(&entry, &target).unwrap();
+                }
+                Some((_, column)) => {
+                    let reader =
+                        ParquetRecordBatchReaderBuilder::try_new(File::open(&entry).unwrap())
+                            .unwrap()
+                            .build()
+                            .unwrap();
+                    let mut writer: Option<ArrowWriter<File>> = None;
+                    for batch in reader {
+                        let batch: RecordBatch = batch.unwrap();
+                        let dates = batch.column_by_name(column).unwrap();
+                        let keep: BooleanArray =
+                            lt_eq(dates, &Date32Array::new_scalar(cutoff)).unwrap();
+                        let kept = filter_record_batch(&batch, &keep).unwrap();
+                        writer
+                            .get_or_insert_with(|| {
+                                ArrowWriter::try_new(
+                                    File::create(&target).unwrap(),
+                                    batch.schema(),
+                                    None,
+                                )
+                                .unwrap()
+                            })
+                            .write(&kept)
+                            .unwrap();
+                    }
+                    writer.unwrap().close().unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn features_read_nothing_dated_after_the_snapshot() {
+    // Cut the demo at 2026-06-30: features of every snapshot up to the cut must come out
+    // identical, though the full warehouse holds four more months of everything.
+    let dir = tempfile::tempdir().unwrap();
+    truncate_demo(dir.path(), days("2026-06-30"), "2026-06-30");
+    let query = "SELECT * FROM customer_features('2025-11-30', '2026-06-30') ORDER BY snapshot_date, customer_id";
+    let full = run_ok(&["sql", query, "--format", "csv"]);
+    let cut = run_ok(&[
+        "sql",
+        "-w",
+        dir.path().to_str().unwrap(),
+        query,
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        full.lines().count() > 15_000,
+        "{} rows",
+        full.lines().count()
+    );
+    assert!(
+        full == cut,
+        "features differ once data after the snapshot is removed"
+    );
+    // The truncation did remove data (payments after the cut exist in the demo).
+    let later = run_ok(&[
+        "sql",
+        "SELECT count(*) AS n FROM payments WHERE payment_date > DATE '2026-06-30'",
+        "--format",
+        "csv",
+    ]);
+    assert_ne!(later.trim(), "n\n0");
+    // Labels, on the other hand, need the future: they are NULL in the cut warehouse.
+    let labels = run_ok(&[
+        "sql",
+        "-w",
+        dir.path().to_str().unwrap(),
+        "SELECT count(*) AS n FROM risk_labels('2026-04-30', '2026-06-30') WHERE went_bad IS NOT NULL",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(labels.trim(), "n\n0");
+}
+
+fn days(date: &str) -> i32 {
+    let v = datafusion::common::ScalarValue::Utf8(Some(date.into()))
+        .cast_to(&DataType::Date32)
+        .unwrap();
+    match v {
+        datafusion::common::ScalarValue::Date32(Some(d)) => d,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn score_writes_one_row_per_customer_and_sql_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scores.parquet");
+    let output = run(&[
+        "score",
+        "--as-of",
+        "2026-10-31",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("scored 2000 rows") && stderr.contains("PSI"),
+        "{stderr}"
+    );
+    let batches: Vec<RecordBatch> =
+        ParquetRecordBatchReaderBuilder::try_new(File::open(&out).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 2000);
+    for b in &batches {
+        let pd = cast(b.column_by_name("pd").unwrap(), &DataType::Float64).unwrap();
+        let pd = pd.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let late = b.column_by_name("late_stage").unwrap().as_boolean().clone();
+        let dates = b
+            .column_by_name("snapshot_date")
+            .unwrap()
+            .as_primitive::<Date32Type>()
+            .clone();
+        for r in 0..b.num_rows() {
+            assert!((0.0..=1.0).contains(&pd.value(r)));
+            assert_eq!(dates.value(r), days("2026-10-31"));
+            if late.value(r) {
+                assert_eq!(pd.value(r), 1.0);
+            }
+        }
+    }
+
+    // risk_score(...) over customer_features gives the same PD as risk_scores(), and
+    // risk_points / risk_reasons agree with its score and reasons.
+    let f: Vec<String> = FEATURES.split(", ").map(|c| format!("f.{c}")).collect();
+    let f = f.join(", ");
+    let query = format!(
+        "SELECT count(*) AS n, \
+           sum(CASE WHEN abs(s.pd - risk_score({f})) > 1e-12 THEN 1 ELSE 0 END) AS pd_diff, \
+           sum(CASE WHEN s.score <> risk_points({f}) THEN 1 ELSE 0 END) AS points_diff, \
+           sum(CASE WHEN s.reason_1 IS DISTINCT FROM risk_reasons({f})[1] THEN 1 ELSE 0 END) AS reason_diff \
+         FROM risk_scores('2026-10-31') s JOIN customer_features('2026-10-31') f USING (customer_id) \
+         WHERE NOT s.late_stage"
+    );
+    let csv = run_ok(&["sql", &query, "--format", "csv"]);
+    let values: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert!(values[0].parse::<u32>().unwrap() > 1000, "{csv}");
+    assert_eq!(&values[1..], ["0", "0", "0"], "{csv}");
+
+    // Reasons are sentences, and the riskiest customers have three of them.
+    let top = run_ok(&[
+        "sql",
+        "SELECT reason_1, reason_2, reason_3 FROM risk_scores() WHERE NOT late_stage ORDER BY pd DESC, customer_id LIMIT 5",
+        "--format",
+        "csv",
+    ]);
+    for line in top.lines().skip(1) {
+        assert_eq!(
+            line.split(',').filter(|s| !s.is_empty()).count(),
+            3,
+            "{top}"
+        );
+    }
+    assert!(
+        top.contains("days past due") || top.contains("past due"),
+        "{top}"
+    );
+}
+
+#[test]
+fn artifacts_that_do_not_fit_the_data_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(default_model()).unwrap();
+
+    let renamed = dir.path().join("renamed.json");
+    std::fs::write(&renamed, text.replace("\"utilization\"", "\"utilisation\"")).unwrap();
+    let err = run_err(&["score", "--model", renamed.to_str().unwrap()]);
+    assert!(
+        err.contains("no column `utilisation`") && err.contains("renamed.json"),
+        "{err}"
+    );
+
+    let mut model: Value = serde_json::from_str(&text).unwrap();
+    model["features"][0] =
+        serde_json::json!({"name": "segment", "type": "numeric", "missing_value": 0.0});
+    // Keep the design width consistent so that only the type is wrong.
+    let levels = serde_json::from_str::<Value>(&text).unwrap()["features"][0]["levels"]
+        .as_array()
+        .unwrap()
+        .len();
+    for key in ["design_columns", "coefficients"] {
+        let a = model[key].as_array_mut().unwrap();
+        a.drain(1..levels);
+    }
+    for key in ["mean", "std"] {
+        model["scaler"][key]
+            .as_array_mut()
+            .unwrap()
+            .drain(1..levels);
+    }
+    let retyped = dir.path().join("retyped.json");
+    std::fs::write(&retyped, serde_json::to_string(&model).unwrap()).unwrap();
+    let err = run_err(&["score", "--model", retyped.to_str().unwrap()]);
+    assert!(
+        err.contains("feature `segment` is numeric in the model") && err.contains("Utf8"),
+        "{err}"
+    );
+
+    let damaged = dir.path().join("damaged.json");
+    std::fs::write(
+        &damaged,
+        text.replacen("\"coefficients\": [", "\"coefficients\": [1.0, ", 1),
+    )
+    .unwrap();
+    let err = run_err(&["score", "--model", damaged.to_str().unwrap()]);
+    assert!(err.contains("damaged"), "{err}");
+
+    let future = dir.path().join("future.json");
+    std::fs::write(
+        &future,
+        text.replacen("\"format_version\": 1", "\"format_version\": 99", 1),
+    )
+    .unwrap();
+    let err = run_err(&["sql", "--model", future.to_str().unwrap(), "SELECT 1"]);
+    assert!(err.contains("format version 99"), "{err}");
+
+    let err = run_err(&["sql", "SELECT risk_score(1.0, 2.0) FROM customers_latest"]);
+    assert!(err.contains("takes 23 features"), "{err}");
+}
+
+/// A labelled table: defaults are likelier with high debt ratio and in region "north".
+fn write_loans_csv(path: &Path, rows: usize) {
+    let mut text = String::from("loan_id,region,debt_ratio,years,defaulted\n");
+    let mut state: u64 = 7;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..rows {
+        let region = ["north", "south", "east"][i % 3];
+        let debt = next();
+        let years = (next() * 20.0).floor();
+        let risk = -3.0 + 4.0 * debt + if region == "north" { 1.0 } else { 0.0 };
+        let bad = next() < 1.0 / (1.0 + (-risk).exp());
+        // Some debt ratios are missing.
+        let debt_text = if i % 17 == 0 {
+            String::new()
+        } else {
+            format!("{debt:.4}")
+        };
+        text.push_str(&format!(
+            "L{i:05},{region},{debt_text},{years},{}\n",
+            bad as u8
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn any_labelled_table_trains_and_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("loans.csv");
+    write_loans_csv(&table, 3000);
+    let model = dir.path().join("loans.json");
+    let printed = run_ok(&[
+        "train",
+        "--quiet",
+        "--table",
+        table.to_str().unwrap(),
+        "--label",
+        "defaulted",
+        "--id",
+        "loan_id",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        printed.contains("validated on a fixed pseudo-random third of the rows"),
+        "{printed}"
+    );
+    let artifact: Value = serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(artifact["kind"], "table");
+    let names: Vec<&str> = artifact["design_columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "region=east",
+            "region=north",
+            "region=south",
+            "debt_ratio",
+            "years"
+        ]
+    );
+    let auc = artifact["report"]["validation"][0]["auc"].as_f64().unwrap();
+    assert!(auc > 0.65, "AUC {auc}");
+    // Debt raises the PD, years do not matter much.
+    let coefficients = artifact["coefficients"].as_array().unwrap();
+    assert!(coefficients[3].as_f64().unwrap() > 0.3);
+
+    let scores = dir.path().join("scores.csv");
+    run_ok(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--table",
+        table.to_str().unwrap(),
+        "--out",
+        scores.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&scores).unwrap();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        "loan_id,pd,score,reason_1,reason_2,reason_3"
+    );
+    assert_eq!(text.lines().count(), 3001);
+    assert!(text.lines().nth(1).unwrap().starts_with("L00000,"));
+
+    // The model needs its columns.
+    let partial = dir.path().join("partial.csv");
+    std::fs::write(&partial, "loan_id,region,years\nL1,north,3\n").unwrap();
+    let err = run_err(&[
+        "score",
+        "--model",
+        model.to_str().unwrap(),
+        "--table",
+        partial.to_str().unwrap(),
+    ]);
+    assert!(err.contains("no column `debt_ratio`"), "{err}");
+    // A warehouse needs a warehouse model.
+    let err = run_err(&["score", "--model", model.to_str().unwrap()]);
+    assert!(err.contains("trained on a table"), "{err}");
+    // An identifier passed as a feature is caught.
+    let err = run_err(&[
+        "train",
+        "--quiet",
+        "--table",
+        table.to_str().unwrap(),
+        "--label",
+        "defaulted",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("`loan_id`") && err.contains("--id loan_id"),
+        "{err}"
+    );
+    // A bad label names the row.
+    std::fs::write(&partial, "x,y\n1,1\n2,maybe\n").unwrap();
+    let err = run_err(&[
+        "train",
+        "--quiet",
+        "--table",
+        partial.to_str().unwrap(),
+        "--label",
+        "y",
+        "--out",
+        model.to_str().unwrap(),
+    ]);
+    assert!(err.contains("column `y`, row 2: value 'maybe'"), "{err}");
+}
+
+#[test]
+fn functions_lists_the_model_functions_with_the_feature_order() {
+    let text = run_ok(&["functions", "risk_score"]);
+    assert!(text.contains(&format!("risk_score({FEATURES})")), "{text}");
+    assert!(text.contains("risk_scores (table)"), "{text}");
+}
