@@ -58,7 +58,7 @@ impl Rows {
     }
 
     fn batch(&mut self, len: usize) -> (RecordBatch, Vec<bool>) {
-        let mut columns = vec![Vec::with_capacity(len); FEATURES];
+        let mut columns: Vec<Vec<f64>> = (0..FEATURES).map(|_| Vec::with_capacity(len)).collect();
         let mut bad = Vec::with_capacity(len);
         for _ in 0..len {
             let mut log_odds = -3.0;

@@ -260,8 +260,8 @@ fn parse_label(file: &str, name: &str, array: &ArrayRef) -> Result<Vec<bool>> {
                 .into_iter()
                 .enumerate()
                 .map(|(r, v)| match v {
-                    Some(v) if v == 1.0 => Ok(true),
-                    Some(v) if v == 0.0 => Ok(false),
+                    Some(1.0) => Ok(true),
+                    Some(0.0) => Ok(false),
                     other => Err(bad_row(r, format!("value {}", other.unwrap_or(f64::NAN)))),
                 })
                 .collect()

@@ -636,7 +636,7 @@ mod tests {
     fn training_ranks_bads_first_and_validates_out_of_time() {
         let (batch, bad) = separable(600, 0.25);
         // Periods 0..6 cycling: the last two (4, 5) validate.
-        let periods: Vec<i32> = (0..600).map(|i| (i % 6) as i32).collect();
+        let periods: Vec<i32> = (0..600).map(|i| i % 6).collect();
         let data = LabelledData {
             source: "test".into(),
             kind: ModelKind::Table,
