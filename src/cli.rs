@@ -129,6 +129,22 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<OutputFormat>,
     },
+    /// Credit-limit recommendations for every customer of the snapshot (--as-of, default
+    /// the newest), from the model's PDs and a credit policy.
+    Limits {
+        /// Only this customer.
+        #[arg(long)]
+        customer: Option<String>,
+        /// Credit policy (TOML; default data/policy.toml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Write the recommendations to this file (atomically) instead of stdout.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Output format (default: from --out's extension, else a table).
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+    },
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     Generate {
         /// Output folder (must not exist or be empty, unless --force).
@@ -325,13 +341,33 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             print_stdout(&text)
         }
+        Command::Limits {
+            customer,
+            policy,
+            out,
+            format,
+        } => {
+            let model = risk::require_model(cli.model.as_deref())?;
+            let policy = risk::load_policy(policy.as_deref())?;
+            let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
+            if format == OutputFormat::Parquet && out.is_none() {
+                return Err(ArqError::Usage(
+                    "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
+                ));
+            }
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            let batch = runtime()?.block_on(risk::limits(
+                &model,
+                &policy,
+                &warehouse,
+                cli.as_of,
+                customer.as_deref(),
+            ))?;
+            let printed = risk::write_scores(batch, format, out.as_deref())?;
+            print_stdout_bytes(&printed)
+        }
         Command::Score { table, out, format } => {
-            let model = risk::session_model(cli.model.as_deref())?.ok_or_else(|| {
-                ArqError::Usage(format!(
-                    "no model: pass --model FILE (or train one with `arq train`; {} is missing)",
-                    risk::DEFAULT_MODEL
-                ))
-            })?;
+            let model = risk::require_model(cli.model.as_deref())?;
             let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
             if format == OutputFormat::Parquet && out.is_none() {
                 return Err(ArqError::Usage(

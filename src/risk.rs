@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arq_models::encoding::numeric_values;
 use arq_models::features;
+use arq_models::limits::CreditPolicy;
 use arq_models::model::write_atomically;
 use arq_models::sql::SessionModel;
 use arq_models::{LabelledData, ModelKind, RiskModel, TrainOptions};
@@ -40,15 +41,88 @@ pub fn session_model(given: Option<&Path>) -> Result<Option<SessionModel>> {
     }))
 }
 
+/// The model `arq score`, `arq limits` and the nightly job use: an error when there is none.
+pub fn require_model(given: Option<&Path>) -> Result<SessionModel> {
+    session_model(given)?.ok_or_else(|| {
+        ArqError::Usage(format!(
+            "no model: pass --model FILE (or train one with `arq train`; {DEFAULT_MODEL} is missing)"
+        ))
+    })
+}
+
+/// The credit policy used when `--policy` is not given.
+pub const DEFAULT_POLICY: &str = "data/policy.toml";
+
+/// Reads and checks the credit policy (the given file, else the default policy).
+pub fn load_policy(given: Option<&Path>) -> Result<CreditPolicy> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => bundled(DEFAULT_POLICY).ok_or_else(|| {
+            ArqError::Usage(format!(
+                "no policy: pass --policy FILE ({DEFAULT_POLICY} is missing)"
+            ))
+        })?,
+    };
+    Ok(CreditPolicy::load(&path)?)
+}
+
 /// `data/models/default.json` in the current folder, else in the source tree arq was
 /// built from.
 fn default_model_path() -> Option<PathBuf> {
-    let local = PathBuf::from(DEFAULT_MODEL);
+    bundled(DEFAULT_MODEL)
+}
+
+/// A file shipped in the repository: relative to the current folder, else to the source
+/// tree arq was built from.
+fn bundled(relative: &str) -> Option<PathBuf> {
+    let local = PathBuf::from(relative);
     if local.is_file() {
         return Some(local);
     }
-    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL);
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     built_in.is_file().then_some(built_in)
+}
+
+/// Credit-limit recommendations for the snapshot on or before `as_of` (one customer
+/// when asked).
+pub async fn limits(
+    model: &SessionModel,
+    policy: &CreditPolicy,
+    warehouse: &Warehouse,
+    as_of: AsOf,
+    customer: Option<&str>,
+) -> Result<RecordBatch> {
+    let ctx = warehouse.session().await?;
+    let state = ctx.state();
+    let limit = match as_of {
+        AsOf::Latest => None,
+        AsOf::Date(d) => Some(days_since_epoch(d)),
+    };
+    let day = features::resolve_snapshot(&state, limit).await?;
+    let batch =
+        arq_models::limits::recommend_snapshot(&state, &model.model, &model.name, policy, day)
+            .await?;
+    let Some(id) = customer else {
+        return Ok(batch);
+    };
+    let ids = batch.column(0).as_string::<i32>();
+    let rows: Vec<u32> = (0..ids.len())
+        .filter(|&r| ids.value(r) == id)
+        .map(|r| r as u32)
+        .collect();
+    if rows.is_empty() {
+        return Err(ArqError::Usage(format!(
+            "no customer `{id}` in the snapshot of {}",
+            datafusion::common::ScalarValue::Date32(Some(day))
+        )));
+    }
+    let take = datafusion::arrow::array::UInt32Array::from(rows);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c, &take, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// A labelled table for `arq train --table`.

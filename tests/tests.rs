@@ -5,6 +5,7 @@ mod util;
 
 mod demo;
 mod generate;
+mod limits;
 mod model;
 mod shell;
 mod sql;

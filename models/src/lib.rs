@@ -1,4 +1,4 @@
-//! arq-models: the risk model of DOMAIN.md §4.
+//! arq-models: the risk model of DOMAIN.md §4 and the credit limits of §6.
 //!
 //! - [`features`]: point-in-time features and the label, in SQL over the warehouse
 //!   (`models/sql/*.sql`, using arq-udfs' functions);
@@ -7,6 +7,7 @@
 //! - [`train`]: the champion (linfa logistic regression), the challenger (linfa random
 //!   forest), the max-DPD baseline and the out-of-time report ([`metrics`]);
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
+//! - [`limits`]: credit-limit recommendations from a TOML policy (DOMAIN.md §6);
 //! - [`sql`]: the model in SQL (`risk_score`, `risk_points`, `risk_reasons`,
 //!   `scorecard_points`, `customer_features`, `risk_labels`, `risk_scores`).
 //!
@@ -15,6 +16,7 @@
 pub mod encoding;
 pub mod error;
 pub mod features;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod sql;

@@ -628,8 +628,19 @@ mod tests {
         }
     }
 
-    fn no_reasons(_: &str) -> Option<(&'static str, &'static str)> {
-        None
+    /// Rows of a plain table: no periods, no baseline, no reason texts.
+    fn table_data(features: RecordBatch, bad: Vec<bool>) -> LabelledData {
+        LabelledData {
+            source: "test".into(),
+            kind: ModelKind::Table,
+            label: "bad".into(),
+            id_columns: vec![],
+            features,
+            bad,
+            periods: None,
+            baseline: None,
+            reason_texts: |_| None,
+        }
     }
 
     #[test]
@@ -638,15 +649,9 @@ mod tests {
         // Periods 0..6 cycling: the last two (4, 5) validate.
         let periods: Vec<i32> = (0..600).map(|i| i % 6).collect();
         let data = LabelledData {
-            source: "test".into(),
-            kind: ModelKind::Table,
-            label: "bad".into(),
-            id_columns: vec![],
-            features: batch,
             baseline: Some(("x".into(), (0..600).map(|i| (i % 3) as f64).collect())),
-            bad,
             periods: Some(periods),
-            reason_texts: no_reasons,
+            ..table_data(batch, bad)
         };
         let mut stages = Vec::new();
         let options = TrainOptions {
@@ -677,17 +682,7 @@ mod tests {
     #[test]
     fn one_class_or_one_period_is_refused() {
         let (batch, _) = separable(100, 0.2);
-        let data = LabelledData {
-            source: "test".into(),
-            kind: ModelKind::Table,
-            label: "bad".into(),
-            id_columns: vec![],
-            features: batch,
-            bad: vec![false; 100],
-            periods: None,
-            baseline: None,
-            reason_texts: no_reasons,
-        };
+        let data = table_data(batch, vec![false; 100]);
         let err = train(&data, &TrainOptions::default(), &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("all good"), "{err}");
         let data = LabelledData {
