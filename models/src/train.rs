@@ -27,6 +27,10 @@ pub struct TrainOptions {
     pub alpha: f64,
     /// L-BFGS iterations at most.
     pub max_iterations: u64,
+    /// L-BFGS stops when the gradient of the *mean* log-loss is below this (linfa's loss is
+    /// a sum over rows, so its tolerance is this × rows; scikit-learn's lbfgs uses the
+    /// same mean-loss scale with its default tol 1e-4).
+    pub gradient_tolerance: f64,
     /// Trees in the challenger forest, and their depth.
     pub trees: usize,
     pub tree_depth: usize,
@@ -42,6 +46,7 @@ impl Default for TrainOptions {
             scorecard: Scorecard::default(),
             alpha: 1.0,
             max_iterations: 200,
+            gradient_tolerance: 1e-4,
             trees: 50,
             tree_depth: 6,
             seed: 42,
@@ -64,6 +69,12 @@ impl TrainOptions {
             return Err(ModelError::Training(format!(
                 "the validation share must be between 0 and 1, got {}",
                 self.validation_share
+            )));
+        }
+        if !(self.gradient_tolerance.is_finite() && self.gradient_tolerance > 0.0) {
+            return Err(ModelError::Training(format!(
+                "the gradient tolerance must be above zero, got {}",
+                self.gradient_tolerance
             )));
         }
         if self.trees == 0 || self.tree_depth == 0 || self.max_iterations == 0 {
@@ -350,6 +361,7 @@ pub fn fit_logistic(
     let fitted = LogisticRegression::default()
         .alpha(options.alpha)
         .max_iterations(options.max_iterations)
+        .gradient_tolerance(options.gradient_tolerance * z.nrows().max(1) as f64)
         .fit(&Dataset::new(z.clone(), bad.clone()))
         .map_err(|e| ModelError::Training(format!("logistic regression: {e}")))?;
     Ok(bad_class_coefficients(&fitted))
