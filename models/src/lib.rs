@@ -8,6 +8,7 @@
 //!   forest), the max-DPD baseline and the out-of-time report ([`metrics`]);
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
 //! - [`limits`]: credit-limit recommendations from a TOML policy (DOMAIN.md §6);
+//! - [`queues`]: the work queues' rules (DOMAIN.md §5) — placement, priority, capacity;
 //! - [`sql`]: the model in SQL (`risk_score`, `risk_points`, `risk_reasons`,
 //!   `scorecard_points`, `customer_features`, `risk_labels`, `risk_scores`).
 //!
@@ -19,6 +20,7 @@ pub mod features;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod queues;
 pub mod sql;
 pub mod train;
 

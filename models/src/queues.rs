@@ -1,0 +1,467 @@
+//! Work queues (DOMAIN.md §5): who is called today, by whom, in which order, and why
+//! the others are not.
+//!
+//! Every eligible customer (overdue amount > 0) ends in exactly one place:
+//! - `held`: an open promise to pay whose date plus grace has not passed;
+//! - `dispute`: the whole overdue balance is in dispute;
+//! - a supervisor queue: `supervisor:fraud_suspected`, `supervisor:high_profile` or
+//!   `supervisor:high_risk` (PD or overdue exposure at or above the policy's thresholds),
+//!   checked in that order;
+//! - a collector's call list: the customer's own collector, else the collector covering the
+//!   customer's segment with the most capacity left (ties by collector id), never above
+//!   `daily_capacity`;
+//! - `carry_over`, with the reason, when no collector can take the call today.
+//!
+//! Priority = expected loss = PD × overdue × LGD; ties by max DPD, then overdue exposure
+//! (both descending), then customer id: the same inputs always give the same ranks.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::*;
+
+/// Settings of the queues (from the `[queues]` table of the policy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuePolicy {
+    /// Days after the promise date before a kept-back customer is called again.
+    pub promise_grace_days: i32,
+    /// Loss given default in the expected loss.
+    pub lgd: Decimal,
+    /// Supervisor queue for PDs at or above this.
+    pub high_risk_pd: f64,
+    /// Supervisor queue for overdue balances at or above this.
+    pub high_risk_overdue: Decimal,
+    /// Call (rather than write) from this PD on.
+    pub call_pd: f64,
+}
+
+impl Default for QueuePolicy {
+    fn default() -> Self {
+        QueuePolicy {
+            promise_grace_days: 3,
+            lgd: Decimal::ONE,
+            high_risk_pd: 0.5,
+            high_risk_overdue: Decimal::from(250_000),
+            call_pd: 0.10,
+        }
+    }
+}
+
+/// A collector or supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collector {
+    pub collector_id: String,
+    pub role: String,
+    pub daily_capacity: u32,
+    pub segments: Vec<String>,
+}
+
+/// What the queues need of a customer at the as-of date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueCustomer {
+    pub customer_id: String,
+    pub segment: String,
+    pub collector_id: Option<String>,
+    pub high_profile: bool,
+    pub fraud_suspected: bool,
+    pub overdue: Decimal,
+    /// The overdue amount on invoices in dispute.
+    pub overdue_disputed: Decimal,
+    pub exposure: Decimal,
+    pub max_dpd: i32,
+    pub pd: f64,
+    /// The latest open promise: (promise date as days since 1970, amount).
+    pub promise: Option<(i32, Decimal)>,
+}
+
+/// Where a customer goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Placement {
+    Collector(String),
+    Supervisor(&'static str),
+    Dispute,
+    Held,
+    CarryOver,
+}
+
+impl Placement {
+    /// The queue's name in outputs.
+    pub fn queue(&self) -> String {
+        match self {
+            Placement::Collector(id) => id.clone(),
+            Placement::Supervisor(kind) => format!("supervisor:{kind}"),
+            Placement::Dispute => "dispute".into(),
+            Placement::Held => "held".into(),
+            Placement::CarryOver => "carry_over".into(),
+        }
+    }
+}
+
+/// One customer's place, rank (1 = first, within its queue) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueEntry {
+    pub customer_id: String,
+    pub placement: Placement,
+    pub rank: u32,
+    pub expected_loss: Decimal,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// Expected loss in money: PD (at six decimals) × overdue × LGD, to the cent.
+pub fn expected_loss(pd: f64, overdue: Decimal, lgd: Decimal) -> Decimal {
+    let pd = Decimal::from_f64(pd.clamp(0.0, 1.0))
+        .unwrap_or(Decimal::ONE)
+        .round_dp(6);
+    (pd * overdue * lgd).round_dp(2)
+}
+
+/// The suggested action: escalate 90+ DPD, call risky or 31+ DPD customers, a formal
+/// letter at 61–89 DPD when the PD is low, an email reminder otherwise.
+pub fn suggested_action(max_dpd: i32, pd: f64, policy: &QueuePolicy) -> &'static str {
+    if max_dpd >= 90 {
+        "escalate"
+    } else if pd >= policy.call_pd {
+        "call"
+    } else if max_dpd >= 61 {
+        "letter"
+    } else if max_dpd >= 31 {
+        "call"
+    } else {
+        "email"
+    }
+}
+
+/// Places every eligible customer (overdue > 0) of `customers` at `as_of` (days since
+/// 1970). Customers without overdue balance are not in the result.
+pub fn build_queues(
+    customers: &[QueueCustomer],
+    collectors: &[Collector],
+    policy: &QueuePolicy,
+    as_of: i32,
+) -> Vec<QueueEntry> {
+    let mut eligible: Vec<(&QueueCustomer, Decimal)> = customers
+        .iter()
+        .filter(|c| c.overdue > Decimal::ZERO)
+        .map(|c| (c, expected_loss(c.pd, c.overdue, policy.lgd)))
+        .collect();
+    // Highest priority first, so that it fills capacity first.
+    eligible.sort_by(|(a, ea), (b, eb)| {
+        eb.cmp(ea)
+            .then(b.max_dpd.cmp(&a.max_dpd))
+            .then(b.overdue.cmp(&a.overdue))
+            .then(a.customer_id.cmp(&b.customer_id))
+    });
+    let mut left: BTreeMap<&str, u32> = collectors
+        .iter()
+        .filter(|c| c.role == "collector")
+        .map(|c| (c.collector_id.as_str(), c.daily_capacity))
+        .collect();
+    let mut entries = Vec::with_capacity(eligible.len());
+    for (c, el) in eligible {
+        let (placement, reason) = place(c, collectors, &mut left, policy, as_of);
+        entries.push(QueueEntry {
+            customer_id: c.customer_id.clone(),
+            placement,
+            rank: 0,
+            expected_loss: el,
+            action: suggested_action(c.max_dpd, c.pd, policy),
+            reason,
+        });
+    }
+    // Ranks within each queue follow the priority order of `entries`.
+    let mut next: BTreeMap<Placement, u32> = BTreeMap::new();
+    for e in &mut entries {
+        let n = next.entry(e.placement.clone()).or_insert(0);
+        *n += 1;
+        e.rank = *n;
+    }
+    entries
+}
+
+fn place(
+    c: &QueueCustomer,
+    collectors: &[Collector],
+    left: &mut BTreeMap<&str, u32>,
+    policy: &QueuePolicy,
+    as_of: i32,
+) -> (Placement, String) {
+    if let Some((date, amount)) = c.promise
+        && date + policy.promise_grace_days >= as_of
+    {
+        return (
+            Placement::Held,
+            format!(
+                "promise to pay {amount} by {} (+{} days grace) still open",
+                crate::train::date_text(date),
+                policy.promise_grace_days
+            ),
+        );
+    }
+    if c.overdue_disputed >= c.overdue {
+        return (
+            Placement::Dispute,
+            "the whole overdue balance is in dispute".into(),
+        );
+    }
+    if c.fraud_suspected {
+        return (
+            Placement::Supervisor("fraud_suspected"),
+            "fraud suspected".into(),
+        );
+    }
+    if c.high_profile {
+        return (
+            Placement::Supervisor("high_profile"),
+            "high-profile customer".into(),
+        );
+    }
+    if c.pd >= policy.high_risk_pd || c.overdue >= policy.high_risk_overdue {
+        return (
+            Placement::Supervisor("high_risk"),
+            format!(
+                "high risk: PD {:.1} % (threshold {:.1} %) or overdue {} (threshold {})",
+                c.pd * 100.0,
+                policy.high_risk_pd * 100.0,
+                c.overdue,
+                policy.high_risk_overdue
+            ),
+        );
+    }
+    if let Some(own) = c.collector_id.as_deref().filter(|id| left.contains_key(id)) {
+        let capacity = left.get_mut(own).expect("checked above");
+        if *capacity > 0 {
+            *capacity -= 1;
+            return (
+                Placement::Collector(own.to_string()),
+                "own collector".into(),
+            );
+        }
+        return (
+            Placement::CarryOver,
+            format!("own collector {own} has no capacity left today"),
+        );
+    }
+    let covering: Vec<&Collector> = collectors
+        .iter()
+        .filter(|k| k.role == "collector" && k.segments.contains(&c.segment))
+        .collect();
+    if covering.is_empty() {
+        return (
+            Placement::CarryOver,
+            format!("no collector covers segment {}", c.segment),
+        );
+    }
+    let best = covering
+        .iter()
+        .map(|k| {
+            (
+                left.get(k.collector_id.as_str()).copied().unwrap_or(0),
+                &k.collector_id,
+            )
+        })
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(a.1)));
+    match best {
+        Some((capacity, id)) if capacity > 0 => {
+            *left.get_mut(id.as_str()).expect("a collector") -= 1;
+            (
+                Placement::Collector(id.clone()),
+                format!("assigned by capacity in segment {}", c.segment),
+            )
+        }
+        _ => (
+            Placement::CarryOver,
+            format!("every collector of segment {} is at capacity", c.segment),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(v: i64) -> Decimal {
+        Decimal::from(v)
+    }
+
+    fn customer(id: &str, overdue: i64, pd: f64, max_dpd: i32) -> QueueCustomer {
+        QueueCustomer {
+            customer_id: id.into(),
+            segment: "retail".into(),
+            collector_id: None,
+            high_profile: false,
+            fraud_suspected: false,
+            overdue: d(overdue),
+            overdue_disputed: Decimal::ZERO,
+            exposure: d(overdue),
+            max_dpd,
+            pd,
+            promise: None,
+        }
+    }
+
+    fn collector(id: &str, capacity: u32, segments: &[&str]) -> Collector {
+        Collector {
+            collector_id: id.into(),
+            role: "collector".into(),
+            daily_capacity: capacity,
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn every_eligible_customer_once_capacity_never_exceeded() {
+        let customers: Vec<QueueCustomer> = (0..50)
+            .map(|i| {
+                customer(
+                    &format!("C{i:02}"),
+                    100 + i,
+                    0.01 * (i % 7) as f64,
+                    i as i32,
+                )
+            })
+            .chain([customer("PAID", 0, 0.9, 0)])
+            .collect();
+        let collectors = [
+            collector("K1", 10, &["retail"]),
+            collector("K2", 15, &["retail", "smb"]),
+        ];
+        let entries = build_queues(&customers, &collectors, &QueuePolicy::default(), 100);
+        assert_eq!(
+            entries.len(),
+            50,
+            "the customer without overdue is not eligible"
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &entries {
+            assert!(seen.insert(e.customer_id.clone()));
+        }
+        let count = |q: &str| entries.iter().filter(|e| e.placement.queue() == q).count();
+        assert_eq!(count("K1"), 10);
+        assert_eq!(count("K2"), 15);
+        assert_eq!(count("carry_over"), 25);
+        // Carried over are the lowest priorities.
+        let lowest_called = entries
+            .iter()
+            .filter(|e| matches!(e.placement, Placement::Collector(_)))
+            .map(|e| e.expected_loss)
+            .min()
+            .unwrap();
+        assert!(
+            entries
+                .iter()
+                .filter(|e| e.placement == Placement::CarryOver)
+                .all(|e| e.expected_loss <= lowest_called)
+        );
+        // Ranks are 1..n within each queue, in priority order.
+        let k1: Vec<_> = entries
+            .iter()
+            .filter(|e| e.placement.queue() == "K1")
+            .collect();
+        assert_eq!(
+            k1.iter().map(|e| e.rank).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert!(
+            k1.windows(2)
+                .all(|w| w[0].expected_loss >= w[1].expected_loss)
+        );
+        // Same input, same output.
+        assert_eq!(
+            entries,
+            build_queues(&customers, &collectors, &QueuePolicy::default(), 100)
+        );
+    }
+
+    #[test]
+    fn special_cases_go_where_the_rules_say() {
+        let mut held = customer("HELD", 500, 0.3, 40);
+        held.promise = Some((98, d(500)));
+        let mut held_expired = customer("LAPSED", 500, 0.3, 40);
+        held_expired.promise = Some((96, d(500)));
+        let mut disputed = customer("DISP", 500, 0.3, 40);
+        disputed.overdue_disputed = d(500);
+        let mut partly_disputed = customer("PART", 500, 0.3, 40);
+        partly_disputed.overdue_disputed = d(200);
+        let mut vip = customer("VIP", 500, 0.3, 40);
+        vip.high_profile = true;
+        let mut fraud = customer("FRAUD", 500, 0.3, 40);
+        fraud.fraud_suspected = true;
+        fraud.high_profile = true;
+        let risky = customer("RISKY", 500, 0.7, 40);
+        let big = customer("BIG", 300_000, 0.01, 10);
+        let mut own = customer("OWN", 500, 0.01, 10);
+        own.collector_id = Some("K9".into());
+        let mut other_segment = customer("SMB", 500, 0.01, 10);
+        other_segment.segment = "enterprise".into();
+        let customers = [
+            held,
+            held_expired,
+            disputed,
+            partly_disputed,
+            vip,
+            fraud,
+            risky,
+            big,
+            own,
+            other_segment,
+        ];
+        let collectors = [
+            collector("K1", 10, &["retail"]),
+            collector("K9", 1, &["smb"]),
+        ];
+        let entries = build_queues(&customers, &collectors, &QueuePolicy::default(), 100);
+        let queue_of = |id: &str| {
+            entries
+                .iter()
+                .find(|e| e.customer_id == id)
+                .map(|e| e.placement.queue())
+                .unwrap()
+        };
+        assert_eq!(queue_of("HELD"), "held"); // 98 + 3 >= 100
+        assert_eq!(queue_of("LAPSED"), "K1"); // 96 + 3 < 100
+        assert_eq!(queue_of("DISP"), "dispute");
+        assert_eq!(queue_of("PART"), "K1");
+        assert_eq!(queue_of("VIP"), "supervisor:high_profile");
+        assert_eq!(queue_of("FRAUD"), "supervisor:fraud_suspected");
+        assert_eq!(queue_of("RISKY"), "supervisor:high_risk");
+        assert_eq!(queue_of("BIG"), "supervisor:high_risk");
+        assert_eq!(queue_of("OWN"), "K9");
+        assert_eq!(queue_of("SMB"), "carry_over");
+        let smb = entries.iter().find(|e| e.customer_id == "SMB").unwrap();
+        assert!(
+            smb.reason
+                .contains("no collector covers segment enterprise")
+        );
+    }
+
+    #[test]
+    fn ties_break_by_dpd_then_exposure_then_id() {
+        // Same expected loss (PD 0.1 × 1,000 = 100): higher DPD first, then larger
+        // overdue, then the id.
+        let customers = [
+            customer("B", 1000, 0.1, 40),
+            customer("A", 1000, 0.1, 40),
+            customer("C", 1000, 0.1, 50),
+        ];
+        let entries = build_queues(
+            &customers,
+            &[collector("K", 9, &["retail"])],
+            &QueuePolicy::default(),
+            0,
+        );
+        let order: Vec<&str> = entries.iter().map(|e| e.customer_id.as_str()).collect();
+        assert_eq!(order, ["C", "A", "B"]);
+        assert_eq!(expected_loss(0.1, d(1000), Decimal::ONE), d(100));
+    }
+
+    #[test]
+    fn actions_follow_days_past_due_and_risk() {
+        let p = QueuePolicy::default();
+        assert_eq!(suggested_action(95, 0.01, &p), "escalate");
+        assert_eq!(suggested_action(10, 0.2, &p), "call");
+        assert_eq!(suggested_action(70, 0.01, &p), "letter");
+        assert_eq!(suggested_action(40, 0.01, &p), "call");
+        assert_eq!(suggested_action(5, 0.01, &p), "email");
+    }
+}
