@@ -129,6 +129,21 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<OutputFormat>,
     },
+    /// Today's call lists from the snapshot (--as-of, default the newest): every customer
+    /// with an overdue balance once, in a collector's list, a supervisor queue, the
+    /// dispute queue, held back by a promise, or carried over.
+    Queue {
+        /// Only this queue: a collector id, `supervisor:high_risk`, `dispute`, `held`,
+        /// `carry_over`, ...
+        #[arg(long)]
+        collector: Option<String>,
+        /// Write the list to this file (atomically) instead of stdout.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Output format (default: from --out's extension, else a table).
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+    },
     /// Credit-limit recommendations for every customer of the snapshot (--as-of, default
     /// the newest), from the model's PDs and a credit policy.
     Limits {
@@ -340,6 +355,28 @@ pub fn run(cli: Cli) -> Result<()> {
                 *quiet,
             )?;
             print_stdout(&text)
+        }
+        Command::Queue {
+            collector,
+            out,
+            format,
+        } => {
+            let model = risk::require_model(cli.model.as_deref())?;
+            let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
+            if format == OutputFormat::Parquet && out.is_none() {
+                return Err(ArqError::Usage(
+                    "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
+                ));
+            }
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            let batch = runtime()?.block_on(risk::queue(
+                &model,
+                &warehouse,
+                cli.as_of,
+                collector.as_deref(),
+            ))?;
+            let printed = risk::write_scores(batch, format, out.as_deref())?;
+            print_stdout_bytes(&printed)
         }
         Command::Limits {
             customer,

@@ -83,6 +83,58 @@ fn bundled(relative: &str) -> Option<PathBuf> {
     built_in.is_file().then_some(built_in)
 }
 
+/// The call lists of the snapshot on or before `as_of` (one queue when asked).
+pub async fn queue(
+    model: &SessionModel,
+    warehouse: &Warehouse,
+    as_of: AsOf,
+    only: Option<&str>,
+) -> Result<RecordBatch> {
+    let ctx = warehouse.session().await?;
+    let state = ctx.state();
+    let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
+    let batch = arq_models::queues::queue_snapshot(
+        &state,
+        &model.model,
+        &model.name,
+        &arq_models::queues::QueuePolicy::default(),
+        day,
+    )
+    .await?;
+    match only {
+        None => Ok(batch),
+        Some(name) => rows_where(&batch, 0, name)
+            .ok_or_else(|| ArqError::Usage(format!("no queue `{name}` today (queues are collector ids, supervisor:fraud_suspected, supervisor:high_profile, supervisor:high_risk, dispute, held, carry_over)"))),
+    }
+}
+
+fn as_of_day(as_of: AsOf) -> Option<i32> {
+    match as_of {
+        AsOf::Latest => None,
+        AsOf::Date(d) => Some(days_since_epoch(d)),
+    }
+}
+
+/// The rows whose text column `column` equals `value`; `None` when there are none.
+fn rows_where(batch: &RecordBatch, column: usize, value: &str) -> Option<RecordBatch> {
+    let ids = batch.column(column).as_string::<i32>();
+    let rows: Vec<u32> = (0..ids.len())
+        .filter(|&r| ids.value(r) == value)
+        .map(|r| r as u32)
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let take = datafusion::arrow::array::UInt32Array::from(rows);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c, &take, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .ok()?;
+    RecordBatch::try_new(batch.schema(), columns).ok()
+}
+
 /// Credit-limit recommendations for the snapshot on or before `as_of` (one customer
 /// when asked).
 pub async fn limits(
@@ -94,35 +146,19 @@ pub async fn limits(
 ) -> Result<RecordBatch> {
     let ctx = warehouse.session().await?;
     let state = ctx.state();
-    let limit = match as_of {
-        AsOf::Latest => None,
-        AsOf::Date(d) => Some(days_since_epoch(d)),
-    };
-    let day = features::resolve_snapshot(&state, limit).await?;
+    let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
     let batch =
         arq_models::limits::recommend_snapshot(&state, &model.model, &model.name, policy, day)
             .await?;
-    let Some(id) = customer else {
-        return Ok(batch);
-    };
-    let ids = batch.column(0).as_string::<i32>();
-    let rows: Vec<u32> = (0..ids.len())
-        .filter(|&r| ids.value(r) == id)
-        .map(|r| r as u32)
-        .collect();
-    if rows.is_empty() {
-        return Err(ArqError::Usage(format!(
-            "no customer `{id}` in the snapshot of {}",
-            datafusion::common::ScalarValue::Date32(Some(day))
-        )));
+    match customer {
+        None => Ok(batch),
+        Some(id) => rows_where(&batch, 0, id).ok_or_else(|| {
+            ArqError::Usage(format!(
+                "no customer `{id}` in the snapshot of {}",
+                datafusion::common::ScalarValue::Date32(Some(day))
+            ))
+        }),
     }
-    let take = datafusion::arrow::array::UInt32Array::from(rows);
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| datafusion::arrow::compute::take(c, &take, None))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// A labelled table for `arq train --table`.
@@ -437,11 +473,7 @@ pub async fn score_warehouse(
 ) -> Result<(RecordBatch, f64)> {
     let ctx = warehouse.session().await?;
     let state = ctx.state();
-    let limit = match as_of {
-        AsOf::Latest => None,
-        AsOf::Date(d) => Some(days_since_epoch(d)),
-    };
-    let day = features::resolve_snapshot(&state, limit).await?;
+    let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
     let batch = features::score_snapshot(&state, &model.model, &model.name, day).await?;
     let late = batch
         .column_by_name("late_stage")

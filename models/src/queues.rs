@@ -1,12 +1,14 @@
 //! Work queues (DOMAIN.md §5): who is called today, by whom, in which order, and why
 //! the others are not.
 //!
-//! Every eligible customer (overdue amount > 0) ends in exactly one place:
+//! Every eligible customer (overdue amount > 0) ends in exactly one place, checked in
+//! this order:
+//! - `supervisor:fraud_suspected`, `supervisor:high_profile`: such customers are only ever
+//!   handled by supervisors, promise or dispute notwithstanding;
 //! - `held`: an open promise to pay whose date plus grace has not passed;
 //! - `dispute`: the whole overdue balance is in dispute;
-//! - a supervisor queue: `supervisor:fraud_suspected`, `supervisor:high_profile` or
-//!   `supervisor:high_risk` (PD or overdue exposure at or above the policy's thresholds),
-//!   checked in that order;
+//! - `supervisor:high_risk`: PD or overdue at or above the policy's thresholds (this
+//!   includes customers already 90+ days past due, at PD 1);
 //! - a collector's call list: the customer's own collector, else the collector covering the
 //!   customer's segment with the most capacity left (ties by collector id), never above
 //!   `daily_capacity`;
@@ -16,9 +18,27 @@
 //! (both descending), then customer id: the same inputs always give the same ranks.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use arq_udfs::metrics::collect_sql;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Decimal128Array, Float64Array, Int32Array, RecordBatch,
+    StringArray, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Field, Float64Type, Int32Type, Schema, SchemaRef,
+};
+use datafusion::catalog::Session;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::*;
+
+use crate::error::{ModelError, Result};
+use crate::features::score_snapshot;
+use crate::model::RiskModel;
+
+/// The query for the queues' inputs; `{day}` is the snapshot (days since 1970).
+pub const QUEUE_INPUTS_SQL: &str = include_str!("../sql/queue_inputs.sql");
 
 /// Settings of the queues (from the `[queues]` table of the policy).
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +199,216 @@ pub fn build_queues(
     entries
 }
 
+/// Money in queue rows: Decimal128(18, 2).
+const MONEY: DataType = DataType::Decimal128(18, 2);
+
+/// The columns of a call list.
+pub fn queue_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("queue", DataType::Utf8, false),
+        Field::new("rank", DataType::UInt32, false),
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("overdue", MONEY, false),
+        Field::new("max_dpd", DataType::Int32, false),
+        Field::new("pd", DataType::Float64, false),
+        Field::new("score", DataType::Int32, false),
+        Field::new("expected_loss", MONEY, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("why_here", DataType::Utf8, false),
+        Field::new("risk_reasons", DataType::Utf8, false),
+        Field::new("promise_date", DataType::Date32, true),
+        Field::new("promise_amount", MONEY, true),
+    ]))
+}
+
+fn cents(d: Decimal) -> i128 {
+    let mut d = d.round_dp(2);
+    d.rescale(2);
+    d.mantissa()
+}
+
+/// The work queues of the snapshot `day`: every eligible customer once, ordered by queue
+/// and rank.
+pub async fn queue_snapshot(
+    session: &dyn Session,
+    model: &RiskModel,
+    model_name: &str,
+    policy: &QueuePolicy,
+    day: i32,
+) -> Result<RecordBatch> {
+    let scores = score_snapshot(session, model, model_name, day).await?;
+    let sql = QUEUE_INPUTS_SQL.replace("{day}", &day.to_string());
+    let batches = collect_sql(session, &sql).await?;
+    let Some(first) = batches.first() else {
+        return Ok(RecordBatch::new_empty(queue_schema()));
+    };
+    let inputs = concat_batches(&first.schema(), &batches)?;
+    let ids = cast(inputs.column(0), &DataType::Utf8)?;
+    let score_ids = cast(scores.column(0), &DataType::Utf8)?;
+    if ids.as_ref() != score_ids.as_ref() {
+        return Err(ModelError::Data(
+            "scores and queue inputs are not in the same customer order".into(),
+        ));
+    }
+    let text = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &DataType::Utf8)?) };
+    let money = |i: usize| -> Result<ArrayRef> {
+        Ok(cast(inputs.column(i), &DataType::Decimal128(38, 2))?)
+    };
+    let (segment, collector) = (text(1)?, text(2)?);
+    let (segment, collector) = (segment.as_string::<i32>(), collector.as_string::<i32>());
+    let (high_profile, fraud) = (inputs.column(3).as_boolean(), inputs.column(4).as_boolean());
+    let (overdue, disputed, exposure) = (money(5)?, money(6)?, money(7)?);
+    let (overdue, disputed, exposure) = (
+        overdue.as_primitive::<Decimal128Type>(),
+        disputed.as_primitive::<Decimal128Type>(),
+        exposure.as_primitive::<Decimal128Type>(),
+    );
+    let promise_day = cast(inputs.column(8), &DataType::Int32)?;
+    let promise_day = promise_day.as_primitive::<Int32Type>();
+    let promise_amount = money(9)?;
+    let promise_amount = promise_amount.as_primitive::<Decimal128Type>();
+    let pd = scores.column(2).as_primitive::<Float64Type>();
+    let points = scores.column(3).as_primitive::<Int32Type>();
+    let max_dpd = scores.column(7).as_primitive::<Int32Type>();
+    let d = |v: i128| Decimal::from_i128_with_scale(v, 2);
+    let n = inputs.num_rows();
+    let customers: Vec<QueueCustomer> = (0..n)
+        .map(|r| QueueCustomer {
+            customer_id: ids.as_string::<i32>().value(r).to_string(),
+            segment: segment.value(r).to_string(),
+            collector_id: collector
+                .is_valid(r)
+                .then(|| collector.value(r).to_string()),
+            high_profile: high_profile.value(r),
+            fraud_suspected: fraud.value(r),
+            overdue: d(overdue.value(r)),
+            overdue_disputed: d(disputed.value(r)),
+            exposure: d(exposure.value(r)),
+            max_dpd: max_dpd.value(r),
+            pd: pd.value(r),
+            promise: promise_day.is_valid(r).then(|| {
+                (
+                    promise_day.value(r),
+                    d(if promise_amount.is_valid(r) {
+                        promise_amount.value(r)
+                    } else {
+                        0
+                    }),
+                )
+            }),
+        })
+        .collect();
+    let collectors = load_collectors(session).await?;
+    let mut entries = build_queues(&customers, &collectors, policy, day);
+    entries.sort_by(|a, b| a.placement.cmp(&b.placement).then(a.rank.cmp(&b.rank)));
+    let row_of: BTreeMap<&str, usize> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.customer_id.as_str(), i))
+        .collect();
+    let rows: Vec<usize> = entries
+        .iter()
+        .map(|e| row_of[e.customer_id.as_str()])
+        .collect();
+    let reason_text = |r: usize| -> String {
+        (4..7)
+            .filter_map(|k| {
+                let c = scores.column(k).as_string::<i32>();
+                c.is_valid(r).then(|| c.value(r).to_string())
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let money_array = |v: Vec<Option<i128>>| -> ArrayRef {
+        Arc::new(Decimal128Array::from(v).with_data_type(MONEY))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(
+            entries
+                .iter()
+                .map(|e| e.placement.queue())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt32Array::from(
+            entries.iter().map(|e| e.rank).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            entries
+                .iter()
+                .map(|e| e.customer_id.clone())
+                .collect::<Vec<_>>(),
+        )),
+        money_array(
+            rows.iter()
+                .map(|&r| Some(cents(customers[r].overdue)))
+                .collect(),
+        ),
+        Arc::new(Int32Array::from(
+            rows.iter().map(|&r| max_dpd.value(r)).collect::<Vec<_>>(),
+        )),
+        Arc::new(Float64Array::from(
+            rows.iter().map(|&r| pd.value(r)).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int32Array::from(
+            rows.iter().map(|&r| points.value(r)).collect::<Vec<_>>(),
+        )),
+        money_array(
+            entries
+                .iter()
+                .map(|e| Some(cents(e.expected_loss)))
+                .collect(),
+        ),
+        Arc::new(StringArray::from(
+            entries.iter().map(|e| e.action).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            entries.iter().map(|e| e.reason.clone()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|&r| reason_text(r)).collect::<Vec<_>>(),
+        )),
+        Arc::new(Date32Array::from(
+            rows.iter()
+                .map(|&r| customers[r].promise.map(|p| p.0))
+                .collect::<Vec<_>>(),
+        )),
+        money_array(
+            rows.iter()
+                .map(|&r| customers[r].promise.map(|p| cents(p.1)))
+                .collect(),
+        ),
+    ];
+    Ok(RecordBatch::try_new(queue_schema(), columns)?)
+}
+
+/// The `collectors` table.
+async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
+    let batches = collect_sql(
+        session,
+        "SELECT collector_id, role, daily_capacity, segments FROM collectors ORDER BY collector_id",
+    )
+    .await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let id = cast(b.column(0), &DataType::Utf8)?;
+        let role = cast(b.column(1), &DataType::Utf8)?;
+        let capacity = cast(b.column(2), &DataType::Int32)?;
+        let capacity = capacity.as_primitive::<Int32Type>();
+        let segments = b.column(3).as_list::<i32>();
+        for r in 0..b.num_rows() {
+            let list = cast(&segments.value(r), &DataType::Utf8)?;
+            let list = list.as_string::<i32>();
+            out.push(Collector {
+                collector_id: id.as_string::<i32>().value(r).to_string(),
+                role: role.as_string::<i32>().value(r).to_string(),
+                daily_capacity: capacity.value(r).max(0) as u32,
+                segments: list.iter().flatten().map(str::to_string).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn place(
     c: &QueueCustomer,
     collectors: &[Collector],
@@ -186,6 +416,18 @@ fn place(
     policy: &QueuePolicy,
     as_of: i32,
 ) -> (Placement, String) {
+    if c.fraud_suspected {
+        return (
+            Placement::Supervisor("fraud_suspected"),
+            "fraud suspected".into(),
+        );
+    }
+    if c.high_profile {
+        return (
+            Placement::Supervisor("high_profile"),
+            "high-profile customer".into(),
+        );
+    }
     if let Some((date, amount)) = c.promise
         && date + policy.promise_grace_days >= as_of
     {
@@ -202,18 +444,6 @@ fn place(
         return (
             Placement::Dispute,
             "the whole overdue balance is in dispute".into(),
-        );
-    }
-    if c.fraud_suspected {
-        return (
-            Placement::Supervisor("fraud_suspected"),
-            "fraud suspected".into(),
-        );
-    }
-    if c.high_profile {
-        return (
-            Placement::Supervisor("high_profile"),
-            "high-profile customer".into(),
         );
     }
     if c.pd >= policy.high_risk_pd || c.overdue >= policy.high_risk_overdue {
@@ -385,6 +615,7 @@ mod tests {
         partly_disputed.overdue_disputed = d(200);
         let mut vip = customer("VIP", 500, 0.3, 40);
         vip.high_profile = true;
+        vip.promise = Some((99, d(500)));
         let mut fraud = customer("FRAUD", 500, 0.3, 40);
         fraud.fraud_suspected = true;
         fraud.high_profile = true;
