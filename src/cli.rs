@@ -362,12 +362,7 @@ pub fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let model = risk::require_model(cli.model.as_deref())?;
-            let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
-            if format == OutputFormat::Parquet && out.is_none() {
-                return Err(ArqError::Usage(
-                    "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
-                ));
-            }
+            let format = output_format(*format, out.as_deref())?;
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
             let batch = runtime()?.block_on(risk::queue(
                 &model,
@@ -386,12 +381,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => {
             let model = risk::require_model(cli.model.as_deref())?;
             let policy = risk::load_policy(policy.as_deref())?;
-            let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
-            if format == OutputFormat::Parquet && out.is_none() {
-                return Err(ArqError::Usage(
-                    "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
-                ));
-            }
+            let format = output_format(*format, out.as_deref())?;
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
             let batch = runtime()?.block_on(risk::limits(
                 &model,
@@ -405,12 +395,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Score { table, out, format } => {
             let model = risk::require_model(cli.model.as_deref())?;
-            let format = format.unwrap_or_else(|| OutputFormat::for_path(out.as_deref()));
-            if format == OutputFormat::Parquet && out.is_none() {
-                return Err(ArqError::Usage(
-                    "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
-                ));
-            }
+            let format = output_format(*format, out.as_deref())?;
             let (batch, psi) = runtime()?.block_on(async {
                 match table {
                     Some(path) => risk::score_table(&model, path).await,
@@ -447,6 +432,17 @@ pub fn run(cli: Cli) -> Result<()> {
             })
         }
     }
+}
+
+/// The format of `--format`, else of `--out`'s extension; Parquet needs a file.
+fn output_format(format: Option<OutputFormat>, out: Option<&Path>) -> Result<OutputFormat> {
+    let format = format.unwrap_or_else(|| OutputFormat::for_path(out));
+    if format == OutputFormat::Parquet && out.is_none() {
+        return Err(ArqError::Usage(
+            "--format parquet needs --out FILE (Parquet is not for a terminal)".into(),
+        ));
+    }
+    Ok(format)
 }
 
 /// The async runtime DataFusion runs on.

@@ -1,18 +1,17 @@
 //! `arq limits`: credit-limit recommendations from the default model and policy.
 
-use crate::util::{repo_root, run_err, run_ok};
+use crate::util::{csv_rows, repo_root, run_err, run_ok};
 
 #[test]
 fn every_customer_gets_a_recommendation_within_the_policy() {
     let csv = run_ok(&["limits", "--format", "csv"]);
-    let mut lines = csv.lines();
-    let header = lines.next().unwrap();
+    let header = csv.lines().next().unwrap();
     assert_eq!(
         header,
         "customer_id,snapshot_date,currency,current_limit,recommended_limit,action,exposure,\
          over_limit,risk_class,pd,reasons,policy_version"
     );
-    let rows: Vec<Vec<String>> = lines.map(split_csv).collect();
+    let rows = csv_rows(&csv);
     assert_eq!(rows.len(), 2000);
     let mut actions = std::collections::BTreeSet::new();
     for row in &rows {
@@ -44,20 +43,6 @@ fn every_customer_gets_a_recommendation_within_the_policy() {
     }
     // Same inputs, same bytes.
     assert_eq!(csv, run_ok(&["limits", "--format", "csv"]));
-}
-
-/// CSV fields, with quoted fields (reasons contain commas) kept whole.
-fn split_csv(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            c => fields.last_mut().unwrap().push(c),
-        }
-    }
-    fields
 }
 
 #[test]

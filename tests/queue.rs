@@ -2,25 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::util::{run_err, run_ok};
-
-fn csv_rows(text: &str) -> Vec<Vec<String>> {
-    text.lines()
-        .skip(1)
-        .map(|line| {
-            let mut fields = vec![String::new()];
-            let mut quoted = false;
-            for c in line.chars() {
-                match c {
-                    '"' => quoted = !quoted,
-                    ',' if !quoted => fields.push(String::new()),
-                    c => fields.last_mut().unwrap().push(c),
-                }
-            }
-            fields
-        })
-        .collect()
-}
+use crate::util::{csv_rows, run_err, run_ok};
 
 #[test]
 fn every_overdue_customer_once_within_capacity_and_the_rules() {

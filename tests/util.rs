@@ -116,3 +116,23 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
         );
     }
 }
+
+/// The data rows of CSV text (header skipped), with quoted fields (which may hold
+/// commas) kept whole.
+pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let mut fields = vec![String::new()];
+            let mut quoted = false;
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields.push(String::new()),
+                    c => fields.last_mut().expect("a field").push(c),
+                }
+            }
+            fields
+        })
+        .collect()
+}

@@ -444,8 +444,8 @@ impl CreditPolicy {
     }
 }
 
-/// Money in the recommendations: Decimal128(18, 2), like the warehouse.
-const MONEY: DataType = DataType::Decimal128(18, 2);
+/// Money in outputs (recommendations, call lists): Decimal128(18, 2), like the warehouse.
+pub(crate) const MONEY: DataType = DataType::Decimal128(18, 2);
 
 /// The columns of `arq limits`.
 pub fn limits_schema() -> SchemaRef {
@@ -469,7 +469,8 @@ fn cents_to_decimal(cents: i128) -> Decimal {
     Decimal::from_i128_with_scale(cents, 2)
 }
 
-fn decimal_to_cents(d: Decimal, what: &str) -> Result<i128> {
+/// Cents of an amount for a Decimal128(18, 2) column; an error when it does not fit.
+pub(crate) fn decimal_to_cents(d: Decimal, what: &str) -> Result<i128> {
     let mut d = d.round_dp(2);
     d.rescale(2);
     let cents = d.mantissa();

@@ -35,6 +35,7 @@ use rust_decimal::prelude::*;
 
 use crate::error::{ModelError, Result};
 use crate::features::score_snapshot;
+use crate::limits::{MONEY, decimal_to_cents};
 use crate::model::RiskModel;
 
 /// The query for the queues' inputs; `{day}` is the snapshot (days since 1970).
@@ -199,9 +200,6 @@ pub fn build_queues(
     entries
 }
 
-/// Money in queue rows: Decimal128(18, 2).
-const MONEY: DataType = DataType::Decimal128(18, 2);
-
 /// The columns of a call list.
 pub fn queue_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -219,12 +217,6 @@ pub fn queue_schema() -> SchemaRef {
         Field::new("promise_date", DataType::Date32, true),
         Field::new("promise_amount", MONEY, true),
     ]))
-}
-
-fn cents(d: Decimal) -> i128 {
-    let mut d = d.round_dp(2);
-    d.rescale(2);
-    d.mantissa()
 }
 
 /// The work queues of the snapshot `day`: every eligible customer once, ordered by queue
@@ -340,8 +332,8 @@ pub async fn queue_snapshot(
         )),
         money_array(
             rows.iter()
-                .map(|&r| Some(cents(customers[r].overdue)))
-                .collect(),
+                .map(|&r| decimal_to_cents(customers[r].overdue, "overdue").map(Some))
+                .collect::<Result<_>>()?,
         ),
         Arc::new(Int32Array::from(
             rows.iter().map(|&r| max_dpd.value(r)).collect::<Vec<_>>(),
@@ -355,8 +347,8 @@ pub async fn queue_snapshot(
         money_array(
             entries
                 .iter()
-                .map(|e| Some(cents(e.expected_loss)))
-                .collect(),
+                .map(|e| decimal_to_cents(e.expected_loss, "expected loss").map(Some))
+                .collect::<Result<_>>()?,
         ),
         Arc::new(StringArray::from(
             entries.iter().map(|e| e.action).collect::<Vec<_>>(),
@@ -374,8 +366,13 @@ pub async fn queue_snapshot(
         )),
         money_array(
             rows.iter()
-                .map(|&r| customers[r].promise.map(|p| cents(p.1)))
-                .collect(),
+                .map(|&r| {
+                    customers[r]
+                        .promise
+                        .map(|p| decimal_to_cents(p.1, "promise amount"))
+                        .transpose()
+                })
+                .collect::<Result<_>>()?,
         ),
     ];
     Ok(RecordBatch::try_new(queue_schema(), columns)?)
