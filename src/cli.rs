@@ -137,6 +137,9 @@ pub enum Command {
         /// `carry_over`, ...
         #[arg(long)]
         collector: Option<String>,
+        /// Policy with the queue thresholds (TOML `[queues]`; default data/policy.toml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// Write the list to this file (atomically) instead of stdout.
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,
@@ -358,14 +361,17 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Queue {
             collector,
+            policy,
             out,
             format,
         } => {
             let model = risk::require_model(cli.model.as_deref())?;
+            let policy = risk::load_policy(policy.as_deref())?;
             let format = output_format(*format, out.as_deref())?;
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
             let batch = runtime()?.block_on(risk::queue(
                 &model,
+                &policy,
                 &warehouse,
                 cli.as_of,
                 collector.as_deref(),

@@ -86,6 +86,7 @@ fn bundled(relative: &str) -> Option<PathBuf> {
 /// The call lists of the snapshot on or before `as_of` (one queue when asked).
 pub async fn queue(
     model: &SessionModel,
+    policy: &CreditPolicy,
     warehouse: &Warehouse,
     as_of: AsOf,
     only: Option<&str>,
@@ -93,14 +94,9 @@ pub async fn queue(
     let ctx = warehouse.session().await?;
     let state = ctx.state();
     let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-    let batch = arq_models::queues::queue_snapshot(
-        &state,
-        &model.model,
-        &model.name,
-        &arq_models::queues::QueuePolicy::default(),
-        day,
-    )
-    .await?;
+    let batch =
+        arq_models::queues::queue_snapshot(&state, &model.model, &model.name, &policy.queues, day)
+            .await?;
     match only {
         None => Ok(batch),
         Some(name) => rows_where(&batch, 0, name)

@@ -98,3 +98,42 @@ fn one_queue_and_unknown_queues() {
     let err = run_err(&["queue", "--collector", "K9999"]);
     assert!(err.contains("no queue `K9999`"), "{err}");
 }
+
+#[test]
+fn queue_thresholds_come_from_the_policy_file() {
+    let count = |text: &str, queue: &str| csv_rows(text).iter().filter(|r| r[0] == queue).count();
+    let default = run_ok(&["queue", "--format", "csv"]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy =
+        std::fs::read_to_string(crate::util::repo_root().join("data/policy.toml")).unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        policy
+            .replace("high_risk_pd = \"0.50\"", "high_risk_pd = \"0.99\"")
+            .replace("promise_grace_days = 3", "promise_grace_days = 0"),
+    )
+    .unwrap();
+    let stricter = run_ok(&[
+        "queue",
+        "--policy",
+        path.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        count(&stricter, "supervisor:high_risk") < count(&default, "supervisor:high_risk"),
+        "a higher PD threshold sends fewer customers to supervisors"
+    );
+    assert!(count(&stricter, "held") <= count(&default, "held"));
+    std::fs::write(
+        &path,
+        policy.replace("call_pd = \"0.10\"", "call_pd = \"2\""),
+    )
+    .unwrap();
+    let err = run_err(&["queue", "--policy", path.to_str().unwrap()]);
+    assert!(
+        err.contains("`queues.call_pd`: 2 is not in (0, 1]"),
+        "{err}"
+    );
+}

@@ -41,6 +41,7 @@ use serde::Serialize;
 use crate::error::{ModelError, Result};
 use crate::features::score_snapshot;
 use crate::model::RiskModel;
+use crate::queues::QueuePolicy;
 
 /// The query for the policy's inputs; `{day}` is the snapshot (days since 1970).
 pub const LIMIT_INPUTS_SQL: &str = include_str!("../sql/limit_inputs.sql");
@@ -65,6 +66,8 @@ pub struct CreditPolicy {
     pub starter_months: u32,
     pub lgd: Decimal,
     pub expected_loss_budget: Option<Decimal>,
+    /// The work queues' thresholds (the optional `[queues]` table; LGD is the policy's).
+    pub queues: QueuePolicy,
 }
 
 /// What a recommendation does to the current limit.
@@ -154,6 +157,7 @@ impl CreditPolicy {
             "starter_months",
             "lgd",
             "expected_loss_budget",
+            "queues",
         ]
         .into();
         if let Some(unknown) = table.keys().find(|k| !known.contains(k.as_str())) {
@@ -330,6 +334,7 @@ impl CreditPolicy {
                 multiple,
             });
         }
+        let queues = parse_queues(file, table.get("queues"), lgd)?;
         Ok(CreditPolicy {
             version,
             classes: parsed,
@@ -340,6 +345,7 @@ impl CreditPolicy {
             starter_months,
             lgd,
             expected_loss_budget,
+            queues,
         })
     }
 
@@ -442,6 +448,59 @@ impl CreditPolicy {
             reasons,
         }
     }
+}
+
+/// The `[queues]` table: `promise_grace_days`, `high_risk_pd`, `high_risk_overdue`,
+/// `call_pd`; each optional (defaults of [`QueuePolicy`]).
+fn parse_queues(file: &str, value: Option<&toml::Value>, lgd: Decimal) -> Result<QueuePolicy> {
+    let mut policy = QueuePolicy {
+        lgd,
+        ..QueuePolicy::default()
+    };
+    let Some(value) = value else {
+        return Ok(policy);
+    };
+    let toml::Value::Table(table) = value else {
+        return Err(key_error(file, "queues", "must be a [queues] table"));
+    };
+    let at = |key: &str| format!("queues.{key}");
+    for (key, v) in table {
+        match key.as_str() {
+            "promise_grace_days" => match v {
+                toml::Value::Integer(i) if (0..=60).contains(i) => {
+                    policy.promise_grace_days = *i as i32
+                }
+                _ => {
+                    return Err(key_error(
+                        file,
+                        &at(key),
+                        format!("`{v}` is not a number of days (0 to 60)"),
+                    ));
+                }
+            },
+            "high_risk_pd" | "call_pd" => {
+                let pd = decimal(file, &at(key), v)?;
+                if pd <= Decimal::ZERO || pd > Decimal::ONE {
+                    return Err(key_error(file, &at(key), format!("{pd} is not in (0, 1]")));
+                }
+                let pd = pd.to_f64().unwrap_or(1.0);
+                if key == "call_pd" {
+                    policy.call_pd = pd;
+                } else {
+                    policy.high_risk_pd = pd;
+                }
+            }
+            "high_risk_overdue" => {
+                let amount = decimal(file, &at(key), v)?;
+                if amount <= Decimal::ZERO {
+                    return Err(key_error(file, &at(key), "must be above zero"));
+                }
+                policy.high_risk_overdue = amount;
+            }
+            _ => return Err(key_error(file, &at(key), "unknown key")),
+        }
+    }
+    Ok(policy)
 }
 
 /// Money in outputs (recommendations, call lists): Decimal128(18, 2), like the warehouse.
@@ -700,6 +759,32 @@ multiple = "0"
     }
 
     #[test]
+    fn queue_thresholds_come_from_the_policy() {
+        assert_eq!(
+            policy().queues,
+            QueuePolicy {
+                lgd: d("0.5"),
+                ..QueuePolicy::default()
+            }
+        );
+        let p = CreditPolicy::parse(
+            &format!("{POLICY}\n[queues]\npromise_grace_days = 5\nhigh_risk_pd = \"0.4\"\nhigh_risk_overdue = \"100000\"\ncall_pd = 0.2\n"),
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.queues,
+            QueuePolicy {
+                promise_grace_days: 5,
+                lgd: d("0.5"),
+                high_risk_pd: 0.4,
+                high_risk_overdue: d("100000"),
+                call_pd: 0.2,
+            }
+        );
+    }
+
+    #[test]
     fn expected_loss_budget_caps_the_limit() {
         let p = CreditPolicy::parse(
             &POLICY.replace(
@@ -763,6 +848,14 @@ multiple = "0"
                 "class `A` appears twice",
             ),
             ("version = [".to_string(), "not valid TOML"),
+            (
+                format!("{POLICY}\n[queues]\nhigh_risk_pd = \"1.5\"\n"),
+                "`queues.high_risk_pd`: 1.5 is not in (0, 1]",
+            ),
+            (
+                format!("{POLICY}\n[queues]\nbatch = 3\n"),
+                "`queues.batch`: unknown key",
+            ),
         ];
         for (text, expected) in cases {
             let err = CreditPolicy::parse(&text, "p.toml")

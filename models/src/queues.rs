@@ -42,7 +42,7 @@ use crate::model::RiskModel;
 pub const QUEUE_INPUTS_SQL: &str = include_str!("../sql/queue_inputs.sql");
 
 /// Settings of the queues (from the `[queues]` table of the policy).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueuePolicy {
     /// Days after the promise date before a kept-back customer is called again.
     pub promise_grace_days: i32,
