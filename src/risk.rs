@@ -94,9 +94,8 @@ pub async fn queue(
     let ctx = warehouse.session().await?;
     let state = ctx.state();
     let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-    let batch =
-        arq_models::queues::queue_snapshot(&state, &model.model, &model.name, &policy.queues, day)
-            .await?;
+    let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;
+    let batch = arq_models::queues::queue_snapshot(&state, &scores, &policy.queues, day).await?;
     match only {
         None => Ok(batch),
         Some(name) => rows_where(&batch, 0, name)
@@ -143,9 +142,8 @@ pub async fn limits(
     let ctx = warehouse.session().await?;
     let state = ctx.state();
     let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-    let batch =
-        arq_models::limits::recommend_snapshot(&state, &model.model, &model.name, policy, day)
-            .await?;
+    let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;
+    let batch = arq_models::limits::recommend_snapshot(&state, &scores, policy, day).await?;
     match customer {
         None => Ok(batch),
         Some(id) => rows_where(&batch, 0, id).ok_or_else(|| {

@@ -39,8 +39,6 @@ use rust_decimal::prelude::*;
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
-use crate::features::score_snapshot;
-use crate::model::RiskModel;
 use crate::queues::QueuePolicy;
 
 /// The query for the policy's inputs; `{day}` is the snapshot (days since 1970).
@@ -542,15 +540,14 @@ pub(crate) fn decimal_to_cents(d: Decimal, what: &str) -> Result<i128> {
 }
 
 /// Recommendations for every customer of the snapshot `day`, by customer: the model's PD
-/// (PD 1 for late stage), the policy's inputs from the warehouse, the policy's decision.
+/// from `scores` (`features::score_snapshot` of the same day: PD 1 for late stage), the
+/// policy's inputs from the warehouse, the policy's decision.
 pub async fn recommend_snapshot(
     session: &dyn Session,
-    model: &RiskModel,
-    model_name: &str,
+    scores: &RecordBatch,
     policy: &CreditPolicy,
     day: i32,
 ) -> Result<RecordBatch> {
-    let scores = score_snapshot(session, model, model_name, day).await?;
     let sql = LIMIT_INPUTS_SQL.replace("{day}", &day.to_string());
     let batches = collect_sql(session, &sql).await?;
     let inputs = match batches.first() {
@@ -566,7 +563,7 @@ pub async fn recommend_snapshot(
     }
     let text =
         |b: &RecordBatch, i: usize| -> Result<ArrayRef> { Ok(cast(b.column(i), &DataType::Utf8)?) };
-    let score_ids = text(&scores, 0)?;
+    let score_ids = text(scores, 0)?;
     let input_ids = text(&inputs, 0)?;
     if score_ids.as_ref() != input_ids.as_ref() {
         return Err(ModelError::Data(

@@ -34,9 +34,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::*;
 
 use crate::error::{ModelError, Result};
-use crate::features::score_snapshot;
 use crate::limits::{MONEY, decimal_to_cents};
-use crate::model::RiskModel;
 
 /// The query for the queues' inputs; `{day}` is the snapshot (days since 1970).
 pub const QUEUE_INPUTS_SQL: &str = include_str!("../sql/queue_inputs.sql");
@@ -220,15 +218,14 @@ pub fn queue_schema() -> SchemaRef {
 }
 
 /// The work queues of the snapshot `day`: every eligible customer once, ordered by queue
-/// and rank.
+/// and rank; PDs, scores and reasons from `scores` (`features::score_snapshot` of the
+/// same day).
 pub async fn queue_snapshot(
     session: &dyn Session,
-    model: &RiskModel,
-    model_name: &str,
+    scores: &RecordBatch,
     policy: &QueuePolicy,
     day: i32,
 ) -> Result<RecordBatch> {
-    let scores = score_snapshot(session, model, model_name, day).await?;
     let sql = QUEUE_INPUTS_SQL.replace("{day}", &day.to_string());
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
