@@ -91,14 +91,17 @@ pub async fn queue(
     as_of: AsOf,
     only: Option<&str>,
 ) -> Result<RecordBatch> {
-    let ctx = warehouse.session().await?;
-    let state = ctx.state();
-    let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-    let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;
-    let batch = arq_models::queues::queue_snapshot(&state, &scores, &policy.queues, day).await?;
+    let snapshot = ScoredSnapshot::load(model, warehouse, as_of).await?;
+    let batch = arq_models::queues::queue_snapshot(
+        &snapshot.state,
+        &snapshot.scores,
+        &policy.queues,
+        snapshot.day,
+    )
+    .await?;
     match only {
         None => Ok(batch),
-        Some(name) => rows_where(&batch, 0, name)
+        Some(name) => rows_where(&batch, 0, name)?
             .ok_or_else(|| ArqError::Usage(format!("no queue `{name}` today (queues are collector ids, supervisor:fraud_suspected, supervisor:high_profile, supervisor:high_risk, dispute, held, carry_over)"))),
     }
 }
@@ -110,24 +113,40 @@ fn as_of_day(as_of: AsOf) -> Option<i32> {
     }
 }
 
+/// A warehouse session, the snapshot on or before the as-of date, and every customer's
+/// scores there — what `arq score`, `arq queue` and `arq limits` all start from.
+struct ScoredSnapshot {
+    state: datafusion::execution::SessionState,
+    day: i32,
+    scores: RecordBatch,
+}
+
+impl ScoredSnapshot {
+    async fn load(model: &SessionModel, warehouse: &Warehouse, as_of: AsOf) -> Result<Self> {
+        let state = warehouse.session().await?.state();
+        let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
+        let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;
+        Ok(ScoredSnapshot { state, day, scores })
+    }
+}
+
 /// The rows whose text column `column` equals `value`; `None` when there are none.
-fn rows_where(batch: &RecordBatch, column: usize, value: &str) -> Option<RecordBatch> {
+fn rows_where(batch: &RecordBatch, column: usize, value: &str) -> Result<Option<RecordBatch>> {
     let ids = batch.column(column).as_string::<i32>();
     let rows: Vec<u32> = (0..ids.len())
         .filter(|&r| ids.value(r) == value)
         .map(|r| r as u32)
         .collect();
     if rows.is_empty() {
-        return None;
+        return Ok(None);
     }
     let take = datafusion::arrow::array::UInt32Array::from(rows);
     let columns = batch
         .columns()
         .iter()
         .map(|c| datafusion::arrow::compute::take(c, &take, None))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .ok()?;
-    RecordBatch::try_new(batch.schema(), columns).ok()
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
 }
 
 /// Credit-limit recommendations for the snapshot on or before `as_of` (one customer
@@ -139,14 +158,14 @@ pub async fn limits(
     as_of: AsOf,
     customer: Option<&str>,
 ) -> Result<RecordBatch> {
-    let ctx = warehouse.session().await?;
-    let state = ctx.state();
-    let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-    let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;
-    let batch = arq_models::limits::recommend_snapshot(&state, &scores, policy, day).await?;
+    let snapshot = ScoredSnapshot::load(model, warehouse, as_of).await?;
+    let day = snapshot.day;
+    let batch =
+        arq_models::limits::recommend_snapshot(&snapshot.state, &snapshot.scores, policy, day)
+            .await?;
     match customer {
         None => Ok(batch),
-        Some(id) => rows_where(&batch, 0, id).ok_or_else(|| {
+        Some(id) => rows_where(&batch, 0, id)?.ok_or_else(|| {
             ArqError::Usage(format!(
                 "no customer `{id}` in the snapshot of {}",
                 datafusion::common::ScalarValue::Date32(Some(day))
@@ -465,10 +484,7 @@ pub async fn score_warehouse(
     warehouse: &Warehouse,
     as_of: AsOf,
 ) -> Result<(RecordBatch, f64)> {
-    let ctx = warehouse.session().await?;
-    let state = ctx.state();
-    let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-    let batch = features::score_snapshot(&state, &model.model, &model.name, day).await?;
+    let batch = ScoredSnapshot::load(model, warehouse, as_of).await?.scores;
     let late = batch
         .column_by_name("late_stage")
         .map(|c| c.as_boolean().clone())
