@@ -163,6 +163,21 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<OutputFormat>,
     },
+    /// The nightly job: check the snapshot (--as-of, default the newest), score every
+    /// customer, build the work queues and the credit-limit recommendations, and write
+    /// them (CSV and Parquet, with a manifest) to OUT/<as-of>/ in one atomic step.
+    Nightly {
+        /// Credit policy with the queue thresholds (TOML; default data/policy.toml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Folder under which the run's `<as-of>/` folder is written (replacing that
+        /// night's earlier outputs as a whole, and nothing else).
+        #[arg(long, short = 'o', default_value = "out")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     Generate {
         /// Output folder (must not exist or be empty, unless --force).
@@ -358,6 +373,25 @@ pub fn run(cli: Cli) -> Result<()> {
                 *quiet,
             )?;
             print_stdout(&text)
+        }
+        Command::Nightly { policy, out, quiet } => {
+            let model_path = risk::model_path(cli.model.as_deref()).ok_or_else(|| {
+                ArqError::Usage(format!(
+                    "no model: pass --model FILE ({} is missing)",
+                    risk::DEFAULT_MODEL
+                ))
+            })?;
+            let policy_path = risk::policy_path(policy.as_deref())?;
+            let options = crate::nightly::NightlyOptions {
+                out: out.clone(),
+                model: risk::require_model(Some(&model_path))?,
+                model_path,
+                policy: risk::load_policy(Some(&policy_path))?,
+                policy_path,
+                progress: !quiet,
+            };
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            print_stdout(&crate::nightly::run(&warehouse, &options)?)
         }
         Command::Queue {
             collector,

@@ -10,9 +10,12 @@ pub mod cli;
 pub mod contract;
 pub mod error;
 pub mod generate;
+pub mod nightly;
 pub mod risk;
 pub mod shell;
 pub mod sql;
+pub mod staging;
+pub mod validate;
 pub mod warehouse;
 
 pub use error::{ArqError, Result};

@@ -27,12 +27,8 @@ pub const DEFAULT_MODEL: &str = "data/models/default.json";
 /// Loads the model a session should use: the one given, else the default model when it
 /// exists (`None` when there is none).
 pub fn session_model(given: Option<&Path>) -> Result<Option<SessionModel>> {
-    let path = match given {
-        Some(p) => p.to_path_buf(),
-        None => match default_model_path() {
-            Some(p) => p,
-            None => return Ok(None),
-        },
+    let Some(path) = model_path(given) else {
+        return Ok(None);
     };
     let model = RiskModel::load(&path)?;
     Ok(Some(SessionModel {
@@ -55,21 +51,28 @@ pub const DEFAULT_POLICY: &str = "data/policy.toml";
 
 /// Reads and checks the credit policy (the given file, else the default policy).
 pub fn load_policy(given: Option<&Path>) -> Result<CreditPolicy> {
-    let path = match given {
-        Some(p) => p.to_path_buf(),
+    Ok(CreditPolicy::load(&policy_path(given)?)?)
+}
+
+/// The policy file: the one given, else the default policy.
+pub fn policy_path(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
         None => bundled(DEFAULT_POLICY).ok_or_else(|| {
             ArqError::Usage(format!(
                 "no policy: pass --policy FILE ({DEFAULT_POLICY} is missing)"
             ))
-        })?,
-    };
-    Ok(CreditPolicy::load(&path)?)
+        }),
+    }
 }
 
-/// `data/models/default.json` in the current folder, else in the source tree arq was
-/// built from.
-fn default_model_path() -> Option<PathBuf> {
-    bundled(DEFAULT_MODEL)
+/// The model file: the one given, else `data/models/default.json` in the current
+/// folder, else in the source tree arq was built from.
+pub fn model_path(given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => bundled(DEFAULT_MODEL),
+    }
 }
 
 /// A file shipped in the repository: relative to the current folder, else to the source
@@ -115,14 +118,14 @@ fn as_of_day(as_of: AsOf) -> Option<i32> {
 
 /// A warehouse session, the snapshot on or before the as-of date, and every customer's
 /// scores there — what `arq score`, `arq queue` and `arq limits` all start from.
-struct ScoredSnapshot {
-    state: datafusion::execution::SessionState,
-    day: i32,
-    scores: RecordBatch,
+pub(crate) struct ScoredSnapshot {
+    pub state: datafusion::execution::SessionState,
+    pub day: i32,
+    pub scores: RecordBatch,
 }
 
 impl ScoredSnapshot {
-    async fn load(model: &SessionModel, warehouse: &Warehouse, as_of: AsOf) -> Result<Self> {
+    pub async fn load(model: &SessionModel, warehouse: &Warehouse, as_of: AsOf) -> Result<Self> {
         let state = warehouse.session().await?.state();
         let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
         let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;

@@ -7,6 +7,7 @@ mod demo;
 mod generate;
 mod limits;
 mod model;
+mod nightly;
 mod queue;
 mod shell;
 mod sql;

@@ -14,6 +14,12 @@
 //!   `daily_capacity`;
 //! - `carry_over`, with the reason, when no collector can take the call today.
 //!
+//! Supervisors have a `daily_capacity` too. Their cases are handed out fraud first, then
+//! high-profile, then high risk, each in priority order, to the supervisor with the most
+//! capacity left (ties by id); what does not fit stays with supervisors as
+//! `supervisor:carry_over`, with the reason — a fraud or high-profile case never moves to
+//! a collector.
+//!
 //! Priority = expected loss = PD × overdue × LGD; ties by max DPD, then overdue exposure
 //! (both descending), then customer id: the same inputs always give the same ranks.
 
@@ -121,6 +127,9 @@ impl Placement {
 pub struct QueueEntry {
     pub customer_id: String,
     pub placement: Placement,
+    /// The collector or supervisor who works the case today (none when held, in
+    /// dispute or carried over).
+    pub assigned_to: Option<String>,
     pub rank: u32,
     pub expected_loss: Decimal,
     pub action: &'static str,
@@ -181,6 +190,10 @@ pub fn build_queues(
         let (placement, reason) = place(c, collectors, &mut left, policy, as_of);
         entries.push(QueueEntry {
             customer_id: c.customer_id.clone(),
+            assigned_to: match &placement {
+                Placement::Collector(id) => Some(id.clone()),
+                _ => None,
+            },
             placement,
             rank: 0,
             expected_loss: el,
@@ -188,6 +201,7 @@ pub fn build_queues(
             reason,
         });
     }
+    assign_supervisors(&mut entries, collectors);
     // Ranks within each queue follow the priority order of `entries`.
     let mut next: BTreeMap<Placement, u32> = BTreeMap::new();
     for e in &mut entries {
@@ -198,12 +212,56 @@ pub fn build_queues(
     entries
 }
 
+/// The kinds of supervisor case in the order they claim supervisors' capacity.
+const SUPERVISOR_KINDS: [&str; 3] = ["fraud_suspected", "high_profile", "high_risk"];
+
+/// Hands the supervisor cases of `entries` (in priority order) to supervisors by
+/// capacity: fraud first, then high-profile, then high risk; the rest become
+/// `supervisor:carry_over`.
+fn assign_supervisors(entries: &mut [QueueEntry], collectors: &[Collector]) {
+    let mut left: BTreeMap<&str, u32> = collectors
+        .iter()
+        .filter(|c| c.role == "supervisor")
+        .map(|c| (c.collector_id.as_str(), c.daily_capacity))
+        .collect();
+    let total: u32 = left.values().sum();
+    for kind in SUPERVISOR_KINDS {
+        for e in entries.iter_mut() {
+            if e.placement != Placement::Supervisor(kind) {
+                continue;
+            }
+            let best = left
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(id, n)| (*id, *n));
+            match best {
+                Some((id, n)) if n > 0 => {
+                    *left.get_mut(id).expect("a supervisor") -= 1;
+                    e.assigned_to = Some(id.to_string());
+                }
+                _ => {
+                    e.placement = Placement::Supervisor("carry_over");
+                    e.reason = if total == 0 {
+                        format!("{}; no supervisor in the collectors table", e.reason)
+                    } else {
+                        format!(
+                            "{}; supervisors' capacity ({total} cases today) is taken by higher priorities",
+                            e.reason
+                        )
+                    };
+                }
+            }
+        }
+    }
+}
+
 /// The columns of a call list.
 pub fn queue_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("queue", DataType::Utf8, false),
         Field::new("rank", DataType::UInt32, false),
         Field::new("customer_id", DataType::Utf8, false),
+        Field::new("assigned_to", DataType::Utf8, true),
         Field::new("overdue", MONEY, false),
         Field::new("max_dpd", DataType::Int32, false),
         Field::new("pd", DataType::Float64, false),
@@ -325,6 +383,12 @@ pub async fn queue_snapshot(
             entries
                 .iter()
                 .map(|e| e.customer_id.clone())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            entries
+                .iter()
+                .map(|e| e.assigned_to.clone())
                 .collect::<Vec<_>>(),
         )),
         money_array(
@@ -634,6 +698,7 @@ mod tests {
         let collectors = [
             collector("K1", 10, &["retail"]),
             collector("K9", 1, &["smb"]),
+            supervisor("S1", 10),
         ];
         let entries = build_queues(&customers, &collectors, &QueuePolicy::default(), 100);
         let queue_of = |id: &str| {
@@ -658,6 +723,74 @@ mod tests {
             smb.reason
                 .contains("no collector covers segment enterprise")
         );
+    }
+
+    fn supervisor(id: &str, capacity: u32) -> Collector {
+        Collector {
+            role: "supervisor".into(),
+            ..collector(id, capacity, &["retail"])
+        }
+    }
+
+    #[test]
+    fn supervisors_take_fraud_first_and_never_exceed_capacity() {
+        let mut customers = Vec::new();
+        for i in 0..6 {
+            // High risk with the largest expected losses.
+            customers.push(customer(&format!("R{i}"), 10_000, 0.9, 80));
+        }
+        for i in 0..3 {
+            let mut c = customer(&format!("F{i}"), 100, 0.01, 5);
+            c.fraud_suspected = true;
+            customers.push(c);
+            let mut v = customer(&format!("V{i}"), 200, 0.01, 5);
+            v.high_profile = true;
+            customers.push(v);
+        }
+        let collectors = [
+            collector("K1", 50, &["retail"]),
+            supervisor("S1", 4),
+            supervisor("S2", 3),
+        ];
+        let entries = build_queues(&customers, &collectors, &QueuePolicy::default(), 100);
+        assert_eq!(entries.len(), 12);
+        let assigned = |who: &str| {
+            entries
+                .iter()
+                .filter(|e| e.assigned_to.as_deref() == Some(who))
+                .count()
+        };
+        assert_eq!((assigned("S1"), assigned("S2")), (4, 3));
+        // Fraud (3) and high-profile (3) claim capacity before the larger high-risk
+        // losses; one high-risk case fits, five wait.
+        let in_queue = |q: &str| {
+            entries
+                .iter()
+                .filter(|e| e.placement.queue() == q)
+                .map(|e| e.customer_id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(in_queue("supervisor:fraud_suspected").len(), 3);
+        assert_eq!(in_queue("supervisor:high_profile").len(), 3);
+        assert_eq!(in_queue("supervisor:high_risk"), ["R0"]);
+        assert_eq!(
+            in_queue("supervisor:carry_over"),
+            ["R1", "R2", "R3", "R4", "R5"]
+        );
+        for e in &entries {
+            if e.placement.queue() == "supervisor:carry_over" {
+                assert!(e.assigned_to.is_none());
+                assert!(e.reason.contains("supervisors' capacity (7 cases today)"));
+            }
+            // Nobody supervised went to a collector.
+            assert_ne!(e.assigned_to.as_deref(), Some("K1"));
+        }
+        // Without supervisors, every such case is carried over with the reason.
+        let entries = build_queues(&customers, &collectors[..1], &QueuePolicy::default(), 100);
+        assert!(entries.iter().all(|e| {
+            e.placement == Placement::Supervisor("carry_over")
+                && e.reason.contains("no supervisor in the collectors table")
+        }));
     }
 
     #[test]

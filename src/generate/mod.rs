@@ -15,7 +15,7 @@ pub mod sim;
 pub mod sink;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -25,6 +25,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::contract::{self, SNAPSHOT_COLUMN};
 use crate::error::{ArqError, Result};
+use crate::staging::{StagingDir, is_empty_dir};
 use sim::{History, SEGMENTS, World};
 use sink::ParquetSink;
 
@@ -458,83 +459,6 @@ fn set_id(buffer: &mut String, args: std::fmt::Arguments<'_>) {
     use std::fmt::Write;
     buffer.clear();
     let _ = buffer.write_fmt(args);
-}
-
-fn is_empty_dir(path: &Path) -> Result<bool> {
-    if !path.is_dir() {
-        return Err(ArqError::Usage(format!(
-            "{} exists and is not a folder",
-            path.display()
-        )));
-    }
-    let mut entries = std::fs::read_dir(path).map_err(|e| ArqError::io(path, e))?;
-    Ok(entries.next().is_none())
-}
-
-/// A temporary folder beside the destination, removed unless committed.
-struct StagingDir {
-    staging: PathBuf,
-    target: PathBuf,
-    committed: bool,
-}
-
-impl StagingDir {
-    fn new(target: &Path) -> Result<Self> {
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(|e| ArqError::io(&parent, e))?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| ArqError::Usage(format!("{} is not a folder name", target.display())))?;
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| ArqError::io(&staging, e))?;
-        }
-        std::fs::create_dir(&staging).map_err(|e| ArqError::io(&staging, e))?;
-        Ok(StagingDir {
-            staging,
-            target: target.to_path_buf(),
-            committed: false,
-        })
-    }
-
-    fn path(&self) -> &Path {
-        &self.staging
-    }
-
-    /// Moves the finished warehouse into place; an old one (with `force`) is moved
-    /// aside first and removed only once the new one is in place.
-    fn commit(mut self, force: bool) -> Result<()> {
-        let mut old = None;
-        if self.target.exists() {
-            if !force && !is_empty_dir(&self.target)? {
-                return Err(ArqError::Usage(format!(
-                    "{} appeared while generating; not replaced",
-                    self.target.display()
-                )));
-            }
-            let aside = self.staging.with_extension("old");
-            std::fs::rename(&self.target, &aside).map_err(|e| ArqError::io(&self.target, e))?;
-            old = Some(aside);
-        }
-        std::fs::rename(&self.staging, &self.target).map_err(|e| ArqError::io(&self.target, e))?;
-        self.committed = true;
-        if let Some(old) = old {
-            std::fs::remove_dir_all(&old).map_err(|e| ArqError::io(&old, e))?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for StagingDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,327 @@
+//! `arq nightly`: the whole job on the demo warehouse and on broken inputs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Output;
+
+use crate::util::{
+    arq, assert_same_tree, csv_rows, files_under, generate_small, repo_root, rewrite, run_err,
+    run_ok,
+};
+
+fn nightly(out: &Path) -> String {
+    run_ok(&["nightly", "--quiet", "--out", out.to_str().unwrap()])
+}
+
+/// A manifest without its timings (the one part that differs between runs).
+fn manifest_without_timings(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let timings = value
+        .as_object_mut()
+        .unwrap()
+        .remove("timings_ms")
+        .expect("timings in the manifest");
+    assert!(timings["total"].as_u64().is_some(), "{timings}");
+    value
+}
+
+/// Every file of the run but the manifest, byte for byte, plus the manifest without
+/// timings.
+fn assert_same_run(a: &Path, b: &Path) {
+    assert_eq!(files_under(a), files_under(b));
+    for f in files_under(a)
+        .iter()
+        .filter(|f| *f != Path::new("manifest.json"))
+    {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{} differs",
+            f.display()
+        );
+    }
+    assert_eq!(manifest_without_timings(a), manifest_without_timings(b));
+}
+
+fn read_csv(dir: &Path, name: &str) -> Vec<Vec<String>> {
+    csv_rows(&std::fs::read_to_string(dir.join(name)).unwrap())
+}
+
+#[test]
+fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let summary = nightly(&out);
+    let run = out.join("2026-10-31");
+    assert!(
+        summary.starts_with("nightly 2026-10-31: 2000 customers, "),
+        "{summary}"
+    );
+    for line in [
+        "K0001 ",
+        "held ",
+        "dispute ",
+        "carry_over ",
+        "credit limits: ",
+    ] {
+        assert!(summary.contains(line), "{line}: {summary}");
+    }
+
+    // The combined list is every eligible customer once; the per-list files split it
+    // without loss or overlap.
+    let all = read_csv(&run, "queues.csv");
+    let ids: BTreeSet<&str> = all.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(ids.len(), all.len(), "a customer twice in queues.csv");
+    let mut parts: Vec<String> = Vec::new();
+    let lists = files_under(&run);
+    for f in lists.iter().filter(|f| {
+        f.extension().is_some_and(|e| e == "csv")
+            && (f.starts_with("call_lists")
+                || [
+                    "supervisors.csv",
+                    "dispute.csv",
+                    "held.csv",
+                    "carry_over.csv",
+                ]
+                .iter()
+                .any(|n| *f == Path::new(n)))
+    }) {
+        parts.extend(
+            read_csv(&run, f.to_str().unwrap())
+                .into_iter()
+                .map(|r| r[2].clone()),
+        );
+    }
+    parts.sort();
+    let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(parts, expected, "the lists do not partition queues.csv");
+
+    // One file per collector (CSV and Parquet), none above its capacity; supervisors'
+    // cases within theirs.
+    let capacity: BTreeMap<String, usize> = csv_rows(&run_ok(&[
+        "sql",
+        "SELECT collector_id, daily_capacity FROM collectors",
+        "--format",
+        "csv",
+    ]))
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+    .collect();
+    for (id, cap) in capacity.iter().filter(|(id, _)| id.starts_with('K')) {
+        let list = read_csv(&run, &format!("call_lists/{id}.csv"));
+        assert!(list.len() <= *cap, "{id}");
+        assert!(list.iter().all(|r| &r[0] == id && &r[3] == id), "{id}");
+        assert!(run.join(format!("call_lists/{id}.parquet")).is_file());
+    }
+    let supervised = read_csv(&run, "supervisors.csv");
+    for (id, cap) in capacity.iter().filter(|(id, _)| id.starts_with('S')) {
+        let n = supervised.iter().filter(|r| &r[3] == id).count();
+        assert!(n <= *cap && n > 0, "{id}: {n}");
+    }
+    assert_eq!(
+        read_csv(&run, "limits.csv").len(),
+        2000,
+        "a limit for every customer"
+    );
+    assert_eq!(read_csv(&run, "scores.csv").len(), 2000);
+
+    // The manifest names inputs, versions and outputs, and its counts are the files'.
+    let manifest = manifest_without_timings(&run);
+    assert_eq!(manifest["as_of"], "2026-10-31");
+    assert_eq!(manifest["policy"]["version"], "arq-default-2026.11");
+    assert_eq!(
+        manifest["warehouse"]["fingerprint"].as_str().unwrap().len(),
+        16
+    );
+    assert_eq!(manifest["eligible"].as_u64().unwrap() as usize, all.len());
+    let outputs = manifest["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len() + 1, files_under(&run).len());
+    for o in outputs {
+        let file = run.join(o["file"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            o["bytes"].as_u64().unwrap()
+        );
+    }
+    let held = manifest["queues"]["held"]["accounts"].as_u64().unwrap() as usize;
+    assert_eq!(held, read_csv(&run, "held.csv").len());
+
+    // The same inputs give the same bytes; the timings are the only difference.
+    let again = tmp.path().join("again");
+    nightly(&again);
+    assert_same_run(&run, &again.join("2026-10-31"));
+    // A rerun into the same folder replaces that night's outputs as a whole.
+    nightly(&out);
+    assert_same_run(&run, &again.join("2026-10-31"));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "no leftovers");
+}
+
+/// A policy that changes the queues and limits, so a run with it would change files.
+fn stricter_policy(dir: &Path) -> std::path::PathBuf {
+    let policy = std::fs::read_to_string(repo_root().join("data/policy.toml")).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(
+        &path,
+        policy.replace("high_risk_pd = \"0.50\"", "high_risk_pd = \"0.99\""),
+    )
+    .unwrap();
+    path
+}
+
+fn nightly_with(out: &Path, policy: &Path, env: (&str, &str)) -> std::process::Child {
+    arq()
+        .args([
+            "nightly",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .env(env.0, env.1)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_or_killed_run_leaves_the_previous_outputs_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    nightly(&out);
+    let before = tmp.path().join("before");
+    copy_tree(&out, &before);
+    let policy = stricter_policy(tmp.path());
+
+    // A failure after 5 of the files: exit 1, nothing changed, nothing left behind.
+    let failed: Output = nightly_with(&out, &policy, ("ARQ_NIGHTLY_FAIL_AFTER_FILES", "5"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("failure injected after 5 output files"),
+        "{stderr}"
+    );
+    assert_same_tree(&before.join("2026-10-31"), &out.join("2026-10-31"));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "no leftovers");
+
+    // Killed while writing: the earlier outputs are untouched.
+    let mut child = nightly_with(&out, &policy, ("ARQ_NIGHTLY_PAUSE_AFTER_FILES", "3"));
+    let staging_has_files = || {
+        std::fs::read_dir(&out).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".2026-10-31.partial-")
+                && files_under(&e.path()).len() >= 3
+        })
+    };
+    let waited = std::time::Instant::now();
+    while !staging_has_files() {
+        assert!(
+            waited.elapsed().as_secs() < 120,
+            "the paused run never wrote its files"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_same_tree(&before.join("2026-10-31"), &out.join("2026-10-31"));
+    assert!(
+        std::fs::read_dir(&out).unwrap().count() == 2,
+        "the killed run's staging folder is still there"
+    );
+
+    // The next run cleans up after the killed one and replaces the outputs.
+    let child = nightly_with(&out, &policy, ("ARQ_UNUSED", ""));
+    let done = child.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    let queues = read_csv(&out.join("2026-10-31"), "queues.csv");
+    let before_queues = read_csv(&before.join("2026-10-31"), "queues.csv");
+    assert_ne!(
+        queues, before_queues,
+        "the stricter policy's outputs are in place"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for f in files_under(from) {
+        let target = to.join(&f);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&f), target).unwrap();
+    }
+}
+
+/// A small generated warehouse with one edit to its newest open items.
+fn broken_warehouse(select: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w");
+    generate_small(&w, 60, 3, 5);
+    rewrite(
+        &w,
+        "open_items/snapshot_date=2026-10-31/part-00000.parquet",
+        select,
+    );
+    let out = dir.path().join("out");
+    let err = run_err(&[
+        "--warehouse",
+        w.to_str().unwrap(),
+        "nightly",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!out.join("2026-10-31").exists(), "no output from bad input");
+    (dir, err)
+}
+
+const COLUMNS: &str = "invoice_id, customer_id, invoice_date, due_date, currency, amount, \
+                       open_amount, disputed, promise_date, promise_amount";
+
+#[test]
+fn bad_rows_are_refused_naming_table_file_row_and_column() {
+    let (_d, err) = broken_warehouse(&format!(
+        "SELECT {COLUMNS} FROM t UNION ALL SELECT * FROM (SELECT {COLUMNS} FROM t ORDER BY invoice_id LIMIT 1)"
+    ));
+    assert!(
+        err.contains(
+            "table `open_items`, file open_items/snapshot_date=2026-10-31/part-00000.parquet: row "
+        ) && err.contains("column invoice_id: ")
+            && err.contains("appears twice in the snapshot"),
+        "{err}"
+    );
+
+    let (_d, err) = broken_warehouse(&format!(
+        "SELECT {} FROM t",
+        COLUMNS.replace(
+            "open_amount,",
+            "CASE WHEN row_number() OVER (ORDER BY invoice_id) = 2 \
+             THEN CAST(amount * 2 AS DECIMAL(18, 2)) ELSE open_amount END AS open_amount,"
+        )
+    ));
+    assert!(
+        err.contains("column open_amount: ") && err.contains("is more than the invoice amount"),
+        "{err}"
+    );
+
+    let (_d, err) = broken_warehouse(&format!(
+        "SELECT {} FROM t",
+        COLUMNS.replace(
+            "customer_id,",
+            "CASE WHEN row_number() OVER (ORDER BY invoice_id) = 1 THEN 'C9999999' \
+             ELSE customer_id END AS customer_id,"
+        )
+    ));
+    assert!(
+        err.contains("column customer_id: C9999999")
+            && err.contains("is not in customers of the same snapshot"),
+        "{err}"
+    );
+}
