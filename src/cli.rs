@@ -178,6 +178,27 @@ pub enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Replay the queue order on past snapshots: the share of the next 90 days'
+    /// newly-bad balance in the top 10 % / 20 % of the queue, for arq's order and for
+    /// oldest-first and largest-balance-first.
+    Backtest {
+        /// First snapshot date to replay.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last snapshot date to replay (snapshots whose 90-day outcome is not known yet
+        /// are skipped, with a note).
+        #[arg(long)]
+        to: NaiveDate,
+        /// Policy with the queue settings (LGD; default data/policy.toml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Write the result to this file (atomically) instead of stdout.
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+        /// Output format (default: from --out's extension, else a table).
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+    },
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     Generate {
         /// Output folder (must not exist or be empty, unless --force).
@@ -393,6 +414,28 @@ pub fn run(cli: Cli) -> Result<()> {
             let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
             print_stdout(&crate::nightly::run(&warehouse, &options)?)
         }
+        Command::Backtest {
+            from,
+            to,
+            policy,
+            out,
+            format,
+        } => {
+            let model = risk::require_model(cli.model.as_deref())?;
+            let policy = risk::load_policy(policy.as_deref())?;
+            let format = output_format(*format, out.as_deref())?;
+            let warehouse = Warehouse::open(cli.warehouse_path(), cli.as_of)?;
+            let (batch, skipped) =
+                runtime()?.block_on(risk::backtest(&model, &policy, &warehouse, *from, *to))?;
+            let summary = backtest_summary(&batch);
+            let printed = risk::write_scores(batch, format, out.as_deref())?;
+            print_stdout_bytes(&printed)?;
+            for note in skipped {
+                eprintln!("skipped {note}");
+            }
+            eprintln!("{summary}");
+            Ok(())
+        }
         Command::Queue {
             collector,
             policy,
@@ -472,6 +515,42 @@ pub fn run(cli: Cli) -> Result<()> {
             })
         }
     }
+}
+
+/// The mean captures per ordering, over all replayed snapshots and over those outside
+/// the model's training and validation window.
+fn backtest_summary(batch: &datafusion::arrow::array::RecordBatch) -> String {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float64Type;
+    let seen = batch.column(1).as_boolean();
+    let mut lines = Vec::new();
+    for (label, keep) in [
+        ("all replayed snapshots", None),
+        ("snapshots after the model's validation window", Some(false)),
+    ] {
+        let rows: Vec<usize> = (0..batch.num_rows())
+            .filter(|&r| keep.is_none_or(|k| seen.value(r) == k))
+            .collect();
+        if rows.is_empty() {
+            lines.push(format!("{label}: none"));
+            continue;
+        }
+        let mean = |c: usize| {
+            let v = batch.column(c).as_primitive::<Float64Type>();
+            rows.iter().map(|&r| v.value(r)).sum::<f64>() / rows.len() as f64 * 100.0
+        };
+        let parts: Vec<String> = arq_models::backtest::ORDERINGS
+            .iter()
+            .enumerate()
+            .map(|(k, name)| format!("{name} {:.1} % / {:.1} %", mean(5 + 2 * k), mean(6 + 2 * k)))
+            .collect();
+        lines.push(format!(
+            "{label} ({}): newly-bad balance in the top 10 % / 20 %: {}",
+            rows.len(),
+            parts.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// The format of `--format`, else of `--out`'s extension; Parquet needs a file.

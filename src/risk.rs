@@ -177,6 +177,52 @@ pub async fn limits(
     }
 }
 
+/// `arq backtest`: the queue order replayed on every snapshot between `from` and `to`
+/// whose 90-day outcome is known; also the snapshots skipped and why.
+pub async fn backtest(
+    model: &SessionModel,
+    policy: &CreditPolicy,
+    warehouse: &Warehouse,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<(RecordBatch, Vec<String>)> {
+    if from > to {
+        return Err(ArqError::Usage(format!("--from {from} is after --to {to}")));
+    }
+    let state = warehouse.session().await?.state();
+    let days: Vec<i32> = features::snapshot_days(&state)
+        .await?
+        .into_iter()
+        .filter(|&d| d >= days_since_epoch(from) && d <= days_since_epoch(to))
+        .collect();
+    if days.is_empty() {
+        return Err(ArqError::Usage(format!(
+            "no snapshot between {from} and {to}"
+        )));
+    }
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for day in days {
+        match arq_models::backtest::backtest_snapshot(
+            &state,
+            &model.model,
+            &model.name,
+            &policy.queues,
+            day,
+        )
+        .await?
+        {
+            Some(row) => rows.push(row),
+            None => skipped.push(format!(
+                "{}: the 90-day outcome is not known yet (needs a snapshot on or after {})",
+                arq_models::train::date_text(day),
+                arq_models::train::date_text(day + 90)
+            )),
+        }
+    }
+    Ok((arq_models::backtest::backtest_batch(&rows)?, skipped))
+}
+
 /// A labelled table for `arq train --table`.
 #[derive(Debug, Clone)]
 pub struct TableSpec {

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod backtest;
 mod demo;
 mod generate;
 mod limits;

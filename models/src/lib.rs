@@ -9,11 +9,13 @@
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
 //! - [`limits`]: credit-limit recommendations from a TOML policy (DOMAIN.md §6);
 //! - [`queues`]: the work queues' rules (DOMAIN.md §5) — placement, priority, capacity;
+//! - [`backtest`]: the queue order replayed on past snapshots against two baselines;
 //! - [`sql`]: the model in SQL (`risk_score`, `risk_points`, `risk_reasons`,
 //!   `scorecard_points`, `customer_features`, `risk_labels`, `risk_scores`).
 //!
 //! Data flows one way: this crate uses arq-udfs and never the `arq` binary crate.
 
+pub mod backtest;
 pub mod encoding;
 pub mod error;
 pub mod features;

@@ -144,6 +144,21 @@ pub fn expected_loss(pd: f64, overdue: Decimal, lgd: Decimal) -> Decimal {
     (pd * overdue * lgd).round_dp(2)
 }
 
+/// The queue order: larger expected loss first, ties by max DPD, then overdue (both
+/// descending), then customer id.
+pub fn priority(
+    a: &QueueCustomer,
+    a_loss: Decimal,
+    b: &QueueCustomer,
+    b_loss: Decimal,
+) -> std::cmp::Ordering {
+    b_loss
+        .cmp(&a_loss)
+        .then(b.max_dpd.cmp(&a.max_dpd))
+        .then(b.overdue.cmp(&a.overdue))
+        .then(a.customer_id.cmp(&b.customer_id))
+}
+
 /// The suggested action: escalate 90+ DPD, call risky or 31+ DPD customers, a formal
 /// letter at 61–89 DPD when the PD is low, an email reminder otherwise.
 pub fn suggested_action(max_dpd: i32, pd: f64, policy: &QueuePolicy) -> &'static str {
@@ -174,12 +189,7 @@ pub fn build_queues(
         .map(|c| (c, expected_loss(c.pd, c.overdue, policy.lgd)))
         .collect();
     // Highest priority first, so that it fills capacity first.
-    eligible.sort_by(|(a, ea), (b, eb)| {
-        eb.cmp(ea)
-            .then(b.max_dpd.cmp(&a.max_dpd))
-            .then(b.overdue.cmp(&a.overdue))
-            .then(a.customer_id.cmp(&b.customer_id))
-    });
+    eligible.sort_by(|(a, ea), (b, eb)| priority(a, *ea, b, *eb));
     let mut left: BTreeMap<&str, u32> = collectors
         .iter()
         .filter(|c| c.role == "collector")
@@ -284,67 +294,13 @@ pub async fn queue_snapshot(
     policy: &QueuePolicy,
     day: i32,
 ) -> Result<RecordBatch> {
-    let sql = QUEUE_INPUTS_SQL.replace("{day}", &day.to_string());
-    let batches = collect_sql(session, &sql).await?;
-    let Some(first) = batches.first() else {
+    let customers = queue_customers(session, scores, day).await?;
+    if customers.is_empty() {
         return Ok(RecordBatch::new_empty(queue_schema()));
-    };
-    let inputs = concat_batches(&first.schema(), &batches)?;
-    let ids = cast(inputs.column(0), &DataType::Utf8)?;
-    let score_ids = cast(scores.column(0), &DataType::Utf8)?;
-    if ids.as_ref() != score_ids.as_ref() {
-        return Err(ModelError::Data(
-            "scores and queue inputs are not in the same customer order".into(),
-        ));
     }
-    let text = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &DataType::Utf8)?) };
-    let money = |i: usize| -> Result<ArrayRef> {
-        Ok(cast(inputs.column(i), &DataType::Decimal128(38, 2))?)
-    };
-    let (segment, collector) = (text(1)?, text(2)?);
-    let (segment, collector) = (segment.as_string::<i32>(), collector.as_string::<i32>());
-    let (high_profile, fraud) = (inputs.column(3).as_boolean(), inputs.column(4).as_boolean());
-    let (overdue, disputed, exposure) = (money(5)?, money(6)?, money(7)?);
-    let (overdue, disputed, exposure) = (
-        overdue.as_primitive::<Decimal128Type>(),
-        disputed.as_primitive::<Decimal128Type>(),
-        exposure.as_primitive::<Decimal128Type>(),
-    );
-    let promise_day = cast(inputs.column(8), &DataType::Int32)?;
-    let promise_day = promise_day.as_primitive::<Int32Type>();
-    let promise_amount = money(9)?;
-    let promise_amount = promise_amount.as_primitive::<Decimal128Type>();
     let pd = scores.column(2).as_primitive::<Float64Type>();
     let points = scores.column(3).as_primitive::<Int32Type>();
     let max_dpd = scores.column(7).as_primitive::<Int32Type>();
-    let d = |v: i128| Decimal::from_i128_with_scale(v, 2);
-    let n = inputs.num_rows();
-    let customers: Vec<QueueCustomer> = (0..n)
-        .map(|r| QueueCustomer {
-            customer_id: ids.as_string::<i32>().value(r).to_string(),
-            segment: segment.value(r).to_string(),
-            collector_id: collector
-                .is_valid(r)
-                .then(|| collector.value(r).to_string()),
-            high_profile: high_profile.value(r),
-            fraud_suspected: fraud.value(r),
-            overdue: d(overdue.value(r)),
-            overdue_disputed: d(disputed.value(r)),
-            exposure: d(exposure.value(r)),
-            max_dpd: max_dpd.value(r),
-            pd: pd.value(r),
-            promise: promise_day.is_valid(r).then(|| {
-                (
-                    promise_day.value(r),
-                    d(if promise_amount.is_valid(r) {
-                        promise_amount.value(r)
-                    } else {
-                        0
-                    }),
-                )
-            }),
-        })
-        .collect();
     let collectors = load_collectors(session).await?;
     let mut entries = build_queues(&customers, &collectors, policy, day);
     entries.sort_by(|a, b| a.placement.cmp(&b.placement).then(a.rank.cmp(&b.rank)));
@@ -437,6 +393,76 @@ pub async fn queue_snapshot(
         ),
     ];
     Ok(RecordBatch::try_new(queue_schema(), columns)?)
+}
+
+/// What the queues need of every customer of the snapshot `day`, by customer id, with
+/// PD and max DPD from `scores` (`features::score_snapshot` of the same day).
+pub async fn queue_customers(
+    session: &dyn Session,
+    scores: &RecordBatch,
+    day: i32,
+) -> Result<Vec<QueueCustomer>> {
+    let sql = QUEUE_INPUTS_SQL.replace("{day}", &day.to_string());
+    let batches = collect_sql(session, &sql).await?;
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let inputs = concat_batches(&first.schema(), &batches)?;
+    let ids = cast(inputs.column(0), &DataType::Utf8)?;
+    let score_ids = cast(scores.column(0), &DataType::Utf8)?;
+    if ids.as_ref() != score_ids.as_ref() {
+        return Err(ModelError::Data(
+            "scores and queue inputs are not in the same customer order".into(),
+        ));
+    }
+    let text = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &DataType::Utf8)?) };
+    let money = |i: usize| -> Result<ArrayRef> {
+        Ok(cast(inputs.column(i), &DataType::Decimal128(38, 2))?)
+    };
+    let (segment, collector) = (text(1)?, text(2)?);
+    let (segment, collector) = (segment.as_string::<i32>(), collector.as_string::<i32>());
+    let (high_profile, fraud) = (inputs.column(3).as_boolean(), inputs.column(4).as_boolean());
+    let (overdue, disputed, exposure) = (money(5)?, money(6)?, money(7)?);
+    let (overdue, disputed, exposure) = (
+        overdue.as_primitive::<Decimal128Type>(),
+        disputed.as_primitive::<Decimal128Type>(),
+        exposure.as_primitive::<Decimal128Type>(),
+    );
+    let promise_day = cast(inputs.column(8), &DataType::Int32)?;
+    let promise_day = promise_day.as_primitive::<Int32Type>();
+    let promise_amount = money(9)?;
+    let promise_amount = promise_amount.as_primitive::<Decimal128Type>();
+    let pd = scores.column(2).as_primitive::<Float64Type>();
+    let max_dpd = scores.column(7).as_primitive::<Int32Type>();
+    let d = |v: i128| Decimal::from_i128_with_scale(v, 2);
+    let n = inputs.num_rows();
+    let customers = (0..n)
+        .map(|r| QueueCustomer {
+            customer_id: ids.as_string::<i32>().value(r).to_string(),
+            segment: segment.value(r).to_string(),
+            collector_id: collector
+                .is_valid(r)
+                .then(|| collector.value(r).to_string()),
+            high_profile: high_profile.value(r),
+            fraud_suspected: fraud.value(r),
+            overdue: d(overdue.value(r)),
+            overdue_disputed: d(disputed.value(r)),
+            exposure: d(exposure.value(r)),
+            max_dpd: max_dpd.value(r),
+            pd: pd.value(r),
+            promise: promise_day.is_valid(r).then(|| {
+                (
+                    promise_day.value(r),
+                    d(if promise_amount.is_valid(r) {
+                        promise_amount.value(r)
+                    } else {
+                        0
+                    }),
+                )
+            }),
+        })
+        .collect();
+    Ok(customers)
 }
 
 /// The `collectors` table.

@@ -1,0 +1,258 @@
+//! The queue policy replayed on past snapshots: would arq's order have put the accounts
+//! that went bad at the top of the work, compared with what a team does without it?
+//!
+//! For a snapshot t whose 90-day outcome is known (t + 90 days is on or before the newest
+//! snapshot), the ranked population is the queue's: customers with an overdue balance,
+//! less those already 90+ days past due (they cannot *newly* go bad). A customer is newly
+//! bad when the model's label says so (90+ DPD or a bad-debt write-off within
+//! (t, t + 90]); its newly-bad balance is its whole open balance at t. Each ordering's
+//! capture is the share of that balance held by its first 10 % / 20 % of customers
+//! (rounded up):
+//! - `arq`: the queues' priority, expected loss = PD × overdue × LGD (ties by max DPD,
+//!   overdue, id);
+//! - `oldest_first`: max DPD descending (ties by overdue, id);
+//! - `largest_first`: overdue descending (ties by max DPD, id).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+    RecordBatch, UInt64Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::error::Result;
+use crate::features::{compute_labels, score_snapshot};
+use crate::limits::{MONEY, decimal_to_cents};
+use crate::queues::{QueueCustomer, QueuePolicy, expected_loss, priority, queue_customers};
+use crate::train::date_text;
+use crate::{RiskModel, features};
+
+/// The orderings compared, in output order.
+pub const ORDERINGS: [&str; 3] = ["arq", "oldest_first", "largest_first"];
+
+/// One snapshot's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestRow {
+    pub day: i32,
+    /// Whether the snapshot lies in the model's training or validation window (its
+    /// capture there is not an out-of-sample figure).
+    pub seen_in_training: bool,
+    pub ranked: usize,
+    pub newly_bad: usize,
+    pub newly_bad_balance: Decimal,
+    /// Per ordering (as [`ORDERINGS`]): share of the newly-bad balance in the top 10 %
+    /// and top 20 %.
+    pub capture: [(f64, f64); 3],
+}
+
+/// Captures of the three orderings over `customers` (ranked population) with the
+/// newly-bad balance of each (zero when it did not go bad).
+pub fn capture(
+    customers: &[&QueueCustomer],
+    bad_balance: &[Decimal],
+    lgd: Decimal,
+) -> [(f64, f64); 3] {
+    let n = customers.len();
+    let total: Decimal = bad_balance.iter().copied().sum();
+    let loss: Vec<Decimal> = customers
+        .iter()
+        .map(|c| expected_loss(c.pd, c.overdue, lgd))
+        .collect();
+    let mut orders: [Vec<usize>; 3] = [(0..n).collect(), (0..n).collect(), (0..n).collect()];
+    orders[0].sort_by(|&a, &b| priority(customers[a], loss[a], customers[b], loss[b]));
+    orders[1].sort_by(|&a, &b| {
+        let (x, y) = (customers[a], customers[b]);
+        y.max_dpd
+            .cmp(&x.max_dpd)
+            .then(y.overdue.cmp(&x.overdue))
+            .then(x.customer_id.cmp(&y.customer_id))
+    });
+    orders[2].sort_by(|&a, &b| {
+        let (x, y) = (customers[a], customers[b]);
+        y.overdue
+            .cmp(&x.overdue)
+            .then(y.max_dpd.cmp(&x.max_dpd))
+            .then(x.customer_id.cmp(&y.customer_id))
+    });
+    let share = |order: &[usize], fraction: f64| -> f64 {
+        if total.is_zero() {
+            return 0.0;
+        }
+        let k = (n as f64 * fraction).ceil() as usize;
+        let caught: Decimal = order.iter().take(k).map(|&i| bad_balance[i]).sum();
+        (caught / total).to_f64().unwrap_or(0.0)
+    };
+    orders
+        .each_ref()
+        .map(|order| (share(order, 0.10), share(order, 0.20)))
+}
+
+/// Replays the queues on the snapshot `day`; `None` when its outcome is not known yet.
+pub async fn backtest_snapshot(
+    session: &dyn Session,
+    model: &RiskModel,
+    model_name: &str,
+    policy: &QueuePolicy,
+    day: i32,
+) -> Result<Option<BacktestRow>> {
+    let labels = compute_labels(session, day, day).await?;
+    let ids = cast(labels.column(0), &DataType::Utf8)?;
+    let ids = ids.as_string::<i32>();
+    let went_bad = labels.column(2).as_boolean();
+    if went_bad.null_count() > 0 || labels.num_rows() == 0 {
+        return Ok(None);
+    }
+    let bad: HashMap<&str, bool> = (0..labels.num_rows())
+        .map(|r| (ids.value(r), went_bad.value(r)))
+        .collect();
+    let scores = score_snapshot(session, model, model_name, day).await?;
+    let customers = queue_customers(session, &scores, day).await?;
+    let ranked: Vec<&QueueCustomer> = customers
+        .iter()
+        .filter(|c| c.overdue > Decimal::ZERO && c.max_dpd < features::LATE_STAGE_DPD as i32)
+        .collect();
+    let bad_balance: Vec<Decimal> = ranked
+        .iter()
+        .map(|c| {
+            if bad.get(c.customer_id.as_str()).copied().unwrap_or(false) {
+                c.exposure
+            } else {
+                Decimal::ZERO
+            }
+        })
+        .collect();
+    let window = &model.training;
+    let seen_in_training = [&window.train_from, &window.validation_to]
+        .iter()
+        .all(|d| d.is_some())
+        && window.train_from.as_deref().unwrap_or_default() <= date_text(day).as_str()
+        && date_text(day).as_str() <= window.validation_to.as_deref().unwrap_or_default();
+    Ok(Some(BacktestRow {
+        day,
+        seen_in_training,
+        ranked: ranked.len(),
+        newly_bad: bad_balance.iter().filter(|b| !b.is_zero()).count(),
+        newly_bad_balance: bad_balance.iter().copied().sum(),
+        capture: capture(&ranked, &bad_balance, policy.lgd),
+    }))
+}
+
+/// The columns of a backtest.
+pub fn backtest_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("snapshot_date", DataType::Date32, false),
+        Field::new("seen_in_training", DataType::Boolean, false),
+        Field::new("ranked", DataType::UInt64, false),
+        Field::new("newly_bad", DataType::UInt64, false),
+        Field::new("newly_bad_balance", MONEY, false),
+    ];
+    for name in ORDERINGS {
+        fields.push(Field::new(
+            format!("{name}_top10"),
+            DataType::Float64,
+            false,
+        ));
+        fields.push(Field::new(
+            format!("{name}_top20"),
+            DataType::Float64,
+            false,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The rows as a batch (shares rounded to 4 decimals).
+pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
+    let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from(
+            rows.iter().map(|r| r.day).collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.seen_in_training).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            rows.iter().map(|r| r.ranked as u64).collect::<Vec<_>>(),
+        )),
+        Arc::new(UInt64Array::from(
+            rows.iter().map(|r| r.newly_bad as u64).collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            Decimal128Array::from(
+                rows.iter()
+                    .map(|r| decimal_to_cents(r.newly_bad_balance, "newly-bad balance"))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+            .with_data_type(MONEY),
+        ),
+    ];
+    for k in 0..ORDERINGS.len() {
+        columns.push(Arc::new(Float64Array::from(
+            rows.iter()
+                .map(|r| round(r.capture[k].0))
+                .collect::<Vec<_>>(),
+        )));
+        columns.push(Arc::new(Float64Array::from(
+            rows.iter()
+                .map(|r| round(r.capture[k].1))
+                .collect::<Vec<_>>(),
+        )));
+    }
+    Ok(RecordBatch::try_new(backtest_schema(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(id: &str, overdue: i64, pd: f64, max_dpd: i32) -> QueueCustomer {
+        QueueCustomer {
+            customer_id: id.into(),
+            segment: "retail".into(),
+            collector_id: None,
+            high_profile: false,
+            fraud_suspected: false,
+            overdue: Decimal::from(overdue),
+            overdue_disputed: Decimal::ZERO,
+            exposure: Decimal::from(overdue),
+            max_dpd,
+            pd,
+            promise: None,
+        }
+    }
+
+    #[test]
+    fn captures_follow_each_ordering() {
+        // Ten customers: the one that goes bad (balance 100) is the riskiest but neither
+        // the oldest nor the largest.
+        let mut all = vec![customer("BAD", 100, 0.9, 20)];
+        for i in 0..9 {
+            all.push(customer(&format!("C{i}"), 1_000 + i, 0.01, 30 + i as i32));
+        }
+        let refs: Vec<&QueueCustomer> = all.iter().collect();
+        let bad: Vec<Decimal> = all
+            .iter()
+            .map(|c| {
+                if c.customer_id == "BAD" {
+                    c.exposure
+                } else {
+                    Decimal::ZERO
+                }
+            })
+            .collect();
+        let [arq, oldest, largest] = capture(&refs, &bad, Decimal::ONE);
+        // Top 10 % of 10 = 1 customer, top 20 % = 2.
+        assert_eq!(arq, (1.0, 1.0));
+        assert_eq!(oldest, (0.0, 0.0));
+        assert_eq!(largest, (0.0, 0.0));
+        // Nobody bad: shares are 0, not NaN.
+        let none = vec![Decimal::ZERO; refs.len()];
+        assert_eq!(capture(&refs, &none, Decimal::ONE)[0], (0.0, 0.0));
+    }
+}
