@@ -526,7 +526,10 @@ fn backtest_summary(batch: &datafusion::arrow::array::RecordBatch) -> String {
     let mut lines = Vec::new();
     for (label, keep) in [
         ("all replayed snapshots", None),
-        ("snapshots after the model's validation window", Some(false)),
+        (
+            "snapshots outside the model's training and validation window",
+            Some(false),
+        ),
     ] {
         let rows: Vec<usize> = (0..batch.num_rows())
             .filter(|&r| keep.is_none_or(|k| seen.value(r) == k))
