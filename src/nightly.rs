@@ -23,12 +23,12 @@ use arq_models::model::Fingerprint;
 use arq_models::sql::SessionModel;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Decimal128Type;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::error::{ArqError, Result};
-use crate::risk::ScoredSnapshot;
+use crate::risk::{ScoredSnapshot, take_rows};
 use crate::sql::{self, OutputFormat, QueryResult};
 use crate::staging::StagingDir;
 use crate::validate;
@@ -207,7 +207,7 @@ struct Stages {
 
 impl Stages {
     fn new(progress: bool) -> Stages {
-        let bar = stage_bar(progress);
+        let bar = crate::risk::stage_bar("nightly", STAGES.len(), !progress);
         bar.set_message(STAGES[0]);
         Stages {
             bar,
@@ -225,22 +225,6 @@ impl Stages {
             self.bar.set_message(*next);
         }
     }
-}
-
-fn stage_bar(progress: bool) -> ProgressBar {
-    if !progress {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(
-        Some(STAGES.len() as u64),
-        ProgressDrawTarget::stderr_with_hz(4),
-    );
-    bar.set_style(
-        ProgressStyle::with_template("nightly {bar:30} {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template"),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(250));
-    bar
 }
 
 /// The collectors (role `collector`) of the warehouse, each checked to be usable as a
@@ -277,16 +261,6 @@ async fn collector_ids(snapshot: &ScoredSnapshot) -> Result<Vec<String>> {
         }
     }
     Ok(ids)
-}
-
-fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
-    let take = datafusion::arrow::array::UInt32Array::from(rows.to_vec());
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|c| datafusion::arrow::compute::take(c, &take, None))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// One output file as the manifest lists it.

@@ -143,13 +143,18 @@ fn rows_where(batch: &RecordBatch, column: usize, value: &str) -> Result<Option<
     if rows.is_empty() {
         return Ok(None);
     }
-    let take = datafusion::arrow::array::UInt32Array::from(rows);
+    take_rows(batch, &rows).map(Some)
+}
+
+/// The given rows of a batch, in the given order.
+pub(crate) fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+    let take = datafusion::arrow::array::UInt32Array::from(rows.to_vec());
     let columns = batch
         .columns()
         .iter()
         .map(|c| datafusion::arrow::compute::take(c, &take, None))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// Credit-limit recommendations for the snapshot on or before `as_of` (one customer
@@ -233,18 +238,19 @@ pub struct TableSpec {
     pub time: Option<String>,
 }
 
-/// Progress of a training run: a bar over the stages on a terminal, nothing otherwise.
-fn stage_bar(quiet: bool) -> ProgressBar {
+/// Progress over `stages` steps, titled `title`: a bar on a terminal, nothing with
+/// `quiet` (or when stderr is not a terminal).
+pub(crate) fn stage_bar(title: &str, stages: usize, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(
-        Some(arq_models::train::STAGES.len() as u64 + 1),
-        ProgressDrawTarget::stderr_with_hz(4),
-    );
+    let bar =
+        ProgressBar::with_draw_target(Some(stages as u64), ProgressDrawTarget::stderr_with_hz(4));
     bar.set_style(
-        ProgressStyle::with_template("training {bar:30} {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template"),
+        ProgressStyle::with_template(&format!(
+            "{title} {{bar:30}} {{pos}}/{{len}} {{msg}} ({{elapsed}})"
+        ))
+        .expect("valid template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
@@ -261,7 +267,7 @@ pub fn train(
     quiet: bool,
 ) -> Result<String> {
     options.validate()?;
-    let bar = stage_bar(quiet);
+    let bar = stage_bar("training", arq_models::train::STAGES.len() + 1, quiet);
     bar.set_message("computing features");
     let runtime = crate::cli::runtime()?;
     let data = runtime.block_on(async {

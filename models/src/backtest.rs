@@ -210,22 +210,7 @@ pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn customer(id: &str, overdue: i64, pd: f64, max_dpd: i32) -> QueueCustomer {
-        QueueCustomer {
-            customer_id: id.into(),
-            segment: "retail".into(),
-            collector_id: None,
-            high_profile: false,
-            fraud_suspected: false,
-            overdue: Decimal::from(overdue),
-            overdue_disputed: Decimal::ZERO,
-            exposure: Decimal::from(overdue),
-            max_dpd,
-            pd,
-            promise: None,
-        }
-    }
+    use crate::queues::tests::customer;
 
     #[test]
     fn captures_follow_each_ordering() {

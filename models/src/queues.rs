@@ -591,14 +591,16 @@ fn place(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn d(v: i64) -> Decimal {
         Decimal::from(v)
     }
 
-    fn customer(id: &str, overdue: i64, pd: f64, max_dpd: i32) -> QueueCustomer {
+    /// A retail customer without collector, flags, dispute or promise, whose exposure
+    /// is its overdue balance.
+    pub(crate) fn customer(id: &str, overdue: i64, pd: f64, max_dpd: i32) -> QueueCustomer {
         QueueCustomer {
             customer_id: id.into(),
             segment: "retail".into(),
