@@ -110,34 +110,42 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
 
     let staging = StagingDir::new(&target)?;
     let mut writer = OutputWriter::new(staging.path())?;
-    let queue_of = |row: usize| queues.column(0).as_string::<i32>().value(row).to_string();
-    let select = |keep: &dyn Fn(&str) -> bool| -> Result<RecordBatch> {
-        let rows: Vec<u32> = (0..queues.num_rows())
-            .filter(|&r| keep(&queue_of(r)))
-            .map(|r| r as u32)
+    // Rows of each queue, in the combined list's order (queue, then rank).
+    let names = queues.column(0).as_string::<i32>();
+    let mut rows_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for r in 0..queues.num_rows() {
+        rows_of.entry(names.value(r)).or_default().push(r as u32);
+    }
+    let select = |wanted: &[&str]| -> Result<RecordBatch> {
+        let mut rows: Vec<u32> = wanted
+            .iter()
+            .flat_map(|q| rows_of.get(q).into_iter().flatten().copied())
             .collect();
+        rows.sort_unstable();
         take_rows(&queues, &rows)
     };
     writer.table("queues", &queues)?;
     for id in &collectors {
-        writer.table(&format!("call_lists/{id}"), &select(&|q| q == id)?)?;
+        writer.table(&format!("call_lists/{id}"), &select(&[id.as_str()])?)?;
     }
-    writer.table(
-        "supervisors",
-        &select(&|q| q.starts_with("supervisor:") && q != "supervisor:carry_over")?,
-    )?;
-    writer.table("dispute", &select(&|q| q == "dispute")?)?;
-    writer.table("held", &select(&|q| q == "held")?)?;
+    let supervised: Vec<&str> = rows_of
+        .keys()
+        .copied()
+        .filter(|q| q.starts_with("supervisor:") && *q != "supervisor:carry_over")
+        .collect();
+    writer.table("supervisors", &select(&supervised)?)?;
+    writer.table("dispute", &select(&["dispute"])?)?;
+    writer.table("held", &select(&["held"])?)?;
     writer.table(
         "carry_over",
-        &select(&|q| q == "carry_over" || q == "supervisor:carry_over")?,
+        &select(&["carry_over", "supervisor:carry_over"])?,
     )?;
     writer.table("limits", &limits)?;
     writer.table("scores", &snapshot.scores)?;
     stages.done("write");
 
     let summary = Summary::of(&snapshot.scores, &queues, &limits)?;
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         arq_version: env!("CARGO_PKG_VERSION"),
         as_of: as_of.to_string(),
         warehouse: InputsRecord {
@@ -180,7 +188,6 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
         outputs: writer.written.clone(),
         timings_ms: stages.timings.clone(),
     };
-    let mut manifest = manifest;
     manifest
         .timings_ms
         .insert("total", started.elapsed().as_millis() as u64);
@@ -193,7 +200,7 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
     stages.bar.finish_and_clear();
     Ok(summary.text(
         &target,
-        writer.written.len() + 1,
+        writer.written.len(),
         started.elapsed().as_secs_f64(),
     ))
 }
