@@ -128,8 +128,25 @@ impl ScoredSnapshot {
     pub async fn load(model: &SessionModel, warehouse: &Warehouse, as_of: AsOf) -> Result<Self> {
         let state = warehouse.session().await?.state();
         let day = features::resolve_snapshot(&state, as_of_day(as_of)).await?;
-        let scores = features::score_snapshot(&state, &model.model, &model.name, day).await?;
+        let scores =
+            features::score_snapshot(&state, &model.model, &model.name, day, feature_slice()?)
+                .await?;
         Ok(ScoredSnapshot { state, day, scores })
+    }
+}
+
+/// Customers per slice of the feature query: `ARQ_FEATURE_SLICE`, else
+/// [`features::DEFAULT_SLICE`]. Smaller slices use less memory and take a little longer.
+fn feature_slice() -> Result<usize> {
+    const VAR: &str = "ARQ_FEATURE_SLICE";
+    match std::env::var(VAR) {
+        Err(_) => Ok(features::DEFAULT_SLICE),
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ArqError::Usage(format!(
+                "{VAR}={v}: give a number of customers (at least 1)"
+            ))),
+        },
     }
 }
 

@@ -526,3 +526,42 @@ fn functions_lists_the_model_functions_with_the_feature_order() {
     assert!(text.contains(&format!("risk_score({FEATURES})")), "{text}");
     assert!(text.contains("risk_scores (table)"), "{text}");
 }
+
+#[test]
+fn features_in_customer_slices_score_like_the_whole_snapshot() {
+    let score = |slice: Option<&str>, as_of: &str| {
+        let mut cmd = crate::util::arq();
+        cmd.args(["score", "--as-of", as_of, "--format", "csv"]);
+        if let Some(s) = slice {
+            cmd.env("ARQ_FEATURE_SLICE", s);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // The demo's 2,000 customers in one query, in slices of 300 (7 ranges) and of 7.
+    for as_of in ["2026-10-31", "2026-06-30"] {
+        let whole = score(None, as_of);
+        assert!(whole.len() > 100_000);
+        assert!(
+            whole == score(Some("300"), as_of),
+            "{as_of}: slices of 300 differ"
+        );
+    }
+    assert!(score(None, "2026-10-31") == score(Some("7"), "2026-10-31"));
+    let bad = crate::util::arq()
+        .args(["score"])
+        .env("ARQ_FEATURE_SLICE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr.contains("ARQ_FEATURE_SLICE=0: give a number of customers"),
+        "{stderr}"
+    );
+}

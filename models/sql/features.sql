@@ -2,7 +2,12 @@
 -- for the snapshots t with {from_day} <= t <= {to_day} (days since 1970-01-01), computed
 -- only from data dated on or before t. Run it yourself with
 --   SELECT * FROM customer_features('2026-10-31')
--- or copy it: replace {from_day} and {to_day} by day numbers.
+-- or copy it: replace {from_day} and {to_day} by day numbers and each customers marker
+-- (below) by TRUE.
+--
+-- A customers marker (`customers:COLUMN` in braces) limits a table to a range of customer
+-- ids when the job computes a snapshot's features in slices (to bound memory); it is
+-- TRUE otherwise.
 --
 -- Windows are counted in days back from t: "3 months" = (t - 91, t], "6 months" =
 -- (t - 183, t], "12 months" = (t - 365, t]. Ratios are computed from exact integer and
@@ -12,6 +17,7 @@ WITH base AS (
            segment, credit_limit, CAST(customer_since AS INT) AS since
     FROM customers
     WHERE CAST(snapshot_date AS INT) BETWEEN {from_day} AND {to_day}
+      AND {customers:customer_id}
 ),
 -- The open items at t (the snapshot t itself).
 now_items AS (
@@ -26,6 +32,7 @@ now_items AS (
            count(*) FILTER (WHERE disputed) AS open_disputes
     FROM open_items
     WHERE CAST(snapshot_date AS INT) BETWEEN {from_day} AND {to_day}
+      AND {customers:customer_id}
     GROUP BY customer_id, snapshot_date
 ),
 -- Worst days past due of each customer in each snapshot of the last 12 months.
@@ -34,6 +41,7 @@ dpd_by_snapshot AS (
            max(days_past_due(due_date, snapshot_date)) AS max_dpd
     FROM open_items
     WHERE CAST(snapshot_date AS INT) BETWEEN {from_day} - 364 AND {to_day}
+      AND {customers:customer_id}
     GROUP BY customer_id, snapshot_date
 ),
 dpd_history AS (
@@ -58,9 +66,11 @@ paid_in_full AS (
         SELECT invoice_id, sum(amount) AS paid, max(CAST(payment_date AS INT)) AS last_day
         FROM payments
         WHERE CAST(payment_date AS INT) <= {to_day}
+          AND {customers:customer_id}
         GROUP BY invoice_id
     ) b ON b.invoice_id = i.invoice_id
     WHERE b.paid >= i.amount
+      AND {customers:i.customer_id}
 ),
 settled AS (
     SELECT customer_id, paid_day, paid_day - CAST(due_date AS INT) AS days_late
@@ -87,12 +97,13 @@ last_payment AS (
     FROM base b
     JOIN payments p ON p.customer_id = b.customer_id
          AND CAST(p.payment_date AS INT) <= b.t AND CAST(p.payment_date AS INT) > b.t - 365
+    WHERE {customers:p.customer_id}
     GROUP BY b.customer_id, b.t
 ),
 -- Promises to pay whose date plus 3 days of grace passed in the last 12 months; broken
 -- when the invoice was not paid in full by then (known at t, whatever happened later).
--- The promises of the window, and when their invoices were paid in full (the same rule
--- as paid_in_full, over the promised invoices only: a few, not every invoice).
+-- When the promised invoices were paid in full follows the rule of paid_in_full, over
+-- the promised invoices only (a few, not every invoice).
 promised AS (
     SELECT a.customer_id, a.invoice_id, CAST(a.activity_date AS INT) AS made_day,
            CAST(a.promise_date AS INT) AS promise_day
@@ -100,6 +111,7 @@ promised AS (
     WHERE a.kind = 'promise' AND a.promise_date IS NOT NULL
       AND CAST(a.promise_date AS INT) + 3 <= {to_day}
       AND CAST(a.promise_date AS INT) + 3 > {from_day} - 365
+      AND {customers:a.customer_id}
 ),
 promised_paid AS (
     SELECT i.invoice_id, b.last_day AS paid_day
@@ -109,9 +121,11 @@ promised_paid AS (
         FROM payments
         WHERE CAST(payment_date AS INT) <= {to_day}
           AND invoice_id IN (SELECT invoice_id FROM promised)
+          AND {customers:customer_id}
         GROUP BY invoice_id
     ) b ON b.invoice_id = i.invoice_id
     WHERE b.paid >= i.amount
+      AND {customers:i.customer_id}
 ),
 promises AS (
     SELECT b.customer_id, b.t,
@@ -130,6 +144,7 @@ contacts AS (
     JOIN activities a ON a.customer_id = b.customer_id
     WHERE a.kind IN ('call', 'email', 'letter')
       AND CAST(a.activity_date AS INT) <= b.t AND CAST(a.activity_date AS INT) > b.t - 91
+      AND {customers:a.customer_id}
     GROUP BY b.customer_id, b.t
 ),
 invoicing AS (
@@ -137,6 +152,7 @@ invoicing AS (
     FROM base b
     JOIN invoices i ON i.customer_id = b.customer_id
     WHERE CAST(i.invoice_date AS INT) <= b.t AND CAST(i.invoice_date AS INT) > b.t - 365
+      AND {customers:i.customer_id}
     GROUP BY b.customer_id, b.t
 )
 SELECT

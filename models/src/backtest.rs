@@ -111,7 +111,7 @@ pub async fn backtest_snapshot(
     let bad: HashMap<&str, bool> = (0..labels.num_rows())
         .map(|r| (ids.value(r), went_bad.value(r)))
         .collect();
-    let scores = score_snapshot(session, model, model_name, day).await?;
+    let scores = score_snapshot(session, model, model_name, day, features::DEFAULT_SLICE).await?;
     let customers = queue_customers(session, &scores, day).await?;
     let ranked: Vec<&QueueCustomer> = customers
         .iter()

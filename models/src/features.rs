@@ -60,8 +60,78 @@ pub const LATE_STAGE_REASON: &str = "already 90+ days past due: late-stage handl
 
 /// The feature query for the snapshots between two days (inclusive).
 pub fn features_sql(from_day: i32, to_day: i32) -> String {
-    fill(FEATURES_SQL, from_day, to_day)
+    features_sql_for(from_day, to_day, &CustomerRange::default())
 }
+
+/// The feature query for the customers of `range` only.
+pub fn features_sql_for(from_day: i32, to_day: i32, range: &CustomerRange) -> String {
+    let sql = fill(FEATURES_SQL, from_day, to_day);
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql.as_str();
+    const MARK: &str = "{customers:";
+    while let Some(start) = rest.find(MARK) {
+        let after = &rest[start + MARK.len()..];
+        let Some(end) = after.find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(&range.predicate(&after[..end]));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Customer ids from `from` (inclusive) to `to` (exclusive); a missing end is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerRange {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+impl CustomerRange {
+    /// The SQL condition that `column` is in the range (TRUE for the whole range).
+    fn predicate(&self, column: &str) -> String {
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        match (&self.from, &self.to) {
+            (None, None) => "TRUE".into(),
+            (Some(a), None) => format!("{column} >= {}", quote(a)),
+            (None, Some(b)) => format!("{column} < {}", quote(b)),
+            (Some(a), Some(b)) => format!("({column} >= {} AND {column} < {})", quote(a), quote(b)),
+        }
+    }
+
+    /// Ranges of at most `size` customers each that together cover every id of
+    /// `sorted_ids` (ascending) once.
+    pub fn slices(sorted_ids: &[&str], size: usize) -> Vec<CustomerRange> {
+        let size = size.max(1);
+        let bounds: Vec<&str> = sorted_ids
+            .iter()
+            .copied()
+            .skip(size)
+            .step_by(size)
+            .collect();
+        let mut ranges = Vec::with_capacity(bounds.len() + 1);
+        let mut from = None;
+        for b in bounds {
+            // Equal ids stay in one slice.
+            if from.as_deref() == Some(b) {
+                continue;
+            }
+            ranges.push(CustomerRange {
+                from: from.clone(),
+                to: Some(b.to_string()),
+            });
+            from = Some(b.to_string());
+        }
+        ranges.push(CustomerRange { from, to: None });
+        ranges
+    }
+}
+
+/// Customers per slice when a snapshot's features are computed slice by slice (the
+/// default of `arq nightly` and `arq score`): bounds the memory of the feature query.
+pub const DEFAULT_SLICE: usize = 50_000;
 
 /// The label query for the snapshots between two days (inclusive).
 pub fn labels_sql(from_day: i32, to_day: i32) -> String {
@@ -206,6 +276,41 @@ pub async fn compute_features(
     collect_one(session, &features_sql(from_day, to_day)).await
 }
 
+/// The features of every customer of the snapshot `day`, computed for `slice` customers
+/// at a time (in customer-id ranges, so Parquet statistics skip the other customers'
+/// row groups when files are clustered by customer). The rows are those of
+/// [`compute_features`] for the day: every feature depends on one customer's rows only.
+pub async fn snapshot_features(
+    session: &dyn Session,
+    day: i32,
+    slice: usize,
+) -> Result<RecordBatch> {
+    let batches = collect_sql(
+        session,
+        &format!(
+            "SELECT customer_id FROM customers WHERE CAST(snapshot_date AS INT) = {day} \
+             ORDER BY customer_id"
+        ),
+    )
+    .await?;
+    let ids: Vec<ArrayRef> = batches
+        .iter()
+        .map(|b| cast(b.column(0), &DataType::Utf8))
+        .collect::<std::result::Result<_, _>>()?;
+    let ids: Vec<&str> = ids
+        .iter()
+        .flat_map(|a| a.as_string::<i32>().iter().flatten())
+        .collect();
+    if ids.len() <= slice {
+        return compute_features(session, day, day).await;
+    }
+    let mut parts = Vec::new();
+    for range in CustomerRange::slices(&ids, slice) {
+        parts.push(collect_one(session, &features_sql_for(day, day, &range)).await?);
+    }
+    Ok(concat_batches(&parts[0].schema(), &parts)?)
+}
+
 /// The labels of every customer at every snapshot between two days.
 pub async fn compute_labels(
     session: &dyn Session,
@@ -346,6 +451,7 @@ pub async fn score_snapshot(
     model: &RiskModel,
     model_name: &str,
     day: i32,
+    slice: usize,
 ) -> Result<RecordBatch> {
     if model.kind != ModelKind::WarehouseFeatures {
         return Err(ModelError::Artifact {
@@ -355,7 +461,7 @@ pub async fn score_snapshot(
                 .into(),
         });
     }
-    let features = compute_features(session, day, day).await?;
+    let features = snapshot_features(session, day, slice).await?;
     let indices = model.bind(&features.schema(), model_name)?;
     let columns: Vec<ArrayRef> = indices
         .iter()
@@ -397,4 +503,39 @@ pub async fn score_snapshot(
         Arc::new(BooleanArray::from(late)),
     ];
     Ok(RecordBatch::try_new(score_schema(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_cover_every_id_once_and_keep_equal_ids_together() {
+        let ids = ["A", "B", "C", "C", "C", "D", "E"];
+        let slices = CustomerRange::slices(&ids, 2);
+        let within = |r: &CustomerRange, id: &str| {
+            r.from.as_deref().is_none_or(|f| id >= f) && r.to.as_deref().is_none_or(|t| id < t)
+        };
+        for id in ids {
+            assert_eq!(slices.iter().filter(|r| within(r, id)).count(), 1, "{id}");
+        }
+        // Bounds at positions 2, 4, 6 are C, C, E: the second C does not open a slice.
+        let bounds: Vec<_> = slices.iter().map(|r| r.to.clone()).collect();
+        assert_eq!(bounds, [Some("C".into()), Some("E".into()), None]);
+        assert_eq!(CustomerRange::slices(&ids, 100), [CustomerRange::default()]);
+    }
+
+    #[test]
+    fn ranges_become_conditions_in_the_feature_query() {
+        let whole = features_sql(10, 10);
+        assert!(!whole.contains("{customers:"));
+        assert!(whole.contains("AND TRUE"));
+        let range = CustomerRange {
+            from: Some("C0'1".into()),
+            to: Some("C09".into()),
+        };
+        let sliced = features_sql_for(10, 10, &range);
+        assert!(sliced.contains("(p.customer_id >= 'C0''1' AND p.customer_id < 'C09')"));
+        assert_eq!(sliced.matches("'C09'").count(), 11);
+    }
 }

@@ -508,7 +508,14 @@ impl Metric for ScoreRows {
     }
     async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
         let day = features::resolve_snapshot(session, self.as_of).await?;
-        Ok(features::score_snapshot(session, &self.model.model, &self.model.name, day).await?)
+        Ok(features::score_snapshot(
+            session,
+            &self.model.model,
+            &self.model.name,
+            day,
+            features::DEFAULT_SLICE,
+        )
+        .await?)
     }
 }
 
