@@ -109,7 +109,7 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
         .map_err(|e| ArqError::Usage(format!("fingerprinting the warehouse failed: {e}")))??;
 
     let staging = StagingDir::new(&target)?;
-    let mut writer = OutputWriter::new(staging.path())?;
+    let writer = OutputWriter::new(staging.path())?;
     // Rows of each queue, in the combined list's order (queue, then rank).
     let names = queues.column(0).as_string::<i32>();
     let mut rows_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
@@ -124,24 +124,26 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
         rows.sort_unstable();
         take_rows(&queues, &rows)
     };
-    writer.table("queues", &queues)?;
+    let mut tables = vec![("queues".to_string(), queues.clone())];
     for id in &collectors {
-        writer.table(&format!("call_lists/{id}"), &select(&[id.as_str()])?)?;
+        tables.push((format!("call_lists/{id}"), select(&[id.as_str()])?));
     }
     let supervised: Vec<&str> = rows_of
         .keys()
         .copied()
         .filter(|q| q.starts_with("supervisor:") && *q != "supervisor:carry_over")
         .collect();
-    writer.table("supervisors", &select(&supervised)?)?;
-    writer.table("dispute", &select(&["dispute"])?)?;
-    writer.table("held", &select(&["held"])?)?;
-    writer.table(
-        "carry_over",
-        &select(&["carry_over", "supervisor:carry_over"])?,
-    )?;
-    writer.table("limits", &limits)?;
-    writer.table("scores", &snapshot.scores)?;
+    tables.push(("supervisors".into(), select(&supervised)?));
+    tables.push(("dispute".into(), select(&["dispute"])?));
+    tables.push(("held".into(), select(&["held"])?));
+    tables.push((
+        "carry_over".into(),
+        select(&["carry_over", "supervisor:carry_over"])?,
+    ));
+    tables.push(("limits".into(), limits.clone()));
+    tables.push(("scores".into(), snapshot.scores.clone()));
+    writer.tables(&tables)?;
+    drop(tables);
     stages.done("write");
 
     let summary = Summary::of(&snapshot.scores, &queues, &limits)?;
@@ -185,7 +187,7 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
             })
             .collect(),
         limit_actions: summary.limit_actions.clone(),
-        outputs: writer.written.clone(),
+        outputs: writer.records(),
         timings_ms: stages.timings.clone(),
     };
     manifest
@@ -200,7 +202,7 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
     stages.bar.finish_and_clear();
     Ok(summary.text(
         &target,
-        writer.written.len(),
+        writer.records().len(),
         started.elapsed().as_secs_f64(),
     ))
 }
@@ -282,7 +284,9 @@ struct OutputRecord {
 /// Writes the outputs into the staging folder and keeps their records.
 struct OutputWriter {
     dir: PathBuf,
-    written: Vec<OutputRecord>,
+    /// Records with their position in the manifest.
+    written: std::sync::Mutex<Vec<(usize, OutputRecord)>>,
+    count: std::sync::atomic::AtomicUsize,
     fail_after: Option<usize>,
     pause_after: Option<usize>,
 }
@@ -300,25 +304,60 @@ impl OutputWriter {
         };
         Ok(OutputWriter {
             dir: dir.to_path_buf(),
-            written: Vec::new(),
+            written: Default::default(),
+            count: Default::default(),
             fail_after: number(FAIL_AFTER)?,
             pause_after: number(PAUSE_AFTER)?,
         })
     }
 
-    /// `name.csv` and `name.parquet`.
-    fn table(&mut self, name: &str, batch: &RecordBatch) -> Result<()> {
+    /// `name.csv` and `name.parquet` for every table, encoded and written by one thread
+    /// per core; the manifest lists them in the order given.
+    fn tables(&self, tables: &[(String, RecordBatch)]) -> Result<()> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let work = || -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((name, batch)) = tables.get(i) else {
+                    return Ok(());
+                };
+                self.table(2 * i, name, batch)?;
+            }
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(ArqError::Usage("an output writer panicked".into()))
+                    })
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
+        Ok(())
+    }
+
+    fn table(&self, order: usize, name: &str, batch: &RecordBatch) -> Result<()> {
         let result = QueryResult {
             schema: batch.schema(),
             batches: vec![batch.clone()],
         };
-        for (format, extension) in [
+        for (k, (format, extension)) in [
             (OutputFormat::Csv, "csv"),
             (OutputFormat::Parquet, "parquet"),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let mut bytes = Vec::new();
             sql::write_result(&result, format, &mut bytes)?;
             self.write(
+                order + k,
                 &format!("{name}.{extension}"),
                 &bytes,
                 Some(batch.num_rows()),
@@ -327,12 +366,12 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// A file that is not a table.
-    fn file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        self.write(name, bytes, None)
+    /// A file that is not a table, listed after the tables.
+    fn file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write(usize::MAX, name, bytes, None)
     }
 
-    fn write(&mut self, name: &str, bytes: &[u8], rows: Option<usize>) -> Result<()> {
+    fn write(&self, order: usize, name: &str, bytes: &[u8], rows: Option<usize>) -> Result<()> {
         let path = self.dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| ArqError::io(parent, e))?;
@@ -340,13 +379,17 @@ impl OutputWriter {
         std::fs::write(&path, bytes).map_err(|e| ArqError::io(&path, e))?;
         let mut fingerprint = Fingerprint::default();
         fingerprint.update(bytes);
-        self.written.push(OutputRecord {
+        let record = OutputRecord {
             file: name.to_string(),
             rows,
             bytes: bytes.len() as u64,
             fingerprint: fingerprint.hex(),
-        });
-        let n = self.written.len();
+        };
+        self.written
+            .lock()
+            .map_err(|_| ArqError::Usage("an output writer panicked".into()))?
+            .push((order, record));
+        let n = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         if self.pause_after == Some(n) {
             std::thread::sleep(std::time::Duration::from_secs(600));
         }
@@ -356,6 +399,16 @@ impl OutputWriter {
             )));
         }
         Ok(())
+    }
+
+    /// The files written so far, in manifest order.
+    fn records(&self) -> Vec<OutputRecord> {
+        let mut written = match self.written.lock() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        written.sort_by_key(|(order, _)| *order);
+        written.into_iter().map(|(_, r)| r).collect()
     }
 }
 

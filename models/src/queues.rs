@@ -23,7 +23,8 @@
 //! Priority = expected loss = PD × overdue × LGD; ties by max DPD, then overdue exposure
 //! (both descending), then customer id: the same inputs always give the same ranks.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arq_udfs::metrics::collect_sql;
@@ -190,14 +191,10 @@ pub fn build_queues(
         .collect();
     // Highest priority first, so that it fills capacity first.
     eligible.sort_by(|(a, ea), (b, eb)| priority(a, *ea, b, *eb));
-    let mut left: BTreeMap<&str, u32> = collectors
-        .iter()
-        .filter(|c| c.role == "collector")
-        .map(|c| (c.collector_id.as_str(), c.daily_capacity))
-        .collect();
+    let mut capacity = Capacity::new(collectors, "collector", true);
     let mut entries = Vec::with_capacity(eligible.len());
     for (c, el) in eligible {
-        let (placement, reason) = place(c, collectors, &mut left, policy, as_of);
+        let (placement, reason) = place(c, &mut capacity, policy, as_of);
         entries.push(QueueEntry {
             customer_id: c.customer_id.clone(),
             assigned_to: match &placement {
@@ -222,6 +219,80 @@ pub fn build_queues(
     entries
 }
 
+/// Capacity left per person, with each group (a segment, or all supervisors) ordered by
+/// capacity left (most first, ties by id), so the best person of a group is found
+/// without scanning everyone: thousands of collectors at a million customers.
+struct Capacity<'a> {
+    left: BTreeMap<&'a str, u32>,
+    groups: BTreeMap<&'a str, BTreeSet<(Reverse<u32>, &'a str)>>,
+    groups_of: BTreeMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> Capacity<'a> {
+    /// The people of `role`, grouped by segment (or all in group `*` with `by_segment`
+    /// false).
+    fn new(collectors: &'a [Collector], role: &str, by_segment: bool) -> Capacity<'a> {
+        let mut pool = Capacity {
+            left: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            groups_of: BTreeMap::new(),
+        };
+        for c in collectors.iter().filter(|c| c.role == role) {
+            let id = c.collector_id.as_str();
+            pool.left.insert(id, c.daily_capacity);
+            let groups: Vec<&str> = if by_segment {
+                c.segments.iter().map(String::as_str).collect()
+            } else {
+                vec!["*"]
+            };
+            for g in &groups {
+                pool.groups
+                    .entry(g)
+                    .or_default()
+                    .insert((Reverse(c.daily_capacity), id));
+            }
+            pool.groups_of.entry(id).or_default().extend(groups);
+        }
+        pool
+    }
+
+    fn knows(&self, id: &str) -> bool {
+        self.left.contains_key(id)
+    }
+
+    fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group)
+    }
+
+    /// Takes one call from `id`; false when it has no capacity left.
+    fn take(&mut self, id: &str) -> bool {
+        let Some((&key, &n)) = self.left.get_key_value(id) else {
+            return false;
+        };
+        if n == 0 {
+            return false;
+        }
+        self.left.insert(key, n - 1);
+        for g in self.groups_of.get(key).into_iter().flatten() {
+            if let Some(set) = self.groups.get_mut(g) {
+                set.remove(&(Reverse(n), key));
+                set.insert((Reverse(n - 1), key));
+            }
+        }
+        true
+    }
+
+    /// Takes one call from the person of `group` with the most capacity left.
+    fn take_best(&mut self, group: &str) -> Option<&'a str> {
+        let &(Reverse(n), id) = self.groups.get(group)?.first()?;
+        (n > 0 && self.take(id)).then_some(id)
+    }
+
+    fn total(&self) -> u32 {
+        self.left.values().sum()
+    }
+}
+
 /// The kinds of supervisor case in the order they claim supervisors' capacity.
 const SUPERVISOR_KINDS: [&str; 3] = ["fraud_suspected", "high_profile", "high_risk"];
 
@@ -229,27 +300,16 @@ const SUPERVISOR_KINDS: [&str; 3] = ["fraud_suspected", "high_profile", "high_ri
 /// capacity: fraud first, then high-profile, then high risk; the rest become
 /// `supervisor:carry_over`.
 fn assign_supervisors(entries: &mut [QueueEntry], collectors: &[Collector]) {
-    let mut left: BTreeMap<&str, u32> = collectors
-        .iter()
-        .filter(|c| c.role == "supervisor")
-        .map(|c| (c.collector_id.as_str(), c.daily_capacity))
-        .collect();
-    let total: u32 = left.values().sum();
+    let mut capacity = Capacity::new(collectors, "supervisor", false);
+    let total = capacity.total();
     for kind in SUPERVISOR_KINDS {
         for e in entries.iter_mut() {
             if e.placement != Placement::Supervisor(kind) {
                 continue;
             }
-            let best = left
-                .iter()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(id, n)| (*id, *n));
-            match best {
-                Some((id, n)) if n > 0 => {
-                    *left.get_mut(id).expect("a supervisor") -= 1;
-                    e.assigned_to = Some(id.to_string());
-                }
-                _ => {
+            match capacity.take_best("*") {
+                Some(id) => e.assigned_to = Some(id.to_string()),
+                None => {
                     e.placement = Placement::Supervisor("carry_over");
                     e.reason = if total == 0 {
                         format!("{}; no supervisor in the collectors table", e.reason)
@@ -495,8 +555,7 @@ async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
 
 fn place(
     c: &QueueCustomer,
-    collectors: &[Collector],
-    left: &mut BTreeMap<&str, u32>,
+    capacity: &mut Capacity,
     policy: &QueuePolicy,
     as_of: i32,
 ) -> (Placement, String) {
@@ -542,10 +601,8 @@ fn place(
             ),
         );
     }
-    if let Some(own) = c.collector_id.as_deref().filter(|id| left.contains_key(id)) {
-        let capacity = left.get_mut(own).expect("checked above");
-        if *capacity > 0 {
-            *capacity -= 1;
+    if let Some(own) = c.collector_id.as_deref().filter(|id| capacity.knows(id)) {
+        if capacity.take(own) {
             return (
                 Placement::Collector(own.to_string()),
                 "own collector".into(),
@@ -556,34 +613,18 @@ fn place(
             format!("own collector {own} has no capacity left today"),
         );
     }
-    let covering: Vec<&Collector> = collectors
-        .iter()
-        .filter(|k| k.role == "collector" && k.segments.contains(&c.segment))
-        .collect();
-    if covering.is_empty() {
+    if !capacity.has_group(&c.segment) {
         return (
             Placement::CarryOver,
             format!("no collector covers segment {}", c.segment),
         );
     }
-    let best = covering
-        .iter()
-        .map(|k| {
-            (
-                left.get(k.collector_id.as_str()).copied().unwrap_or(0),
-                &k.collector_id,
-            )
-        })
-        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(a.1)));
-    match best {
-        Some((capacity, id)) if capacity > 0 => {
-            *left.get_mut(id.as_str()).expect("a collector") -= 1;
-            (
-                Placement::Collector(id.clone()),
-                format!("assigned by capacity in segment {}", c.segment),
-            )
-        }
-        _ => (
+    match capacity.take_best(&c.segment) {
+        Some(id) => (
+            Placement::Collector(id.to_string()),
+            format!("assigned by capacity in segment {}", c.segment),
+        ),
+        None => (
             Placement::CarryOver,
             format!("every collector of segment {} is at capacity", c.segment),
         ),
