@@ -347,23 +347,25 @@ impl OutputWriter {
             schema: batch.schema(),
             batches: vec![batch.clone()],
         };
-        for (k, (format, extension)) in [
-            (OutputFormat::Csv, "csv"),
-            (OutputFormat::Parquet, "parquet"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let mut bytes = Vec::new();
-            sql::write_result(&result, format, &mut bytes)?;
-            self.write(
-                order + k,
-                &format!("{name}.{extension}"),
-                &bytes,
-                Some(batch.num_rows()),
-            )?;
-        }
-        Ok(())
+        // Encoded straight into the file (not into memory first), hashed on the way.
+        self.write_with(
+            order,
+            &format!("{name}.csv"),
+            Some(batch.num_rows()),
+            |out| sql::write_result(&result, OutputFormat::Csv, out),
+        )?;
+        self.write_with(
+            order + 1,
+            &format!("{name}.parquet"),
+            Some(batch.num_rows()),
+            |out| {
+                let mut writer =
+                    datafusion::parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None)?;
+                writer.write(batch)?;
+                writer.close()?;
+                Ok(())
+            },
+        )
     }
 
     /// A file that is not a table, listed after the tables.
@@ -372,18 +374,36 @@ impl OutputWriter {
     }
 
     fn write(&self, order: usize, name: &str, bytes: &[u8], rows: Option<usize>) -> Result<()> {
+        self.write_with(order, name, rows, |out| {
+            std::io::Write::write_all(out, bytes).map_err(|e| ArqError::io(name, e))
+        })
+    }
+
+    /// Creates `name` and lets `encode` fill it; records its size and fingerprint.
+    fn write_with(
+        &self,
+        order: usize,
+        name: &str,
+        rows: Option<usize>,
+        encode: impl FnOnce(&mut HashingWriter) -> Result<()>,
+    ) -> Result<()> {
         let path = self.dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| ArqError::io(parent, e))?;
         }
-        std::fs::write(&path, bytes).map_err(|e| ArqError::io(&path, e))?;
-        let mut fingerprint = Fingerprint::default();
-        fingerprint.update(bytes);
+        let file = std::fs::File::create(&path).map_err(|e| ArqError::io(&path, e))?;
+        let mut out = HashingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            fingerprint: Fingerprint::default(),
+            bytes: 0,
+        };
+        encode(&mut out)?;
+        std::io::Write::flush(&mut out.inner).map_err(|e| ArqError::io(&path, e))?;
         let record = OutputRecord {
             file: name.to_string(),
             rows,
-            bytes: bytes.len() as u64,
-            fingerprint: fingerprint.hex(),
+            bytes: out.bytes,
+            fingerprint: out.fingerprint.hex(),
         };
         self.written
             .lock()
@@ -409,6 +429,26 @@ impl OutputWriter {
         };
         written.sort_by_key(|(order, _)| *order);
         written.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// A file being written, with the fingerprint and size of what went into it.
+struct HashingWriter {
+    inner: std::io::BufWriter<std::fs::File>,
+    fingerprint: Fingerprint,
+    bytes: u64,
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.fingerprint.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
