@@ -33,7 +33,6 @@ use crate::sql::{self, OutputFormat, QueryResult};
 use crate::staging::StagingDir;
 use crate::validate;
 use crate::warehouse::Warehouse;
-use datafusion::common::runtime::SpawnedTask;
 
 /// What `arq nightly` needs besides the warehouse.
 pub struct NightlyOptions {
@@ -50,9 +49,11 @@ pub struct NightlyOptions {
 }
 
 /// The stages, in order, as the progress bar names them.
-const STAGES: [&str; 4] = [
-    "checking inputs, scoring",
-    "queues and limits",
+const STAGES: [&str; 6] = [
+    "checking inputs",
+    "scoring",
+    "queues",
+    "limits",
     "writing",
     "committing",
 ];
@@ -78,53 +79,31 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
     let root = warehouse.root().to_path_buf();
     let fingerprint = runtime.spawn_blocking(move || fingerprint_files(&root, &files));
 
-    // The row checks run beside the scoring; their verdict comes first.
-    let checked = {
-        let warehouse = warehouse.clone();
-        runtime.spawn_blocking(move || {
-            let started = Instant::now();
-            validate::snapshot(&warehouse).map(|()| started.elapsed().as_millis() as u64)
-        })
-    };
-    let computed = runtime.block_on(async {
+    let (snapshot, queues, limits, collectors) = runtime.block_on(async {
+        validate::snapshot(warehouse)?;
+        stages.done("check");
         let snapshot =
             ScoredSnapshot::load(&options.model, warehouse, crate::AsOf::Date(as_of)).await?;
         stages.done("score");
-        // Queues and limits side by side, each on its own thread.
-        let queues = {
-            let (state, scores, policy) = (
-                snapshot.state.clone(),
-                snapshot.scores.clone(),
-                options.policy.queues.clone(),
-            );
-            let day = snapshot.day;
-            SpawnedTask::spawn(async move {
-                arq_models::queues::queue_snapshot(&state, &scores, &policy, day).await
-            })
-        };
-        let limits = {
-            let (state, scores, policy) = (
-                snapshot.state.clone(),
-                snapshot.scores.clone(),
-                options.policy.clone(),
-            );
-            let day = snapshot.day;
-            SpawnedTask::spawn(async move {
-                arq_models::limits::recommend_snapshot(&state, &scores, &policy, day).await
-            })
-        };
-        let joined = |e| ArqError::Usage(format!("a nightly stage failed: {e}"));
-        let queues = queues.join().await.map_err(joined)??;
-        let limits = limits.join().await.map_err(joined)??;
+        let queues = arq_models::queues::queue_snapshot(
+            &snapshot.state,
+            &snapshot.scores,
+            &options.policy.queues,
+            snapshot.day,
+        )
+        .await?;
+        stages.done("queues");
+        let limits = arq_models::limits::recommend_snapshot(
+            &snapshot.state,
+            &snapshot.scores,
+            &options.policy,
+            snapshot.day,
+        )
+        .await?;
+        stages.done("limits");
         let collectors = collector_ids(&snapshot).await?;
-        stages.done("queues_and_limits");
         Ok::<_, ArqError>((snapshot, queues, limits, collectors))
-    });
-    let check_ms = runtime
-        .block_on(checked)
-        .map_err(|e| ArqError::Usage(format!("checking the snapshot failed: {e}")))??;
-    let (snapshot, queues, limits, collectors) = computed?;
-    stages.timings.insert("check", check_ms);
+    })?;
     let inputs = runtime
         .block_on(fingerprint)
         .map_err(|e| ArqError::Usage(format!("fingerprinting the warehouse failed: {e}")))??;
