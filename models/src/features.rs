@@ -103,8 +103,8 @@ impl CustomerRange {
         }
     }
 
-    /// Ranges of at most `size` customers each that together cover every id of
-    /// `sorted_ids` (ascending) once.
+    /// Ranges of `size` customers each (more where one id repeats across a bound) that
+    /// together cover every id of `sorted_ids` (ascending) once.
     pub fn slices(sorted_ids: &[&str], size: usize) -> Vec<CustomerRange> {
         let size = size.max(1);
         let bounds: Vec<&str> = sorted_ids
