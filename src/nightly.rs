@@ -200,11 +200,9 @@ pub fn run(warehouse: &Warehouse, options: &NightlyOptions) -> Result<String> {
     staging.commit(true)?;
     stages.done("commit");
     stages.bar.finish_and_clear();
-    Ok(summary.text(
-        &target,
-        writer.records().len(),
-        started.elapsed().as_secs_f64(),
-    ))
+    // The tables' files and the manifest.
+    let files = manifest.outputs.len() + 1;
+    Ok(summary.text(&target, files, started.elapsed().as_secs_f64()))
 }
 
 /// The progress bar over the stages and the time each took.

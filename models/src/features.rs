@@ -300,11 +300,13 @@ pub async fn snapshot_features(
         .iter()
         .map(|b| cast(b.column(0), &DataType::Utf8))
         .collect::<std::result::Result<_, _>>()?;
+    let rows: usize = ids.iter().map(|a| a.len()).sum();
     let ids: Vec<&str> = ids
         .iter()
         .flat_map(|a| a.as_string::<i32>().iter().flatten())
         .collect();
-    if ids.len() <= slice {
+    // A customer without id falls in no range: then one query for all.
+    if ids.len() <= slice || ids.len() < rows {
         return compute_features(session, day, day).await;
     }
     // Slices side by side, each on one thread (no repartitioning of its rows; a slice's
