@@ -191,6 +191,7 @@ fn bench_scoring(c: &mut Criterion) {
             model: Arc::new(model),
             name: "bench".into(),
         }),
+        &arq_models::snapshots::Snapshots::default(),
     )
     .expect("register");
     runtime

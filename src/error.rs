@@ -1,5 +1,6 @@
 //! arq's error type: every failure reaches the user as one line that says where
-//! (warehouse, table, file, column, row) and what.
+//! (warehouse, table, file, column, row) and what, with an exit code that says what kind:
+//! 2 for bad arguments (as clap does), 1 for bad input and for internal errors.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,10 @@ pub type Result<T, E = ArqError> = std::result::Result<T, E>;
 /// Everything that can go wrong in arq, with enough context to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum ArqError {
+    /// A bad argument, option or combination of them (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+
     /// The warehouse folder itself is unusable (missing, not a folder, no snapshots).
     #[error("warehouse {}: {message}", path.display())]
     Warehouse { path: PathBuf, message: String },
@@ -28,6 +33,15 @@ pub enum ArqError {
         message: String,
     },
 
+    /// An input other than the warehouse (a table given with `--table`, a policy, a
+    /// model) cannot be used: the message names the file, column and row.
+    #[error("{0}")]
+    Input(String),
+
+    /// What was asked for is not in the data (a queue, a customer, a snapshot range).
+    #[error("{0}")]
+    NotFound(String),
+
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -39,13 +53,18 @@ pub enum ArqError {
     #[error("{}", one_line(&.0.to_string()))]
     DataFusion(#[from] DataFusionError),
 
-    /// Features, training, a model artifact or scoring failed.
+    /// Features, training, a model artifact, a policy or scoring failed.
     #[error("{}", one_line(&.0.to_string()))]
     Model(#[from] arq_models::ModelError),
 
-    /// A bad argument or option.
+    /// Something that should not happen did: a bug in arq, not in the input.
+    #[error("internal error: {0} (this is a bug in arq; please report it)")]
+    Internal(String),
+
+    /// A failure injected by a test (`fault-injection` builds only).
+    #[cfg(feature = "fault-injection")]
     #[error("{0}")]
-    Usage(String),
+    Injected(String),
 }
 
 impl ArqError {
@@ -54,6 +73,14 @@ impl ArqError {
         ArqError::Io {
             path: path.as_ref().to_path_buf(),
             source,
+        }
+    }
+
+    /// The process exit code for this error: 2 for usage, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ArqError::Usage(_) => 2,
+            _ => 1,
         }
     }
 }
@@ -79,4 +106,19 @@ pub fn one_line(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_exits_2_everything_else_1_and_internal_errors_say_bug() {
+        assert_eq!(ArqError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(ArqError::Input("x".into()).exit_code(), 1);
+        let internal = ArqError::Internal("a writer thread panicked".into());
+        assert_eq!(internal.exit_code(), 1);
+        assert!(internal.to_string().contains("this is a bug"), "{internal}");
+        assert_eq!(one_line("a\n  b\n\n c"), "a b c");
+    }
 }

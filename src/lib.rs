@@ -2,19 +2,26 @@
 //! receivables, SQL functions for aging and risk, and the pipeline that turns each
 //! night's snapshot into call lists and credit-limit recommendations.
 //!
-//! Data flows one way: [`warehouse`] (Parquet, checked against the [`contract`]) →
-//! SQL ([`sql`], DataFusion with `arq-udfs`) → features and model (`arq-models`) →
-//! outputs. [`generate`] writes synthetic warehouses in the contract.
+//! Data flows one way: [`warehouse`] (Parquet, checked against the [`contract`], its
+//! snapshot resolved once) → SQL ([`sql`], DataFusion with `arq-udfs`) → features and
+//! model (`arq-models`, [`scored`]) → queues, limits, [`nightly`] → [`output`].
+//! [`generate`] writes synthetic warehouses in the contract. The command line ([`cli`]:
+//! flags → one validated configuration) dispatches to one file per command
+//! ([`commands`]); nothing below the commands imports the command line.
 
 pub mod cli;
+pub mod commands;
 pub mod contract;
 pub mod error;
 pub mod generate;
+pub mod labelled;
+pub mod loaded;
 pub mod nightly;
-pub mod risk;
+pub mod output;
+pub mod progress;
+pub mod scored;
 pub mod shell;
 pub mod sql;
-pub mod staging;
 pub mod validate;
 pub mod warehouse;
 

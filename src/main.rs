@@ -1,5 +1,6 @@
 //! The `arq` binary: a thin wrapper that parses the command line, runs it, and turns any
-//! error into one line on stderr and exit code 1.
+//! error into one line on stderr and its exit code (2 for bad arguments, as clap does;
+//! 1 otherwise).
 
 use std::process::ExitCode;
 
@@ -8,11 +9,11 @@ use clap::Parser;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = arq::cli::Cli::parse();
-    match arq::cli::run(cli) {
+    match arq::commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -16,7 +16,8 @@ use datafusion::prelude::SessionContext;
 use rustyline::error::ReadlineError;
 
 use crate::error::{ArqError, Result};
-use crate::sql::{self, OutputFormat};
+use crate::output::{self, OutputFormat};
+use crate::sql;
 
 const HELP: &str = "\
 Statements end with `;` and may span lines.
@@ -70,12 +71,14 @@ impl Shell<'_> {
 
     async fn run(&mut self, statement: &str, out: &mut dyn Write) {
         let outcome = async {
+            let mut buffer = Vec::new();
             for result in sql::run_statements(self.ctx, statement).await? {
                 if result.has_columns() {
-                    sql::write_result(&result, self.format, out)?;
+                    output::write_result(&result, self.format, &mut buffer)?;
                 }
             }
-            Ok::<_, ArqError>(())
+            out.write_all(&buffer)
+                .map_err(|e| ArqError::io("<stdout>", e))
         }
         .await;
         if let Err(e) = outcome {
@@ -143,7 +146,7 @@ pub async fn run(
     }
 
     let mut editor = rustyline::DefaultEditor::new()
-        .map_err(|e| ArqError::Usage(format!("cannot start the line editor: {e}")))?;
+        .map_err(|e| ArqError::Input(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -166,7 +169,7 @@ pub async fn run(
             }
             Err(ReadlineError::Interrupted) => shell.buffer.clear(),
             Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(ArqError::Usage(format!("line editor: {e}"))),
+            Err(e) => return Err(ArqError::Input(format!("line editor: {e}"))),
         }
     }
     if let Some(h) = &history {

@@ -14,7 +14,10 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arq_udfs::dates;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Array, Decimal128Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
 use datafusion::parquet::arrow::ProjectionMask;
@@ -70,7 +73,7 @@ fn read_columns(
         .map(|name| {
             (0..schema.num_columns())
                 .find(|&i| schema.column(i).name() == *name)
-                .ok_or_else(|| ArqError::Usage(format!("{}: no column {name}", file.display())))
+                .ok_or_else(|| ArqError::Input(format!("{}: no column {name}", file.display())))
         })
         .collect::<Result<_>>()?;
     let mask = ProjectionMask::leaves(schema, indices);
@@ -87,7 +90,7 @@ fn read_columns(
                 batch
                     .column_by_name(name)
                     .cloned()
-                    .ok_or_else(|| ArqError::Usage(format!("{}: no column {name}", file.display())))
+                    .ok_or_else(|| ArqError::Input(format!("{}: no column {name}", file.display())))
             })
             .collect::<Result<Vec<_>>>()?;
         each(first, &arrays)?;
@@ -150,84 +153,113 @@ fn hash_of(s: &str) -> u64 {
     h.finish()
 }
 
+/// The columns of `open_items` the row checks read, for one batch.
+struct OpenItemColumns {
+    invoice: StringArray,
+    customer: StringArray,
+    amount: Decimal128Array,
+    open: Decimal128Array,
+    issued: Date32Array,
+    due: Date32Array,
+}
+
+impl OpenItemColumns {
+    /// The columns of [`OPEN_ITEM_COLUMNS`], in that order.
+    fn read(arrays: &[ArrayRef]) -> Result<OpenItemColumns> {
+        let date = |a: &ArrayRef| -> Result<Date32Array> {
+            Ok(cast(a, &DataType::Date32)?
+                .as_primitive::<Date32Type>()
+                .clone())
+        };
+        let amount = |a: &ArrayRef| -> Result<Decimal128Array> {
+            Ok(cents(a)?.as_primitive::<Decimal128Type>().clone())
+        };
+        Ok(OpenItemColumns {
+            invoice: text(&arrays[0])?.as_string::<i32>().clone(),
+            customer: text(&arrays[1])?.as_string::<i32>().clone(),
+            amount: amount(&arrays[2])?,
+            open: amount(&arrays[3])?,
+            issued: date(&arrays[4])?,
+            due: date(&arrays[5])?,
+        })
+    }
+
+    /// What is wrong with row `r`, if anything.
+    fn problem(&self, r: usize, customers: &HashSet<String>) -> Option<String> {
+        let (invoice, customer) = (&self.invoice, &self.customer);
+        if invoice.is_null(r) || invoice.value(r).is_empty() {
+            return Some("column invoice_id is empty".into());
+        }
+        let id = invoice.value(r);
+        if customer.is_null(r) || customer.value(r).is_empty() {
+            return Some(format!("column customer_id is empty (invoice {id})"));
+        }
+        if !customers.contains(customer.value(r)) {
+            return Some(format!(
+                "column customer_id: {} (invoice {id}) is not in customers of the same snapshot",
+                customer.value(r)
+            ));
+        }
+        let (amount, open) = (&self.amount, &self.open);
+        for (column, values) in [("amount", amount), ("open_amount", open)] {
+            if values.is_null(r) {
+                return Some(format!("column {column} is empty (invoice {id})"));
+            }
+        }
+        if open.value(r) < 0 {
+            return Some(format!(
+                "column open_amount: {} is negative (invoice {id})",
+                money(open.value(r))
+            ));
+        }
+        if open.value(r) > amount.value(r) {
+            return Some(format!(
+                "column open_amount: {} is more than the invoice amount {} (invoice {id})",
+                money(open.value(r)),
+                money(amount.value(r))
+            ));
+        }
+        let (issued, due) = (&self.issued, &self.due);
+        for (column, values) in [("invoice_date", issued), ("due_date", due)] {
+            if values.is_null(r) {
+                return Some(format!("column {column} is empty (invoice {id})"));
+            }
+        }
+        if due.value(r) < issued.value(r) {
+            let date = |d: i32| dates::text(d);
+            return Some(format!(
+                "column due_date: {} is before invoice_date {} (invoice {id})",
+                date(due.value(r)),
+                date(issued.value(r))
+            ));
+        }
+        None
+    }
+}
+
+/// The columns [`OpenItemColumns`] reads.
+const OPEN_ITEM_COLUMNS: [&str; 6] = [
+    "invoice_id",
+    "customer_id",
+    "amount",
+    "open_amount",
+    "invoice_date",
+    "due_date",
+];
+
 /// Checks every open item of the snapshot.
 fn check_open_items(root: &Path, files: &[PathBuf], customers: &HashSet<String>) -> Result<()> {
-    const COLUMNS: [&str; 6] = [
-        "invoice_id",
-        "customer_id",
-        "amount",
-        "open_amount",
-        "invoice_date",
-        "due_date",
-    ];
     // Duplicates are found on 64-bit hashes (16 bytes per item, not a set of strings),
     // then confirmed on the ids themselves.
     let mut hashes: Vec<(u64, u32, u32)> = Vec::new();
     for (f, file) in files.iter().enumerate() {
-        read_columns(file, &COLUMNS, |first, arrays| {
-            let (invoice, customer) = (text(&arrays[0])?, text(&arrays[1])?);
-            let (invoice, customer) = (invoice.as_string::<i32>(), customer.as_string::<i32>());
-            let (amount, open) = (cents(&arrays[2])?, cents(&arrays[3])?);
-            let (amount, open) = (
-                amount.as_primitive::<Decimal128Type>(),
-                open.as_primitive::<Decimal128Type>(),
-            );
-            let issued = cast(&arrays[4], &DataType::Date32)?;
-            let due = cast(&arrays[5], &DataType::Date32)?;
-            let (issued, due) = (
-                issued.as_primitive::<Date32Type>(),
-                due.as_primitive::<Date32Type>(),
-            );
-            for r in 0..invoice.len() {
-                let err = |m: String| row_error(root, "open_items", file, first + r + 1, m);
-                if invoice.is_null(r) || invoice.value(r).is_empty() {
-                    return Err(err("column invoice_id is empty".into()));
+        read_columns(file, &OPEN_ITEM_COLUMNS, |first, arrays| {
+            let columns = OpenItemColumns::read(arrays)?;
+            for r in 0..columns.invoice.len() {
+                if let Some(problem) = columns.problem(r, customers) {
+                    return Err(row_error(root, "open_items", file, first + r + 1, problem));
                 }
-                let id = invoice.value(r);
-                if customer.is_null(r) || customer.value(r).is_empty() {
-                    return Err(err(format!("column customer_id is empty (invoice {id})")));
-                }
-                if !customers.contains(customer.value(r)) {
-                    return Err(err(format!(
-                        "column customer_id: {} (invoice {id}) is not in customers of the same snapshot",
-                        customer.value(r)
-                    )));
-                }
-                for (column, values) in [("amount", amount), ("open_amount", open)] {
-                    if values.is_null(r) {
-                        return Err(err(format!("column {column} is empty (invoice {id})")));
-                    }
-                }
-                if open.value(r) < 0 {
-                    return Err(err(format!(
-                        "column open_amount: {} is negative (invoice {id})",
-                        money(open.value(r))
-                    )));
-                }
-                if open.value(r) > amount.value(r) {
-                    return Err(err(format!(
-                        "column open_amount: {} is more than the invoice amount {} (invoice {id})",
-                        money(open.value(r)),
-                        money(amount.value(r))
-                    )));
-                }
-                for (column, values) in [("invoice_date", issued), ("due_date", due)] {
-                    if values.is_null(r) {
-                        return Err(err(format!("column {column} is empty (invoice {id})")));
-                    }
-                }
-                if due.value(r) < issued.value(r) {
-                    return Err(err(format!(
-                        "column due_date: {} is before invoice_date {} (invoice {id})",
-                        due.value_as_date(r)
-                            .map(|d| d.to_string())
-                            .unwrap_or_default(),
-                        issued
-                            .value_as_date(r)
-                            .map(|d| d.to_string())
-                            .unwrap_or_default()
-                    )));
-                }
+                let id = columns.invoice.value(r);
                 hashes.push((hash_of(id), f as u32, (first + r) as u32));
             }
             Ok(())
@@ -243,7 +275,16 @@ fn check_open_items(root: &Path, files: &[PathBuf], customers: &HashSet<String>)
     if candidates.is_empty() {
         return Ok(());
     }
-    // Confirm on the ids, in file order, so the error names the second occurrence.
+    confirm_duplicates(root, files, &candidates)
+}
+
+/// Confirms duplicate invoice ids among the rows whose hashes collide, in file order, so
+/// the error names the second occurrence.
+fn confirm_duplicates(
+    root: &Path,
+    files: &[PathBuf],
+    candidates: &HashSet<(u32, u32)>,
+) -> Result<()> {
     let mut seen: std::collections::HashMap<String, (usize, usize)> = Default::default();
     for (f, file) in files.iter().enumerate() {
         read_columns(file, &["invoice_id"], |first, arrays| {

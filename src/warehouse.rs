@@ -10,15 +10,21 @@
 //! WAREHOUSE/collectors/part-0.parquet                            reference tables
 //! ```
 //!
-//! Besides one table per folder, every session has the views `customers_latest` and
-//! `open_items_latest`: the newest snapshot on or before the as-of date (the newest
-//! snapshot when no as-of date is given). Their `snapshot_date` column says which one.
+//! The snapshot a run reads is resolved once, here, when the warehouse opens, by the rule
+//! of [`arq_models::snapshots`]: the newest snapshot date on or before the as-of date
+//! found in any snapshot table, which every snapshot table must have (and `customers`
+//! with rows) — else an error, never an older day. Besides one table per folder, every
+//! session has the views `customers_latest` and `open_items_latest` of that snapshot;
+//! the scores, queues, limits and the nightly folder take the same day.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arq_models::snapshots::Snapshots;
+use arq_models::sql::SessionModel;
+use arq_udfs::dates;
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -49,9 +55,9 @@ impl std::str::FromStr for AsOf {
         if s.eq_ignore_ascii_case("latest") {
             return Ok(AsOf::Latest);
         }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        dates::parse(s)
             .map(AsOf::Date)
-            .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD) or `latest`"))
+            .ok_or_else(|| format!("`{s}` is not a date (YYYY-MM-DD) or `latest`"))
     }
 }
 
@@ -64,8 +70,8 @@ pub struct WarehouseTable {
     pub dir: PathBuf,
     /// Its Parquet files, sorted.
     pub files: Vec<PathBuf>,
-    /// Snapshot dates found (snapshot tables only), ascending.
-    pub snapshots: Vec<NaiveDate>,
+    /// Snapshot dates found (snapshot tables only) with the rows of each, ascending.
+    pub snapshots: BTreeMap<NaiveDate, u64>,
 }
 
 /// An opened, checked warehouse.
@@ -73,6 +79,7 @@ pub struct WarehouseTable {
 pub struct Warehouse {
     root: PathBuf,
     tables: Vec<WarehouseTable>,
+    snapshots: Snapshots,
     as_of: NaiveDate,
 }
 
@@ -101,9 +108,13 @@ impl Warehouse {
                     message: format!("folder {} is missing", dir.display()),
                 });
             }
-            let (files, snapshots) = list_table_files(&contract, &dir)?;
-            for file in &files {
-                check_file_schema(&contract, file)?;
+            let (files, partitions) = list_table_files(&contract, &dir)?;
+            let mut snapshots = BTreeMap::new();
+            for (file, partition) in files.iter().zip(&partitions) {
+                let rows = check_file_schema(&contract, file)?;
+                if let Some(date) = partition {
+                    *snapshots.entry(*date).or_insert(0) += rows;
+                }
             }
             tables.push(WarehouseTable {
                 contract,
@@ -113,10 +124,27 @@ impl Warehouse {
             });
         }
 
-        let as_of = resolve_as_of(&tables, as_of).map_err(warehouse_error)?;
+        let mut snapshots = Snapshots::new(
+            tables
+                .iter()
+                .filter(|t| t.contract.kind == TableKind::Snapshot)
+                .map(|t| {
+                    let days = t.snapshots.iter().map(|(d, n)| (dates::to_days(*d), *n));
+                    (t.contract.name.to_string(), days.collect())
+                })
+                .collect(),
+        );
+        let wanted = match as_of {
+            AsOf::Latest => None,
+            AsOf::Date(d) => Some(dates::to_days(d)),
+        };
+        let day = snapshots.choose(wanted).map_err(warehouse_error)?;
+        let as_of = dates::from_days(day)
+            .ok_or_else(|| warehouse_error(format!("snapshot day {day} is not a date")))?;
         Ok(Warehouse {
             root,
             tables,
+            snapshots,
             as_of,
         })
     }
@@ -131,28 +159,38 @@ impl Warehouse {
         &self.tables
     }
 
-    /// The snapshot date shown by the `*_latest` views.
+    /// The snapshot of this run (the `*_latest` views, scores, queues, limits).
     pub fn as_of(&self) -> NaiveDate {
         self.as_of
     }
 
-    /// Snapshot dates present in `open_items`, ascending.
-    pub fn snapshot_dates(&self) -> &[NaiveDate] {
-        self.tables
-            .iter()
-            .find(|t| t.contract.name == "open_items")
-            .map(|t| t.snapshots.as_slice())
-            .unwrap_or_default()
+    /// The snapshot of this run as days since 1970-01-01.
+    pub fn as_of_day(&self) -> i32 {
+        dates::to_days(self.as_of)
     }
 
-    /// A new DataFusion session with arq's SQL functions and every table and view of
-    /// this warehouse registered.
-    pub async fn session(&self) -> Result<SessionContext> {
+    /// The snapshots of the warehouse and the rule that resolves them.
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    /// The complete snapshot dates (in every snapshot table), ascending.
+    pub fn snapshot_dates(&self) -> Vec<NaiveDate> {
+        self.snapshots
+            .complete_days()
+            .into_iter()
+            .filter_map(dates::from_days)
+            .collect()
+    }
+
+    /// The one way to a session over the warehouse: arq-udfs' functions, the model's
+    /// functions (when a model is given), every table and the `*_latest` views.
+    pub async fn session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("arq", "warehouse");
         let mut ctx = SessionContext::new_with_config(config);
-        arq_udfs::register_session(&mut ctx)?;
+        arq_models::sql::register_session(&mut ctx, model, &self.snapshots)?;
         self.register(&ctx).await?;
         Ok(ctx)
     }
@@ -195,17 +233,17 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 /// Lists a table's Parquet files (hidden files and `_`-prefixed markers are skipped) and,
-/// for snapshot tables, its `snapshot_date=YYYY-MM-DD` partitions.
+/// for snapshot tables, the `snapshot_date=YYYY-MM-DD` partition of each.
 fn list_table_files(
     contract: &TableContract,
     dir: &Path,
-) -> Result<(Vec<PathBuf>, Vec<NaiveDate>)> {
+) -> Result<(Vec<PathBuf>, Vec<Option<NaiveDate>>)> {
     let table_error = |message: String| ArqError::Table {
         table: contract.name.into(),
         message,
     };
     let mut files = Vec::new();
-    let mut snapshots = BTreeSet::new();
+    let mut partitions = Vec::new();
     for entry in sorted_entries(dir)? {
         let name = file_name(&entry);
         if name.starts_with('.') || name.starts_with('_') {
@@ -223,14 +261,11 @@ fn list_table_files(
                             entry.display()
                         ))
                     })?;
-                let before = files.len();
                 for file in sorted_entries(&entry)? {
                     if is_parquet_file(&file) {
                         files.push(file);
+                        partitions.push(Some(date));
                     }
-                }
-                if files.len() > before {
-                    snapshots.insert(date);
                 }
             }
             (TableKind::Snapshot, false) if is_parquet_file(&entry) => {
@@ -247,11 +282,14 @@ fn list_table_files(
                     dir.display()
                 )));
             }
-            (_, false) if is_parquet_file(&entry) => files.push(entry),
+            (_, false) if is_parquet_file(&entry) => {
+                files.push(entry);
+                partitions.push(None);
+            }
             _ => {}
         }
     }
-    Ok((files, snapshots.into_iter().collect()))
+    Ok((files, partitions))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -276,8 +314,9 @@ fn is_parquet_file(path: &Path) -> bool {
 }
 
 /// Reads a file's footer and checks that every contract column is there with the
-/// contract's type. Extra columns are allowed (and not visible through SQL).
-fn check_file_schema(contract: &TableContract, path: &Path) -> Result<()> {
+/// contract's type (extra columns are allowed, and not visible through SQL); returns the
+/// file's number of rows.
+fn check_file_schema(contract: &TableContract, path: &Path) -> Result<u64> {
     let file_error = |message: String| ArqError::TableFile {
         table: contract.name.into(),
         file: path.to_path_buf(),
@@ -313,43 +352,7 @@ fn check_file_schema(contract: &TableContract, path: &Path) -> Result<()> {
              folder name {SNAPSHOT_COLUMN}=YYYY-MM-DD"
         )));
     }
-    Ok(())
-}
-
-/// Picks the snapshot for the `*_latest` views: the newest `open_items` snapshot on or
-/// before `as_of`, which `customers` must have too.
-fn resolve_as_of(tables: &[WarehouseTable], as_of: AsOf) -> Result<NaiveDate, String> {
-    let snapshots = |name: &str| {
-        tables
-            .iter()
-            .find(|t| t.contract.name == name)
-            .map(|t| t.snapshots.clone())
-            .unwrap_or_default()
-    };
-    let open_items = snapshots("open_items");
-    let customers = snapshots("customers");
-    let chosen = match as_of {
-        AsOf::Latest => open_items.last().copied(),
-        AsOf::Date(d) => open_items.iter().rev().find(|s| **s <= d).copied(),
-    };
-    let chosen = match (chosen, as_of) {
-        (Some(d), _) => d,
-        (None, AsOf::Latest) => return Err("table `open_items` has no snapshots".into()),
-        (None, AsOf::Date(d)) => {
-            return Err(format!(
-                "table `open_items` has no snapshot on or before {d} (first is {})",
-                open_items
-                    .first()
-                    .map_or_else(|| "none".to_string(), |f| f.to_string())
-            ));
-        }
-    };
-    if !customers.contains(&chosen) {
-        return Err(format!(
-            "table `customers` has no snapshot for {chosen}, which `open_items` has"
-        ));
-    }
-    Ok(chosen)
+    Ok(metadata.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 #[cfg(test)]

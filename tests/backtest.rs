@@ -1,6 +1,6 @@
 //! `arq backtest`: the queue order replayed on past snapshots of the demo.
 
-use crate::util::{csv_rows, run, run_err, run_ok};
+use crate::util::{csv_rows, run, run_err, run_ok, run_usage_err};
 
 #[test]
 fn backtest_reports_captures_for_arq_and_both_baselines() {
@@ -73,7 +73,7 @@ fn backtest_reports_captures_for_arq_and_both_baselines() {
 
 #[test]
 fn backtest_ranges_are_checked() {
-    let e = run_err(&["backtest", "--from", "2026-08-01", "--to", "2026-07-01"]);
+    let e = run_usage_err(&["backtest", "--from", "2026-08-01", "--to", "2026-07-01"]);
     assert!(
         e.contains("--from 2026-08-01 is after --to 2026-07-01"),
         "{e}"

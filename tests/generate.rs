@@ -1,6 +1,8 @@
 //! `arq generate`: determinism, internal consistency, safety of existing data.
 
-use crate::util::{assert_same_tree, files_under, generate_small, run, run_err, run_ok};
+use crate::util::{
+    assert_same_tree, files_under, generate_small, run, run_err, run_ok, run_usage_err,
+};
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
@@ -206,11 +208,11 @@ fn bad_options_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let w = dir.path().join("w");
     let out = w.to_str().unwrap();
-    let e = run_err(&["generate", "--out", out, "--end", "2026-10-30"]);
+    let e = run_usage_err(&["generate", "--out", out, "--end", "2026-10-30"]);
     assert!(e.contains("not the last day of a month"), "{e}");
-    let e = run_err(&["generate", "--out", out, "--customers", "0"]);
+    let e = run_usage_err(&["generate", "--out", out, "--customers", "0"]);
     assert!(e.contains("--customers"), "{e}");
-    let e = run_err(&["generate", "--out", out, "--months", "0"]);
+    let e = run_usage_err(&["generate", "--out", out, "--months", "0"]);
     assert!(e.contains("--months"), "{e}");
     assert!(!w.exists());
     // clap rejects what is not a number (usage error, exit 2).

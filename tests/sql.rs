@@ -1,6 +1,6 @@
 //! `arq sql` in every output format, over the demo warehouse.
 
-use crate::util::{arq, demo, run_err, run_ok};
+use crate::util::{arq, demo, run_err, run_ok, run_usage_err};
 
 const COUNTS: &str = "SELECT count(*) AS items, sum(open_amount) AS open_total \
                       FROM open_items_latest WHERE currency = 'USD'";
@@ -184,7 +184,8 @@ fn sql_errors_are_one_line_and_exit_1() {
     assert!(e.contains("no_such_table"), "{e}");
     let e = run_err(&["sql", "-f", "/no/such/file.sql"]);
     assert!(e.contains("/no/such/file.sql"), "{e}");
-    let e = run_err(&["sql", "--format", "parquet", "SELECT 1"]);
+    // Bad arguments are usage errors: exit code 2, as clap's own.
+    let e = run_usage_err(&["sql", "--format", "parquet", "SELECT 1"]);
     assert!(e.contains("--output"), "{e}");
 }
 

@@ -33,20 +33,26 @@ async fn session(path: &Path) -> datafusion::prelude::SessionContext {
         let mut ctx = datafusion::prelude::SessionContext::new_with_config(
             datafusion::prelude::SessionConfig::new().with_information_schema(true),
         );
-        arq_udfs::register_session(&mut ctx).expect("arq functions register");
-        arq_models::sql::register(&ctx, None).expect("model functions register");
+        let none = arq_models::snapshots::Snapshots::default();
+        arq_models::sql::register_session(&mut ctx, None, &none).expect("arq functions register");
         return ctx;
     }
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo");
     let warehouse = arq::Warehouse::open(&demo, arq::AsOf::Latest).expect("demo warehouse opens");
-    let ctx = warehouse
-        .session()
-        .await
-        .expect("session with arq functions and the demo tables");
     // The committed default model, as in `arq sql`.
-    let model = arq::risk::session_model(None).expect("the default model loads");
-    arq_models::sql::register(&ctx, model.as_ref()).expect("model functions register");
-    ctx
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/default.json");
+    let text = std::fs::read_to_string(&path).expect("the default model is readable");
+    let model = arq_models::sql::SessionModel {
+        model: std::sync::Arc::new(
+            arq_models::RiskModel::from_json(&text, "data/models/default.json")
+                .expect("the default model loads"),
+        ),
+        name: "data/models/default.json".into(),
+    };
+    warehouse
+        .session(Some(&model))
+        .await
+        .expect("session with arq functions, the model's and the demo tables")
 }
 
 /// Runs one file; returns the failures, one message per failing record.

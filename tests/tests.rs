@@ -4,6 +4,7 @@
 mod util;
 
 mod backtest;
+mod cli_output;
 mod demo;
 mod generate;
 mod limits;

@@ -41,12 +41,26 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
-/// Runs `arq ARGS`, asserts exit code 1 with a one-line `error: ...` message and no
-/// panic, and returns that line.
+/// Runs `arq ARGS`, asserts exit code 1 (bad input) with a one-line `error: ...`
+/// message and no panic, and returns that line.
 pub fn run_err(args: &[&str]) -> String {
+    run_failing(args, 1)
+}
+
+/// Runs `arq ARGS`, asserts exit code 2 (bad arguments, as clap's own) with a one-line
+/// `error: ...` message and no panic, and returns that line.
+pub fn run_usage_err(args: &[&str]) -> String {
+    run_failing(args, 2)
+}
+
+fn run_failing(args: &[&str], code: i32) -> String {
     let out = run(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "arq {args:?}: stderr {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "arq {args:?}: stderr {stderr}"
+    );
     assert!(
         !stderr.contains("panicked"),
         "arq {args:?} panicked: {stderr}"

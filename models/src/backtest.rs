@@ -26,12 +26,15 @@ use datafusion::catalog::Session;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use arq_udfs::dates;
+
+use crate::RiskModel;
 use crate::error::Result;
-use crate::features::{compute_labels, score_snapshot};
-use crate::limits::{MONEY, decimal_to_cents};
-use crate::queues::{QueueCustomer, QueuePolicy, expected_loss, priority, queue_customers};
-use crate::train::date_text;
-use crate::{RiskModel, features};
+use crate::features::{self, compute_labels, named_column};
+use crate::money::{self, MONEY};
+use crate::policy::QueuePolicy;
+use crate::queues::{QueueCustomer, expected_loss, priority, queue_customers};
+use crate::scores::score_snapshot;
 
 /// The orderings compared, in output order.
 pub const ORDERINGS: [&str; 3] = ["arq", "oldest_first", "largest_first"];
@@ -102,9 +105,10 @@ pub async fn backtest_snapshot(
     day: i32,
 ) -> Result<Option<BacktestRow>> {
     let labels = compute_labels(session, day, day).await?;
-    let ids = cast(labels.column(0), &DataType::Utf8)?;
+    let ids = cast(named_column(&labels, "customer_id")?, &DataType::Utf8)?;
     let ids = ids.as_string::<i32>();
-    let went_bad = labels.column(2).as_boolean();
+    let went_bad = cast(named_column(&labels, features::LABEL)?, &DataType::Boolean)?;
+    let went_bad = went_bad.as_boolean();
     if went_bad.null_count() > 0 || labels.num_rows() == 0 {
         return Ok(None);
     }
@@ -112,7 +116,7 @@ pub async fn backtest_snapshot(
         .map(|r| (ids.value(r), went_bad.value(r)))
         .collect();
     let scores = score_snapshot(session, model, model_name, day, features::DEFAULT_SLICE).await?;
-    let customers = queue_customers(session, &scores, day).await?;
+    let customers = queue_customers(session, &scores).await?;
     let ranked: Vec<&QueueCustomer> = customers
         .iter()
         .filter(|c| c.overdue > Decimal::ZERO && c.max_dpd < features::LATE_STAGE_DPD as i32)
@@ -131,8 +135,8 @@ pub async fn backtest_snapshot(
     let seen_in_training = [&window.train_from, &window.validation_to]
         .iter()
         .all(|d| d.is_some())
-        && window.train_from.as_deref().unwrap_or_default() <= date_text(day).as_str()
-        && date_text(day).as_str() <= window.validation_to.as_deref().unwrap_or_default();
+        && window.train_from.as_deref().unwrap_or_default() <= dates::text(day).as_str()
+        && dates::text(day).as_str() <= window.validation_to.as_deref().unwrap_or_default();
     Ok(Some(BacktestRow {
         day,
         seen_in_training,
@@ -186,7 +190,7 @@ pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
         Arc::new(
             Decimal128Array::from(
                 rows.iter()
-                    .map(|r| decimal_to_cents(r.newly_bad_balance, "newly-bad balance"))
+                    .map(|r| money::to_cents(r.newly_bad_balance, "newly-bad balance"))
                     .collect::<Result<Vec<_>>>()?,
             )
             .with_data_type(MONEY),
@@ -205,6 +209,54 @@ pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
         )));
     }
     Ok(RecordBatch::try_new(backtest_schema(), columns)?)
+}
+
+/// The mean captures per ordering, over all replayed snapshots and over those outside
+/// the model's training and validation window, as lines for the terminal.
+pub fn summary(rows: &[BacktestRow]) -> String {
+    let mut lines = Vec::new();
+    for (label, keep) in [
+        ("all replayed snapshots", None),
+        (
+            "snapshots outside the model's training and validation window",
+            Some(false),
+        ),
+    ] {
+        let kept: Vec<&BacktestRow> = rows
+            .iter()
+            .filter(|r| keep.is_none_or(|k| r.seen_in_training == k))
+            .collect();
+        if kept.is_empty() {
+            lines.push(format!("{label}: none"));
+            continue;
+        }
+        // Shares as the output rounds them (4 decimals), so the summary and the rows agree.
+        let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+        let mean = |share: fn(&(f64, f64)) -> f64, k: usize| {
+            kept.iter()
+                .map(|r| round(share(&r.capture[k])))
+                .sum::<f64>()
+                / kept.len() as f64
+                * 100.0
+        };
+        let parts: Vec<String> = ORDERINGS
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                format!(
+                    "{name} {:.1} % / {:.1} %",
+                    mean(|c| c.0, k),
+                    mean(|c| c.1, k)
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "{label} ({}): newly-bad balance in the top 10 % / 20 %: {}",
+            kept.len(),
+            parts.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]

@@ -5,18 +5,16 @@ use datafusion::common::runtime::SpawnedTask;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
-use arq_udfs::metrics::collect_sql;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
-    StringArray,
-};
+use arq_udfs::table_function::collect_sql;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float64Type, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, SchemaRef};
 use datafusion::catalog::Session;
 
 use crate::error::{ModelError, Result};
-use crate::model::{ModelKind, RiskModel};
-use crate::train::{LabelledData, date_text};
+use crate::model::ModelKind;
+use crate::train::LabelledData;
+use arq_udfs::dates;
 
 /// The feature query; `{from_day}` and `{to_day}` bound the snapshots (days since 1970).
 pub const FEATURES_SQL: &str = include_str!("../sql/features.sql");
@@ -368,8 +366,8 @@ pub async fn training_data(session: &dyn Session, source: &str) -> Result<Labell
     }
     let keys = |b: &RecordBatch| -> Result<(ArrayRef, ArrayRef)> {
         Ok((
-            cast(b.column(0), &DataType::Utf8)?,
-            cast(b.column(1), &DataType::Date32)?,
+            cast(named_column(b, "customer_id")?, &DataType::Utf8)?,
+            cast(named_column(b, "snapshot_date")?, &DataType::Date32)?,
         ))
     };
     let (f_ids, f_days) = keys(&features)?;
@@ -379,7 +377,8 @@ pub async fn training_data(session: &dyn Session, source: &str) -> Result<Labell
             "features and labels are not in the same customer and snapshot order".into(),
         ));
     }
-    let went_bad = labels.column(2).as_boolean();
+    let went_bad = cast(named_column(&labels, LABEL)?, &DataType::Boolean)?;
+    let went_bad = went_bad.as_boolean();
     let max_dpd = numeric_column(&features, "max_dpd")?;
     let f_days = f_days.as_primitive::<Date32Type>();
     let keep: Vec<u32> = (0..features.num_rows())
@@ -390,8 +389,8 @@ pub async fn training_data(session: &dyn Session, source: &str) -> Result<Labell
         return Err(ModelError::Data(format!(
             "warehouse {source} has snapshots from {} to {}, but a label needs the 90 days after its \
              snapshot: no snapshot is labelled yet (train on at least 5 monthly snapshots)",
-            date_text(first),
-            date_text(last)
+            dates::text(first),
+            dates::text(last)
         )));
     }
     let take = |a: &ArrayRef| -> Result<ArrayRef> {
@@ -428,7 +427,14 @@ pub async fn training_data(session: &dyn Session, source: &str) -> Result<Labell
     })
 }
 
-fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
+/// A column of our own queries' results, by name.
+pub(crate) fn named_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| ModelError::Data(format!("the query result has no column `{name}`")))
+}
+
+pub(crate) fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
     let index = batch
         .schema()
         .index_of(name)
@@ -436,101 +442,6 @@ fn numeric_column(batch: &RecordBatch, name: &str) -> Result<Float64Array> {
     Ok(cast(batch.column(index), &DataType::Float64)?
         .as_primitive::<Float64Type>()
         .clone())
-}
-
-/// The columns of a scored snapshot.
-pub fn score_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("snapshot_date", DataType::Date32, false),
-        Field::new("pd", DataType::Float64, false),
-        Field::new("score", DataType::Int32, false),
-        Field::new("reason_1", DataType::Utf8, true),
-        Field::new("reason_2", DataType::Utf8, true),
-        Field::new("reason_3", DataType::Utf8, true),
-        Field::new("max_dpd", DataType::Int32, false),
-        Field::new("late_stage", DataType::Boolean, false),
-    ]))
-}
-
-/// The newest snapshot day on or before `as_of` (the newest of all without it).
-pub async fn resolve_snapshot(session: &dyn Session, as_of: Option<i32>) -> Result<i32> {
-    let days = snapshot_days(session).await?;
-    let found = match as_of {
-        None => days.last().copied(),
-        Some(limit) => days.iter().rev().find(|&&d| d <= limit).copied(),
-    };
-    found.ok_or_else(|| {
-        ModelError::Data(match as_of {
-            None => "the warehouse has no snapshots".to_string(),
-            Some(d) => format!(
-                "the warehouse has no snapshot on or before {} (first: {})",
-                date_text(d),
-                days.first().map_or("none".into(), |&d| date_text(d))
-            ),
-        })
-    })
-}
-
-/// Scores every customer of one snapshot: PD, points and reasons; customers already 90+
-/// days past due get PD 1 and the late-stage reason. Rows are ordered by customer.
-pub async fn score_snapshot(
-    session: &dyn Session,
-    model: &RiskModel,
-    model_name: &str,
-    day: i32,
-    slice: usize,
-) -> Result<RecordBatch> {
-    if model.kind != ModelKind::WarehouseFeatures {
-        return Err(ModelError::Artifact {
-            path: model_name.to_string(),
-            message: "trained on a table (arq train --table), not on warehouse features: \
-                      score tables with `arq score --table`"
-                .into(),
-        });
-    }
-    let features = snapshot_features(session, day, slice).await?;
-    let indices = model.bind(&features.schema(), model_name)?;
-    let columns: Vec<ArrayRef> = indices
-        .iter()
-        .map(|&i| features.column(i).clone())
-        .collect();
-    let scored = model.score(&columns, 3)?;
-    let max_dpd = numeric_column(&features, "max_dpd")?;
-    let n = features.num_rows();
-    let mut pd = scored.pd;
-    let mut points = scored.points;
-    let mut reasons = scored.reasons;
-    let late: Vec<bool> = (0..n).map(|r| max_dpd.value(r) >= LATE_STAGE_DPD).collect();
-    for r in (0..n).filter(|&r| late[r]) {
-        pd[r] = 1.0;
-        points[r] = model.scorecard.points_for(1.0);
-        reasons[r] = vec![LATE_STAGE_REASON.to_string()];
-    }
-    let reason = |k: usize| -> ArrayRef {
-        Arc::new(StringArray::from(
-            reasons
-                .iter()
-                .map(|r| r.get(k).cloned())
-                .collect::<Vec<_>>(),
-        ))
-    };
-    let columns: Vec<ArrayRef> = vec![
-        cast(features.column(0), &DataType::Utf8)?,
-        Arc::new(Date32Array::from(vec![day; n])),
-        Arc::new(Float64Array::from(pd)),
-        Arc::new(Int32Array::from(
-            points.iter().map(|&p| p as i32).collect::<Vec<_>>(),
-        )),
-        reason(0),
-        reason(1),
-        reason(2),
-        Arc::new(Int32Array::from(
-            (0..n).map(|r| max_dpd.value(r) as i32).collect::<Vec<_>>(),
-        )),
-        Arc::new(BooleanArray::from(late)),
-    ];
-    Ok(RecordBatch::try_new(score_schema(), columns)?)
 }
 
 #[cfg(test)]

@@ -6,8 +6,13 @@
 //!   one-hot text);
 //! - [`train`]: the champion (linfa logistic regression), the challenger (linfa random
 //!   forest), the max-DPD baseline and the out-of-time report ([`metrics`]);
+//! - [`report`]: the validation report of a training run;
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
-//! - [`limits`]: credit-limit recommendations from a TOML policy (DOMAIN.md §6);
+//! - [`scores`]: a scored snapshot, read by column name;
+//! - [`snapshots`]: the one rule that picks the snapshot a run reads;
+//! - [`policy`]: the TOML credit policy, checked into limits' and queues' settings;
+//! - [`money`]: cents ⇄ decimals, PDs at six decimals;
+//! - [`limits`]: credit-limit recommendations from the policy (DOMAIN.md §6);
 //! - [`queues`]: the work queues' rules (DOMAIN.md §5) — placement, priority, capacity;
 //! - [`backtest`]: the queue order replayed on past snapshots against two baselines;
 //! - [`sql`]: the model in SQL (`risk_score`, `risk_points`, `risk_reasons`,
@@ -22,10 +27,17 @@ pub mod features;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod money;
+pub mod policy;
 pub mod queues;
+pub mod report;
+pub mod scores;
+pub mod snapshots;
 pub mod sql;
 pub mod train;
 
 pub use error::{ModelError, Result};
 pub use model::{ModelKind, RiskModel, Scorecard};
-pub use train::{LabelledData, Report, TrainOptions, train};
+pub use policy::Policy;
+pub use report::Report;
+pub use train::{LabelledData, TrainOptions, train};

@@ -1,72 +1,29 @@
-//! Risk-based credit-limit recommendations (DOMAIN.md §6) from a versioned TOML policy.
-//!
-//! ```toml
-//! version = "arq-default-1"
-//! floor = "1000.00"            # money: a string, an integer or a plain decimal number
-//! cap = "250000.00"
-//! rounding_step = "500"
-//! starter_limit = "5000.00"    # customers with fewer than starter_months of history
-//! starter_months = 3
-//! lgd = "1.0"                  # loss given default, in (0, 1]
-//! expected_loss_budget = "2500.00"   # optional: limit <= budget / (PD x LGD)
-//!
-//! [[classes]]                  # PD tiers, increasing; the last has no max_pd
-//! name = "A"
-//! max_pd = "0.02"              # PD below this
-//! multiple = "3.0"             # x average monthly credit sales
-//! ...
-//! [[classes]]
-//! name = "E"
-//! multiple = "0"               # 0 = cash in advance
-//! ```
+//! Risk-based credit-limit recommendations (DOMAIN.md §6): the rules of a checked
+//! [`LimitPolicy`] (see [`crate::policy`] for the file) applied to every customer of a
+//! scored snapshot.
 //!
 //! Everything is decimal (rust_decimal): the same inputs and policy give the same limits.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arq_udfs::metrics::collect_sql;
+use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+    RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Field, Float64Type, Int32Type, Schema, SchemaRef,
-};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::*;
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
-use crate::queues::QueuePolicy;
+use crate::money::{self, MONEY};
+use crate::policy::{LimitPolicy, Policy, RiskClass};
+use crate::scores::Scores;
 
 /// The query for the policy's inputs; `{day}` is the snapshot (days since 1970).
 pub const LIMIT_INPUTS_SQL: &str = include_str!("../sql/limit_inputs.sql");
-
-/// One risk class: PD below `max_pd` (the last class has none: everything above).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RiskClass {
-    pub name: String,
-    pub max_pd: Option<Decimal>,
-    pub multiple: Decimal,
-}
-
-/// A checked credit policy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CreditPolicy {
-    pub version: String,
-    pub classes: Vec<RiskClass>,
-    pub floor: Decimal,
-    pub cap: Decimal,
-    pub rounding_step: Decimal,
-    pub starter_limit: Decimal,
-    pub starter_months: u32,
-    pub lgd: Decimal,
-    pub expected_loss_budget: Option<Decimal>,
-    /// The work queues' thresholds (the optional `[queues]` table; LGD is the policy's).
-    pub queues: QueuePolicy,
-}
 
 /// What a recommendation does to the current limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,249 +71,10 @@ pub struct LimitRecommendation {
     pub reasons: Vec<String>,
 }
 
-fn key_error(file: &str, key: &str, message: impl std::fmt::Display) -> ModelError {
-    ModelError::Data(format!("policy {file}: `{key}`: {message}"))
-}
-
-/// Money or a rate from TOML: a string ("2500.00"), an integer, or a float written as a
-/// plain decimal (read through its shortest text, so 0.1 stays 0.1).
-fn decimal(file: &str, key: &str, value: &toml::Value) -> Result<Decimal> {
-    let parsed = match value {
-        toml::Value::String(s) => Decimal::from_str_exact(s.trim()).ok(),
-        toml::Value::Integer(i) => Some(Decimal::from(*i)),
-        toml::Value::Float(f) if f.is_finite() => Decimal::from_str_exact(&f.to_string()).ok(),
-        _ => None,
-    };
-    parsed.ok_or_else(|| key_error(file, key, format!("`{value}` is not a decimal number")))
-}
-
-impl CreditPolicy {
-    /// Reads and checks a policy file.
-    pub fn load(path: &std::path::Path) -> Result<CreditPolicy> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
-    }
-
-    /// Parses and checks a policy; `file` names it in messages.
-    pub fn parse(text: &str, file: &str) -> Result<CreditPolicy> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e| ModelError::Data(format!("policy {file}: not valid TOML: {e}")))?;
-        let known: BTreeSet<&str> = [
-            "version",
-            "classes",
-            "floor",
-            "cap",
-            "rounding_step",
-            "starter_limit",
-            "starter_months",
-            "lgd",
-            "expected_loss_budget",
-            "queues",
-        ]
-        .into();
-        if let Some(unknown) = table.keys().find(|k| !known.contains(k.as_str())) {
-            return Err(key_error(file, unknown, "unknown key"));
-        }
-        let required = |key: &str| {
-            table
-                .get(key)
-                .ok_or_else(|| key_error(file, key, "missing"))
-        };
-        let money = |key: &str| -> Result<Decimal> {
-            let v = decimal(file, key, required(key)?)?;
-            if v.is_sign_negative() {
-                return Err(key_error(file, key, format!("{v} is negative")));
-            }
-            Ok(v)
-        };
-        let version = match required("version")? {
-            toml::Value::String(s) if !s.trim().is_empty() => s.trim().to_string(),
-            other => {
-                return Err(key_error(
-                    file,
-                    "version",
-                    format!("`{other}` is not a version name"),
-                ));
-            }
-        };
-        let floor = money("floor")?;
-        let cap = money("cap")?;
-        let rounding_step = money("rounding_step")?;
-        let starter_limit = money("starter_limit")?;
-        let lgd = money("lgd")?;
-        let starter_months = match required("starter_months")? {
-            toml::Value::Integer(i) if (0..=120).contains(i) => *i as u32,
-            other => {
-                return Err(key_error(
-                    file,
-                    "starter_months",
-                    format!("`{other}` is not a whole number of months (0 to 120)"),
-                ));
-            }
-        };
-        let expected_loss_budget = match table.get("expected_loss_budget") {
-            None => None,
-            Some(v) => {
-                let b = decimal(file, "expected_loss_budget", v)?;
-                if b <= Decimal::ZERO {
-                    return Err(key_error(
-                        file,
-                        "expected_loss_budget",
-                        "must be above zero",
-                    ));
-                }
-                Some(b)
-            }
-        };
-        if rounding_step <= Decimal::ZERO {
-            return Err(key_error(file, "rounding_step", "must be above zero"));
-        }
-        if floor > cap {
-            return Err(key_error(
-                file,
-                "floor",
-                format!("{floor} is above the cap {cap}"),
-            ));
-        }
-        for (key, value) in [("floor", floor), ("cap", cap)] {
-            if !(value % rounding_step).is_zero() {
-                return Err(key_error(
-                    file,
-                    key,
-                    format!("{value} is not a multiple of rounding_step {rounding_step}"),
-                ));
-            }
-        }
-        if starter_limit < floor || starter_limit > cap {
-            return Err(key_error(
-                file,
-                "starter_limit",
-                format!("{starter_limit} is outside floor {floor} .. cap {cap}"),
-            ));
-        }
-        if lgd <= Decimal::ZERO || lgd > Decimal::ONE {
-            return Err(key_error(file, "lgd", format!("{lgd} is not in (0, 1]")));
-        }
-        let classes = match required("classes")? {
-            toml::Value::Array(items) if !items.is_empty() => items,
-            _ => {
-                return Err(key_error(
-                    file,
-                    "classes",
-                    "must be a list of [[classes]] tables",
-                ));
-            }
-        };
-        let mut parsed = Vec::with_capacity(classes.len());
-        for (i, item) in classes.iter().enumerate() {
-            let at = |key: &str| format!("classes[{i}].{key}");
-            let toml::Value::Table(class) = item else {
-                return Err(key_error(file, &format!("classes[{i}]"), "must be a table"));
-            };
-            if let Some(unknown) = class
-                .keys()
-                .find(|k| !["name", "max_pd", "multiple"].contains(&k.as_str()))
-            {
-                return Err(key_error(file, &at(unknown), "unknown key"));
-            }
-            let name = match class.get("name") {
-                Some(toml::Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-                _ => return Err(key_error(file, &at("name"), "missing or empty")),
-            };
-            let multiple = decimal(
-                file,
-                &at("multiple"),
-                class
-                    .get("multiple")
-                    .ok_or_else(|| key_error(file, &at("multiple"), "missing"))?,
-            )?;
-            if multiple.is_sign_negative() && !multiple.is_zero() {
-                return Err(key_error(
-                    file,
-                    &at("multiple"),
-                    format!("{multiple} is negative"),
-                ));
-            }
-            let last = i + 1 == classes.len();
-            let max_pd = match (class.get("max_pd"), last) {
-                (None, true) => None,
-                (None, false) => {
-                    return Err(key_error(
-                        file,
-                        &at("max_pd"),
-                        "missing (only the last class takes every PD above the others)",
-                    ));
-                }
-                (Some(_), true) => {
-                    return Err(key_error(
-                        file,
-                        &at("max_pd"),
-                        "the last class must not have max_pd: it takes every PD above the others",
-                    ));
-                }
-                (Some(v), false) => {
-                    let pd = decimal(file, &at("max_pd"), v)?;
-                    if pd <= Decimal::ZERO || pd > Decimal::ONE {
-                        return Err(key_error(
-                            file,
-                            &at("max_pd"),
-                            format!("{pd} is not in (0, 1]"),
-                        ));
-                    }
-                    if let Some(prev) = parsed.last().and_then(|c: &RiskClass| c.max_pd)
-                        && pd <= prev
-                    {
-                        return Err(key_error(
-                            file,
-                            &at("max_pd"),
-                            format!("{pd} does not increase on the previous class's {prev}"),
-                        ));
-                    }
-                    Some(pd)
-                }
-            };
-            if parsed.iter().any(|c: &RiskClass| c.name == name) {
-                return Err(key_error(
-                    file,
-                    &at("name"),
-                    format!("class `{name}` appears twice"),
-                ));
-            }
-            parsed.push(RiskClass {
-                name,
-                max_pd,
-                multiple,
-            });
-        }
-        let queues = parse_queues(file, table.get("queues"), lgd)?;
-        Ok(CreditPolicy {
-            version,
-            classes: parsed,
-            floor,
-            cap,
-            rounding_step,
-            starter_limit,
-            starter_months,
-            lgd,
-            expected_loss_budget,
-            queues,
-        })
-    }
-
-    /// The PD as a decimal with 6 places (PDs are floats; limits are decided on this).
-    fn pd_decimal(pd: f64) -> Decimal {
-        Decimal::from_f64(pd.clamp(0.0, 1.0))
-            .unwrap_or(Decimal::ONE)
-            .round_dp(6)
-    }
-
+impl LimitPolicy {
     /// The risk class of a PD.
     pub fn class_of(&self, pd: f64) -> &RiskClass {
-        let pd = Self::pd_decimal(pd);
+        let pd = money::pd_decimal(pd);
         self.classes
             .iter()
             .find(|c| c.max_pd.is_some_and(|m| pd < m))
@@ -373,7 +91,7 @@ impl CreditPolicy {
         let class = self.class_of(input.pd);
         let over_limit = input.exposure > input.current_limit;
         let mut reasons = Vec::new();
-        let pd = Self::pd_decimal(input.pd);
+        let pd = money::pd_decimal(input.pd);
         let recommended;
         let action;
         if input.late_stage {
@@ -386,7 +104,7 @@ impl CreditPolicy {
             reasons.push(format!(
                 "risk class {} (PD {}): cash in advance",
                 class.name,
-                percent(pd)
+                money::percent(pd)
             ));
         } else {
             let mut limit;
@@ -403,7 +121,7 @@ impl CreditPolicy {
                 reasons.push(format!(
                     "risk class {} (PD {}): {} x average monthly credit sales {}",
                     class.name,
-                    percent(pd),
+                    money::percent(pd),
                     class.multiple.normalize(),
                     monthly
                 ));
@@ -448,62 +166,6 @@ impl CreditPolicy {
     }
 }
 
-/// The `[queues]` table: `promise_grace_days`, `high_risk_pd`, `high_risk_overdue`,
-/// `call_pd`; each optional (defaults of [`QueuePolicy`]).
-fn parse_queues(file: &str, value: Option<&toml::Value>, lgd: Decimal) -> Result<QueuePolicy> {
-    let mut policy = QueuePolicy {
-        lgd,
-        ..QueuePolicy::default()
-    };
-    let Some(value) = value else {
-        return Ok(policy);
-    };
-    let toml::Value::Table(table) = value else {
-        return Err(key_error(file, "queues", "must be a [queues] table"));
-    };
-    let at = |key: &str| format!("queues.{key}");
-    for (key, v) in table {
-        match key.as_str() {
-            "promise_grace_days" => match v {
-                toml::Value::Integer(i) if (0..=60).contains(i) => {
-                    policy.promise_grace_days = *i as i32
-                }
-                _ => {
-                    return Err(key_error(
-                        file,
-                        &at(key),
-                        format!("`{v}` is not a number of days (0 to 60)"),
-                    ));
-                }
-            },
-            "high_risk_pd" | "call_pd" => {
-                let pd = decimal(file, &at(key), v)?;
-                if pd <= Decimal::ZERO || pd > Decimal::ONE {
-                    return Err(key_error(file, &at(key), format!("{pd} is not in (0, 1]")));
-                }
-                let pd = pd.to_f64().unwrap_or(1.0);
-                if key == "call_pd" {
-                    policy.call_pd = pd;
-                } else {
-                    policy.high_risk_pd = pd;
-                }
-            }
-            "high_risk_overdue" => {
-                let amount = decimal(file, &at(key), v)?;
-                if amount <= Decimal::ZERO {
-                    return Err(key_error(file, &at(key), "must be above zero"));
-                }
-                policy.high_risk_overdue = amount;
-            }
-            _ => return Err(key_error(file, &at(key), "unknown key")),
-        }
-    }
-    Ok(policy)
-}
-
-/// Money in outputs (recommendations, call lists): Decimal128(18, 2), like the warehouse.
-pub(crate) const MONEY: DataType = DataType::Decimal128(18, 2);
-
 /// The columns of `arq limits`.
 pub fn limits_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -522,108 +184,104 @@ pub fn limits_schema() -> SchemaRef {
     ]))
 }
 
-fn cents_to_decimal(cents: i128) -> Decimal {
-    Decimal::from_i128_with_scale(cents, 2)
+/// What the policy needs of every customer of the scored snapshot, by customer: the
+/// rows of [`LIMIT_INPUTS_SQL`] (read by position: customer_id, snapshot_date, currency,
+/// credit_limit, exposure, credit_sales_12m, history_months).
+struct LimitInputs {
+    currency: ArrayRef,
+    inputs: Vec<LimitInput>,
 }
 
-/// Cents of an amount for a Decimal128(18, 2) column; an error when it does not fit.
-pub(crate) fn decimal_to_cents(d: Decimal, what: &str) -> Result<i128> {
-    let mut d = d.round_dp(2);
-    d.rescale(2);
-    let cents = d.mantissa();
-    if cents.unsigned_abs() >= 10u128.pow(18) {
-        return Err(ModelError::Data(format!(
-            "{what} {d} does not fit Decimal(18, 2)"
-        )));
-    }
-    Ok(cents)
-}
-
-/// Recommendations for every customer of the snapshot `day`, by customer: the model's PD
-/// from `scores` (`features::score_snapshot` of the same day: PD 1 for late stage), the
-/// policy's inputs from the warehouse, the policy's decision.
-pub async fn recommend_snapshot(
-    session: &dyn Session,
-    scores: &RecordBatch,
-    policy: &CreditPolicy,
-    day: i32,
-) -> Result<RecordBatch> {
-    let sql = LIMIT_INPUTS_SQL.replace("{day}", &day.to_string());
+async fn limit_inputs(session: &dyn Session, scores: &Scores) -> Result<LimitInputs> {
+    let sql = LIMIT_INPUTS_SQL.replace("{day}", &scores.day.to_string());
     let batches = collect_sql(session, &sql).await?;
-    let inputs = match batches.first() {
-        Some(b) => concat_batches(&b.schema(), &batches)?,
-        None => RecordBatch::new_empty(limits_schema()),
+    let Some(first) = batches.first() else {
+        if scores.is_empty() {
+            return Ok(LimitInputs {
+                currency: Arc::new(StringArray::from(Vec::<&str>::new())),
+                inputs: Vec::new(),
+            });
+        }
+        return Err(ModelError::Data(format!(
+            "{} customers scored but none with limit inputs at the snapshot",
+            scores.len()
+        )));
     };
-    if inputs.num_rows() != scores.num_rows() {
+    let rows = concat_batches(&first.schema(), &batches)?;
+    if rows.num_rows() != scores.len() {
         return Err(ModelError::Data(format!(
             "{} customers scored but {} with limit inputs at the snapshot",
-            scores.num_rows(),
-            inputs.num_rows()
+            scores.len(),
+            rows.num_rows()
         )));
     }
-    let text =
-        |b: &RecordBatch, i: usize| -> Result<ArrayRef> { Ok(cast(b.column(i), &DataType::Utf8)?) };
-    let score_ids = text(scores, 0)?;
-    let input_ids = text(&inputs, 0)?;
-    if score_ids.as_ref() != input_ids.as_ref() {
+    let ids = cast(rows.column(0), &DataType::Utf8)?;
+    if ids.as_ref() != &scores.customer_id as &dyn Array {
         return Err(ModelError::Data(
             "scores and limit inputs are not in the same customer order".into(),
         ));
     }
-    let money = |i: usize| -> Result<ArrayRef> {
-        Ok(cast(inputs.column(i), &DataType::Decimal128(38, 2))?)
-    };
-    let current = money(3)?;
-    let exposure = money(4)?;
-    let sales = money(5)?;
+    let money = |i: usize| -> Result<ArrayRef> { Ok(cast(rows.column(i), &money::MONEY_SUM)?) };
+    let (current, exposure, sales) = (money(3)?, money(4)?, money(5)?);
     let (current, exposure, sales) = (
         current.as_primitive::<Decimal128Type>(),
         exposure.as_primitive::<Decimal128Type>(),
         sales.as_primitive::<Decimal128Type>(),
     );
-    let months = cast(inputs.column(6), &DataType::Int32)?;
+    let months = cast(rows.column(6), &DataType::Int32)?;
     let months = months.as_primitive::<Int32Type>();
-    let pd = scores.column(2).as_primitive::<Float64Type>();
-    let late = scores.column(8).as_boolean();
-    let n = scores.num_rows();
-    let (mut recommended, mut current_out, mut exposure_out) = (Vec::new(), Vec::new(), Vec::new());
+    let inputs = (0..rows.num_rows())
+        .map(|r| LimitInput {
+            current_limit: money::from_cents(current.value(r)),
+            exposure: money::from_cents(exposure.value(r)),
+            credit_sales: money::from_cents(sales.value(r)),
+            history_months: months.value(r).max(0) as u32,
+            pd: scores.pd.value(r),
+            late_stage: scores.late_stage.value(r),
+        })
+        .collect();
+    Ok(LimitInputs {
+        currency: cast(rows.column(2), &DataType::Utf8)?,
+        inputs,
+    })
+}
+
+/// Recommendations for every customer of the scored snapshot, by customer: the model's
+/// PD from `scores` (PD 1 for late stage), the policy's inputs from the warehouse, the
+/// policy's decision.
+pub async fn recommend_snapshot(
+    session: &dyn Session,
+    scores: &Scores,
+    policy: &Policy,
+) -> Result<RecordBatch> {
+    let LimitInputs { currency, inputs } = limit_inputs(session, scores).await?;
+    let n = inputs.len();
+    let (mut recommended, mut current, mut exposure) = (Vec::new(), Vec::new(), Vec::new());
     let (mut actions, mut over, mut classes, mut reasons) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for r in 0..n {
-        let input = LimitInput {
-            current_limit: cents_to_decimal(current.value(r)),
-            exposure: cents_to_decimal(exposure.value(r)),
-            credit_sales: cents_to_decimal(sales.value(r)),
-            history_months: months.value(r).max(0) as u32,
-            pd: pd.value(r),
-            late_stage: late.value(r),
-        };
-        let rec = policy.recommend(&input);
-        recommended.push(decimal_to_cents(
-            rec.recommended_limit,
-            "recommended limit",
-        )?);
-        current_out.push(current.value(r));
-        exposure_out.push(decimal_to_cents(input.exposure, "exposure")?);
+    for input in &inputs {
+        let rec = policy.limits.recommend(input);
+        recommended.push(money::to_cents(rec.recommended_limit, "recommended limit")?);
+        current.push(money::to_cents(input.current_limit, "current limit")?);
+        exposure.push(money::to_cents(input.exposure, "exposure")?);
         actions.push(rec.action.as_str());
         over.push(rec.over_limit);
         classes.push(rec.risk_class);
         reasons.push(rec.reasons.join("; "));
     }
-    let money_array = |v: Vec<i128>| -> Result<ArrayRef> {
-        Ok(Arc::new(Decimal128Array::from(v).with_data_type(MONEY)))
-    };
+    let money_array =
+        |v: Vec<i128>| -> ArrayRef { Arc::new(Decimal128Array::from(v).with_data_type(MONEY)) };
     let columns: Vec<ArrayRef> = vec![
-        score_ids,
-        scores.column(1).clone(),
-        cast(inputs.column(2), &DataType::Utf8)?,
-        money_array(current_out)?,
-        money_array(recommended)?,
+        Arc::new(scores.customer_id.clone()),
+        Arc::new(Date32Array::from(vec![scores.day; n])),
+        currency,
+        money_array(current),
+        money_array(recommended),
         Arc::new(StringArray::from(actions)),
-        money_array(exposure_out)?,
+        money_array(exposure),
         Arc::new(BooleanArray::from(over)),
         Arc::new(StringArray::from(classes)),
-        Arc::new(Float64Array::from(pd.values().to_vec())),
+        Arc::new(Float64Array::from(scores.pd.values().to_vec())),
         Arc::new(StringArray::from(reasons)),
         Arc::new(StringArray::from(vec![policy.version.as_str(); n])),
     ];
@@ -638,43 +296,11 @@ fn compare(recommended: Decimal, current: Decimal) -> LimitAction {
     }
 }
 
-fn percent(pd: Decimal) -> String {
-    format!("{} %", (pd * Decimal::ONE_HUNDRED).round_dp(2).normalize())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const POLICY: &str = r#"
-version = "test-1"
-floor = "1000"
-cap = "100000"
-rounding_step = "500"
-starter_limit = "5000"
-starter_months = 3
-lgd = "0.5"
-
-[[classes]]
-name = "A"
-max_pd = "0.02"
-multiple = "3"
-[[classes]]
-name = "B"
-max_pd = 0.05
-multiple = "2"
-[[classes]]
-name = "C"
-max_pd = "0.10"
-multiple = 1.5
-[[classes]]
-name = "D"
-max_pd = "0.20"
-multiple = "1"
-[[classes]]
-name = "E"
-multiple = "0"
-"#;
+    use crate::policy::tests::POLICY;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str_exact(s).unwrap()
@@ -691,8 +317,8 @@ multiple = "0"
         }
     }
 
-    fn policy() -> CreditPolicy {
-        CreditPolicy::parse(POLICY, "test.toml").unwrap()
+    fn policy() -> LimitPolicy {
+        Policy::parse(POLICY, "test.toml").unwrap().limits
     }
 
     #[test]
@@ -756,112 +382,19 @@ multiple = "0"
     }
 
     #[test]
-    fn queue_thresholds_come_from_the_policy() {
-        assert_eq!(
-            policy().queues,
-            QueuePolicy {
-                lgd: d("0.5"),
-                ..QueuePolicy::default()
-            }
-        );
-        let p = CreditPolicy::parse(
-            &format!("{POLICY}\n[queues]\npromise_grace_days = 5\nhigh_risk_pd = \"0.4\"\nhigh_risk_overdue = \"100000\"\ncall_pd = 0.2\n"),
-            "t.toml",
-        )
-        .unwrap();
-        assert_eq!(
-            p.queues,
-            QueuePolicy {
-                promise_grace_days: 5,
-                lgd: d("0.5"),
-                high_risk_pd: 0.4,
-                high_risk_overdue: d("100000"),
-                call_pd: 0.2,
-            }
-        );
-    }
-
-    #[test]
     fn expected_loss_budget_caps_the_limit() {
-        let p = CreditPolicy::parse(
+        let p = Policy::parse(
             &POLICY.replace(
                 "lgd = \"0.5\"",
                 "lgd = \"0.5\"\nexpected_loss_budget = \"100\"",
             ),
             "t.toml",
         )
-        .unwrap();
+        .unwrap()
+        .limits;
         // PD 4 %, LGD 0.5: budget 100 / 0.02 = 5,000 < 2 × 5,000 = 10,000.
         let r = p.recommend(&input(0.04, "60000.00", 24));
         assert_eq!(r.recommended_limit, d("5000"));
         assert!(r.reasons.iter().any(|x| x.contains("expected-loss budget")));
-    }
-
-    #[test]
-    fn bad_policies_name_the_key() {
-        let cases = [
-            (
-                POLICY.replace("max_pd = 0.05", "max_pd = 0.01"),
-                "`classes[1].max_pd`: 0.01 does not increase",
-            ),
-            (
-                POLICY.replace("multiple = \"2\"", "multiple = \"-2\""),
-                "`classes[1].multiple`: -2 is negative",
-            ),
-            (
-                POLICY.replace("floor = \"1000\"", "floor = \"200000\""),
-                "`floor`: 200000 is above the cap",
-            ),
-            (
-                POLICY.replace("rounding_step = \"500\"", "rounding_step = \"0\""),
-                "`rounding_step`: must be above zero",
-            ),
-            (
-                POLICY.replace("floor = \"1000\"", "floor = \"1200\""),
-                "`floor`: 1200 is not a multiple",
-            ),
-            (
-                POLICY.replace("lgd = \"0.5\"", "lgd = \"1.5\""),
-                "`lgd`: 1.5 is not in (0, 1]",
-            ),
-            (
-                POLICY.replace("version = \"test-1\"", ""),
-                "`version`: missing",
-            ),
-            (
-                POLICY.replace("cap = \"100000\"", "cap = \"lots\""),
-                "`cap`: `\"lots\"` is not a decimal",
-            ),
-            (
-                POLICY.replace("starter_months = 3", "starter_months = 3\ncolour = \"red\""),
-                "`colour`: unknown key",
-            ),
-            (
-                POLICY.replace("name = \"E\"\n", "name = \"E\"\nmax_pd = \"1\"\n"),
-                "`classes[4].max_pd`: the last class",
-            ),
-            (
-                POLICY.replace("name = \"B\"", "name = \"A\""),
-                "class `A` appears twice",
-            ),
-            ("version = [".to_string(), "not valid TOML"),
-            (
-                format!("{POLICY}\n[queues]\nhigh_risk_pd = \"1.5\"\n"),
-                "`queues.high_risk_pd`: 1.5 is not in (0, 1]",
-            ),
-            (
-                format!("{POLICY}\n[queues]\nbatch = 3\n"),
-                "`queues.batch`: unknown key",
-            ),
-        ];
-        for (text, expected) in cases {
-            let err = CreditPolicy::parse(&text, "p.toml")
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.starts_with("policy p.toml: ") && err.contains(expected),
-                "{expected}: {err}"
-            );
-        }
     }
 }

@@ -1,8 +1,6 @@
 //! The model artifact (JSON, versioned) and scoring with it: probability of default,
 //! scorecard points and reason codes.
 
-use std::path::Path;
-
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema};
@@ -11,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{Encoding, Feature, MISSING_LEVEL, Scaler, design_matrix, numeric_values};
 use crate::error::{ModelError, Result};
-use crate::train::Report;
+use crate::report::Report;
 
 /// The artifact format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -138,15 +136,6 @@ pub struct Scored {
 }
 
 impl RiskModel {
-    /// Reads and checks an artifact.
-    pub fn load(path: &Path) -> Result<RiskModel> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_json(&text, &path.display().to_string())
-    }
-
     /// Parses and checks an artifact; `name` is used in messages.
     pub fn from_json(text: &str, name: &str) -> Result<RiskModel> {
         let artifact_error = |message: String| ModelError::Artifact {
@@ -199,12 +188,6 @@ impl RiskModel {
             );
         }
         self.scorecard.validate().map_err(|e| e.to_string())
-    }
-
-    /// Writes the artifact as pretty JSON, atomically (temporary file + rename).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let json = self.to_json()?;
-        write_atomically(path, json.as_bytes())
     }
 
     /// The artifact's JSON text.
@@ -405,25 +388,6 @@ fn format_number(v: f64) -> String {
 /// The logistic function.
 pub fn logistic(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
-}
-
-/// Writes `bytes` to `path` through a temporary sibling and a rename, so a reader sees
-/// the old file or the new one, never half of it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| ModelError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "model".into());
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
 }
 
 /// FNV-1a 64 of a byte stream, as 16 hex digits.

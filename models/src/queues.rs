@@ -27,51 +27,24 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arq_udfs::metrics::collect_sql;
+use arq_udfs::dates;
+use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Decimal128Array, Float64Array, Int32Array, RecordBatch,
     StringArray, UInt32Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{
-    DataType, Decimal128Type, Field, Float64Type, Int32Type, Schema, SchemaRef,
-};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::*;
 
 use crate::error::{ModelError, Result};
-use crate::limits::{MONEY, decimal_to_cents};
+use crate::money::{self, MONEY};
+pub use crate::policy::QueuePolicy;
+use crate::scores::Scores;
 
 /// The query for the queues' inputs; `{day}` is the snapshot (days since 1970).
 pub const QUEUE_INPUTS_SQL: &str = include_str!("../sql/queue_inputs.sql");
-
-/// Settings of the queues (from the `[queues]` table of the policy).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct QueuePolicy {
-    /// Days after the promise date before a kept-back customer is called again.
-    pub promise_grace_days: i32,
-    /// Loss given default in the expected loss.
-    pub lgd: Decimal,
-    /// Supervisor queue for PDs at or above this.
-    pub high_risk_pd: f64,
-    /// Supervisor queue for overdue balances at or above this.
-    pub high_risk_overdue: Decimal,
-    /// Call (rather than write) from this PD on.
-    pub call_pd: f64,
-}
-
-impl Default for QueuePolicy {
-    fn default() -> Self {
-        QueuePolicy {
-            promise_grace_days: 3,
-            lgd: Decimal::ONE,
-            high_risk_pd: 0.5,
-            high_risk_overdue: Decimal::from(250_000),
-            call_pd: 0.10,
-        }
-    }
-}
 
 /// A collector or supervisor.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,10 +112,7 @@ pub struct QueueEntry {
 
 /// Expected loss in money: PD (at six decimals) × overdue × LGD, to the cent.
 pub fn expected_loss(pd: f64, overdue: Decimal, lgd: Decimal) -> Decimal {
-    let pd = Decimal::from_f64(pd.clamp(0.0, 1.0))
-        .unwrap_or(Decimal::ONE)
-        .round_dp(6);
-    (pd * overdue * lgd).round_dp(2)
+    (money::pd_decimal(pd) * overdue * lgd).round_dp(2)
 }
 
 /// The queue order: larger expected loss first, ties by max DPD, then overdue (both
@@ -345,25 +315,29 @@ pub fn queue_schema() -> SchemaRef {
     ]))
 }
 
-/// The work queues of the snapshot `day`: every eligible customer once, ordered by queue
-/// and rank; PDs, scores and reasons from `scores` (`features::score_snapshot` of the
-/// same day).
+/// The work queues of the scored snapshot: every eligible customer once, ordered by
+/// queue and rank, with PDs, scores and reasons from `scores`.
 pub async fn queue_snapshot(
     session: &dyn Session,
-    scores: &RecordBatch,
+    scores: &Scores,
     policy: &QueuePolicy,
-    day: i32,
 ) -> Result<RecordBatch> {
-    let customers = queue_customers(session, scores, day).await?;
+    let customers = queue_customers(session, scores).await?;
     if customers.is_empty() {
         return Ok(RecordBatch::new_empty(queue_schema()));
     }
-    let pd = scores.column(2).as_primitive::<Float64Type>();
-    let points = scores.column(3).as_primitive::<Int32Type>();
-    let max_dpd = scores.column(7).as_primitive::<Int32Type>();
     let collectors = load_collectors(session).await?;
-    let mut entries = build_queues(&customers, &collectors, policy, day);
+    let mut entries = build_queues(&customers, &collectors, policy, scores.day);
     entries.sort_by(|a, b| a.placement.cmp(&b.placement).then(a.rank.cmp(&b.rank)));
+    queue_batch(&entries, &customers, scores)
+}
+
+/// The rows of the queues in `entries`' order; `customers` and `scores` are by customer.
+fn queue_batch(
+    entries: &[QueueEntry],
+    customers: &[QueueCustomer],
+    scores: &Scores,
+) -> Result<RecordBatch> {
     let row_of: BTreeMap<&str, usize> = customers
         .iter()
         .enumerate()
@@ -373,68 +347,46 @@ pub async fn queue_snapshot(
         .iter()
         .map(|e| row_of[e.customer_id.as_str()])
         .collect();
-    let reason_text = |r: usize| -> String {
-        (4..7)
-            .filter_map(|k| {
-                let c = scores.column(k).as_string::<i32>();
-                c.is_valid(r).then(|| c.value(r).to_string())
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     let money_array = |v: Vec<Option<i128>>| -> ArrayRef {
         Arc::new(Decimal128Array::from(v).with_data_type(MONEY))
     };
+    let texts = |f: &dyn Fn(&QueueEntry) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(entries.iter().map(f).collect::<Vec<_>>()))
+    };
+    let ints = |f: &dyn Fn(usize) -> i32| -> ArrayRef {
+        Arc::new(Int32Array::from(
+            rows.iter().map(|&r| f(r)).collect::<Vec<_>>(),
+        ))
+    };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(
-            entries
-                .iter()
-                .map(|e| e.placement.queue())
-                .collect::<Vec<_>>(),
-        )),
+        texts(&|e| Some(e.placement.queue())),
         Arc::new(UInt32Array::from(
             entries.iter().map(|e| e.rank).collect::<Vec<_>>(),
         )),
-        Arc::new(StringArray::from(
-            entries
-                .iter()
-                .map(|e| e.customer_id.clone())
-                .collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            entries
-                .iter()
-                .map(|e| e.assigned_to.clone())
-                .collect::<Vec<_>>(),
-        )),
+        texts(&|e| Some(e.customer_id.clone())),
+        texts(&|e| e.assigned_to.clone()),
         money_array(
             rows.iter()
-                .map(|&r| decimal_to_cents(customers[r].overdue, "overdue").map(Some))
+                .map(|&r| money::to_cents(customers[r].overdue, "overdue").map(Some))
                 .collect::<Result<_>>()?,
         ),
-        Arc::new(Int32Array::from(
-            rows.iter().map(|&r| max_dpd.value(r)).collect::<Vec<_>>(),
-        )),
+        ints(&|r| scores.max_dpd.value(r)),
         Arc::new(Float64Array::from(
-            rows.iter().map(|&r| pd.value(r)).collect::<Vec<_>>(),
+            rows.iter().map(|&r| scores.pd.value(r)).collect::<Vec<_>>(),
         )),
-        Arc::new(Int32Array::from(
-            rows.iter().map(|&r| points.value(r)).collect::<Vec<_>>(),
-        )),
+        ints(&|r| scores.score.value(r)),
         money_array(
             entries
                 .iter()
-                .map(|e| decimal_to_cents(e.expected_loss, "expected loss").map(Some))
+                .map(|e| money::to_cents(e.expected_loss, "expected loss").map(Some))
                 .collect::<Result<_>>()?,
         ),
+        texts(&|e| Some(e.action.to_string())),
+        texts(&|e| Some(e.reason.clone())),
         Arc::new(StringArray::from(
-            entries.iter().map(|e| e.action).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            entries.iter().map(|e| e.reason.clone()).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            rows.iter().map(|&r| reason_text(r)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|&r| scores.reason_text(r))
+                .collect::<Vec<_>>(),
         )),
         Arc::new(Date32Array::from(
             rows.iter()
@@ -446,7 +398,7 @@ pub async fn queue_snapshot(
                 .map(|&r| {
                     customers[r]
                         .promise
-                        .map(|p| decimal_to_cents(p.1, "promise amount"))
+                        .map(|p| money::to_cents(p.1, "promise amount"))
                         .transpose()
                 })
                 .collect::<Result<_>>()?,
@@ -455,30 +407,26 @@ pub async fn queue_snapshot(
     Ok(RecordBatch::try_new(queue_schema(), columns)?)
 }
 
-/// What the queues need of every customer of the snapshot `day`, by customer id, with
-/// PD and max DPD from `scores` (`features::score_snapshot` of the same day).
-pub async fn queue_customers(
-    session: &dyn Session,
-    scores: &RecordBatch,
-    day: i32,
-) -> Result<Vec<QueueCustomer>> {
-    let sql = QUEUE_INPUTS_SQL.replace("{day}", &day.to_string());
+/// What the queues need of every customer of the scored snapshot, by customer id, with
+/// PD and max DPD from `scores`. The inputs are read by position from
+/// [`QUEUE_INPUTS_SQL`], whose columns are listed in the comment of each read.
+pub async fn queue_customers(session: &dyn Session, scores: &Scores) -> Result<Vec<QueueCustomer>> {
+    let sql = QUEUE_INPUTS_SQL.replace("{day}", &scores.day.to_string());
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
     let inputs = concat_batches(&first.schema(), &batches)?;
+    // customer_id, segment, collector_id, high_profile, fraud_suspected, overdue,
+    // overdue_disputed, exposure, promise_day, promise_amount
     let ids = cast(inputs.column(0), &DataType::Utf8)?;
-    let score_ids = cast(scores.column(0), &DataType::Utf8)?;
-    if ids.as_ref() != score_ids.as_ref() {
+    if ids.as_ref() != &scores.customer_id as &dyn Array {
         return Err(ModelError::Data(
             "scores and queue inputs are not in the same customer order".into(),
         ));
     }
     let text = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &DataType::Utf8)?) };
-    let money = |i: usize| -> Result<ArrayRef> {
-        Ok(cast(inputs.column(i), &DataType::Decimal128(38, 2))?)
-    };
+    let money = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &money::MONEY_SUM)?) };
     let (segment, collector) = (text(1)?, text(2)?);
     let (segment, collector) = (segment.as_string::<i32>(), collector.as_string::<i32>());
     let (high_profile, fraud) = (inputs.column(3).as_boolean(), inputs.column(4).as_boolean());
@@ -492,13 +440,10 @@ pub async fn queue_customers(
     let promise_day = promise_day.as_primitive::<Int32Type>();
     let promise_amount = money(9)?;
     let promise_amount = promise_amount.as_primitive::<Decimal128Type>();
-    let pd = scores.column(2).as_primitive::<Float64Type>();
-    let max_dpd = scores.column(7).as_primitive::<Int32Type>();
-    let d = |v: i128| Decimal::from_i128_with_scale(v, 2);
-    let n = inputs.num_rows();
-    let customers = (0..n)
+    let d = money::from_cents;
+    let customers = (0..inputs.num_rows())
         .map(|r| QueueCustomer {
-            customer_id: ids.as_string::<i32>().value(r).to_string(),
+            customer_id: scores.customer_id.value(r).to_string(),
             segment: segment.value(r).to_string(),
             collector_id: collector
                 .is_valid(r)
@@ -508,8 +453,8 @@ pub async fn queue_customers(
             overdue: d(overdue.value(r)),
             overdue_disputed: d(disputed.value(r)),
             exposure: d(exposure.value(r)),
-            max_dpd: max_dpd.value(r),
-            pd: pd.value(r),
+            max_dpd: scores.max_dpd.value(r),
+            pd: scores.pd.value(r),
             promise: promise_day.is_valid(r).then(|| {
                 (
                     promise_day.value(r),
@@ -578,7 +523,7 @@ fn place(
             Placement::Held,
             format!(
                 "promise to pay {amount} by {} (+{} days grace) still open",
-                crate::train::date_text(date),
+                dates::text(date),
                 policy.promise_grace_days
             ),
         );

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, LazyLock};
 
 use arq_udfs::FunctionDoc;
-use arq_udfs::metrics::{Metric, MetricTable, collect_sql, date_arg};
+use arq_udfs::table_function::{Metric, MetricTable, collect_sql, date_arg};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, Int32Array, ListBuilder, RecordBatch, StringBuilder,
@@ -28,8 +28,10 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use crate::encoding::ColumnClass;
-use crate::features::{self, FEATURE_COLUMNS, LABEL, TEXT_FEATURES, score_schema};
+use crate::features::{self, FEATURE_COLUMNS, LABEL, TEXT_FEATURES};
 use crate::model::{RiskModel, Scorecard};
+use crate::scores::{score_schema, score_snapshot};
+use crate::snapshots::Snapshots;
 
 const SECTION: DocSection = DocSection {
     include: true,
@@ -44,10 +46,26 @@ pub struct SessionModel {
     pub name: String,
 }
 
+/// The one entry point for a session over a warehouse: arq-udfs' scalar, aggregate and
+/// table functions, then the model functions ([`register`]); `snapshots` are the
+/// warehouse's, for `risk_scores([as_of])`.
+pub fn register_session(
+    ctx: &mut SessionContext,
+    model: Option<&SessionModel>,
+    snapshots: &Snapshots,
+) -> Result<()> {
+    arq_udfs::register_session(ctx)?;
+    register(ctx, model, snapshots)
+}
+
 /// Registers the model functions in `ctx`: `scorecard_points`, `customer_features` and
 /// `risk_labels` always; `risk_score`, `risk_points`, `risk_reasons` and `risk_scores`
-/// when a model is given.
-pub fn register(ctx: &SessionContext, model: Option<&SessionModel>) -> Result<()> {
+/// when a model is given (`risk_scores` resolves its snapshot in `snapshots`).
+pub fn register(
+    ctx: &SessionContext,
+    model: Option<&SessionModel>,
+    snapshots: &Snapshots,
+) -> Result<()> {
     ctx.register_udf(ScalarUDF::new_from_impl(ScorecardPoints::new()));
     ctx.register_udtf("customer_features", Arc::new(CustomerFeaturesFunction));
     ctx.register_udtf("risk_labels", Arc::new(RiskLabelsFunction));
@@ -58,7 +76,13 @@ pub fn register(ctx: &SessionContext, model: Option<&SessionModel>) -> Result<()
                 output,
             )));
         }
-        ctx.register_udtf("risk_scores", Arc::new(RiskScoresFunction(m.clone())));
+        ctx.register_udtf(
+            "risk_scores",
+            Arc::new(RiskScoresFunction {
+                model: m.clone(),
+                snapshots: snapshots.clone(),
+            }),
+        );
     }
     Ok(())
 }
@@ -479,18 +503,26 @@ impl Metric for LabelRows {
 }
 
 #[derive(Debug)]
-struct RiskScoresFunction(SessionModel);
+struct RiskScoresFunction {
+    model: SessionModel,
+    snapshots: Snapshots,
+}
 
 impl TableFunctionImpl for RiskScoresFunction {
     fn call(&self, exprs: &[Expr]) -> Result<Arc<dyn TableProvider>> {
+        // Without an argument: the session's snapshot (the one of the `*_latest` views).
         let as_of = match exprs {
-            [] => None,
+            [] => self.snapshots.chosen(),
             [_] => Some(date_arg("risk_scores", "as_of", exprs.first())?),
             _ => return plan_err!("risk_scores takes ([as_of]), got {} arguments", exprs.len()),
         };
+        let day = match self.snapshots.resolve(as_of) {
+            Ok(day) => day,
+            Err(e) => return plan_err!("risk_scores: {e}"),
+        };
         Ok(Arc::new(MetricTable(ScoreRows {
-            model: self.0.clone(),
-            as_of,
+            model: self.model.clone(),
+            day,
         })))
     }
 }
@@ -498,7 +530,7 @@ impl TableFunctionImpl for RiskScoresFunction {
 #[derive(Debug)]
 struct ScoreRows {
     model: SessionModel,
-    as_of: Option<i32>,
+    day: i32,
 }
 
 #[async_trait]
@@ -507,15 +539,15 @@ impl Metric for ScoreRows {
         score_schema()
     }
     async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
-        let day = features::resolve_snapshot(session, self.as_of).await?;
-        Ok(features::score_snapshot(
+        let scores = score_snapshot(
             session,
             &self.model.model,
             &self.model.name,
-            day,
+            self.day,
             features::DEFAULT_SLICE,
         )
-        .await?)
+        .await?;
+        Ok(scores.batch().clone())
     }
 }
 
@@ -558,9 +590,10 @@ fn risk_scores_doc(model: &SessionModel) -> Documentation {
     Documentation::builder(
         SECTION,
         format!(
-            "Scores every customer of the newest snapshot on or before as_of (the newest without \
-             it) with the model {}: pd, score (points), reason_1..3, max_dpd, late_stage. \
-             Customers already 90+ days past due get PD 1 (late stage).",
+            "Scores every customer of the newest snapshot on or before as_of (without it, the \
+             session's snapshot: the one the *_latest views show) with the model {}: pd, score \
+             (points), reason_1..3, max_dpd, late_stage. Customers already 90+ days past due get \
+             PD 1 (late stage).",
             model.name
         ),
         "risk_scores([as_of])",
@@ -591,7 +624,7 @@ mod tests {
     #[tokio::test]
     async fn scorecard_points_in_sql() {
         let ctx = SessionContext::new();
-        register(&ctx, None).unwrap();
+        register(&ctx, None, &Snapshots::default()).unwrap();
         let batches = ctx
             .sql("SELECT scorecard_points(1.0 / 51), scorecard_points(1.0 / 21, 500, 20, 40), scorecard_points(CAST(NULL AS DOUBLE))")
             .await

@@ -10,14 +10,16 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use linfa_trees::{DecisionTree, TreeNode};
 use ndarray::{Array1, Array2, Axis};
-use serde::{Deserialize, Serialize};
+
+use arq_udfs::dates;
 
 use crate::encoding::{Feature, Scaler, design_matrix};
 use crate::error::{ModelError, Result};
-use crate::metrics::{self, Decile};
+use crate::metrics;
 use crate::model::{
     FORMAT_VERSION, Fingerprint, ModelKind, RiskModel, Scorecard, TrainingWindow, logistic,
 };
+use crate::report::{RankingMetrics, Report};
 
 /// Settings of a training run (validated by [`TrainOptions::validate`]).
 #[derive(Debug, Clone)]
@@ -108,102 +110,6 @@ pub struct LabelledData {
     pub reason_texts: fn(&str) -> Option<(&'static str, &'static str)>,
 }
 
-/// How one ranking did on a set of rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RankingMetrics {
-    pub model: String,
-    pub auc: Option<f64>,
-    pub gini: Option<f64>,
-    pub ks: Option<f64>,
-    /// Only for probabilities (not for the baseline's days past due).
-    pub brier: Option<f64>,
-    pub capture_top_10: Option<f64>,
-    pub capture_top_20: Option<f64>,
-}
-
-impl RankingMetrics {
-    fn of(model: &str, scores: &[f64], bad: &[bool], probabilities: bool) -> RankingMetrics {
-        let auc = metrics::auc(scores, bad);
-        RankingMetrics {
-            model: model.to_string(),
-            auc,
-            gini: auc.map(|a| 2.0 * a - 1.0),
-            ks: metrics::ks(scores, bad),
-            brier: if probabilities {
-                metrics::brier(scores, bad)
-            } else {
-                None
-            },
-            capture_top_10: metrics::capture(scores, bad, 0.10),
-            capture_top_20: metrics::capture(scores, bad, 0.20),
-        }
-    }
-}
-
-/// The training report: out-of-time figures of champion, challenger and baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// The champion on its own training rows (for over-fitting checks).
-    pub champion_train: RankingMetrics,
-    /// Champion, challenger and baseline on the validation rows.
-    pub validation: Vec<RankingMetrics>,
-    /// The champion's calibration by decile on the validation rows.
-    pub calibration: Vec<Decile>,
-    /// Population stability of the champion's PDs, training → validation.
-    pub psi_train_validation: f64,
-}
-
-impl Report {
-    /// The report as a text table for the terminal.
-    pub fn to_table(&self) -> String {
-        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0));
-        let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-        let mut out = String::new();
-        out.push_str(&format!(
-            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
-            "validation (out of time)", "AUC", "Gini", "KS", "Brier", "top 10 %", "top 20 %"
-        ));
-        for m in std::iter::once(&self.champion_train).chain(&self.validation) {
-            let name = if std::ptr::eq(m, &self.champion_train) {
-                format!("{} (training rows)", m.model)
-            } else {
-                m.model.clone()
-            };
-            out.push_str(&format!(
-                "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
-                name,
-                num(m.auc),
-                num(m.gini),
-                num(m.ks),
-                num(m.brier),
-                pct(m.capture_top_10),
-                pct(m.capture_top_20)
-            ));
-        }
-        out.push_str("\ncalibration of the champion (validation rows, riskiest decile first)\n");
-        out.push_str(&format!(
-            "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
-            "decile", "rows", "bads", "predicted", "observed"
-        ));
-        for d in &self.calibration {
-            out.push_str(&format!(
-                "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
-                d.decile,
-                d.rows,
-                d.bads,
-                pct(Some(d.mean_predicted)),
-                pct(Some(d.observed_rate))
-            ));
-        }
-        out.push_str(&format!(
-            "\nPSI training → validation: {:.4} ({})\n",
-            self.psi_train_validation,
-            metrics::psi_verdict(self.psi_train_validation),
-        ));
-        out
-    }
-}
-
 /// The stages a training run goes through, for a progress display.
 pub const STAGES: [&str; 4] = [
     "encoding features",
@@ -221,38 +127,8 @@ pub fn train(
 ) -> Result<RiskModel> {
     options.validate()?;
     progress(0);
-    let n = data.bad.len();
-    if n != data.features.num_rows() {
-        return Err(ModelError::Training(format!(
-            "{} labels for {} rows",
-            n,
-            data.features.num_rows()
-        )));
-    }
-    let split = Split::new(data, options.validation_share)?;
-    let train_bads = split.train.iter().filter(|&&r| data.bad[r]).count();
-    if train_bads == 0 || train_bads == split.train.len() {
-        return Err(ModelError::Training(format!(
-            "the {} training rows are all {}: a model needs both good and bad examples",
-            split.train.len(),
-            if train_bads == 0 { "good" } else { "bad" }
-        )));
-    }
-
-    // Encoding, fitted on the training rows only.
-    let schema = data.features.schema();
-    let mut features = Vec::with_capacity(schema.fields().len());
-    for (field, column) in schema.fields().iter().zip(data.features.columns()) {
-        let mut feature = Feature::fit(field.name(), column, &split.train)?;
-        if let Some((high, low)) = (data.reason_texts)(field.name()) {
-            feature.reason_high = Some(high.to_string());
-            feature.reason_low = Some(low.to_string());
-        }
-        features.push(feature);
-    }
-    if features.is_empty() {
-        return Err(ModelError::Training("no feature columns".into()));
-    }
+    let (split, train_bads) = split_rows(data, options)?;
+    let features = fit_features(data, &split)?;
     let raw = design_matrix(&features, data.features.columns())?;
     let fingerprint = fingerprint(&features, &raw, &data.bad, &split.train);
     let scaler = Scaler::fit(&raw.select(Axis(0), &split.train));
@@ -288,39 +164,17 @@ pub fn train(
     progress(2);
     let forest_valid = random_forest_scores(&z_train, &y_train, &z_valid, options)?;
 
-    // Report.
     progress(3);
     let y_train_vec = y_train.to_vec();
-    let mut validation = vec![
-        RankingMetrics::of("champion: logistic", &pd_valid, &y_valid, true),
-        RankingMetrics::of(
-            &format!("challenger: forest ({} trees)", options.trees),
-            &forest_valid,
-            &y_valid,
-            true,
-        ),
-    ];
-    if let Some((name, values)) = &data.baseline {
-        let baseline: Vec<f64> = split.validation.iter().map(|&r| values[r]).collect();
-        validation.push(RankingMetrics::of(
-            &format!("baseline: {name}"),
-            &baseline,
-            &y_valid,
-            false,
-        ));
-    }
-    let psi_edges = metrics::psi_edges(&pd_train);
-    let psi_reference = metrics::bin_shares(&pd_train, &psi_edges);
-    let psi_train_validation =
-        metrics::psi(&psi_reference, &metrics::bin_shares(&pd_valid, &psi_edges));
-    let report = Report {
-        champion_train: RankingMetrics::of("champion: logistic", &pd_train, &y_train_vec, true),
-        validation,
-        calibration: metrics::calibration(&pd_valid, &y_valid),
-        psi_train_validation,
-    };
+    let (report, psi_edges, psi_reference) = validation_report(
+        data,
+        &split,
+        options,
+        (&pd_train, &y_train_vec),
+        (&pd_valid, &forest_valid, &y_valid),
+    );
 
-    let day = |d: Option<&i32>| d.map(|&d| date_text(d));
+    let day = |d: Option<&i32>| d.map(|&d| dates::text(d));
     let design_columns = features.iter().flat_map(Feature::design_names).collect();
     Ok(RiskModel {
         format_version: FORMAT_VERSION,
@@ -349,6 +203,89 @@ pub fn train(
         psi_reference,
         report,
     })
+}
+
+/// Checks the rows, splits them into training and validation rows; also the number of
+/// bad training rows (both classes must be there).
+fn split_rows(data: &LabelledData, options: &TrainOptions) -> Result<(Split, usize)> {
+    let n = data.bad.len();
+    if n != data.features.num_rows() {
+        return Err(ModelError::Training(format!(
+            "{} labels for {} rows",
+            n,
+            data.features.num_rows()
+        )));
+    }
+    let split = Split::new(data, options.validation_share)?;
+    let train_bads = split.train.iter().filter(|&&r| data.bad[r]).count();
+    if train_bads == 0 || train_bads == split.train.len() {
+        return Err(ModelError::Training(format!(
+            "the {} training rows are all {}: a model needs both good and bad examples",
+            split.train.len(),
+            if train_bads == 0 { "good" } else { "bad" }
+        )));
+    }
+    Ok((split, train_bads))
+}
+
+/// The encoding of every column, fitted on the training rows only, with its reason texts.
+fn fit_features(data: &LabelledData, split: &Split) -> Result<Vec<Feature>> {
+    let schema = data.features.schema();
+    let mut features = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(data.features.columns()) {
+        let mut feature = Feature::fit(field.name(), column, &split.train)?;
+        if let Some((high, low)) = (data.reason_texts)(field.name()) {
+            feature.reason_high = Some(high.to_string());
+            feature.reason_low = Some(low.to_string());
+        }
+        features.push(feature);
+    }
+    if features.is_empty() {
+        return Err(ModelError::Training("no feature columns".into()));
+    }
+    Ok(features)
+}
+
+/// The report (champion, challenger and baseline on the validation rows, calibration,
+/// PSI) and the PSI reference bins of the training PDs. `train` holds the champion's
+/// training PDs and labels, `valid` its validation PDs, the forest's scores and labels.
+fn validation_report(
+    data: &LabelledData,
+    split: &Split,
+    options: &TrainOptions,
+    train: (&[f64], &[bool]),
+    valid: (&[f64], &[f64], &[bool]),
+) -> (Report, Vec<f64>, Vec<f64>) {
+    let ((pd_train, y_train), (pd_valid, forest_valid, y_valid)) = (train, valid);
+    let mut validation = vec![
+        RankingMetrics::of("champion: logistic", pd_valid, y_valid, true),
+        RankingMetrics::of(
+            &format!("challenger: forest ({} trees)", options.trees),
+            forest_valid,
+            y_valid,
+            true,
+        ),
+    ];
+    if let Some((name, values)) = &data.baseline {
+        let baseline: Vec<f64> = split.validation.iter().map(|&r| values[r]).collect();
+        validation.push(RankingMetrics::of(
+            &format!("baseline: {name}"),
+            &baseline,
+            y_valid,
+            false,
+        ));
+    }
+    let psi_edges = metrics::psi_edges(pd_train);
+    let psi_reference = metrics::bin_shares(pd_train, &psi_edges);
+    let psi_train_validation =
+        metrics::psi(&psi_reference, &metrics::bin_shares(pd_valid, &psi_edges));
+    let report = Report {
+        champion_train: RankingMetrics::of("champion: logistic", pd_train, y_train, true),
+        validation,
+        calibration: metrics::calibration(pd_valid, y_valid),
+        psi_train_validation,
+    };
+    (report, psi_edges, psi_reference)
 }
 
 /// Fits the champion on standardized rows: coefficients and intercept of the log-odds of
@@ -565,16 +502,6 @@ fn fingerprint(features: &[Feature], raw: &Array2<f64>, bad: &[bool], train: &[u
         }
     }
     f.hex()
-}
-
-/// `YYYY-MM-DD` of days since 1970-01-01.
-pub fn date_text(days: i32) -> String {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::common::ScalarValue;
-    ScalarValue::Date32(Some(days))
-        .cast_to(&DataType::Utf8)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| days.to_string())
 }
 
 #[cfg(test)]

@@ -23,9 +23,11 @@ use std::time::Instant;
 use chrono::{Datelike, NaiveDate};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use arq_udfs::dates;
+
 use crate::contract::{self, SNAPSHOT_COLUMN};
 use crate::error::{ArqError, Result};
-use crate::staging::{StagingDir, is_empty_dir};
+use crate::output::staging::{StagingDir, is_empty_dir};
 use sim::{History, SEGMENTS, World};
 use sink::ParquetSink;
 
@@ -107,11 +109,6 @@ pub fn snapshot_dates(end: NaiveDate, months: u32) -> Result<Vec<NaiveDate>> {
         .collect()
 }
 
-/// Days since 1970-01-01, as Arrow's Date32 counts them.
-pub fn to_days(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-}
-
 /// Writes a warehouse to `out` (atomically: to a temporary folder, then renamed).
 pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary> {
     let started = Instant::now();
@@ -120,18 +117,33 @@ pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary
     }
     let snapshots = snapshot_dates(options.end, options.months)?;
     if out.exists() && !is_empty_dir(out)? && !options.force {
-        return Err(ArqError::Usage(format!(
+        return Err(ArqError::Input(format!(
             "{} exists and is not empty; pass --force to replace it",
             out.display()
         )));
     }
     let staging = StagingDir::new(out)?;
 
-    let first = snapshots[0];
-    let history_start = first
+    let (world, team) = world(options, &snapshots)?;
+    write_collectors(staging.path(), &team)?;
+    let mut summary = write_shards(staging.path(), &world, options)?;
+    summary.collectors = team.len() as u64;
+    summary.snapshots = snapshots;
+
+    staging.commit(options.force)?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// The simulated world (history start, snapshots, collectors by segment) and the team.
+fn world(
+    options: &GenerateOptions,
+    snapshots: &[NaiveDate],
+) -> Result<(World, Vec<sim::Collector>)> {
+    let history_start = snapshots[0]
         .with_day(1)
         .and_then(|d| d.checked_sub_months(chrono::Months::new(6)))
-        .ok_or_else(|| ArqError::Usage("dates out of range".into()))?;
+        .ok_or_else(|| ArqError::Usage(format!("--end {} is out of range", options.end)))?;
     let team = sim::collectors(options.seed, options.customers);
     let mut collectors_by_segment: [Vec<String>; 4] = Default::default();
     for c in team.iter().filter(|c| c.role == "collector") {
@@ -142,29 +154,33 @@ pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary
     }
     let world = World {
         seed: options.seed,
-        history_start: to_days(history_start),
-        snapshots: snapshots.iter().copied().map(to_days).collect(),
+        history_start: dates::to_days(history_start),
+        snapshots: snapshots.iter().copied().map(dates::to_days).collect(),
         collectors_by_segment,
     };
+    Ok((world, team))
+}
 
-    write_collectors(staging.path(), &team)?;
+/// A progress bar over the customers, on a terminal only.
+fn progress_bar(options: &GenerateOptions) -> ProgressBar {
+    if !(options.progress && std::io::stderr().is_terminal()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(options.customers),
+        ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if let Ok(style) = ProgressStyle::with_template(
+        "generating {bar:40} {human_pos}/{human_len} customers ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
 
-    let progress = if options.progress && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::with_draw_target(
-            Some(options.customers),
-            ProgressDrawTarget::stderr_with_hz(4),
-        );
-        bar.set_style(
-            ProgressStyle::with_template(
-                "generating {bar:40} {human_pos}/{human_len} customers ({per_sec}, eta {eta})",
-            )
-            .expect("valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-
+/// Simulates and writes every shard into `root`, one thread per core; the totals.
+fn write_shards(root: &Path, world: &World, options: &GenerateOptions) -> Result<GenerateSummary> {
+    let progress = progress_bar(options);
     let shards = options.customers.div_ceil(SHARD_CUSTOMERS);
     let next_shard = AtomicU64::new(0);
     let totals = Mutex::new(GenerateSummary::default());
@@ -185,7 +201,7 @@ pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary
                     }
                     let first = shard * SHARD_CUSTOMERS;
                     let last = (first + SHARD_CUSTOMERS).min(options.customers);
-                    match write_shard(staging.path(), &world, shard, first..last, &progress) {
+                    match write_shard(root, world, shard, first..last, &progress) {
                         Ok(counts) => {
                             if let Ok(mut t) = totals.lock() {
                                 t.add(&counts);
@@ -205,13 +221,7 @@ pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary
     if let Some(e) = failure.into_inner().ok().flatten() {
         return Err(e);
     }
-    let mut summary = totals.into_inner().unwrap_or_default();
-    summary.collectors = team.len() as u64;
-    summary.snapshots = snapshots;
-
-    staging.commit(options.force)?;
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok(totals.into_inner().unwrap_or_default())
 }
 
 impl GenerateSummary {
@@ -261,7 +271,7 @@ impl ShardSinks {
                     .snapshots
                     .iter()
                     .map(|&day| {
-                        let date = date_from_days(day);
+                        let date = dates::text(day);
                         let dir = root.join(table).join(format!("{SNAPSHOT_COLUMN}={date}"));
                         ParquetSink::create(&dir.join(&file), schema())
                     })
@@ -300,12 +310,6 @@ impl ShardSinks {
     }
 }
 
-/// The date `days` after 1970-01-01 (negative: before).
-pub fn date_from_days(days: i32) -> NaiveDate {
-    const CE_TO_EPOCH: i32 = 719_163;
-    NaiveDate::from_num_days_from_ce_opt(days + CE_TO_EPOCH).expect("date in range")
-}
-
 /// Simulates customers `range` and writes them into shard `shard`'s files.
 fn write_shard(
     root: &Path,
@@ -320,13 +324,10 @@ fn write_shard(
     let mut id = String::with_capacity(32);
     // Invoice ids of the current customer, formatted once and reused in every snapshot.
     let mut invoice_ids: Vec<String> = Vec::new();
-    let last_snapshot = world.snapshots.len() - 1;
     for index in range {
         sim::simulate(world, index, &mut history);
-        let c = &history.customer;
         counts.customers += 1;
-        let currency = c.currency();
-        let digits = &c.id[1..];
+        let digits = &history.customer.id[1..];
         // Reuse the strings (and their capacity) of earlier customers.
         if invoice_ids.len() < history.invoices.len() {
             invoice_ids.resize_with(history.invoices.len(), String::new);
@@ -334,124 +335,169 @@ fn write_shard(
         for (slot, inv) in invoice_ids.iter_mut().zip(&history.invoices) {
             set_id(slot, format_args!("INV-{digits}-{:04}", inv.seq));
         }
-        // Invoice `seq` is the seq-th invoice of the customer (1-based).
-        let invoice_id = |seq: u32| invoice_ids[seq as usize - 1].as_str();
 
-        for (s, &day) in world.snapshots.iter().enumerate() {
-            if c.since > day {
-                continue;
-            }
-            sinks.customers[s]
-                .str(&c.id)
-                .str(&c.name)
-                .str(SEGMENTS[c.segment])
-                .str(sim::REGIONS[c.region].0)
-                .str(currency)
-                .money(c.credit_limit_on(day))
-                .int(c.terms)
-                .opt_str(c.collector_id.as_deref())
-                .date(c.since)
-                .boolean(c.high_profile)
-                .boolean(c.fraud_suspected_on(day));
-            sinks.customers[s].end_row()?;
-            for inv in &history.invoices {
-                if inv.invoice_date > day {
-                    break;
-                }
-                if inv.closed <= day {
-                    continue;
-                }
-                let open = inv.open_on(day);
-                if open <= 0 {
-                    continue;
-                }
-                let promise = inv.promise_on(day);
-                sinks.open_items[s]
-                    .str(invoice_id(inv.seq))
-                    .str(&c.id)
-                    .date(inv.invoice_date)
-                    .date(inv.due_date)
-                    .str(currency)
-                    .money(inv.amount)
-                    .money(open)
-                    .boolean(inv.disputed_on(day))
-                    .opt_date(promise.map(|p| p.0))
-                    .opt_money(promise.map(|p| p.1));
-                sinks.open_items[s].end_row()?;
-                counts.open_items_total += 1;
-                if s == last_snapshot {
-                    counts.open_items_latest += 1;
-                }
-            }
-        }
-
-        for inv in &history.invoices {
-            let invoice = invoice_id(inv.seq);
-            sinks
-                .invoices
-                .str(invoice)
-                .str(&c.id)
-                .date(inv.invoice_date)
-                .date(inv.due_date)
-                .str(currency)
-                .money(inv.amount);
-            sinks.invoices.end_row()?;
-            counts.invoices += 1;
-            for (n, &(date, amount)) in inv.payments.iter().enumerate() {
-                set_id(
-                    &mut id,
-                    format_args!("PAY-{digits}-{:04}-{}", inv.seq, n + 1),
-                );
-                sinks
-                    .payments
-                    .str(&id)
-                    .str(invoice)
-                    .str(&c.id)
-                    .date(date)
-                    .money(amount);
-                sinks.payments.end_row()?;
-                counts.payments += 1;
-            }
-            if let Some((date, amount, reason)) = inv.write_off {
-                set_id(&mut id, format_args!("WO-{digits}-{:04}", inv.seq));
-                sinks
-                    .write_offs
-                    .str(&id)
-                    .str(invoice)
-                    .str(&c.id)
-                    .date(date)
-                    .money(amount)
-                    .str(reason);
-                sinks.write_offs.end_row()?;
-                counts.write_offs += 1;
-            }
-        }
-
-        for (n, a) in history.activities.iter().enumerate() {
-            set_id(&mut id, format_args!("ACT-{digits}-{:05}", n + 1));
-            let collector = if a.by_collector {
-                c.collector_id.as_deref()
-            } else {
-                None
-            };
-            sinks
-                .activities
-                .str(&id)
-                .str(&c.id)
-                .opt_str(Some(invoice_id(a.invoice_seq)))
-                .date(a.date)
-                .str(a.kind)
-                .opt_str(collector)
-                .opt_str(Some(a.outcome))
-                .opt_date(a.promise.map(|p| p.0))
-                .opt_money(a.promise.map(|p| p.1));
-            sinks.activities.end_row()?;
-            counts.activities += 1;
-        }
+        write_snapshot_rows(&mut sinks, world, &history, &invoice_ids, &mut counts)?;
+        write_invoice_rows(&mut sinks, &history, &invoice_ids, &mut id, &mut counts)?;
+        write_activity_rows(&mut sinks, &history, &invoice_ids, &mut id, &mut counts)?;
         progress.inc(1);
     }
     sinks.finish()?;
     Ok(counts)
+}
+
+/// One customer's rows in every snapshot of `customers` and `open_items`.
+fn write_snapshot_rows(
+    sinks: &mut ShardSinks,
+    world: &World,
+    history: &History,
+    invoice_ids: &[String],
+    counts: &mut GenerateSummary,
+) -> Result<()> {
+    let c = &history.customer;
+    let currency = c.currency();
+    // Invoice `seq` is the seq-th invoice of the customer (1-based).
+    let invoice_id = |seq: u32| invoice_ids[seq as usize - 1].as_str();
+    let last_snapshot = world.snapshots.len() - 1;
+    for (s, &day) in world.snapshots.iter().enumerate() {
+        if c.since > day {
+            continue;
+        }
+        sinks.customers[s]
+            .str(&c.id)
+            .str(&c.name)
+            .str(SEGMENTS[c.segment])
+            .str(sim::REGIONS[c.region].0)
+            .str(currency)
+            .money(c.credit_limit_on(day))
+            .int(c.terms)
+            .opt_str(c.collector_id.as_deref())
+            .date(c.since)
+            .boolean(c.high_profile)
+            .boolean(c.fraud_suspected_on(day));
+        sinks.customers[s].end_row()?;
+        for inv in &history.invoices {
+            if inv.invoice_date > day {
+                break;
+            }
+            if inv.closed <= day {
+                continue;
+            }
+            let open = inv.open_on(day);
+            if open <= 0 {
+                continue;
+            }
+            let promise = inv.promise_on(day);
+            sinks.open_items[s]
+                .str(invoice_id(inv.seq))
+                .str(&c.id)
+                .date(inv.invoice_date)
+                .date(inv.due_date)
+                .str(currency)
+                .money(inv.amount)
+                .money(open)
+                .boolean(inv.disputed_on(day))
+                .opt_date(promise.map(|p| p.0))
+                .opt_money(promise.map(|p| p.1));
+            sinks.open_items[s].end_row()?;
+            counts.open_items_total += 1;
+            if s == last_snapshot {
+                counts.open_items_latest += 1;
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// One customer's invoices, payments and write-offs.
+fn write_invoice_rows(
+    sinks: &mut ShardSinks,
+    history: &History,
+    invoice_ids: &[String],
+    id: &mut String,
+    counts: &mut GenerateSummary,
+) -> Result<()> {
+    let c = &history.customer;
+    let currency = c.currency();
+    // Invoice `seq` is the seq-th invoice of the customer (1-based).
+    let invoice_id = |seq: u32| invoice_ids[seq as usize - 1].as_str();
+    let digits = &c.id[1..];
+    for inv in &history.invoices {
+        let invoice = invoice_id(inv.seq);
+        sinks
+            .invoices
+            .str(invoice)
+            .str(&c.id)
+            .date(inv.invoice_date)
+            .date(inv.due_date)
+            .str(currency)
+            .money(inv.amount);
+        sinks.invoices.end_row()?;
+        counts.invoices += 1;
+        for (n, &(date, amount)) in inv.payments.iter().enumerate() {
+            set_id(id, format_args!("PAY-{digits}-{:04}-{}", inv.seq, n + 1));
+            sinks
+                .payments
+                .str(id)
+                .str(invoice)
+                .str(&c.id)
+                .date(date)
+                .money(amount);
+            sinks.payments.end_row()?;
+            counts.payments += 1;
+        }
+        if let Some((date, amount, reason)) = inv.write_off {
+            set_id(id, format_args!("WO-{digits}-{:04}", inv.seq));
+            sinks
+                .write_offs
+                .str(id)
+                .str(invoice)
+                .str(&c.id)
+                .date(date)
+                .money(amount)
+                .str(reason);
+            sinks.write_offs.end_row()?;
+            counts.write_offs += 1;
+        }
+    }
+
+    Ok(())
+}
+
+/// One customer's activities.
+fn write_activity_rows(
+    sinks: &mut ShardSinks,
+    history: &History,
+    invoice_ids: &[String],
+    id: &mut String,
+    counts: &mut GenerateSummary,
+) -> Result<()> {
+    let c = &history.customer;
+    // Invoice `seq` is the seq-th invoice of the customer (1-based).
+    let invoice_id = |seq: u32| invoice_ids[seq as usize - 1].as_str();
+    let digits = &c.id[1..];
+    for (n, a) in history.activities.iter().enumerate() {
+        set_id(id, format_args!("ACT-{digits}-{:05}", n + 1));
+        let collector = if a.by_collector {
+            c.collector_id.as_deref()
+        } else {
+            None
+        };
+        sinks
+            .activities
+            .str(id)
+            .str(&c.id)
+            .opt_str(Some(invoice_id(a.invoice_seq)))
+            .date(a.date)
+            .str(a.kind)
+            .opt_str(collector)
+            .opt_str(Some(a.outcome))
+            .opt_date(a.promise.map(|p| p.0))
+            .opt_money(a.promise.map(|p| p.1));
+        sinks.activities.end_row()?;
+        counts.activities += 1;
+    }
+    Ok(())
 }
 
 /// Formats an identifier into a reused buffer.
@@ -476,12 +522,5 @@ mod tests {
         assert_eq!(dates, ["2024-01-31", "2024-02-29", "2024-03-31"]);
         assert!(snapshot_dates(NaiveDate::from_ymd_opt(2024, 3, 30).unwrap(), 3).is_err());
         assert!(snapshot_dates(end, 0).is_err());
-    }
-
-    #[test]
-    fn days_round_trip() {
-        let d = NaiveDate::from_ymd_opt(1969, 12, 31).unwrap();
-        assert_eq!(to_days(d), -1);
-        assert_eq!(date_from_days(to_days(d)), d);
     }
 }

@@ -335,10 +335,56 @@ fn round_to(cents: i64, step: i64) -> i64 {
 /// Simulates customer number `index` (0-based) into `out`, reusing its buffers.
 pub fn simulate(world: &World, index: u64, out: &mut History) {
     let mut rng = Rng::for_stream(world.seed, index);
-    let end = world.end();
     out.invoices.clear();
     out.activities.clear();
+    // The order of the steps is the order of the random draws: keep it.
+    let (profile, base) = draw_customer(world, index, &mut rng, &mut out.customer);
+    let path = out.customer.risk;
+    let (since, terms) = (out.customer.since, out.customer.terms);
+    let end = world.end();
 
+    // Invoices: Poisson per 30-day period from the later of history start and customer since.
+    let mut day = world.history_start.max(since);
+    let mut seq = 0u32;
+    while day <= end {
+        let month_len = 30;
+        let n = rng.poisson(profile.invoices_per_month);
+        let mut dates: Vec<i32> = (0..n)
+            .map(|_| day + rng.range(0, month_len - 1) as i32)
+            .filter(|d| *d <= end)
+            .collect();
+        dates.sort_unstable();
+        for invoice_date in dates {
+            seq += 1;
+            let cents = (profile.median_amount * (0.9 * rng.normal()).exp() * 100.0).round();
+            let amount = (cents as i64).max(500);
+            let due_date = invoice_date + terms;
+            let invoice = simulate_invoice(
+                &mut rng,
+                seq,
+                invoice_date,
+                due_date,
+                amount,
+                risk_on(path, base, due_date),
+                end,
+                &mut out.activities,
+            );
+            out.invoices.push(invoice);
+        }
+        day += month_len as i32;
+    }
+    out.activities.sort_by_key(|a| (a.date, a.invoice_seq));
+}
+
+/// Draws customer number `index`'s master data and hidden risk path into `c`; returns
+/// its segment's profile and its base risk.
+fn draw_customer(
+    world: &World,
+    index: u64,
+    rng: &mut Rng,
+    c: &mut Customer,
+) -> (&'static SegmentProfile, f64) {
+    let end = world.end();
     let segment = rng.pick_weighted(&[
         (0, PROFILES[0].weight),
         (1, PROFILES[1].weight),
@@ -347,7 +393,6 @@ pub fn simulate(world: &World, index: u64, out: &mut History) {
     ]);
     let profile = &PROFILES[segment];
     let region = rng.pick_weighted(&[(0, 0.55), (1, 0.25), (2, 0.10), (3, 0.10)]);
-    let c = &mut out.customer;
     c.id = format!("C{:07}", index + 1);
     c.name = if segment == 3 {
         format!("{} {}", rng.pick(&FIRST_NAMES), rng.pick(&LAST_NAMES))
@@ -387,19 +432,6 @@ pub fn simulate(world: &World, index: u64, out: &mut History) {
     } else {
         RiskPath::Stable
     };
-    let risk_at = |day: i32| -> f64 {
-        match c.risk {
-            RiskPath::Stable => base,
-            RiskPath::Deteriorating { from } => {
-                let t = ((day - from) as f64 / 180.0).clamp(0.0, 1.0);
-                base + (0.92 - base) * t
-            }
-            RiskPath::Recovering { from, high } => {
-                let t = ((day - from) as f64 / 180.0).clamp(0.0, 1.0);
-                high + (base - high) * t
-            }
-        }
-    };
     c.fraud_from = rng
         .chance(0.004)
         .then(|| world.history_start + rng.range(0, span as i64) as i32);
@@ -409,40 +441,22 @@ pub fn simulate(world: &World, index: u64, out: &mut History) {
         RiskPath::Deteriorating { from } if from + 120 <= end => Some(from + 120),
         _ => None,
     };
-    let customer_since = c.since;
-    let terms = c.terms;
+    (profile, base)
+}
 
-    // Invoices: Poisson per 30-day period from the later of history start and customer since.
-    let mut day = world.history_start.max(customer_since);
-    let mut seq = 0u32;
-    while day <= end {
-        let month_len = 30;
-        let n = rng.poisson(profile.invoices_per_month);
-        let mut dates: Vec<i32> = (0..n)
-            .map(|_| day + rng.range(0, month_len - 1) as i32)
-            .filter(|d| *d <= end)
-            .collect();
-        dates.sort_unstable();
-        for invoice_date in dates {
-            seq += 1;
-            let cents = (profile.median_amount * (0.9 * rng.normal()).exp() * 100.0).round();
-            let amount = (cents as i64).max(500);
-            let due_date = invoice_date + terms;
-            let invoice = simulate_invoice(
-                &mut rng,
-                seq,
-                invoice_date,
-                due_date,
-                amount,
-                risk_at(due_date),
-                end,
-                &mut out.activities,
-            );
-            out.invoices.push(invoice);
+/// The hidden risk on `day` of a customer with base risk `base` on `path`.
+fn risk_on(path: RiskPath, base: f64, day: i32) -> f64 {
+    match path {
+        RiskPath::Stable => base,
+        RiskPath::Deteriorating { from } => {
+            let t = ((day - from) as f64 / 180.0).clamp(0.0, 1.0);
+            base + (0.92 - base) * t
         }
-        day += month_len as i32;
+        RiskPath::Recovering { from, high } => {
+            let t = ((day - from) as f64 / 180.0).clamp(0.0, 1.0);
+            high + (base - high) * t
+        }
     }
-    out.activities.sort_by_key(|a| (a.date, a.invoice_seq));
 }
 
 /// Simulates one invoice's life: payment, dispute, dunning, promises, write-off.
@@ -457,7 +471,7 @@ fn simulate_invoice(
     end: i32,
     activities: &mut Vec<Activity>,
 ) -> Invoice {
-    let mut invoice = Invoice {
+    let invoice = Invoice {
         seq,
         invoice_date,
         due_date,
@@ -465,190 +479,234 @@ fn simulate_invoice(
         closed: i32::MAX,
         ..Invoice::default()
     };
-    let defaults = rng.chance(0.003 + 0.30 * risk.powi(3));
-    // The day the remaining balance is paid (None: never).
-    let mut pay_day = if defaults {
-        None
-    } else if rng.chance((0.92 - 0.9 * risk).max(0.05)) {
-        Some(invoice_date + (terms_fraction(rng) * (due_date - invoice_date) as f64) as i32)
-    } else {
-        Some(due_date + 1 + rng.exponential(4.0 + 75.0 * risk * risk) as i32)
+    let mut life = InvoiceLife {
+        rng,
+        invoice,
+        risk,
+        end,
+        activities,
+        defaults: false,
+        pay_day: None,
+        credited: false,
+        promise_activities: ArrayVec::new(),
     };
+    // The order of the steps is the order of the random draws: keep it.
+    life.payment_day();
+    life.dispute();
+    life.dunning();
+    life.payments();
+    life.settle_promises();
+    life.cut_at_end();
+    life.invoice
+}
 
-    // Disputes (never on invoices that are simply not going to be paid).
-    let mut credited = false;
-    if !defaults && rng.chance(0.012 + 0.03 * risk) {
-        let opened = invoice_date + rng.range(3, 35) as i32;
-        let resolved = opened + 10 + rng.exponential(25.0) as i32;
-        invoice.dispute = Some((opened, resolved));
-        activities.push(Activity {
-            date: opened,
-            invoice_seq: seq,
-            kind: "dispute",
-            by_collector: false,
-            outcome: "opened",
+/// An invoice being simulated, with what its later steps depend on.
+struct InvoiceLife<'a> {
+    rng: &'a mut Rng,
+    invoice: Invoice,
+    risk: f64,
+    end: i32,
+    activities: &'a mut Vec<Activity>,
+    /// Never going to be paid.
+    defaults: bool,
+    /// The day the remaining balance is paid (None: never).
+    pay_day: Option<i32>,
+    /// Credited in full after a dispute.
+    credited: bool,
+    /// Positions in `activities` of this invoice's promises.
+    promise_activities: ArrayVec<usize, 2>,
+}
+
+impl InvoiceLife<'_> {
+    /// Records an activity on this invoice.
+    fn activity(
+        &mut self,
+        date: i32,
+        kind: &'static str,
+        outcome: &'static str,
+        by_collector: bool,
+    ) {
+        self.activities.push(Activity {
+            date,
+            invoice_seq: self.invoice.seq,
+            kind,
+            by_collector,
+            outcome,
             promise: None,
         });
-        if resolved <= end {
-            activities.push(Activity {
-                date: resolved,
-                invoice_seq: seq,
-                kind: "note",
-                by_collector: true,
-                outcome: "dispute_resolved",
-                promise: None,
-            });
-        }
-        if rng.chance(0.35) {
-            credited = true;
-            pay_day = None;
-            invoice.write_off = Some((resolved, amount, "dispute_credit"));
+    }
+
+    /// Whether the customer defaults, and else when it pays.
+    fn payment_day(&mut self) {
+        let (invoice_date, due_date, risk) =
+            (self.invoice.invoice_date, self.invoice.due_date, self.risk);
+        self.defaults = self.rng.chance(0.003 + 0.30 * risk.powi(3));
+        self.pay_day = if self.defaults {
+            None
+        } else if self.rng.chance((0.92 - 0.9 * risk).max(0.05)) {
+            let fraction = terms_fraction(self.rng);
+            Some(invoice_date + (fraction * (due_date - invoice_date) as f64) as i32)
         } else {
-            pay_day = pay_day.map(|p| p.max(resolved + rng.range(1, 10) as i32));
+            Some(due_date + 1 + self.rng.exponential(4.0 + 75.0 * risk * risk) as i32)
+        };
+    }
+
+    /// Disputes (never on invoices that are simply not going to be paid).
+    fn dispute(&mut self) {
+        if self.defaults || !self.rng.chance(0.012 + 0.03 * self.risk) {
+            return;
+        }
+        let opened = self.invoice.invoice_date + self.rng.range(3, 35) as i32;
+        let resolved = opened + 10 + self.rng.exponential(25.0) as i32;
+        self.invoice.dispute = Some((opened, resolved));
+        self.activity(opened, "dispute", "opened", false);
+        if resolved <= self.end {
+            self.activity(resolved, "note", "dispute_resolved", true);
+        }
+        if self.rng.chance(0.35) {
+            self.credited = true;
+            self.pay_day = None;
+            self.invoice.write_off = Some((resolved, self.invoice.amount, "dispute_credit"));
+        } else {
+            let after = resolved + self.rng.range(1, 10) as i32;
+            self.pay_day = self.pay_day.map(|p| p.max(after));
         }
     }
 
-    // Dunning: reminder email, calls with promises, a letter, escalation.
-    let mut promise_activities = ArrayVec::<usize, 2>::new();
-    let settled = if credited {
-        invoice.write_off.map(|w| w.0)
-    } else {
-        pay_day
-    };
-    let overdue_until = settled.unwrap_or(due_date + WRITE_OFF_DPD);
-    if overdue_until > due_date + 3 {
-        activities.push(Activity {
-            date: due_date + 3,
-            invoice_seq: seq,
-            kind: "email",
-            by_collector: true,
-            outcome: "sent",
-            promise: None,
-        });
+    /// Dunning: reminder email, calls with promises, a letter, escalation.
+    fn dunning(&mut self) {
+        let due_date = self.invoice.due_date;
+        let settled = if self.credited {
+            self.invoice.write_off.map(|w| w.0)
+        } else {
+            self.pay_day
+        };
+        let overdue_until = settled.unwrap_or(due_date + WRITE_OFF_DPD);
+        if overdue_until > due_date + 3 {
+            self.activity(due_date + 3, "email", "sent", true);
+        }
+        for call_dpd in [12, 40] {
+            self.call(due_date + call_dpd);
+        }
+        let (pay_day, credited) = (self.pay_day, self.credited);
+        if overdue_until > due_date + 60 && pay_day.is_none_or(|p| p > due_date + 60) && !credited {
+            self.activity(due_date + 60, "letter", "sent", true);
+        }
+        if pay_day.is_none() && !credited {
+            self.activity(due_date + 95, "note", "escalated", true);
+        }
     }
-    for call_dpd in [12, 40] {
-        let call_day = due_date + call_dpd + rng.range(0, 8) as i32;
-        let still_open = pay_day.is_none_or(|p| p > call_day) && !credited;
-        if !still_open || invoice.disputed_on(call_day) {
-            continue;
+
+    /// A collection call around `day`: no answer, reached, or a promise to pay.
+    fn call(&mut self, day: i32) {
+        let call_day = day + self.rng.range(0, 8) as i32;
+        let still_open = self.pay_day.is_none_or(|p| p > call_day) && !self.credited;
+        if !still_open || self.invoice.disputed_on(call_day) {
+            return;
         }
-        if rng.chance(0.35) {
-            activities.push(Activity {
-                date: call_day,
-                invoice_seq: seq,
-                kind: "call",
-                by_collector: true,
-                outcome: "no_answer",
-                promise: None,
-            });
-            continue;
+        if self.rng.chance(0.35) {
+            self.activity(call_day, "call", "no_answer", true);
+            return;
         }
-        if !rng.chance(0.6) {
-            activities.push(Activity {
-                date: call_day,
-                invoice_seq: seq,
-                kind: "call",
-                by_collector: true,
-                outcome: "reached",
-                promise: None,
-            });
-            continue;
+        if !self.rng.chance(0.6) {
+            self.activity(call_day, "call", "reached", true);
+            return;
         }
-        let promised = call_day + rng.range(3, 14) as i32;
+        let promised = call_day + self.rng.range(3, 14) as i32;
         // The promise is for the balance open on the call day, known once the payments
-        // are simulated below; the amount is filled in there.
-        let promise_amount = amount;
-        invoice.promises.push((call_day, promised, promise_amount));
-        promise_activities.push(activities.len());
-        activities.push(Activity {
+        // are simulated; the amount is filled in by `settle_promises`.
+        let promise_amount = self.invoice.amount;
+        self.invoice
+            .promises
+            .push((call_day, promised, promise_amount));
+        self.promise_activities.push(self.activities.len());
+        self.activities.push(Activity {
             date: call_day,
-            invoice_seq: seq,
+            invoice_seq: self.invoice.seq,
             kind: "promise",
             by_collector: true,
             outcome: "promised",
             promise: Some((promised, promise_amount)),
         });
         // Reliable customers keep their word; risky ones (and defaulters) do not.
-        if pay_day.is_some() && rng.chance((0.9 - risk).max(0.05)) {
-            let kept_day = call_day + rng.range(1, (promised - call_day) as i64) as i32;
-            pay_day = pay_day.map(|p| p.min(kept_day));
+        if self.pay_day.is_some() && self.rng.chance((0.9 - self.risk).max(0.05)) {
+            let kept_day = call_day + self.rng.range(1, (promised - call_day) as i64) as i32;
+            self.pay_day = self.pay_day.map(|p| p.min(kept_day));
         }
-    }
-    if overdue_until > due_date + 60 && pay_day.is_none_or(|p| p > due_date + 60) && !credited {
-        activities.push(Activity {
-            date: due_date + 60,
-            invoice_seq: seq,
-            kind: "letter",
-            by_collector: true,
-            outcome: "sent",
-            promise: None,
-        });
-    }
-    if pay_day.is_none() && !credited {
-        activities.push(Activity {
-            date: due_date + 95,
-            invoice_seq: seq,
-            kind: "note",
-            by_collector: true,
-            outcome: "escalated",
-            promise: None,
-        });
     }
 
-    // Payments: sometimes in two installments; defaulters sometimes pay a part first.
-    match pay_day {
-        Some(day) => {
-            if rng.chance(0.10) && day > invoice_date + 2 {
-                let first = round_to(amount * rng.range(30, 70) / 100, 100).clamp(1, amount - 1);
-                let first_day = invoice_date + rng.range(1, (day - invoice_date - 1) as i64) as i32;
-                invoice.payments.push((first_day, first));
-                invoice.payments.push((day, amount - first));
-            } else {
-                invoice.payments.push((day, amount));
+    /// Payments: sometimes in two installments; defaulters sometimes pay a part first.
+    fn payments(&mut self) {
+        let (invoice_date, due_date, amount) = (
+            self.invoice.invoice_date,
+            self.invoice.due_date,
+            self.invoice.amount,
+        );
+        let invoice = &mut self.invoice;
+        let rng = &mut *self.rng;
+        match self.pay_day {
+            Some(day) => {
+                if rng.chance(0.10) && day > invoice_date + 2 {
+                    let first =
+                        round_to(amount * rng.range(30, 70) / 100, 100).clamp(1, amount - 1);
+                    let first_day =
+                        invoice_date + rng.range(1, (day - invoice_date - 1) as i64) as i32;
+                    invoice.payments.push((first_day, first));
+                    invoice.payments.push((day, amount - first));
+                } else {
+                    invoice.payments.push((day, amount));
+                }
+                invoice.closed = day;
             }
-            invoice.closed = day;
-        }
-        None if !credited => {
-            let mut left = amount;
-            if rng.chance(0.3) {
-                let part = round_to(amount * rng.range(20, 60) / 100, 100).clamp(1, amount - 1);
-                invoice
-                    .payments
-                    .push((due_date + rng.range(5, 90) as i32, part));
-                left -= part;
+            None if !self.credited => {
+                let mut left = amount;
+                if rng.chance(0.3) {
+                    let part = round_to(amount * rng.range(20, 60) / 100, 100).clamp(1, amount - 1);
+                    invoice
+                        .payments
+                        .push((due_date + rng.range(5, 90) as i32, part));
+                    left -= part;
+                }
+                let written = due_date + WRITE_OFF_DPD;
+                invoice.write_off = Some((written, left, "bad_debt"));
+                invoice.closed = written;
             }
-            let written = due_date + WRITE_OFF_DPD;
-            invoice.write_off = Some((written, left, "bad_debt"));
-            invoice.closed = written;
+            None => invoice.closed = invoice.write_off.map_or(i32::MAX, |w| w.0),
         }
-        None => invoice.closed = invoice.write_off.map_or(i32::MAX, |w| w.0),
     }
-    // Each promise is for what was still open on the day it was made.
-    let open_at_promise: ArrayVec<i64, 2> = invoice
-        .promises
-        .iter()
-        .map(|p| invoice.open_on(p.0).max(1))
-        .collect();
-    for ((promise, &activity), open) in invoice
-        .promises
-        .iter_mut()
-        .zip(&promise_activities)
-        .zip(open_at_promise)
-    {
-        promise.2 = open;
-        activities[activity].promise = Some((promise.1, open));
+
+    /// Each promise is for what was still open on the day it was made.
+    fn settle_promises(&mut self) {
+        let invoice = &mut self.invoice;
+        let open_at_promise: ArrayVec<i64, 2> = invoice
+            .promises
+            .iter()
+            .map(|p| invoice.open_on(p.0).max(1))
+            .collect();
+        for ((promise, &activity), open) in invoice
+            .promises
+            .iter_mut()
+            .zip(&self.promise_activities)
+            .zip(open_at_promise)
+        {
+            promise.2 = open;
+            self.activities[activity].promise = Some((promise.1, open));
+        }
     }
-    // Nothing after the end of history exists yet.
-    invoice.payments.retain(|(d, _)| *d <= end);
-    if invoice.write_off.is_some_and(|(d, _, _)| d > end) {
-        invoice.write_off = None;
+
+    /// Nothing after the end of history exists yet.
+    fn cut_at_end(&mut self) {
+        let (invoice, end) = (&mut self.invoice, self.end);
+        invoice.payments.retain(|(d, _)| *d <= end);
+        if invoice.write_off.is_some_and(|(d, _, _)| d > end) {
+            invoice.write_off = None;
+        }
+        invoice.promises.retain(|(made, _, _)| *made <= end);
+        self.activities.retain(|a| a.date <= end);
+        if invoice.closed > end {
+            invoice.closed = i32::MAX;
+        }
     }
-    invoice.promises.retain(|(made, _, _)| *made <= end);
-    activities.retain(|a| a.date <= end);
-    if invoice.closed > end {
-        invoice.closed = i32::MAX;
-    }
-    invoice
 }
 
 /// How far into the payment terms an on-time payer pays (most pay near the due date).

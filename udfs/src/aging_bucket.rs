@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::bounds::AgingBounds;
-use crate::dates::{Mapped, coerce_to_date, map_days};
+use crate::date_args::{Mapped, coerce_to_date, map_days};
 
 #[user_doc(
     doc_section(label = "Receivables Functions"),

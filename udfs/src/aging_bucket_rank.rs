@@ -18,7 +18,7 @@ use crate::aging_bucket::{
     bounds_at_execution, bounds_at_planning, check_bounds_expr, coerce_dated_args,
 };
 use crate::bounds::AgingBounds;
-use crate::dates::{is_date_like, map_days};
+use crate::date_args::{is_date_like, map_days};
 
 #[user_doc(
     doc_section(label = "Receivables Functions"),

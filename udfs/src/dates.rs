@@ -1,103 +1,80 @@
-//! Shared date handling: argument coercion to `Date32` and a kernel that maps every
-//! (due_date, as_of) pair to a value of days past due, with separate scalar and array
-//! paths so a constant `as_of` never becomes an array.
+//! Days ⇄ dates ⇄ text: the one place in the workspace that converts Arrow's `Date32`
+//! day numbers (days since 1970-01-01) to calendar dates and back.
+//!
+//! ```
+//! use arq_udfs::dates;
+//! let day = dates::to_days(dates::parse("2026-10-31").unwrap());
+//! assert_eq!(day, 20_757);
+//! assert_eq!(dates::text(day), "2026-10-31");
+//! assert_eq!(dates::sql_literal(day), "DATE '2026-10-31'");
+//! ```
 
-use std::sync::Arc;
+use chrono::{Datelike, Months, NaiveDate};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
-use datafusion::arrow::compute::kernels::arity::{binary, unary};
-use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Date32Type};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
-use datafusion::error::Result;
-use datafusion::logical_expr::ColumnarValue;
+/// 1970-01-01, day 0 of `Date32`.
+pub const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 exists");
 
-/// Whether `t` can be read as a date (it is cast to `Date32` before the call).
-pub fn is_date_like(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Date32
-            | DataType::Date64
-            | DataType::Timestamp(_, _)
-            | DataType::Utf8
-            | DataType::LargeUtf8
-            | DataType::Utf8View
-            | DataType::Null
-    )
+/// Days since 1970-01-01 of a date (negative before it).
+pub fn to_days(date: NaiveDate) -> i32 {
+    (date - EPOCH).num_days() as i32
 }
 
-/// The type argument `position` (1-based) of `function` is coerced to: `Date32`.
-pub fn coerce_to_date(
-    function: &str,
-    position: usize,
-    name: &str,
-    t: &DataType,
-) -> Result<DataType> {
-    if is_date_like(t) {
-        Ok(DataType::Date32)
-    } else {
-        plan_err!("{function}: argument {position} ({name}) must be a date or timestamp, got {t}")
-    }
+/// The date of a day number; `None` outside chrono's range (about ±262,000 years).
+pub fn from_days(days: i32) -> Option<NaiveDate> {
+    EPOCH.checked_add_signed(chrono::TimeDelta::days(days as i64))
 }
 
-/// Days from `due` to `as_of` (positive when overdue), without overflow.
-#[inline]
-pub fn days_between(due: i32, as_of: i32) -> i64 {
-    as_of as i64 - due as i64
+/// A date as `YYYY-MM-DD`.
+pub fn parse(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
 }
 
-/// A value of the result of mapping days past due, scalar or array.
-pub enum Mapped<T: ArrowPrimitiveType> {
-    Scalar(Option<T::Native>),
-    Array(PrimitiveArray<T>),
+/// `YYYY-MM-DD` of a day number (the number itself when it is no representable date).
+pub fn text(days: i32) -> String {
+    from_days(days).map_or_else(|| days.to_string(), |d| d.format("%Y-%m-%d").to_string())
 }
 
-/// Applies `f(days)` to every (due, as_of) pair; NULL in either gives NULL.
-pub fn map_days<T: ArrowPrimitiveType>(
-    due: &ColumnarValue,
-    as_of: &ColumnarValue,
-    f: impl Fn(i64) -> T::Native,
-) -> Result<Mapped<T>> {
-    Ok(match (due, as_of) {
-        (ColumnarValue::Scalar(d), ColumnarValue::Scalar(a)) => Mapped::Scalar(
-            date32(d)?
-                .zip(date32(a)?)
-                .map(|(d, a)| f(days_between(d, a))),
-        ),
-        (ColumnarValue::Array(d), ColumnarValue::Scalar(a)) => match date32(a)? {
-            None => Mapped::Scalar(None),
-            Some(a) => Mapped::Array(unary(dates(d)?, |d| f(days_between(d, a)))),
-        },
-        (ColumnarValue::Scalar(d), ColumnarValue::Array(a)) => match date32(d)? {
-            None => Mapped::Scalar(None),
-            Some(d) => Mapped::Array(unary(dates(a)?, |a| f(days_between(d, a)))),
-        },
-        (ColumnarValue::Array(d), ColumnarValue::Array(a)) => {
-            Mapped::Array(binary(dates(d)?, dates(a)?, |d, a| f(days_between(d, a)))?)
+/// The SQL literal `DATE 'YYYY-MM-DD'` of a day number.
+pub fn sql_literal(days: i32) -> String {
+    format!("DATE '{}'", text(days))
+}
+
+/// The number of days in the calendar month of `days`, and the first day of that month.
+pub fn month_of(days: i32) -> (i32, i32) {
+    let Some(date) = from_days(days) else {
+        return (30, days);
+    };
+    let first = date.with_day(1).expect("day 1 exists");
+    let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
+    ((next - first).num_days() as i32, to_days(first))
+}
+
+/// The day number of a calendar date given by year, month and day.
+pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<i32> {
+    NaiveDate::from_ymd_opt(year, month, day).map(to_days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_dates_and_text_round_trip() {
+        assert_eq!(from_ymd(1970, 1, 1), Some(0));
+        assert_eq!(text(-1), "1969-12-31");
+        for d in -800..800 {
+            assert_eq!(to_days(from_days(d).unwrap()), d);
+            assert_eq!(to_days(parse(&text(d)).unwrap()), d);
         }
-    })
-}
-
-impl<T: ArrowPrimitiveType> Mapped<T> {
-    /// As a `ColumnarValue` of `T`.
-    pub fn into_columnar(self, scalar: impl Fn(Option<T::Native>) -> ScalarValue) -> ColumnarValue {
-        match self {
-            Mapped::Scalar(v) => ColumnarValue::Scalar(scalar(v)),
-            Mapped::Array(a) => ColumnarValue::Array(Arc::new(a) as ArrayRef),
-        }
+        assert_eq!(from_days(i32::MAX), None);
+        assert_eq!(text(i32::MAX), i32::MAX.to_string());
     }
-}
 
-fn date32(v: &ScalarValue) -> Result<Option<i32>> {
-    match v {
-        ScalarValue::Date32(d) => Ok(*d),
-        ScalarValue::Null => Ok(None),
-        other => exec_err!("expected a Date32 argument, got {}", other.data_type()),
-    }
-}
-
-fn dates(a: &ArrayRef) -> Result<&PrimitiveArray<Date32Type>> {
-    match a.data_type() {
-        DataType::Date32 => Ok(a.as_primitive::<Date32Type>()),
-        other => exec_err!("expected a Date32 argument, got {other}"),
+    #[test]
+    fn months_have_their_lengths() {
+        let day = |y, m, d| from_ymd(y, m, d).unwrap();
+        assert_eq!(month_of(day(2024, 2, 10)), (29, day(2024, 2, 1)));
+        assert_eq!(month_of(day(2023, 2, 28)), (28, day(2023, 2, 1)));
+        assert_eq!(month_of(day(2026, 12, 31)), (31, day(2026, 12, 1)));
     }
 }

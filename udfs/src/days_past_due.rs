@@ -9,7 +9,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::dates::{coerce_to_date, map_days};
+use crate::date_args::{coerce_to_date, map_days};
 
 #[user_doc(
     doc_section(label = "Receivables Functions"),

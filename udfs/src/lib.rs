@@ -21,9 +21,11 @@ use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF};
 pub mod aging_bucket;
 pub mod aging_bucket_rank;
 pub mod bounds;
-mod dates;
+mod date_args;
+pub mod dates;
 pub mod days_past_due;
 pub mod metrics;
+pub mod table_function;
 pub mod weighted_dpd;
 
 /// Makes a function that returns the shared instance of a UDF (like

@@ -12,10 +12,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::Result;
 
-use super::{
-    Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
-    dimension_arg, dimension_field, dimension_sql, month_of, ratio,
-};
+use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, dimension_sql, ratio};
+use crate::dates;
+use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
 
 /// How many months countback DSO walks back before it gives up (NULL).
 pub const COUNTBACK_MONTHS: usize = 12;
@@ -111,8 +110,8 @@ impl Metric for ArMetricsTable {
              JOIN customers c ON c.snapshot_date = o.snapshot_date AND c.customer_id = o.customer_id
              WHERE o.snapshot_date BETWEEN {} AND {}
              GROUP BY 1, 2, 3",
-            date_literal(self.from - 62)?,
-            date_literal(self.to)?
+            dates::sql_literal(self.from - 62),
+            dates::sql_literal(self.to)
         );
         // Credit sales per calendar month over the year before each period end.
         let sales_sql = format!(
@@ -127,8 +126,8 @@ impl Metric for ArMetricsTable {
               AND i.invoice_date <= p.snapshot_date
               AND i.invoice_date > p.snapshot_date - INTERVAL '400 days'
              GROUP BY 1, 2, 3, 4",
-            from = date_literal(self.from)?,
-            to = date_literal(self.to)?
+            from = dates::sql_literal(self.from),
+            to = dates::sql_literal(self.to)
         );
 
         type Key = (i32, String, String);
@@ -170,7 +169,7 @@ impl Metric for ArMetricsTable {
         let mut out = Output::default();
         for key in keys {
             let (period_end, dimension, currency) = &key;
-            let (_, period_start) = month_of(*period_end);
+            let (_, period_start) = dates::month_of(*period_end);
             let days = period_end - period_start + 1;
             let monthly = sales.get(&key);
             let month_sales =
@@ -229,7 +228,7 @@ fn countback_dso(
         let days = if back == 0 {
             period_days
         } else {
-            month_of(first).0
+            dates::month_of(first).0
         };
         if remaining <= 0 {
             return Some(total_days);
@@ -241,7 +240,7 @@ fn countback_dso(
         remaining -= sales;
         total_days += days as f64;
         // The first day of the previous month.
-        first = month_of(first - 1).1;
+        first = dates::month_of(first - 1).1;
     }
     None
 }
@@ -294,15 +293,14 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::days_from_civil;
 
     #[test]
     fn countback_walks_back_until_the_remainder_fits() {
         // June (30 days) sales 100, May (31) 200, April (30) 300; AR 350:
         // 350 - 100 (30 days) = 250; 250 - 200 (31 days) = 50; 50 / 300 * 30 = 5 → 66 days.
-        let june = days_from_civil(2026, 6, 1);
-        let may = days_from_civil(2026, 5, 1);
-        let april = days_from_civil(2026, 4, 1);
+        let june = dates::from_ymd(2026, 6, 1).unwrap();
+        let may = dates::from_ymd(2026, 5, 1).unwrap();
+        let april = dates::from_ymd(2026, 4, 1).unwrap();
         let sales = move |first: i32| match first {
             f if f == june => 100,
             f if f == may => 200,

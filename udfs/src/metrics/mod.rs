@@ -19,20 +19,14 @@ pub mod ar_metrics;
 pub mod promise_kept_rate;
 pub mod roll_rates;
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, SchemaRef};
-use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
-use datafusion::dataframe::DataFrame;
-use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, TableType};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::Expr;
 
 /// The dimensions a metric can be split by (besides currency, always).
 pub const DIMENSIONS: [&str; 4] = ["all", "segment", "region", "collector_id"];
@@ -50,78 +44,6 @@ pub fn table_functions() -> Vec<(&'static str, Arc<dyn TableFunctionImpl>)> {
             Arc::new(promise_kept_rate::PromiseKeptRate),
         ),
     ]
-}
-
-/// A metric computed from the session's tables when its table function is scanned.
-#[async_trait]
-pub trait Metric: Debug + Send + Sync + 'static {
-    /// The columns of the result (known from the arguments alone).
-    fn schema(&self) -> SchemaRef;
-    /// Runs the metric's SQL in `session` and returns all its rows.
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch>;
-}
-
-/// The table a metric's table function returns: computed when scanned, so it always
-/// reflects the warehouse the session sees.
-#[derive(Debug)]
-pub struct MetricTable<M: Metric>(pub M);
-
-#[async_trait]
-impl<M: Metric> TableProvider for MetricTable<M> {
-    fn schema(&self) -> SchemaRef {
-        self.0.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.0.compute(state).await?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.0.schema(),
-            projection.cloned(),
-        )?)
-    }
-}
-
-/// Checks the argument count (`usage` names them) and reads the `from` and `to` dates.
-pub(crate) fn date_range_args(
-    function: &str,
-    exprs: &[Expr],
-    usage: &str,
-    max_args: usize,
-) -> Result<(i32, i32)> {
-    if exprs.len() < 2 || exprs.len() > max_args {
-        return plan_err!("{function} takes {usage}, got {} arguments", exprs.len());
-    }
-    let from = date_arg(function, "from", exprs.first())?;
-    let to = date_arg(function, "to", exprs.get(1))?;
-    if to < from {
-        return plan_err!("{function}: `to` is before `from`");
-    }
-    Ok((from, to))
-}
-
-/// A constant date argument (`'2026-01-31'` or `DATE '2026-01-31'`), as days since
-/// 1970-01-01.
-pub fn date_arg(function: &str, name: &str, expr: Option<&Expr>) -> Result<i32> {
-    let value = match expr {
-        Some(Expr::Literal(v, _)) => v.clone(),
-        Some(other) => return plan_err!("{function}: {name} must be a constant date, got {other}"),
-        None => return plan_err!("{function}: {name} is missing"),
-    };
-    match value.cast_to(&DataType::Date32) {
-        Ok(ScalarValue::Date32(Some(d))) => Ok(d),
-        _ => plan_err!("{function}: {name} must be a date such as '2026-01-31', got {value}"),
-    }
 }
 
 /// A constant text argument.
@@ -162,24 +84,6 @@ pub(crate) fn dimension_field(dimension: &str) -> Option<Field> {
     (dimension != "all").then(|| Field::new(dimension, DataType::Utf8, false))
 }
 
-/// `'YYYY-MM-DD'` of a Date32 value, for SQL text.
-pub fn date_literal(days: i32) -> Result<String> {
-    let value = ScalarValue::Date32(Some(days)).cast_to(&DataType::Utf8)?;
-    Ok(format!("DATE '{value}'"))
-}
-
-/// Runs `sql` in the session that scans the table function and collects the rows.
-pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
-    let state = session
-        .as_any()
-        .downcast_ref::<SessionState>()
-        .ok_or_else(|| {
-            exec_datafusion_err!("arq's table functions need a DataFusion SessionState")
-        })?;
-    let plan = state.create_logical_plan(sql).await?;
-    DataFrame::new(state.clone(), plan).collect().await
-}
-
 /// Column accessors for collected batches (types fixed by our own SQL).
 pub(crate) struct Columns<'a>(pub &'a RecordBatch);
 
@@ -214,39 +118,6 @@ pub(crate) fn ratio(a: i128, b: i128) -> Option<f64> {
 /// Builds the output batch of a metric table.
 pub(crate) fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
-/// Days in the calendar month of a date, and the first day of that month.
-pub(crate) fn month_of(days: i32) -> (i32, i32) {
-    // Civil-from-days (H. Hinnant), enough for month arithmetic without chrono.
-    let (y, m, d) = civil_from_days(days);
-    let first = days - (d as i32 - 1);
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    let next_first = days_from_civil(ny, nm, 1);
-    (next_first - first, first)
-}
-
-pub(crate) fn civil_from_days(z: i32) -> (i64, u32, u32) {
-    let z = z as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i32 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as i32
 }
 
 /// Documentation of the table functions (they have no `#[user_doc]` hook), for listings.
@@ -326,32 +197,4 @@ pub fn table_function_docs() -> Vec<(&'static str, datafusion::logical_expr::Doc
             ),
         ),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn calendar_arithmetic() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
-        assert_eq!(
-            month_of(days_from_civil(2024, 2, 10)),
-            (29, days_from_civil(2024, 2, 1))
-        );
-        assert_eq!(
-            month_of(days_from_civil(2023, 2, 28)),
-            (28, days_from_civil(2023, 2, 1))
-        );
-        assert_eq!(
-            month_of(days_from_civil(2026, 12, 31)),
-            (31, days_from_civil(2026, 12, 1))
-        );
-        for d in -800..800 {
-            let (y, m, day) = civil_from_days(d);
-            assert_eq!(days_from_civil(y, m, day), d);
-        }
-    }
 }

@@ -13,10 +13,9 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 
-use super::{
-    Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
-    dimension_arg, dimension_field, month_of, ratio,
-};
+use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, ratio};
+use crate::dates;
+use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
 
 /// Days after the promise date within which a payment still keeps the promise.
 pub const DEFAULT_GRACE_DAYS: i64 = 3;
@@ -132,8 +131,8 @@ impl Metric for PromiseKeptRateTable {
              LEFT JOIN customers c ON c.customer_id = p.customer_id AND c.snapshot_date = cs.d
              GROUP BY 1, 2, 3
              ORDER BY 1, 2, 3",
-            from = date_literal(self.from)?,
-            to = date_literal(self.to)?,
+            from = dates::sql_literal(self.from),
+            to = dates::sql_literal(self.to),
         );
         let (mut start, mut end, mut dims, mut currencies) = (vec![], vec![], vec![], vec![]);
         let (mut counts, mut kept_counts, mut promised, mut kept, mut rates) =
@@ -145,7 +144,7 @@ impl Metric for PromiseKeptRateTable {
             };
             for row in 0..b.num_rows() {
                 let month = c.date(0, row);
-                let (days, first) = month_of(month);
+                let (days, first) = dates::month_of(month);
                 let (p, k) = (c.cents(5, row), c.cents(6, row));
                 start.push(first);
                 end.push(first + days - 1);

@@ -12,10 +12,11 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::error::Result;
 
 use super::{
-    Columns, MONEY_SUM, Metric, MetricTable, batch, collect_sql, date_literal, date_range_args,
-    dimension_arg, dimension_field, dimension_sql, ratio, text_arg,
+    Columns, MONEY_SUM, batch, dimension_arg, dimension_field, dimension_sql, ratio, text_arg,
 };
 use crate::bounds::AgingBounds;
+use crate::dates;
+use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
 
 /// The `roll_rates` table function.
 ///
@@ -80,7 +81,7 @@ impl Metric for RollRatesTable {
     async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
         let snapshots_sql = format!(
             "SELECT DISTINCT snapshot_date FROM open_items WHERE snapshot_date <= {} ORDER BY 1",
-            date_literal(self.to)?
+            dates::sql_literal(self.to)
         );
         let mut snapshots = Vec::new();
         for b in collect_sql(session, &snapshots_sql).await? {
@@ -97,7 +98,13 @@ impl Metric for RollRatesTable {
         if !pairs.is_empty() {
             let values = pairs
                 .iter()
-                .map(|(p, t)| Ok(format!("({}, {})", date_literal(*p)?, date_literal(*t)?)))
+                .map(|(p, t)| {
+                    Ok(format!(
+                        "({}, {})",
+                        dates::sql_literal(*p),
+                        dates::sql_literal(*t)
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?
                 .join(", ");
             let bounds = self.bounds.to_string();

@@ -49,15 +49,20 @@ impl StagingDir {
     /// are exchanged in one `renameat2(RENAME_EXCHANGE)`, so at every instant the target
     /// holds either the old or the new output.
     pub fn commit(mut self, replace: bool) -> Result<()> {
+        self.put_in_place(replace)?;
+        super::atomic::sync_folder(self.target.parent())
+    }
+
+    fn put_in_place(&mut self, replace: bool) -> Result<()> {
         if self.target.exists() {
             if !replace && !is_empty_dir(&self.target)? {
-                return Err(ArqError::Usage(format!(
+                return Err(ArqError::Input(format!(
                     "{} appeared while writing; not replaced",
                     self.target.display()
                 )));
             }
             if !self.target.is_dir() {
-                return Err(ArqError::Usage(format!(
+                return Err(ArqError::Input(format!(
                     "{} exists and is not a folder",
                     self.target.display()
                 )));
@@ -95,7 +100,7 @@ impl Drop for StagingDir {
 /// Whether `path` is an empty folder (an error when it is not a folder).
 pub fn is_empty_dir(path: &Path) -> Result<bool> {
     if !path.is_dir() {
-        return Err(ArqError::Usage(format!(
+        return Err(ArqError::Input(format!(
             "{} exists and is not a folder",
             path.display()
         )));

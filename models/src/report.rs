@@ -1,0 +1,108 @@
+//! The training report: how the champion, the challenger and the baseline rank the
+//! validation rows (AUC, Gini, KS, Brier, capture), the champion's calibration and the
+//! PSI between training and validation PDs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{self, Decile};
+
+/// How one ranking did on a set of rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankingMetrics {
+    pub model: String,
+    pub auc: Option<f64>,
+    pub gini: Option<f64>,
+    pub ks: Option<f64>,
+    /// Only for probabilities (not for the baseline's days past due).
+    pub brier: Option<f64>,
+    pub capture_top_10: Option<f64>,
+    pub capture_top_20: Option<f64>,
+}
+
+impl RankingMetrics {
+    pub(crate) fn of(
+        model: &str,
+        scores: &[f64],
+        bad: &[bool],
+        probabilities: bool,
+    ) -> RankingMetrics {
+        let auc = metrics::auc(scores, bad);
+        RankingMetrics {
+            model: model.to_string(),
+            auc,
+            gini: auc.map(|a| 2.0 * a - 1.0),
+            ks: metrics::ks(scores, bad),
+            brier: if probabilities {
+                metrics::brier(scores, bad)
+            } else {
+                None
+            },
+            capture_top_10: metrics::capture(scores, bad, 0.10),
+            capture_top_20: metrics::capture(scores, bad, 0.20),
+        }
+    }
+}
+
+/// The training report: out-of-time figures of champion, challenger and baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The champion on its own training rows (for over-fitting checks).
+    pub champion_train: RankingMetrics,
+    /// Champion, challenger and baseline on the validation rows.
+    pub validation: Vec<RankingMetrics>,
+    /// The champion's calibration by decile on the validation rows.
+    pub calibration: Vec<Decile>,
+    /// Population stability of the champion's PDs, training → validation.
+    pub psi_train_validation: f64,
+}
+
+impl Report {
+    /// The report as a text table for the terminal.
+    pub fn to_table(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0));
+        let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        let mut out = String::new();
+        out.push_str(&format!(
+            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+            "validation (out of time)", "AUC", "Gini", "KS", "Brier", "top 10 %", "top 20 %"
+        ));
+        for m in std::iter::once(&self.champion_train).chain(&self.validation) {
+            let name = if std::ptr::eq(m, &self.champion_train) {
+                format!("{} (training rows)", m.model)
+            } else {
+                m.model.clone()
+            };
+            out.push_str(&format!(
+                "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+                name,
+                num(m.auc),
+                num(m.gini),
+                num(m.ks),
+                num(m.brier),
+                pct(m.capture_top_10),
+                pct(m.capture_top_20)
+            ));
+        }
+        out.push_str("\ncalibration of the champion (validation rows, riskiest decile first)\n");
+        out.push_str(&format!(
+            "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
+            "decile", "rows", "bads", "predicted", "observed"
+        ));
+        for d in &self.calibration {
+            out.push_str(&format!(
+                "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
+                d.decile,
+                d.rows,
+                d.bads,
+                pct(Some(d.mean_predicted)),
+                pct(Some(d.observed_rate))
+            ));
+        }
+        out.push_str(&format!(
+            "\nPSI training → validation: {:.4} ({})\n",
+            self.psi_train_validation,
+            metrics::psi_verdict(self.psi_train_validation),
+        ));
+        out
+    }
+}

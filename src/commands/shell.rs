@@ -1,0 +1,14 @@
+//! `arq shell`: the interactive SQL prompt over the warehouse (see [`crate::shell`]).
+
+use crate::cli::args::ShellArgs;
+use crate::cli::config::Config;
+use crate::error::Result;
+
+/// Opens a session with the model's functions and runs the prompt until `\q`.
+pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
+    let warehouse = config.warehouse()?;
+    config.block_on(async {
+        let ctx = warehouse.session(config.session_model()).await?;
+        crate::shell::run(&ctx, config.session_model(), args.format).await
+    })
+}

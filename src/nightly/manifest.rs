@@ -1,0 +1,193 @@
+//! What the nightly job reports: the manifest (inputs, versions, per-queue counts and
+//! money, every output file, timings) and the summary printed at the end. Money is
+//! added up only from the queues' rows, per queue.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use arq_models::model::Fingerprint;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Decimal128Type;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::error::{ArqError, Result};
+use crate::output::folder::OutputRecord;
+
+/// What the run read.
+pub struct InputFingerprint {
+    pub files: usize,
+    pub bytes: u64,
+    pub fingerprint: String,
+}
+
+/// FNV-1a over every warehouse file's path (relative to the warehouse) and bytes.
+pub fn fingerprint_files(root: &Path, files: &[PathBuf]) -> Result<InputFingerprint> {
+    let mut sorted: Vec<&PathBuf> = files.iter().collect();
+    sorted.sort();
+    let mut fingerprint = Fingerprint::default();
+    let mut bytes = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    for path in &sorted {
+        let relative = path.strip_prefix(root).unwrap_or(path);
+        fingerprint.update(relative.to_string_lossy().as_bytes());
+        fingerprint.update(&[0]);
+        let mut file = std::fs::File::open(path).map_err(|e| ArqError::io(path, e))?;
+        loop {
+            let n = file.read(&mut buffer).map_err(|e| ArqError::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            fingerprint.update(&buffer[..n]);
+            bytes += n as u64;
+        }
+    }
+    Ok(InputFingerprint {
+        files: sorted.len(),
+        bytes,
+        fingerprint: fingerprint.hex(),
+    })
+}
+
+/// The manifest of a night's outputs (`manifest.json`).
+#[derive(Serialize)]
+pub struct Manifest {
+    pub arq_version: &'static str,
+    pub as_of: String,
+    pub warehouse: InputsRecord,
+    pub model: ModelRecord,
+    pub policy: PolicyRecord,
+    pub customers: usize,
+    pub eligible: usize,
+    pub overdue: String,
+    pub queues: BTreeMap<String, QueueRecord>,
+    pub limit_actions: BTreeMap<String, usize>,
+    pub outputs: Vec<OutputRecord>,
+    /// Wall time per stage: the only part that differs between two runs.
+    pub timings_ms: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Serialize)]
+pub struct InputsRecord {
+    pub path: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub fingerprint: String,
+}
+
+#[derive(Serialize)]
+pub struct ModelRecord {
+    pub path: String,
+    pub fingerprint: String,
+    pub trained_on: String,
+    pub train_from: Option<String>,
+    pub train_to: Option<String>,
+    pub training_fingerprint: String,
+}
+
+#[derive(Serialize)]
+pub struct PolicyRecord {
+    pub path: String,
+    pub version: String,
+    pub fingerprint: String,
+}
+
+#[derive(Serialize)]
+pub struct QueueRecord {
+    pub accounts: usize,
+    pub overdue: String,
+    pub expected_loss: String,
+}
+
+/// Per-queue totals.
+#[derive(Default)]
+pub struct QueueTotals {
+    pub accounts: usize,
+    pub overdue: Decimal,
+    pub expected_loss: Decimal,
+}
+
+/// The numbers the summary and the manifest report.
+pub struct Summary {
+    pub customers: usize,
+    pub eligible: usize,
+    pub overdue: Decimal,
+    pub queues: BTreeMap<String, QueueTotals>,
+    pub limit_actions: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    pub fn of(scores: &RecordBatch, queues: &RecordBatch, limits: &RecordBatch) -> Result<Summary> {
+        let column = |batch: &RecordBatch, name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| ArqError::Internal(format!("no column `{name}` in the outputs")))
+        };
+        let names = column(queues, "queue")?;
+        let names = names.as_string::<i32>();
+        let overdue = column(queues, "overdue")?;
+        let overdue = overdue.as_primitive::<Decimal128Type>();
+        let loss = column(queues, "expected_loss")?;
+        let loss = loss.as_primitive::<Decimal128Type>();
+        let money = |v: i128| Decimal::from_i128_with_scale(v, 2);
+        let mut per_queue: BTreeMap<String, QueueTotals> = BTreeMap::new();
+        let mut total = Decimal::ZERO;
+        for r in 0..queues.num_rows() {
+            let q = per_queue.entry(names.value(r).to_string()).or_default();
+            q.accounts += 1;
+            q.overdue += money(overdue.value(r));
+            q.expected_loss += money(loss.value(r));
+            total += money(overdue.value(r));
+        }
+        let actions = column(limits, "action")?;
+        let actions = actions.as_string::<i32>();
+        let mut limit_actions = BTreeMap::new();
+        for a in actions.iter().flatten() {
+            *limit_actions.entry(a.to_string()).or_insert(0) += 1;
+        }
+        Ok(Summary {
+            customers: scores.num_rows(),
+            eligible: queues.num_rows(),
+            overdue: total,
+            queues: per_queue,
+            limit_actions,
+        })
+    }
+
+    pub fn text(&self, target: &Path, files: usize, seconds: f64) -> String {
+        let mut out = format!(
+            "nightly {}: {} customers, {} with an overdue balance of {} in all\n\n",
+            target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            self.customers,
+            self.eligible,
+            self.overdue
+        );
+        out.push_str(&format!(
+            "{:<28} {:>8} {:>18} {:>16}\n",
+            "queue", "accounts", "overdue", "expected loss"
+        ));
+        for (name, q) in &self.queues {
+            out.push_str(&format!(
+                "{:<28} {:>8} {:>18} {:>16}\n",
+                name, q.accounts, q.overdue, q.expected_loss
+            ));
+        }
+        let actions: Vec<String> = self
+            .limit_actions
+            .iter()
+            .map(|(a, n)| format!("{n} {a}"))
+            .collect();
+        out.push_str(&format!(
+            "\ncredit limits: {}\nwrote {} files to {} in {seconds:.1} s\n",
+            actions.join(", "),
+            files,
+            target.display()
+        ));
+        out
+    }
+}

@@ -1,0 +1,219 @@
+//! Many files into one folder (the nightly job's staging folder): each table as CSV and
+//! Parquet, encoded straight into its file (never into memory first) by one thread per
+//! core, hashed on the way, and recorded for the manifest.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arq_models::model::Fingerprint;
+use datafusion::arrow::array::RecordBatch;
+use serde::Serialize;
+
+use super::{OutputFormat, QueryResult, write_atomically, write_result};
+use crate::error::{ArqError, Result};
+
+/// One output file as the manifest lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputRecord {
+    pub file: String,
+    pub rows: Option<usize>,
+    pub bytes: u64,
+    pub fingerprint: String,
+}
+
+/// Writes files into a folder and keeps their records.
+pub struct FolderWriter {
+    dir: PathBuf,
+    /// Records with their position in the manifest.
+    written: Mutex<Vec<(usize, OutputRecord)>>,
+    count: AtomicUsize,
+    #[cfg(feature = "fault-injection")]
+    faults: faults::Faults,
+}
+
+impl FolderWriter {
+    /// A writer into `dir` (which exists).
+    pub fn new(dir: &Path) -> Result<Self> {
+        Ok(FolderWriter {
+            dir: dir.to_path_buf(),
+            written: Default::default(),
+            count: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            faults: faults::Faults::from_env()?,
+        })
+    }
+
+    /// `name.csv` and `name.parquet` for every table, by one thread per core; the
+    /// records list them in the order given.
+    pub fn tables(&self, tables: &[(String, RecordBatch)]) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let work = || -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((name, batch)) = tables.get(i) else {
+                    return Ok(());
+                };
+                self.table(2 * i, name, batch)?;
+            }
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(ArqError::Internal(
+                            "an output writer thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<()>>>()
+        })?;
+        Ok(())
+    }
+
+    fn table(&self, order: usize, name: &str, batch: &RecordBatch) -> Result<()> {
+        let result = QueryResult {
+            schema: batch.schema(),
+            batches: vec![batch.clone()],
+        };
+        for (k, format, extension) in [
+            (0, OutputFormat::Csv, "csv"),
+            (1, OutputFormat::Parquet, "parquet"),
+        ] {
+            self.write_with(
+                order + k,
+                &format!("{name}.{extension}"),
+                Some(batch.num_rows()),
+                |out| write_result(&result, format, out),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A file that is not a table, listed after the tables.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.write_with(usize::MAX, name, None, |out| {
+            out.write_all(bytes).map_err(|e| ArqError::io(name, e))
+        })
+    }
+
+    /// Creates `name` and lets `encode` fill it; records its size and fingerprint.
+    fn write_with(
+        &self,
+        order: usize,
+        name: &str,
+        rows: Option<usize>,
+        encode: impl FnOnce(&mut HashingWriter<&mut std::io::BufWriter<std::fs::File>>) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ArqError::io(parent, e))?;
+        }
+        let (bytes, fingerprint) = write_atomically(&path, |file| {
+            let mut out = HashingWriter {
+                inner: file,
+                fingerprint: Fingerprint::default(),
+                bytes: 0,
+            };
+            encode(&mut out)?;
+            Ok((out.bytes, out.fingerprint))
+        })?;
+        let record = OutputRecord {
+            file: name.to_string(),
+            rows,
+            bytes,
+            fingerprint: fingerprint.hex(),
+        };
+        self.written
+            .lock()
+            .map_err(|_| ArqError::Internal("an output writer thread panicked".into()))?
+            .push((order, record));
+        let _n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        #[cfg(feature = "fault-injection")]
+        self.faults.after_file(_n)?;
+        Ok(())
+    }
+
+    /// The files written so far, in manifest order.
+    pub fn records(&self) -> Vec<OutputRecord> {
+        let mut written = match self.written.lock() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        written.sort_by_key(|(order, _)| *order);
+        written.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// A file being written, with the fingerprint and size of what went into it.
+pub struct HashingWriter<W> {
+    inner: W,
+    fingerprint: Fingerprint,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.fingerprint.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Test-only failures (the `fault-injection` feature, which the end-to-end tests turn
+/// on): `ARQ_NIGHTLY_FAIL_AFTER_FILES=N` fails the run after N output files are written;
+/// `ARQ_NIGHTLY_PAUSE_AFTER_FILES=N` sleeps there (so a test can kill the run).
+#[cfg(feature = "fault-injection")]
+mod faults {
+    use crate::error::{ArqError, Result};
+
+    const FAIL_AFTER: &str = "ARQ_NIGHTLY_FAIL_AFTER_FILES";
+    const PAUSE_AFTER: &str = "ARQ_NIGHTLY_PAUSE_AFTER_FILES";
+
+    pub struct Faults {
+        fail_after: Option<usize>,
+        pause_after: Option<usize>,
+    }
+
+    impl Faults {
+        pub fn from_env() -> Result<Faults> {
+            let number = |name: &str| -> Result<Option<usize>> {
+                match std::env::var(name) {
+                    Ok(v) => v
+                        .parse()
+                        .map(Some)
+                        .map_err(|_| ArqError::Usage(format!("{name}={v} is not a number"))),
+                    Err(_) => Ok(None),
+                }
+            };
+            Ok(Faults {
+                fail_after: number(FAIL_AFTER)?,
+                pause_after: number(PAUSE_AFTER)?,
+            })
+        }
+
+        pub fn after_file(&self, n: usize) -> Result<()> {
+            if self.pause_after == Some(n) {
+                std::thread::sleep(std::time::Duration::from_secs(600));
+            }
+            if self.fail_after == Some(n) {
+                return Err(ArqError::Injected(format!(
+                    "failure injected after {n} output files ({FAIL_AFTER})"
+                )));
+            }
+            Ok(())
+        }
+    }
+}

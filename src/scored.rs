@@ -1,0 +1,59 @@
+//! A scored snapshot: a session over the warehouse and every customer's scores at the
+//! warehouse's snapshot — what `arq score`, `arq queue`, `arq limits` and the nightly job
+//! all start from, computed once per run.
+
+use arq_models::scores::{Scores, score_snapshot};
+use arq_models::sql::SessionModel;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use datafusion::execution::SessionState;
+
+use crate::error::Result;
+use crate::warehouse::Warehouse;
+
+/// The session state and the scores of the warehouse's snapshot.
+pub struct ScoredSnapshot {
+    pub state: SessionState,
+    pub scores: Scores,
+}
+
+impl ScoredSnapshot {
+    /// Scores every customer of the warehouse's snapshot, `slice` customers per feature
+    /// query.
+    pub async fn load(
+        warehouse: &Warehouse,
+        model: &SessionModel,
+        slice: usize,
+    ) -> Result<ScoredSnapshot> {
+        let state = warehouse.session(Some(model)).await?.state();
+        let day = warehouse.as_of_day();
+        let scores = score_snapshot(&state, &model.model, &model.name, day, slice).await?;
+        Ok(ScoredSnapshot { state, scores })
+    }
+}
+
+/// The rows whose text column `column` equals `value`; `None` when there are none.
+pub fn rows_where(batch: &RecordBatch, column: &str, value: &str) -> Result<Option<RecordBatch>> {
+    let Some(ids) = batch.column_by_name(column) else {
+        return Err(crate::ArqError::Internal(format!("no column `{column}`")));
+    };
+    let ids = ids.as_string::<i32>();
+    let rows: Vec<u32> = (0..ids.len())
+        .filter(|&r| ids.value(r) == value)
+        .map(|r| r as u32)
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    take_rows(batch, &rows).map(Some)
+}
+
+/// The given rows of a batch, in the given order.
+pub fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+    let take = UInt32Array::from(rows.to_vec());
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c, &take, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}

@@ -1,0 +1,77 @@
+//! What arq prints, as insta snapshots (`tests/snapshots/`), so that a change of the
+//! printed output is a reviewable diff. Timings and temporary paths are filtered out.
+//! After an intended change: `INSTA_UPDATE=always cargo test --test e2e cli_output`, then
+//! review the `.snap` files.
+
+use crate::util::{demo, run, run_ok};
+
+/// Snapshot settings with the run's variable parts replaced.
+fn settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"in \d+\.\d+ s", "in [seconds] s");
+    settings.add_filter(r"/tmp/[^\s:]+", "[tmp]");
+    settings.add_filter(r"\.tmp[^\s:/]+", "[tmp]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+#[test]
+fn tables_listing() {
+    settings().bind(|| insta::assert_snapshot!("tables", run_ok(&["tables"])));
+}
+
+#[test]
+fn functions_listing() {
+    settings().bind(|| insta::assert_snapshot!("functions", run_ok(&["functions"])));
+}
+
+#[test]
+fn one_collectors_queue() {
+    let text = run_ok(&["queue", "--collector", "K0001"]);
+    settings().bind(|| insta::assert_snapshot!("queue_K0001", text));
+}
+
+#[test]
+fn one_customers_limit() {
+    let text = run_ok(&["limits", "--customer", "C0000042"]);
+    settings().bind(|| insta::assert_snapshot!("limits_C0000042", text));
+}
+
+#[test]
+fn nightly_summary() {
+    let out = tempfile::tempdir().unwrap();
+    let text = run_ok(&[
+        "nightly",
+        "-q",
+        "--warehouse",
+        demo().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    settings().bind(|| insta::assert_snapshot!("nightly_summary", text));
+}
+
+#[test]
+fn help_of_every_command() {
+    let commands = [
+        "sql",
+        "shell",
+        "tables",
+        "functions",
+        "train",
+        "score",
+        "queue",
+        "limits",
+        "nightly",
+        "backtest",
+        "generate",
+    ];
+    let top = run_ok(&["--help"]);
+    settings().bind(|| insta::assert_snapshot!("help", top));
+    for command in commands {
+        let out = run(&[command, "--help"]);
+        assert!(out.status.success(), "arq {command} --help failed");
+        let text = String::from_utf8(out.stdout).expect("utf-8 help");
+        settings().bind(|| insta::assert_snapshot!(format!("help_{command}"), text));
+    }
+}

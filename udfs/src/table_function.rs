@@ -1,0 +1,107 @@
+//! The plumbing of table functions whose rows are computed with SQL over the session
+//! that scans them: the receivables metrics of this crate ([`crate::metrics`]) and
+//! arq-models' `customer_features`, `risk_labels` and `risk_scores` are built on it.
+//!
+//! A table function implements [`Metric`] (its schema, known from the arguments alone,
+//! and an async `compute` that runs SQL through [`collect_sql`]), and returns a
+//! [`MetricTable`] from `TableFunctionImpl::call`; constant date arguments are read with
+//! [`date_arg`] or [`date_range_args`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// A metric computed from the session's tables when its table function is scanned.
+#[async_trait]
+pub trait Metric: Debug + Send + Sync + 'static {
+    /// The columns of the result (known from the arguments alone).
+    fn schema(&self) -> SchemaRef;
+    /// Runs the metric's SQL in `session` and returns all its rows.
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch>;
+}
+
+/// The table a metric's table function returns: computed when scanned, so it always
+/// reflects the warehouse the session sees.
+#[derive(Debug)]
+pub struct MetricTable<M: Metric>(pub M);
+
+#[async_trait]
+impl<M: Metric> TableProvider for MetricTable<M> {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let batch = self.0.compute(state).await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.0.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// Checks the argument count (`usage` names them) and reads the `from` and `to` dates.
+pub fn date_range_args(
+    function: &str,
+    exprs: &[Expr],
+    usage: &str,
+    max_args: usize,
+) -> Result<(i32, i32)> {
+    if exprs.len() < 2 || exprs.len() > max_args {
+        return plan_err!("{function} takes {usage}, got {} arguments", exprs.len());
+    }
+    let from = date_arg(function, "from", exprs.first())?;
+    let to = date_arg(function, "to", exprs.get(1))?;
+    if to < from {
+        return plan_err!("{function}: `to` is before `from`");
+    }
+    Ok((from, to))
+}
+
+/// A constant date argument (`'2026-01-31'` or `DATE '2026-01-31'`), as days since
+/// 1970-01-01.
+pub fn date_arg(function: &str, name: &str, expr: Option<&Expr>) -> Result<i32> {
+    let value = match expr {
+        Some(Expr::Literal(v, _)) => v.clone(),
+        Some(other) => return plan_err!("{function}: {name} must be a constant date, got {other}"),
+        None => return plan_err!("{function}: {name} is missing"),
+    };
+    match value.cast_to(&DataType::Date32) {
+        Ok(ScalarValue::Date32(Some(d))) => Ok(d),
+        _ => plan_err!("{function}: {name} must be a date such as '2026-01-31', got {value}"),
+    }
+}
+
+/// Runs `sql` in the session that scans the table function and collects the rows.
+pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
+    let state = session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .ok_or_else(|| {
+            exec_datafusion_err!("arq's table functions need a DataFusion SessionState")
+        })?;
+    let plan = state.create_logical_plan(sql).await?;
+    DataFrame::new(state.clone(), plan).collect().await
+}
