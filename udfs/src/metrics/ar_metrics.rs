@@ -92,15 +92,17 @@ impl ArMetricsTable {
     }
 }
 
-#[async_trait]
-impl Metric for ArMetricsTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
+/// A (period end or snapshot, dimension, currency) key.
+type Key = (i32, String, String);
 
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+impl ArMetricsTable {
+    /// AR and current AR per snapshot, dimension and currency, from two months before
+    /// `from` (for ar_begin) to `to`; and the snapshots seen.
+    async fn balances(
+        &self,
+        session: &dyn Session,
+    ) -> Result<(BTreeMap<Key, (i128, i128)>, BTreeSet<i32>)> {
         let dim = dimension_sql(&self.dimension);
-        // Balances per snapshot, from two months before `from` (for ar_begin) to `to`.
         let balances_sql = format!(
             "SELECT o.snapshot_date, {dim} AS dimension, o.currency,
                     CAST(sum(o.open_amount) AS DECIMAL(38, 2)) AS ar,
@@ -113,7 +115,29 @@ impl Metric for ArMetricsTable {
             dates::sql_literal(self.from - 62),
             dates::sql_literal(self.to)
         );
-        // Credit sales per calendar month over the year before each period end.
+        let mut balances = BTreeMap::new();
+        let mut snapshots = BTreeSet::new();
+        for b in collect_sql(session, &balances_sql).await? {
+            let c = Columns(&b);
+            for row in 0..b.num_rows() {
+                let snapshot = c.date(0, row);
+                snapshots.insert(snapshot);
+                balances.insert(
+                    (snapshot, c.text(1, row), c.text(2, row)),
+                    (c.cents(3, row), c.cents(4, row)),
+                );
+            }
+        }
+        Ok((balances, snapshots))
+    }
+
+    /// Credit sales per calendar month over the year before each period end, per period,
+    /// dimension and currency; and the periods seen.
+    async fn sales(
+        &self,
+        session: &dyn Session,
+    ) -> Result<(BTreeMap<Key, BTreeMap<i32, i128>>, BTreeSet<i32>)> {
+        let dim = dimension_sql(&self.dimension);
         let sales_sql = format!(
             "WITH periods AS (SELECT DISTINCT snapshot_date FROM customers
                               WHERE snapshot_date BETWEEN {from} AND {to})
@@ -129,21 +153,6 @@ impl Metric for ArMetricsTable {
             from = dates::sql_literal(self.from),
             to = dates::sql_literal(self.to)
         );
-
-        type Key = (i32, String, String);
-        let mut balances: BTreeMap<Key, (i128, i128)> = BTreeMap::new();
-        let mut snapshots = BTreeSet::new();
-        for b in collect_sql(session, &balances_sql).await? {
-            let c = Columns(&b);
-            for row in 0..b.num_rows() {
-                let snapshot = c.date(0, row);
-                snapshots.insert(snapshot);
-                balances.insert(
-                    (snapshot, c.text(1, row), c.text(2, row)),
-                    (c.cents(3, row), c.cents(4, row)),
-                );
-            }
-        }
         let mut sales: BTreeMap<Key, BTreeMap<i32, i128>> = BTreeMap::new();
         let mut periods = BTreeSet::new();
         for b in collect_sql(session, &sales_sql).await? {
@@ -157,6 +166,19 @@ impl Metric for ArMetricsTable {
                     .insert(c.date(3, row), c.cents(4, row));
             }
         }
+        Ok((sales, periods))
+    }
+}
+
+#[async_trait]
+impl Metric for ArMetricsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+        let (balances, snapshots) = self.balances(session).await?;
+        let (sales, periods) = self.sales(session).await?;
         // Every (period, dimension, currency) with a balance or sales in the period.
         let keys: BTreeSet<Key> = balances
             .keys()

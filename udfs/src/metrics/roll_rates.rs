@@ -72,13 +72,9 @@ pub struct RollRatesTable {
     schema: SchemaRef,
 }
 
-#[async_trait]
-impl Metric for RollRatesTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+impl RollRatesTable {
+    /// Consecutive snapshot pairs (previous, period end) whose period end is in the range.
+    async fn snapshot_pairs(&self, session: &dyn Session) -> Result<Vec<(i32, i32)>> {
         let snapshots_sql = format!(
             "SELECT DISTINCT snapshot_date FROM open_items WHERE snapshot_date <= {} ORDER BY 1",
             dates::sql_literal(self.to)
@@ -88,11 +84,22 @@ impl Metric for RollRatesTable {
             let c = Columns(&b);
             snapshots.extend((0..b.num_rows()).map(|row| c.date(0, row)));
         }
-        let pairs: Vec<(i32, i32)> = snapshots
+        Ok(snapshots
             .windows(2)
             .map(|w| (w[0], w[1]))
             .filter(|(_, t)| *t >= self.from && *t <= self.to)
-            .collect();
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Metric for RollRatesTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+        let pairs = self.snapshot_pairs(session).await?;
         let last_rank = self.bounds.labels().len() - 1;
         let mut rows = RollRows::default();
         if !pairs.is_empty() {
@@ -151,22 +158,7 @@ impl Metric for RollRatesTable {
                 }
             }
         }
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(Date32Array::from(rows.period_end)),
-            Arc::new(Date32Array::from(rows.previous)),
-        ];
-        if self.dimension != "all" {
-            columns.push(Arc::new(StringArray::from(rows.dimension)));
-        }
-        columns.extend([
-            Arc::new(StringArray::from(rows.currency)) as ArrayRef,
-            Arc::new(StringArray::from(rows.from_bucket)),
-            Arc::new(StringArray::from(rows.to_bucket)),
-            Arc::new(Decimal128Array::from(rows.balance_from).with_data_type(MONEY_SUM)),
-            Arc::new(Decimal128Array::from(rows.balance_rolled).with_data_type(MONEY_SUM)),
-            Arc::new(Float64Array::from(rows.roll_rate)),
-        ]);
-        batch(&self.schema, columns)
+        batch(&self.schema, rows.into_columns(&self.dimension))
     }
 }
 
@@ -181,4 +173,26 @@ struct RollRows {
     balance_from: Vec<i128>,
     balance_rolled: Vec<i128>,
     roll_rate: Vec<Option<f64>>,
+}
+
+impl RollRows {
+    /// The output columns (the dimension's only when split by one).
+    fn into_columns(self, dimension: &str) -> Vec<ArrayRef> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(Date32Array::from(self.period_end)),
+            Arc::new(Date32Array::from(self.previous)),
+        ];
+        if dimension != "all" {
+            columns.push(Arc::new(StringArray::from(self.dimension)));
+        }
+        columns.extend([
+            Arc::new(StringArray::from(self.currency)) as ArrayRef,
+            Arc::new(StringArray::from(self.from_bucket)),
+            Arc::new(StringArray::from(self.to_bucket)),
+            Arc::new(Decimal128Array::from(self.balance_from).with_data_type(MONEY_SUM)),
+            Arc::new(Decimal128Array::from(self.balance_rolled).with_data_type(MONEY_SUM)),
+            Arc::new(Float64Array::from(self.roll_rate)),
+        ]);
+        columns
+    }
 }
