@@ -16,6 +16,7 @@ pub mod error;
 pub mod generate;
 pub mod labelled;
 pub mod loaded;
+pub mod memory;
 pub mod nightly;
 pub mod output;
 pub mod progress;

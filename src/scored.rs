@@ -17,6 +17,17 @@ pub struct ScoredSnapshot {
 }
 
 impl ScoredSnapshot {
+    /// Checks the snapshot's rows ([`crate::validate::snapshot`]), then scores it: what
+    /// every command that writes decisions does.
+    pub async fn checked(
+        warehouse: &Warehouse,
+        model: &SessionModel,
+        slice: usize,
+    ) -> Result<ScoredSnapshot> {
+        crate::validate::snapshot(warehouse)?;
+        Self::load(warehouse, model, slice).await
+    }
+
     /// Scores every customer of the warehouse's snapshot, `slice` customers per feature
     /// query.
     pub async fn load(

@@ -7,6 +7,12 @@
 //! the prompt has line editing and a history file (`$ARQ_HISTORY`, else
 //! `~/.arq_history`); without one (a script piped into stdin) lines are read as they
 //! come and no prompt is printed.
+//!
+//! Errors go to stderr. At the prompt the session goes on; in a script the first failing
+//! statement or command stops it with exit code 1, naming the statement's number and
+//! first line (as `psql -v ON_ERROR_STOP=1` and `duckdb` do), unless
+//! `--continue-on-error` is given: then every statement runs and the exit code is still 1
+//! when any failed.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -47,6 +53,23 @@ struct Shell<'a> {
     model: Option<&'a SessionModel>,
     format: OutputFormat,
     buffer: String,
+    /// Statements and commands run so far (for error messages).
+    count: usize,
+    /// How errors are handled.
+    on_error: OnError,
+    /// The first error of a script that goes on after errors.
+    first_failure: Option<ArqError>,
+}
+
+/// What an error does to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// At the prompt: print it, go on.
+    Prompt,
+    /// A script: stop with the error.
+    Stop,
+    /// A script with `--continue-on-error`: print it, go on, fail at the end.
+    Continue,
 }
 
 impl Shell<'_> {
@@ -55,7 +78,11 @@ impl Shell<'_> {
         let trimmed = line.trim();
         if self.buffer.trim().is_empty() && trimmed.starts_with('\\') {
             self.buffer.clear();
-            return self.command(trimmed, out).await;
+            self.count += 1;
+            return match self.command(trimmed, out).await {
+                Ok(step) => Ok(step),
+                Err(e) => self.failed(trimmed, e).map(|_| Step::Continue),
+            };
         }
         if trimmed.is_empty() && self.buffer.trim().is_empty() {
             return Ok(Step::Continue);
@@ -64,12 +91,35 @@ impl Shell<'_> {
         self.buffer.push('\n');
         if trimmed.ends_with(';') {
             let statement = std::mem::take(&mut self.buffer);
-            self.run(&statement, out).await;
+            self.run(&statement, out).await?;
         }
         Ok(Step::Continue)
     }
 
-    async fn run(&mut self, statement: &str, out: &mut dyn Write) {
+    /// Handles an error of the statement or command `text` as `on_error` says.
+    fn failed(&mut self, text: &str, e: ArqError) -> Result<()> {
+        let first_line = text.lines().map(str::trim).find(|l| !l.is_empty());
+        let located = ArqError::Input(format!(
+            "statement {} (`{}`): {e}",
+            self.count,
+            first_line.unwrap_or_default()
+        ));
+        match self.on_error {
+            OnError::Prompt => {
+                eprintln!("error: {e}");
+                Ok(())
+            }
+            OnError::Stop => Err(located),
+            OnError::Continue => {
+                eprintln!("error: {located}");
+                self.first_failure.get_or_insert(located);
+                Ok(())
+            }
+        }
+    }
+
+    async fn run(&mut self, statement: &str, out: &mut dyn Write) -> Result<()> {
+        self.count += 1;
         let outcome = async {
             let mut buffer = Vec::new();
             for result in sql::run_statements(self.ctx, statement).await? {
@@ -81,8 +131,9 @@ impl Shell<'_> {
                 .map_err(|e| ArqError::io("<stdout>", e))
         }
         .await;
-        if let Err(e) = outcome {
-            let _ = writeln!(out, "error: {e}");
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e) => self.failed(statement, e),
         }
     }
 
@@ -92,28 +143,51 @@ impl Shell<'_> {
         match (words.next().unwrap_or_default(), words.next()) {
             ("\\q", _) => return Ok(Step::Quit),
             ("\\?" | "\\h" | "\\help", _) => writeln!(out, "{HELP}").map_err(io)?,
-            ("\\d", name) => match sql::describe_tables(self.ctx, name).await {
-                Ok(listing) => write!(out, "{listing}").map_err(io)?,
-                Err(e) => writeln!(out, "error: {e}").map_err(io)?,
-            },
-            ("\\functions" | "\\df", name) => match sql::describe_functions(name, self.model) {
-                Ok(text) => write!(out, "{text}").map_err(io)?,
-                Err(e) => writeln!(out, "error: {e}").map_err(io)?,
-            },
+            ("\\d", name) => {
+                let listing = sql::describe_tables(self.ctx, name).await?;
+                write!(out, "{listing}").map_err(io)?
+            }
+            ("\\functions" | "\\df", name) => {
+                let text = sql::describe_functions(name, self.model)?;
+                write!(out, "{text}").map_err(io)?
+            }
             ("\\format", Some(name)) => {
                 match <OutputFormat as clap::ValueEnum>::from_str(name, true) {
                     Ok(OutputFormat::Parquet) | Err(_) => {
-                        writeln!(out, "error: format must be one of table, csv, json, ndjson")
-                            .map_err(io)?
+                        return Err(ArqError::Usage(
+                            "format must be one of table, csv, json, ndjson".into(),
+                        ));
                     }
                     Ok(f) => self.format = f,
                 }
             }
             (other, _) => {
-                writeln!(out, "error: unknown command `{other}` (\\? lists them)").map_err(io)?
+                return Err(ArqError::Usage(format!(
+                    "unknown command `{other}` (\\? lists them)"
+                )));
             }
         }
         Ok(Step::Continue)
+    }
+}
+
+/// Runs a script from stdin: every line, then a last statement without `;`.
+async fn run_script(shell: &mut Shell<'_>) -> Result<()> {
+    let stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| ArqError::io("<stdin>", e))?;
+        if let Step::Quit = shell.line(&line, &mut stdout.lock()).await? {
+            break;
+        }
+    }
+    if !shell.buffer.trim().is_empty() {
+        // A last statement without `;` still runs at end of input.
+        let statement = std::mem::take(&mut shell.buffer);
+        shell.run(&statement, &mut stdout.lock()).await?;
+    }
+    match shell.first_failure.take() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -122,28 +196,26 @@ pub async fn run(
     ctx: &SessionContext,
     model: Option<&SessionModel>,
     format: OutputFormat,
+    continue_on_error: bool,
 ) -> Result<()> {
+    let script = !std::io::stdin().is_terminal();
     let mut shell = Shell {
         ctx,
         model,
         format,
         buffer: String::new(),
+        count: 0,
+        on_error: match (script, continue_on_error) {
+            (false, _) => OnError::Prompt,
+            (true, false) => OnError::Stop,
+            (true, true) => OnError::Continue,
+        },
+        first_failure: None,
     };
-    let stdout = std::io::stdout();
-    if !std::io::stdin().is_terminal() {
-        for line in std::io::stdin().lock().lines() {
-            let line = line.map_err(|e| ArqError::io("<stdin>", e))?;
-            if let Step::Quit = shell.line(&line, &mut stdout.lock()).await? {
-                return Ok(());
-            }
-        }
-        if !shell.buffer.trim().is_empty() {
-            // A last statement without `;` still runs at end of input.
-            let statement = std::mem::take(&mut shell.buffer);
-            shell.run(&statement, &mut stdout.lock()).await;
-        }
-        return Ok(());
+    if script {
+        return run_script(&mut shell).await;
     }
+    let stdout = std::io::stdout();
 
     let mut editor = rustyline::DefaultEditor::new()
         .map_err(|e| ArqError::Input(format!("cannot start the line editor: {e}")))?;

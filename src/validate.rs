@@ -1,10 +1,16 @@
 //! Checks of a snapshot's rows before the nightly job uses them. The warehouse check
 //! (`Warehouse::open`) covers folders, files, columns and types; this covers values:
 //!
-//! - `customers`: `customer_id` present and unique, `credit_limit` not negative;
+//! - `customers`: `customer_id` present and unique, `currency` present, `credit_limit`
+//!   not negative;
 //! - `open_items`: `invoice_id` and `customer_id` present, each invoice once, the
-//!   customer in `customers` of the same snapshot, `open_amount` between 0 and
-//!   `amount`, `due_date` not before `invoice_date`.
+//!   customer in `customers` of the same snapshot, in the customer's currency (money in
+//!   different currencies is never added up, so an item in another currency is refused
+//!   rather than summed into the customer's overdue), `open_amount` between 0 and
+//!   `amount`, `due_date` not before `invoice_date`;
+//! - `collectors`: `collector_id` present, unique, and usable as a call-list file name
+//!   (letters, digits, `-`, `_`, `.`; at most 100 characters), `role` `collector` or
+//!   `supervisor`, `daily_capacity` not negative.
 //!
 //! The first problem found is an error naming table, file, row (1-based, within the
 //! file), column and value. Files are read directly (only the columns checked), so the
@@ -27,7 +33,8 @@ use rust_decimal::Decimal;
 use crate::error::{ArqError, Result};
 use crate::warehouse::Warehouse;
 
-/// Checks the rows of the warehouse's as-of snapshot (`customers` and `open_items`).
+/// Checks the rows of the warehouse's as-of snapshot (`customers` and `open_items`) and
+/// of `collectors`: what every command that writes decisions reads.
 pub fn snapshot(warehouse: &Warehouse) -> Result<()> {
     let partition = format!("snapshot_date={}", warehouse.as_of());
     let files_of = |table: &str| -> Vec<PathBuf> {
@@ -46,7 +53,106 @@ pub fn snapshot(warehouse: &Warehouse) -> Result<()> {
     };
     let root = warehouse.root();
     let customers = check_customers(root, &files_of("customers"))?;
-    check_open_items(root, &files_of("open_items"), &customers)
+    check_open_items(root, &files_of("open_items"), &customers)?;
+    let collectors: Vec<PathBuf> = warehouse
+        .tables()
+        .iter()
+        .filter(|t| t.contract.name == "collectors")
+        .flat_map(|t| t.files.iter().cloned())
+        .collect();
+    check_collectors(root, &collectors)
+}
+
+/// The customers of the snapshot: each id with its currency (an index into `currencies`).
+#[derive(Default)]
+struct Customers {
+    currency_of: std::collections::HashMap<String, u16>,
+    currencies: Vec<String>,
+}
+
+impl Customers {
+    fn currency(&self, id: &str) -> Option<&str> {
+        self.currency_of
+            .get(id)
+            .map(|&i| self.currencies[i as usize].as_str())
+    }
+}
+
+/// The longest collector id: it names a call-list file.
+const MAX_COLLECTOR_ID: usize = 100;
+
+/// Checks every collector: id present, unique and a safe file name; role; capacity.
+fn check_collectors(root: &Path, files: &[PathBuf]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, (PathBuf, usize)> = Default::default();
+    for file in files {
+        let columns = ["collector_id", "role", "daily_capacity"];
+        read_columns(file, &columns, |first, arrays| {
+            let (id, role) = (text(&arrays[0])?, text(&arrays[1])?);
+            let (id, role) = (id.as_string::<i32>(), role.as_string::<i32>());
+            let capacity = cast(&arrays[2], &DataType::Int64)?;
+            let capacity = capacity.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            for r in 0..id.len() {
+                let row = first + r + 1;
+                let err = |m: String| row_error(root, "collectors", file, row, m);
+                if id.is_null(r) || id.value(r).is_empty() {
+                    return Err(err("column collector_id is empty".into()));
+                }
+                let name = id.value(r);
+                if let Some(problem) = file_name_problem(name) {
+                    return Err(err(format!("column collector_id: {problem}")));
+                }
+                if let Some((earlier, earlier_row)) =
+                    seen.insert(name.to_string(), (file.clone(), row))
+                {
+                    let earlier = earlier.strip_prefix(root).unwrap_or(&earlier).to_owned();
+                    return Err(err(format!(
+                        "column collector_id: {name} appears twice (also {} row {earlier_row}); \
+                         each collector needs one row",
+                        earlier.display()
+                    )));
+                }
+                if role.is_null(r) || !["collector", "supervisor"].contains(&role.value(r)) {
+                    let value = if role.is_null(r) {
+                        "NULL"
+                    } else {
+                        role.value(r)
+                    };
+                    return Err(err(format!(
+                        "column role: `{value}` (collector {name}) is neither `collector` nor `supervisor`"
+                    )));
+                }
+                if capacity.is_null(r) || capacity.value(r) < 0 {
+                    return Err(err(format!(
+                        "column daily_capacity is empty or negative (collector {name})"
+                    )));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Why a collector id cannot name a call-list file, if it cannot.
+fn file_name_problem(id: &str) -> Option<String> {
+    let safe = !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !safe {
+        return Some(format!(
+            "`{id}` cannot name a call-list file (use letters, digits, `-`, `_` and `.`)"
+        ));
+    }
+    if id.len() > MAX_COLLECTOR_ID {
+        return Some(format!(
+            "`{}...` is {} characters long; a collector id names a call-list file and has at \
+             most {MAX_COLLECTOR_ID}",
+            &id[..20],
+            id.len()
+        ));
+    }
+    None
 }
 
 /// A problem at one row of one file.
@@ -111,22 +217,46 @@ fn money(v: i128) -> Decimal {
     Decimal::from_i128_with_scale(v, 2)
 }
 
-/// The customer ids of the snapshot, checked.
-fn check_customers(root: &Path, files: &[PathBuf]) -> Result<HashSet<String>> {
-    let mut ids = HashSet::new();
+/// The customers of the snapshot with their currencies, checked.
+fn check_customers(root: &Path, files: &[PathBuf]) -> Result<Customers> {
+    let mut customers = Customers::default();
     for file in files {
-        read_columns(file, &["customer_id", "credit_limit"], |first, arrays| {
+        let columns = ["customer_id", "credit_limit", "currency"];
+        read_columns(file, &columns, |first, arrays| {
             let (id, limit) = (text(&arrays[0])?, cents(&arrays[1])?);
             let (id, limit) = (
                 id.as_string::<i32>(),
                 limit.as_primitive::<Decimal128Type>(),
             );
+            let currency = text(&arrays[2])?;
+            let currency = currency.as_string::<i32>();
             for r in 0..id.len() {
                 let err = |m: String| row_error(root, "customers", file, first + r + 1, m);
                 if id.is_null(r) || id.value(r).is_empty() {
                     return Err(err("column customer_id is empty".into()));
                 }
-                if !ids.insert(id.value(r).to_string()) {
+                if currency.is_null(r) || currency.value(r).trim().is_empty() {
+                    return Err(err(format!(
+                        "column currency is empty (customer {})",
+                        id.value(r)
+                    )));
+                }
+                let code = currency.value(r);
+                let index = match customers.currencies.iter().position(|c| c == code) {
+                    Some(i) => i,
+                    None => {
+                        customers.currencies.push(code.to_string());
+                        customers.currencies.len() - 1
+                    }
+                };
+                let index = u16::try_from(index).map_err(|_| {
+                    err("column currency: more than 65,535 different currencies".into())
+                })?;
+                if customers
+                    .currency_of
+                    .insert(id.value(r).to_string(), index)
+                    .is_some()
+                {
                     return Err(err(format!(
                         "column customer_id: {} appears twice in the snapshot",
                         id.value(r)
@@ -143,7 +273,7 @@ fn check_customers(root: &Path, files: &[PathBuf]) -> Result<HashSet<String>> {
             Ok(())
         })?;
     }
-    Ok(ids)
+    Ok(customers)
 }
 
 fn hash_of(s: &str) -> u64 {
@@ -157,6 +287,7 @@ fn hash_of(s: &str) -> u64 {
 struct OpenItemColumns {
     invoice: StringArray,
     customer: StringArray,
+    currency: StringArray,
     amount: Decimal128Array,
     open: Decimal128Array,
     issued: Date32Array,
@@ -181,11 +312,12 @@ impl OpenItemColumns {
             open: amount(&arrays[3])?,
             issued: date(&arrays[4])?,
             due: date(&arrays[5])?,
+            currency: text(&arrays[6])?.as_string::<i32>().clone(),
         })
     }
 
     /// What is wrong with row `r`, if anything.
-    fn problem(&self, r: usize, customers: &HashSet<String>) -> Option<String> {
+    fn problem(&self, r: usize, customers: &Customers) -> Option<String> {
         let (invoice, customer) = (&self.invoice, &self.customer);
         if invoice.is_null(r) || invoice.value(r).is_empty() {
             return Some("column invoice_id is empty".into());
@@ -194,9 +326,23 @@ impl OpenItemColumns {
         if customer.is_null(r) || customer.value(r).is_empty() {
             return Some(format!("column customer_id is empty (invoice {id})"));
         }
-        if !customers.contains(customer.value(r)) {
+        let Some(expected) = customers.currency(customer.value(r)) else {
             return Some(format!(
                 "column customer_id: {} (invoice {id}) is not in customers of the same snapshot",
+                customer.value(r)
+            ));
+        };
+        let currency = &self.currency;
+        if currency.is_null(r) || currency.value(r) != expected {
+            let found = if currency.is_null(r) {
+                "NULL"
+            } else {
+                currency.value(r)
+            };
+            return Some(format!(
+                "column currency: {found} (invoice {id}) is not the currency of customer {} \
+                 ({expected}); money in different currencies is never added up: book the \
+                 item in {expected} or correct the customer",
                 customer.value(r)
             ));
         }
@@ -238,17 +384,18 @@ impl OpenItemColumns {
 }
 
 /// The columns [`OpenItemColumns`] reads.
-const OPEN_ITEM_COLUMNS: [&str; 6] = [
+const OPEN_ITEM_COLUMNS: [&str; 7] = [
     "invoice_id",
     "customer_id",
     "amount",
     "open_amount",
     "invoice_date",
     "due_date",
+    "currency",
 ];
 
 /// Checks every open item of the snapshot.
-fn check_open_items(root: &Path, files: &[PathBuf], customers: &HashSet<String>) -> Result<()> {
+fn check_open_items(root: &Path, files: &[PathBuf], customers: &Customers) -> Result<()> {
     // Duplicates are found on 64-bit hashes (16 bytes per item, not a set of strings),
     // then confirmed on the ids themselves.
     let mut hashes: Vec<(u64, u32, u32)> = Vec::new();

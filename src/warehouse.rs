@@ -37,6 +37,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::contract::{self, SNAPSHOT_COLUMN, TableContract, TableKind};
 use crate::error::{ArqError, Result};
+use crate::memory::{self, MemoryLimit};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// Which snapshot the `*_latest` views show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +83,8 @@ pub struct Warehouse {
     tables: Vec<WarehouseTable>,
     snapshots: Snapshots,
     as_of: NaiveDate,
+    /// The memory a session's queries may use (none: unlimited).
+    memory_limit: Option<MemoryLimit>,
 }
 
 impl Warehouse {
@@ -146,7 +150,14 @@ impl Warehouse {
             tables,
             snapshots,
             as_of,
+            memory_limit: None,
         })
+    }
+
+    /// Sessions over this warehouse with a memory limit (see [`crate::memory`]).
+    pub fn with_memory_limit(mut self, limit: Option<MemoryLimit>) -> Self {
+        self.memory_limit = limit;
+        self
     }
 
     /// The warehouse folder.
@@ -189,7 +200,17 @@ impl Warehouse {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("arq", "warehouse");
-        let mut ctx = SessionContext::new_with_config(config);
+        let mut ctx = match self.memory_limit {
+            None => SessionContext::new_with_config(config),
+            Some(limit) => {
+                let runtime = RuntimeEnvBuilder::new()
+                    .with_memory_limit(limit.0, 1.0)
+                    .build_arc()?;
+                let ctx = SessionContext::new_with_config_rt(config, runtime);
+                memory::guard_functions(&ctx, limit);
+                ctx
+            }
+        };
         arq_models::sql::register_session(&mut ctx, model, &self.snapshots)?;
         self.register(&ctx).await?;
         Ok(ctx)

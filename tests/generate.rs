@@ -214,6 +214,14 @@ fn bad_options_are_clear_errors() {
     assert!(e.contains("--customers"), "{e}");
     let e = run_usage_err(&["generate", "--out", out, "--months", "0"]);
     assert!(e.contains("--months"), "{e}");
+    // Bounded before anything is allocated or written (memory stays bounded).
+    let e = run_usage_err(&["generate", "--out", out, "--customers", "99999999999999"]);
+    assert!(
+        e.contains("--customers 99999999999999 is out of range: from 1 to 100000000"),
+        "{e}"
+    );
+    let e = run_usage_err(&["generate", "--out", out, "--months", "601"]);
+    assert!(e.contains("--months 601 is out of range"), "{e}");
     assert!(!w.exists());
     // clap rejects what is not a number (usage error, exit 2).
     assert_eq!(

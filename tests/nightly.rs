@@ -111,12 +111,12 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     for (id, cap) in capacity.iter().filter(|(id, _)| id.starts_with('K')) {
         let list = read_csv(&run, &format!("call_lists/{id}.csv"));
         assert!(list.len() <= *cap, "{id}");
-        assert!(list.iter().all(|r| &r[0] == id && &r[3] == id), "{id}");
+        assert!(list.iter().all(|r| &r[0] == id && &r[4] == id), "{id}");
         assert!(run.join(format!("call_lists/{id}.parquet")).is_file());
     }
     let supervised = read_csv(&run, "supervisors.csv");
     for (id, cap) in capacity.iter().filter(|(id, _)| id.starts_with('S')) {
-        let n = supervised.iter().filter(|r| &r[3] == id).count();
+        let n = supervised.iter().filter(|r| &r[4] == id).count();
         assert!(n <= *cap && n > 0, "{id}: {n}");
     }
     assert_eq!(
@@ -146,6 +146,22 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     }
     let held = manifest["queues"]["held"]["accounts"].as_u64().unwrap() as usize;
     assert_eq!(held, read_csv(&run, "held.csv").len());
+    // Money is reported per currency, never added across currencies: each currency's
+    // overdue is the sum of that currency's rows.
+    let cents = |s: &str| -> i128 { s.replace('.', "").parse().unwrap() };
+    let overdue = manifest["overdue"].as_object().unwrap();
+    assert!(
+        overdue.len() >= 2,
+        "the demo has several currencies: {overdue:?}"
+    );
+    for (currency, amount) in overdue {
+        let rows: i128 = all
+            .iter()
+            .filter(|r| &r[3] == currency)
+            .map(|r| cents(&r[5]))
+            .sum();
+        assert_eq!(rows, cents(amount.as_str().unwrap()), "{currency}");
+    }
 
     // The same inputs give the same bytes; the timings are the only difference.
     let again = tmp.path().join("again");

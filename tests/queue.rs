@@ -8,7 +8,7 @@ use crate::util::{csv_rows, run_err, run_ok};
 fn every_overdue_customer_once_within_capacity_and_the_rules() {
     let text = run_ok(&["queue", "--format", "csv"]);
     assert!(text.starts_with(
-        "queue,rank,customer_id,assigned_to,overdue,max_dpd,pd,score,expected_loss,action,why_here,risk_reasons,promise_date,promise_amount\n"
+        "queue,rank,customer_id,currency,assigned_to,overdue,max_dpd,pd,score,expected_loss,action,why_here,risk_reasons,promise_date,promise_amount\n"
     ));
     let rows = csv_rows(&text);
     // Exactly the customers with an overdue balance, once each.
@@ -42,8 +42,8 @@ fn every_overdue_customer_once_within_capacity_and_the_rules() {
         .collect();
     // Collectors and supervisors alike: nobody is assigned more than their capacity.
     let mut per_person: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in rows.iter().filter(|r| !r[3].is_empty()) {
-        *per_person.entry(r[3].as_str()).or_default() += 1;
+    for r in rows.iter().filter(|r| !r[4].is_empty()) {
+        *per_person.entry(r[4].as_str()).or_default() += 1;
     }
     assert!(
         per_person.keys().any(|p| p.starts_with('S')),
@@ -93,16 +93,16 @@ fn every_overdue_customer_once_within_capacity_and_the_rules() {
     }
     // Held customers have a promise whose date + 3 days has not passed (2026-10-31).
     for r in rows.iter().filter(|r| r[0] == "held") {
-        assert!(r[12].as_str() >= "2026-10-28", "{r:?}");
+        assert!(r[13].as_str() >= "2026-10-28", "{r:?}");
     }
     // Carry-over says why.
     for r in rows
         .iter()
         .filter(|r| r[0] == "carry_over" || r[0] == "supervisor:carry_over")
     {
-        assert!(r[3].is_empty(), "{r:?}");
+        assert!(r[4].is_empty(), "{r:?}");
         assert!(
-            r[10].contains("capacity") || r[10].contains("covers"),
+            r[11].contains("capacity") || r[11].contains("covers"),
             "{r:?}"
         );
     }
@@ -145,7 +145,7 @@ fn queue_thresholds_come_from_the_policy_file() {
     let high_risk = |text: &str| {
         csv_rows(text)
             .iter()
-            .filter(|r| r[10].starts_with("high risk"))
+            .filter(|r| r[11].starts_with("high risk"))
             .count()
     };
     assert!(

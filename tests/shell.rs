@@ -6,8 +6,13 @@ use std::process::Stdio;
 use crate::util::arq;
 
 fn shell(input: &str) -> (String, String, Option<i32>) {
+    shell_with(&[], input)
+}
+
+fn shell_with(flags: &[&str], input: &str) -> (String, String, Option<i32>) {
     let mut child = arq()
         .args(["shell", "--format", "csv"])
+        .args(flags)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,27 +46,47 @@ fn multi_line_statements_run_at_the_semicolon() {
 
 #[test]
 fn backslash_d_lists_tables_and_columns() {
-    let (out, _, code) = shell("\\d\n\\d collectors\n\\d nope\n");
-    assert_eq!(code, Some(0));
+    let (out, err, code) = shell("\\d\n\\d collectors\n\\d nope\n");
     assert!(out.lines().any(|l| l == "open_items_latest"), "{out}");
     assert!(
         out.contains("  daily_capacity         Int32 not null"),
         "{out}"
     );
-    assert!(
-        out.contains("error: no table or view named `nope`"),
-        "{out}"
+    // In a script an error stops it: on stderr, naming the command, exit code 1.
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err,
+        "error: statement 3 (`\\d nope`): no table or view named `nope`\n"
     );
 }
 
 #[test]
-fn errors_do_not_end_the_session() {
-    let (out, _, code) =
-        shell("SELECT nope FROM collectors;\n\\bogus\n\\format json\nSELECT 7 AS seven;\n");
-    assert_eq!(code, Some(0));
-    assert!(out.contains("error: ") && out.contains("nope"), "{out}");
-    assert!(out.contains("unknown command `\\bogus`"), "{out}");
+fn a_script_stops_at_the_first_error_with_exit_code_1() {
+    let (out, err, code) =
+        shell("SELECT 1 AS one;\nSELECT nope\n  FROM collectors;\nSELECT 'not reached' AS r;\n");
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "one\n1\n");
+    assert!(
+        err.starts_with("error: statement 2 (`SELECT nope`): ") && err.contains("nope"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn with_continue_on_error_every_statement_runs_and_the_exit_code_says_one_failed() {
+    let (out, err, code) = shell_with(
+        &["--continue-on-error"],
+        "SELECT nope FROM collectors;\n\\bogus\n\\format json\nSELECT 7 AS seven;\n",
+    );
+    assert_eq!(code, Some(1));
+    assert!(!out.contains("error"), "errors go to stderr: {out}");
     assert!(out.contains(r#"[{"seven":7}]"#), "{out}");
+    assert!(
+        err.contains("statement 1 (`SELECT nope FROM collectors;`)"),
+        "{err}"
+    );
+    assert!(err.contains("unknown command `\\bogus`"), "{err}");
 }
 
 #[test]
@@ -73,11 +98,11 @@ fn a_last_statement_without_semicolon_runs_at_end_of_input() {
 
 #[test]
 fn backslash_functions_documents_the_sql_functions() {
-    let (out, _, code) = shell("\\functions days_past\n\\functions nope\n");
-    assert_eq!(code, Some(0));
+    let (out, err, code) = shell("\\functions days_past\n\\functions nope\n");
     assert!(out.starts_with("days_past_due (scalar)\n"), "{out}");
+    assert_eq!(code, Some(1));
     assert!(
-        out.contains("error: no arq function matches `nope`"),
-        "{out}"
+        err.contains("error: statement 2 (`\\functions nope`): no arq function matches `nope`"),
+        "{err}"
     );
 }

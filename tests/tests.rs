@@ -4,6 +4,7 @@
 mod util;
 
 mod backtest;
+mod bad_input;
 mod cli_output;
 mod demo;
 mod generate;

@@ -190,7 +190,7 @@ pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
         Arc::new(
             Decimal128Array::from(
                 rows.iter()
-                    .map(|r| money::to_cents(r.newly_bad_balance, "newly-bad balance"))
+                    .map(|r| money::to_cents(r.newly_bad_balance, || "newly-bad balance".into()))
                     .collect::<Result<Vec<_>>>()?,
             )
             .with_data_type(MONEY),

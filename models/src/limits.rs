@@ -259,11 +259,16 @@ pub async fn recommend_snapshot(
     let (mut recommended, mut current, mut exposure) = (Vec::new(), Vec::new(), Vec::new());
     let (mut actions, mut over, mut classes, mut reasons) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for input in &inputs {
+    for (r, input) in inputs.iter().enumerate() {
         let rec = policy.limits.recommend(input);
-        recommended.push(money::to_cents(rec.recommended_limit, "recommended limit")?);
-        current.push(money::to_cents(input.current_limit, "current limit")?);
-        exposure.push(money::to_cents(input.exposure, "exposure")?);
+        let id = || scores.customer_id.value(r);
+        let of = |what: &'static str| move || format!("{what} of customer {}", id());
+        recommended.push(money::to_cents(
+            rec.recommended_limit,
+            of("recommended limit"),
+        )?);
+        current.push(money::to_cents(input.current_limit, of("current limit"))?);
+        exposure.push(money::to_cents(input.exposure, of("exposure"))?);
         actions.push(rec.action.as_str());
         over.push(rec.over_limit);
         classes.push(rec.risk_class);

@@ -21,13 +21,14 @@ pub fn from_cents(cents: i128) -> Decimal {
 
 /// Cents of an amount for a [`MONEY`] column, rounded to the cent (half to even); an
 /// error naming `what` when it does not fit Decimal(18, 2).
-pub fn to_cents(amount: Decimal, what: &str) -> Result<i128> {
+pub fn to_cents(amount: Decimal, what: impl FnOnce() -> String) -> Result<i128> {
     let mut amount = amount.round_dp(2);
     amount.rescale(2);
     let cents = amount.mantissa();
     if cents.unsigned_abs() >= 10u128.pow(18) {
         return Err(ModelError::Data(format!(
-            "{what} {amount} does not fit Decimal(18, 2)"
+            "{} {amount} does not fit Decimal(18, 2)",
+            what()
         )));
     }
     Ok(cents)
@@ -53,11 +54,11 @@ mod tests {
     #[test]
     fn cents_round_trip_and_overflow_is_named() {
         let d = |s: &str| Decimal::from_str_exact(s).unwrap();
-        assert_eq!(to_cents(d("12.346"), "x").unwrap(), 1235);
+        assert_eq!(to_cents(d("12.346"), String::new).unwrap(), 1235);
         // rust_decimal's round_dp: half to even.
-        assert_eq!(to_cents(d("12.345"), "x").unwrap(), 1234);
+        assert_eq!(to_cents(d("12.345"), String::new).unwrap(), 1234);
         assert_eq!(from_cents(1235), d("12.35"));
-        let err = to_cents(d("99999999999999999999"), "overdue").unwrap_err();
+        let err = to_cents(d("99999999999999999999"), || "overdue".into()).unwrap_err();
         assert!(err.to_string().contains("overdue"), "{err}");
         assert_eq!(pd_decimal(0.1234567), d("0.123457"));
         assert_eq!(pd_decimal(f64::NAN), Decimal::ONE);

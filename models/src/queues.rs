@@ -59,6 +59,8 @@ pub struct Collector {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueCustomer {
     pub customer_id: String,
+    /// The customer's currency: every amount of the customer is in it.
+    pub currency: String,
     pub segment: String,
     pub collector_id: Option<String>,
     pub high_profile: bool,
@@ -301,6 +303,7 @@ pub fn queue_schema() -> SchemaRef {
         Field::new("queue", DataType::Utf8, false),
         Field::new("rank", DataType::UInt32, false),
         Field::new("customer_id", DataType::Utf8, false),
+        Field::new("currency", DataType::Utf8, false),
         Field::new("assigned_to", DataType::Utf8, true),
         Field::new("overdue", MONEY, false),
         Field::new("max_dpd", DataType::Int32, false),
@@ -364,10 +367,21 @@ fn queue_batch(
             entries.iter().map(|e| e.rank).collect::<Vec<_>>(),
         )),
         texts(&|e| Some(e.customer_id.clone())),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|&r| customers[r].currency.as_str())
+                .collect::<Vec<_>>(),
+        )),
         texts(&|e| e.assigned_to.clone()),
         money_array(
             rows.iter()
-                .map(|&r| money::to_cents(customers[r].overdue, "overdue").map(Some))
+                .map(|&r| {
+                    let c = &customers[r];
+                    money::to_cents(c.overdue, || {
+                        format!("overdue of customer {}", c.customer_id)
+                    })
+                    .map(Some)
+                })
                 .collect::<Result<_>>()?,
         ),
         ints(&|r| scores.max_dpd.value(r)),
@@ -378,7 +392,10 @@ fn queue_batch(
         money_array(
             entries
                 .iter()
-                .map(|e| money::to_cents(e.expected_loss, "expected loss").map(Some))
+                .map(|e| {
+                    let what = || format!("expected loss of customer {}", e.customer_id);
+                    money::to_cents(e.expected_loss, what).map(Some)
+                })
                 .collect::<Result<_>>()?,
         ),
         texts(&|e| Some(e.action.to_string())),
@@ -398,7 +415,10 @@ fn queue_batch(
                 .map(|&r| {
                     customers[r]
                         .promise
-                        .map(|p| money::to_cents(p.1, "promise amount"))
+                        .map(|p| {
+                            let id = &customers[r].customer_id;
+                            money::to_cents(p.1, || format!("promise amount of customer {id}"))
+                        })
                         .transpose()
                 })
                 .collect::<Result<_>>()?,
@@ -418,7 +438,7 @@ pub async fn queue_customers(session: &dyn Session, scores: &Scores) -> Result<V
     };
     let inputs = concat_batches(&first.schema(), &batches)?;
     // customer_id, segment, collector_id, high_profile, fraud_suspected, overdue,
-    // overdue_disputed, exposure, promise_day, promise_amount
+    // overdue_disputed, exposure, promise_day, promise_amount, currency
     let ids = cast(inputs.column(0), &DataType::Utf8)?;
     if ids.as_ref() != &scores.customer_id as &dyn Array {
         return Err(ModelError::Data(
@@ -427,7 +447,8 @@ pub async fn queue_customers(session: &dyn Session, scores: &Scores) -> Result<V
     }
     let text = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &DataType::Utf8)?) };
     let money = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &money::MONEY_SUM)?) };
-    let (segment, collector) = (text(1)?, text(2)?);
+    let (segment, collector, currency) = (text(1)?, text(2)?, text(10)?);
+    let currency = currency.as_string::<i32>();
     let (segment, collector) = (segment.as_string::<i32>(), collector.as_string::<i32>());
     let (high_profile, fraud) = (inputs.column(3).as_boolean(), inputs.column(4).as_boolean());
     let (overdue, disputed, exposure) = (money(5)?, money(6)?, money(7)?);
@@ -445,6 +466,7 @@ pub async fn queue_customers(session: &dyn Session, scores: &Scores) -> Result<V
         .map(|r| QueueCustomer {
             customer_id: scores.customer_id.value(r).to_string(),
             segment: segment.value(r).to_string(),
+            currency: currency.value(r).to_string(),
             collector_id: collector
                 .is_valid(r)
                 .then(|| collector.value(r).to_string()),
@@ -589,6 +611,7 @@ pub(crate) mod tests {
     pub(crate) fn customer(id: &str, overdue: i64, pd: f64, max_dpd: i32) -> QueueCustomer {
         QueueCustomer {
             customer_id: id.into(),
+            currency: "USD".into(),
             segment: "retail".into(),
             collector_id: None,
             high_profile: false,

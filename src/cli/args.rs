@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use crate::generate;
+use crate::memory::MemoryLimit;
 use crate::output::OutputFormat;
 use crate::warehouse::AsOf;
 
@@ -71,6 +72,10 @@ pub enum Command {
 impl Command {
     /// What the command reads, so that [`crate::cli::Config`] opens and loads only that.
     pub fn needs(&self) -> Needs {
+        let decisions = matches!(
+            self,
+            Command::Queue(_) | Command::Limits(_) | Command::Nightly(_)
+        ) || matches!(self, Command::Score(a) if a.table.is_none());
         let (warehouse, model, policy) = match self {
             Command::Sql(_) | Command::Shell(_) => (true, Need::Optional, false),
             Command::Tables => (true, Need::No, false),
@@ -86,6 +91,7 @@ impl Command {
             warehouse,
             model,
             policy,
+            decisions,
         }
     }
 
@@ -96,6 +102,15 @@ impl Command {
             Command::Limits(a) => Some(&a.policy),
             Command::Nightly(a) => Some(&a.policy),
             Command::Backtest(a) => Some(&a.policy),
+            _ => None,
+        }
+    }
+
+    /// The memory limit given to an analyst's command.
+    pub fn memory_limit(&self) -> Option<MemoryLimit> {
+        match self {
+            Command::Sql(a) => a.session.memory_limit,
+            Command::Shell(a) => a.session.memory_limit,
             _ => None,
         }
     }
@@ -129,6 +144,9 @@ pub struct Needs {
     pub warehouse: bool,
     pub model: Need,
     pub policy: bool,
+    /// The command writes decisions (call lists, limits, scores): it must be told the
+    /// warehouse, never fall back to the source tree's demo.
+    pub decisions: bool,
 }
 
 /// Where a table goes: `--out FILE` (atomically) or stdout, in `--format`.
@@ -141,6 +159,15 @@ pub struct OutputArgs {
     /// Output format (default: from --out's extension, else a table).
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
+}
+
+/// Limits of an analyst's session.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Memory a query may use: 4GB, 512MB or 70% (of RAM, the default). A query over it
+    /// fails with an error instead of exhausting the machine.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<MemoryLimit>,
 }
 
 /// The credit policy (limits, and the queues' thresholds).
@@ -177,6 +204,8 @@ pub struct SqlArgs {
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 /// `arq shell`.
@@ -185,6 +214,13 @@ pub struct ShellArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+    /// In a script (stdin not a terminal): run every statement even after one fails
+    /// (errors on stderr, exit code 1 at the end); without it the first error stops the
+    /// script.
+    #[arg(long)]
+    pub continue_on_error: bool,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 /// `arq functions`.

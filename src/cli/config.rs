@@ -13,6 +13,7 @@ use arq_models::{Policy, RiskModel};
 use super::args::{Cli, Need};
 use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
+use crate::memory::MemoryLimit;
 use crate::output::Output;
 use crate::warehouse::Warehouse;
 
@@ -64,7 +65,14 @@ impl Config {
             _ => None,
         };
         let warehouse = match needs.warehouse {
-            true => Some(Warehouse::open(warehouse_path(cli), cli.as_of)?),
+            true => {
+                let path = warehouse_path(cli, needs.decisions)?;
+                let limit = cli
+                    .command
+                    .memory_limit()
+                    .or_else(MemoryLimit::default_for_machine);
+                Some(Warehouse::open(path, cli.as_of)?.with_memory_limit(limit))
+            }
             false => None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -135,17 +143,51 @@ fn load_model(path: &Path) -> Result<Loaded<SessionModel>> {
 }
 
 /// The warehouse folder: `--warehouse`, else `ARQ_WAREHOUSE`, else `data/demo` in the
-/// current folder, else the demo warehouse of the source tree arq was built from.
-fn warehouse_path(cli: &Cli) -> PathBuf {
+/// current folder, else (for SQL and listings only) the demo warehouse of the source tree
+/// arq was built from. A command that writes decisions is never given that demo silently:
+/// a cron job started in the wrong folder must not send out demo call lists.
+fn warehouse_path(cli: &Cli, decisions: bool) -> Result<PathBuf> {
     if let Some(w) = &cli.warehouse {
-        return w.clone();
+        return Ok(w.clone());
     }
     let local = PathBuf::from(DEFAULT_WAREHOUSE);
     if local.is_dir() {
-        return local;
+        return Ok(local);
+    }
+    if decisions {
+        return Err(ArqError::Usage(format!(
+            "no warehouse: pass --warehouse DIR or set ARQ_WAREHOUSE (the demo warehouse is \
+             used only from a folder with {DEFAULT_WAREHOUSE}, as in the README)"
+        )));
     }
     let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WAREHOUSE);
-    if built_in.is_dir() { built_in } else { local }
+    Ok(if built_in.is_dir() { built_in } else { local })
+}
+
+impl Config {
+    /// What a decision command read, for a note on stderr: warehouse, snapshot, model and
+    /// policy (when the command reads them).
+    pub fn inputs_note(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(w) = &self.warehouse {
+            parts.push(format!(
+                "warehouse {} (snapshot {})",
+                w.root().display(),
+                w.as_of()
+            ));
+        }
+        if let Some(m) = &self.model {
+            parts.push(format!("model {}", m.path.display()));
+        }
+        if let Some(p) = &self.policy {
+            parts.push(format!(
+                "policy {} (version {})",
+                p.path.display(),
+                p.value.version
+            ));
+        }
+        parts.join(", ")
+    }
 }
 
 /// The model file: the one given, else the bundled default model when it exists.

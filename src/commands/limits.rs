@@ -14,7 +14,7 @@ pub fn run(config: &Config, args: &LimitsArgs) -> Result<()> {
     let policy = &config.policy()?.value;
     let warehouse = config.warehouse()?;
     let batch = config.block_on(async {
-        let snapshot = ScoredSnapshot::load(warehouse, model, config.feature_slice).await?;
+        let snapshot = ScoredSnapshot::checked(warehouse, model, config.feature_slice).await?;
         Ok::<_, ArqError>(recommend_snapshot(&snapshot.state, &snapshot.scores, policy).await?)
     })?;
     let batch = match &args.customer {
@@ -26,5 +26,7 @@ pub fn run(config: &Config, args: &LimitsArgs) -> Result<()> {
             ))
         })?,
     };
-    config.output()?.write_batch(batch)
+    config.output()?.write_batch(batch)?;
+    eprintln!("credit limits from {}", config.inputs_note());
+    Ok(())
 }

@@ -13,7 +13,7 @@ pub fn run(config: &Config, args: &QueueArgs) -> Result<()> {
     let policy = &config.policy()?.value;
     let batch = config.block_on(async {
         let snapshot =
-            ScoredSnapshot::load(config.warehouse()?, model, config.feature_slice).await?;
+            ScoredSnapshot::checked(config.warehouse()?, model, config.feature_slice).await?;
         Ok::<_, ArqError>(queue_snapshot(&snapshot.state, &snapshot.scores, &policy.queues).await?)
     })?;
     let batch = match &args.collector {
@@ -26,5 +26,7 @@ pub fn run(config: &Config, args: &QueueArgs) -> Result<()> {
             ))
         })?,
     };
-    config.output()?.write_batch(batch)
+    config.output()?.write_batch(batch)?;
+    eprintln!("queues from {}", config.inputs_note());
+    Ok(())
 }

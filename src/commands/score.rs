@@ -22,7 +22,8 @@ pub fn run(config: &Config, args: &ScoreArgs) -> Result<()> {
             Some(path) => score_table(model, path).await,
             None => {
                 let snapshot =
-                    ScoredSnapshot::load(config.warehouse()?, model, config.feature_slice).await?;
+                    ScoredSnapshot::checked(config.warehouse()?, model, config.feature_slice)
+                        .await?;
                 let psi = model.model.psi(&snapshot.scores.pd_below_late_stage());
                 Ok((snapshot.scores.batch().clone(), psi))
             }
@@ -35,6 +36,9 @@ pub fn run(config: &Config, args: &ScoreArgs) -> Result<()> {
         model.name,
         arq_models::metrics::psi_verdict(psi)
     );
+    if args.table.is_none() {
+        eprintln!("scores from {}", config.inputs_note());
+    }
     Ok(())
 }
 

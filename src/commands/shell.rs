@@ -9,6 +9,12 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
     let warehouse = config.warehouse()?;
     config.block_on(async {
         let ctx = warehouse.session(config.session_model()).await?;
-        crate::shell::run(&ctx, config.session_model(), args.format).await
+        crate::shell::run(
+            &ctx,
+            config.session_model(),
+            args.format,
+            args.continue_on_error,
+        )
+        .await
     })
 }

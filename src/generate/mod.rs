@@ -34,6 +34,13 @@ use sink::ParquetSink;
 /// Customers per shard (one Parquet file per table and partition each).
 pub const SHARD_CUSTOMERS: u64 = 250_000;
 
+/// The most customers a warehouse can have: memory stays bounded by one shard per core
+/// plus the team (one collector per 350 customers: 30 MB at this size).
+pub const MAX_CUSTOMERS: u64 = 100_000_000;
+
+/// The most monthly snapshots (50 years).
+pub const MAX_MONTHS: u32 = 600;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
@@ -88,8 +95,10 @@ pub fn default_end() -> NaiveDate {
 
 /// Month-end snapshot dates: the `months` months ending with `end`'s month.
 pub fn snapshot_dates(end: NaiveDate, months: u32) -> Result<Vec<NaiveDate>> {
-    if months == 0 {
-        return Err(ArqError::Usage("--months must be at least 1".into()));
+    if !(1..=MAX_MONTHS).contains(&months) {
+        return Err(ArqError::Usage(format!(
+            "--months {months} is out of range: from 1 to {MAX_MONTHS}"
+        )));
     }
     if end.succ_opt().is_none_or(|d| d.day() != 1) {
         return Err(ArqError::Usage(format!(
@@ -112,8 +121,11 @@ pub fn snapshot_dates(end: NaiveDate, months: u32) -> Result<Vec<NaiveDate>> {
 /// Writes a warehouse to `out` (atomically: to a temporary folder, then renamed).
 pub fn generate(out: &Path, options: &GenerateOptions) -> Result<GenerateSummary> {
     let started = Instant::now();
-    if options.customers == 0 {
-        return Err(ArqError::Usage("--customers must be at least 1".into()));
+    if !(1..=MAX_CUSTOMERS).contains(&options.customers) {
+        return Err(ArqError::Usage(format!(
+            "--customers {} is out of range: from 1 to {MAX_CUSTOMERS}",
+            options.customers
+        )));
     }
     let snapshots = snapshot_dates(options.end, options.months)?;
     if out.exists() && !is_empty_dir(out)? && !options.force {

@@ -60,7 +60,8 @@ pub struct Manifest {
     pub policy: PolicyRecord,
     pub customers: usize,
     pub eligible: usize,
-    pub overdue: String,
+    /// Overdue per currency (money in different currencies is never added up).
+    pub overdue: BTreeMap<String, String>,
     pub queues: BTreeMap<String, QueueRecord>,
     pub limit_actions: BTreeMap<String, usize>,
     pub outputs: Vec<OutputRecord>,
@@ -93,28 +94,48 @@ pub struct PolicyRecord {
     pub fingerprint: String,
 }
 
+/// A queue in the manifest: its accounts, and its money per currency.
 #[derive(Serialize)]
 pub struct QueueRecord {
+    pub accounts: usize,
+    /// Per currency (ISO code): accounts, overdue and expected loss.
+    pub currencies: BTreeMap<String, MoneyRecord>,
+}
+
+/// Accounts and money in one currency.
+#[derive(Serialize)]
+pub struct MoneyRecord {
     pub accounts: usize,
     pub overdue: String,
     pub expected_loss: String,
 }
 
-/// Per-queue totals.
+/// Totals of one queue in one currency.
 #[derive(Default)]
-pub struct QueueTotals {
+pub struct Totals {
     pub accounts: usize,
     pub overdue: Decimal,
     pub expected_loss: Decimal,
 }
 
-/// The numbers the summary and the manifest report.
+/// The numbers the summary and the manifest report; money per currency, never added
+/// across currencies.
 pub struct Summary {
     pub customers: usize,
     pub eligible: usize,
-    pub overdue: Decimal,
-    pub queues: BTreeMap<String, QueueTotals>,
+    /// Overdue per currency, over every queue.
+    pub overdue: BTreeMap<String, Decimal>,
+    /// Per queue, then per currency.
+    pub queues: BTreeMap<String, BTreeMap<String, Totals>>,
     pub limit_actions: BTreeMap<String, usize>,
+}
+
+/// What a run read, as its summary names it.
+pub struct RunInputs<'a> {
+    pub warehouse: &'a Path,
+    pub model: &'a Path,
+    pub policy: &'a Path,
+    pub policy_version: &'a str,
 }
 
 impl Summary {
@@ -127,19 +148,26 @@ impl Summary {
         };
         let names = column(queues, "queue")?;
         let names = names.as_string::<i32>();
+        let currencies = column(queues, "currency")?;
+        let currencies = currencies.as_string::<i32>();
         let overdue = column(queues, "overdue")?;
         let overdue = overdue.as_primitive::<Decimal128Type>();
         let loss = column(queues, "expected_loss")?;
         let loss = loss.as_primitive::<Decimal128Type>();
         let money = |v: i128| Decimal::from_i128_with_scale(v, 2);
-        let mut per_queue: BTreeMap<String, QueueTotals> = BTreeMap::new();
-        let mut total = Decimal::ZERO;
+        let mut per_queue: BTreeMap<String, BTreeMap<String, Totals>> = BTreeMap::new();
+        let mut total: BTreeMap<String, Decimal> = BTreeMap::new();
         for r in 0..queues.num_rows() {
-            let q = per_queue.entry(names.value(r).to_string()).or_default();
+            let currency = currencies.value(r);
+            let q = per_queue
+                .entry(names.value(r).to_string())
+                .or_default()
+                .entry(currency.to_string())
+                .or_default();
             q.accounts += 1;
             q.overdue += money(overdue.value(r));
             q.expected_loss += money(loss.value(r));
-            total += money(overdue.value(r));
+            *total.entry(currency.to_string()).or_default() += money(overdue.value(r));
         }
         let actions = column(limits, "action")?;
         let actions = actions.as_string::<i32>();
@@ -156,26 +184,71 @@ impl Summary {
         })
     }
 
-    pub fn text(&self, target: &Path, files: usize, seconds: f64) -> String {
+    /// The queues as the manifest lists them.
+    pub fn queue_records(&self) -> BTreeMap<String, QueueRecord> {
+        self.queues
+            .iter()
+            .map(|(name, currencies)| {
+                let record = QueueRecord {
+                    accounts: currencies.values().map(|t| t.accounts).sum(),
+                    currencies: currencies
+                        .iter()
+                        .map(|(c, t)| {
+                            let money = MoneyRecord {
+                                accounts: t.accounts,
+                                overdue: t.overdue.to_string(),
+                                expected_loss: t.expected_loss.to_string(),
+                            };
+                            (c.clone(), money)
+                        })
+                        .collect(),
+                };
+                (name.clone(), record)
+            })
+            .collect()
+    }
+
+    /// The overdue per currency, as text.
+    fn overdue_text(&self) -> String {
+        let parts: Vec<String> = self
+            .overdue
+            .iter()
+            .map(|(c, a)| format!("{c} {a}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    pub fn text(&self, inputs: &RunInputs, target: &Path, files: usize, seconds: f64) -> String {
         let mut out = format!(
-            "nightly {}: {} customers, {} with an overdue balance of {} in all\n\n",
+            "nightly {}: {} customers, {} with an overdue balance; overdue by currency: {}\n\
+             warehouse {}, model {}, policy {} (version {})\n\n",
             target
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             self.customers,
             self.eligible,
-            self.overdue
+            self.overdue_text(),
+            inputs.warehouse.display(),
+            inputs.model.display(),
+            inputs.policy.display(),
+            inputs.policy_version,
         );
         out.push_str(&format!(
-            "{:<28} {:>8} {:>18} {:>16}\n",
-            "queue", "accounts", "overdue", "expected loss"
+            "{:<28} {:<8} {:>8} {:>18} {:>16}\n",
+            "queue", "currency", "accounts", "overdue", "expected loss"
         ));
-        for (name, q) in &self.queues {
-            out.push_str(&format!(
-                "{:<28} {:>8} {:>18} {:>16}\n",
-                name, q.accounts, q.overdue, q.expected_loss
-            ));
+        for (name, currencies) in &self.queues {
+            for (currency, q) in currencies {
+                out.push_str(&format!(
+                    "{:<28} {:<8} {:>8} {:>18} {:>16}\n",
+                    name, currency, q.accounts, q.overdue, q.expected_loss
+                ));
+            }
         }
         let actions: Vec<String> = self
             .limit_actions

@@ -33,7 +33,7 @@ use crate::scored::{ScoredSnapshot, take_rows};
 use crate::validate;
 use crate::warehouse::Warehouse;
 use manifest::{
-    InputsRecord, Manifest, ModelRecord, PolicyRecord, QueueRecord, Summary, fingerprint_files,
+    InputsRecord, Manifest, ModelRecord, PolicyRecord, RunInputs, Summary, fingerprint_files,
 };
 
 /// What the job needs besides the warehouse.
@@ -115,19 +115,12 @@ pub fn run(
         },
         customers: summary.customers,
         eligible: summary.eligible,
-        overdue: summary.overdue.to_string(),
-        queues: summary
-            .queues
+        overdue: summary
+            .overdue
             .iter()
-            .map(|(name, q)| {
-                let record = QueueRecord {
-                    accounts: q.accounts,
-                    overdue: q.overdue.to_string(),
-                    expected_loss: q.expected_loss.to_string(),
-                };
-                (name.clone(), record)
-            })
+            .map(|(c, a)| (c.clone(), a.to_string()))
             .collect(),
+        queues: summary.queue_records(),
         limit_actions: summary.limit_actions.clone(),
         outputs: writer.records(),
         timings_ms: stages.timings.clone(),
@@ -144,7 +137,13 @@ pub fn run(
     stages.bar.finish_and_clear();
     // The tables' files and the manifest.
     let files = manifest.outputs.len() + 1;
-    Ok(summary.text(&target, files, started.elapsed().as_secs_f64()))
+    let inputs = RunInputs {
+        warehouse: warehouse.root(),
+        model: &options.model.path,
+        policy: &options.policy.path,
+        policy_version: &options.policy.value.version,
+    };
+    Ok(summary.text(&inputs, &target, files, started.elapsed().as_secs_f64()))
 }
 
 /// Checks the snapshot's rows, scores once, and builds the queues and the limits.
@@ -258,8 +257,8 @@ impl Stages {
     }
 }
 
-/// The collectors (role `collector`) of the warehouse, each checked to be usable as a
-/// file name.
+/// The collectors (role `collector`) of the warehouse; their ids were checked to be
+/// usable as file names with the snapshot's rows ([`validate::snapshot`]).
 async fn collector_ids(snapshot: &ScoredSnapshot) -> Result<Vec<String>> {
     let batches = collect_sql(
         &snapshot.state,
@@ -272,23 +271,13 @@ async fn collector_ids(snapshot: &ScoredSnapshot) -> Result<Vec<String>> {
             batch.column(0),
             &datafusion::arrow::datatypes::DataType::Utf8,
         )?;
-        for id in column.as_string::<i32>().iter().flatten() {
-            let safe = !id.is_empty()
-                && !id.starts_with('.')
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !safe {
-                return Err(ArqError::Table {
-                    table: "collectors".into(),
-                    message: format!(
-                        "column collector_id: `{id}` cannot name a call-list file \
-                         (use letters, digits, `-`, `_` and `.`)"
-                    ),
-                });
-            }
-            ids.push(id.to_string());
-        }
+        ids.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
     }
     Ok(ids)
 }

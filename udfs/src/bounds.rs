@@ -9,6 +9,10 @@ use datafusion::error::Result;
 /// The label of items not yet due (as_of ≤ due_date).
 pub const CURRENT: &str = "current";
 
+/// The largest bound: 100 years past due. Anything above is no aging bucket (and would
+/// overflow the labels' arithmetic).
+pub const MAX_BOUND: i32 = 36_500;
+
 /// Validated, strictly increasing, positive bucket bounds in days past due.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AgingBounds {
@@ -23,7 +27,8 @@ impl Default for AgingBounds {
 }
 
 impl AgingBounds {
-    /// Checks `bounds`: at least one, all positive, strictly increasing.
+    /// Checks `bounds`: at least one, all positive and at most [`MAX_BOUND`], strictly
+    /// increasing.
     pub fn new(bounds: Vec<i32>) -> Result<Self> {
         if bounds.is_empty() {
             return plan_err!(
@@ -33,6 +38,11 @@ impl AgingBounds {
         if let Some(b) = bounds.iter().find(|b| **b <= 0) {
             return plan_err!(
                 "aging bound {b} is not positive: bounds are days past due, each at least 1"
+            );
+        }
+        if let Some(b) = bounds.iter().find(|b| **b > MAX_BOUND) {
+            return plan_err!(
+                "aging bound {b} is too large: bounds are days past due, at most {MAX_BOUND} (100 years)"
             );
         }
         if let Some(w) = bounds.windows(2).find(|w| w[0] >= w[1]) {

@@ -21,7 +21,8 @@ use datafusion_macros::user_doc;
     description = "Amount-weighted days past due of a group: `sum(amount * dpd) / sum(amount)`. \
 Rows where either argument is NULL are skipped; a group without rows, or whose amounts add \
 up to zero, gives NULL. Decimal amounts with whole days are summed exactly (128-bit \
-integers) and only the final ratio is a Float64.",
+integers) and only the final ratio is a Float64; a sum beyond 128 bits is an error, never \
+a wrong number.",
     syntax_example = "weighted_dpd(amount, dpd)",
     sql_example = r#"```sql
 > SELECT weighted_dpd(amount, dpd) FROM (VALUES (100.00, 10), (300.00, 30)) AS t(amount, dpd);
@@ -144,12 +145,17 @@ impl AggregateUDFImpl for WeightedDpd {
 
 /// The arithmetic of one path: amounts of `Amount`, days of `Days`, sums in
 /// `Amount::Native` (i128 for decimals, f64 for floats).
+/// The exact path's operations are checked: `None` is an overflow, which the
+/// accumulators report as an error (never a wrapped, wrong number).
 trait Path: Send + Sync + 'static {
     type Amount: ArrowPrimitiveType;
     type Days: ArrowPrimitiveType;
-    fn weighted(amount: Native<Self::Amount>, days: Native<Self::Days>) -> Native<Self::Amount>;
-    fn add(a: Native<Self::Amount>, b: Native<Self::Amount>) -> Native<Self::Amount>;
-    fn sub(a: Native<Self::Amount>, b: Native<Self::Amount>) -> Native<Self::Amount>;
+    fn weighted(
+        amount: Native<Self::Amount>,
+        days: Native<Self::Days>,
+    ) -> Option<Native<Self::Amount>>;
+    fn add(a: Native<Self::Amount>, b: Native<Self::Amount>) -> Option<Native<Self::Amount>>;
+    fn sub(a: Native<Self::Amount>, b: Native<Self::Amount>) -> Option<Native<Self::Amount>>;
     fn ratio(weighted: Native<Self::Amount>, amount: Native<Self::Amount>) -> Option<f64>;
 }
 
@@ -160,15 +166,15 @@ impl Path for Exact {
     type Amount = Decimal128Type;
     type Days = Int64Type;
     #[inline]
-    fn weighted(amount: i128, days: i64) -> i128 {
-        amount.wrapping_mul(days as i128)
+    fn weighted(amount: i128, days: i64) -> Option<i128> {
+        amount.checked_mul(days as i128)
     }
     #[inline]
-    fn add(a: i128, b: i128) -> i128 {
-        a.wrapping_add(b)
+    fn add(a: i128, b: i128) -> Option<i128> {
+        a.checked_add(b)
     }
-    fn sub(a: i128, b: i128) -> i128 {
-        a.wrapping_sub(b)
+    fn sub(a: i128, b: i128) -> Option<i128> {
+        a.checked_sub(b)
     }
     fn ratio(weighted: i128, amount: i128) -> Option<f64> {
         (amount != 0).then(|| weighted as f64 / amount as f64)
@@ -180,18 +186,48 @@ impl Path for Float {
     type Amount = Float64Type;
     type Days = Float64Type;
     #[inline]
-    fn weighted(amount: f64, days: f64) -> f64 {
-        amount * days
+    fn weighted(amount: f64, days: f64) -> Option<f64> {
+        Some(amount * days)
     }
     #[inline]
-    fn add(a: f64, b: f64) -> f64 {
-        a + b
+    fn add(a: f64, b: f64) -> Option<f64> {
+        Some(a + b)
     }
-    fn sub(a: f64, b: f64) -> f64 {
-        a - b
+    fn sub(a: f64, b: f64) -> Option<f64> {
+        Some(a - b)
     }
     fn ratio(weighted: f64, amount: f64) -> Option<f64> {
         (amount != 0.0).then(|| weighted / amount)
+    }
+}
+
+/// The error of a sum that does not fit 128 bits.
+fn overflow() -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Execution(
+        "weighted_dpd: amount x days past due overflows the exact 128-bit decimal sum; \
+         cast the amount to DOUBLE for an approximate result"
+            .into(),
+    )
+}
+
+/// Adds `a` and `a·d` to the sums (`sign` -1 takes them away); false on overflow.
+#[inline]
+fn accumulate<P: Path>(
+    weighted: &mut Native<P::Amount>,
+    amount: &mut Native<P::Amount>,
+    a: Native<P::Amount>,
+    d: Native<P::Days>,
+    retract: bool,
+) -> bool {
+    let op = if retract { P::sub } else { P::add };
+    let next = P::weighted(a, d).and_then(|w| Some((op(*weighted, w)?, op(*amount, a)?)));
+    match next {
+        Some((w, s)) => {
+            *weighted = w;
+            *amount = s;
+            true
+        }
+        None => false,
     }
 }
 
@@ -253,11 +289,11 @@ impl<P: Path> Accumulator for WeightedDpdAccumulator<P> {
             values[0].as_primitive::<P::Amount>(),
             values[1].as_primitive::<P::Days>(),
         );
+        let mut fits = true;
         for_each_row::<P>(amounts, days, None, |_, a, d| {
-            self.weighted = P::add(self.weighted, P::weighted(a, d));
-            self.amount = P::add(self.amount, a);
+            fits &= accumulate::<P>(&mut self.weighted, &mut self.amount, a, d, false);
         });
-        Ok(())
+        if fits { Ok(()) } else { Err(overflow()) }
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -282,8 +318,8 @@ impl<P: Path> Accumulator for WeightedDpdAccumulator<P> {
         );
         for i in 0..w.len() {
             if w.is_valid(i) && a.is_valid(i) {
-                self.weighted = P::add(self.weighted, w.value(i));
-                self.amount = P::add(self.amount, a.value(i));
+                self.weighted = P::add(self.weighted, w.value(i)).ok_or_else(overflow)?;
+                self.amount = P::add(self.amount, a.value(i)).ok_or_else(overflow)?;
             }
         }
         Ok(())
@@ -295,11 +331,11 @@ impl<P: Path> Accumulator for WeightedDpdAccumulator<P> {
             values[0].as_primitive::<P::Amount>(),
             values[1].as_primitive::<P::Days>(),
         );
+        let mut fits = true;
         for_each_row::<P>(amounts, days, None, |_, a, d| {
-            self.weighted = P::sub(self.weighted, P::weighted(a, d));
-            self.amount = P::sub(self.amount, a);
+            fits &= accumulate::<P>(&mut self.weighted, &mut self.amount, a, d, true);
         });
-        Ok(())
+        if fits { Ok(()) } else { Err(overflow()) }
     }
 
     fn supports_retract_batch(&self) -> bool {
@@ -343,12 +379,12 @@ impl<P: Path> GroupsAccumulator for WeightedDpdGroups<P> {
             values[1].as_primitive::<P::Days>(),
         );
         let (weighted, amount) = (&mut self.weighted, &mut self.amount);
+        let mut fits = true;
         for_each_row::<P>(amounts, days, opt_filter, |row, a, d| {
             let g = group_indices[row];
-            weighted[g] = P::add(weighted[g], P::weighted(a, d));
-            amount[g] = P::add(amount[g], a);
+            fits &= accumulate::<P>(&mut weighted[g], &mut amount[g], a, d, false);
         });
-        Ok(())
+        if fits { Ok(()) } else { Err(overflow()) }
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
@@ -387,8 +423,8 @@ impl<P: Path> GroupsAccumulator for WeightedDpdGroups<P> {
         );
         for (row, &g) in group_indices.iter().enumerate() {
             if w.is_valid(row) && a.is_valid(row) {
-                self.weighted[g] = P::add(self.weighted[g], w.value(row));
-                self.amount[g] = P::add(self.amount[g], a.value(row));
+                self.weighted[g] = P::add(self.weighted[g], w.value(row)).ok_or_else(overflow)?;
+                self.amount[g] = P::add(self.amount[g], a.value(row)).ok_or_else(overflow)?;
             }
         }
         Ok(())
@@ -406,10 +442,19 @@ impl<P: Path> GroupsAccumulator for WeightedDpdGroups<P> {
         );
         let mut weighted = vec![Native::<P::Amount>::default(); amounts.len()];
         let mut amount = vec![Native::<P::Amount>::default(); amounts.len()];
+        let mut fits = true;
         for_each_row::<P>(amounts, days, opt_filter, |row, a, d| {
-            weighted[row] = P::weighted(a, d);
-            amount[row] = a;
+            match P::weighted(a, d) {
+                Some(w) => {
+                    weighted[row] = w;
+                    amount[row] = a;
+                }
+                None => fits = false,
+            }
         });
+        if !fits {
+            return Err(overflow());
+        }
         let array = |v: Vec<Native<P::Amount>>| -> ArrayRef {
             Arc::new(
                 PrimitiveArray::<P::Amount>::new(v.into(), None)

@@ -135,9 +135,13 @@ pub fn table_function_docs() -> Vec<(&'static str, datafusion::logical_expr::Doc
     let range = [
         (
             "from",
-            "First period end to report, a date such as '2026-01-31'.",
+            "A date such as '2026-01-31': periods (calendar months) whose month end is on or \
+             after it are reported; '2026-01-01' and '2026-01-31' both start with January.",
         ),
-        ("to", "Last period end to report."),
+        (
+            "to",
+            "A date: periods whose month end is on or before it are reported.",
+        ),
     ];
     let with_args = |mut doc: datafusion::logical_expr::DocumentationBuilder,
                      extra: &[(&str, &str)]| {

@@ -23,7 +23,10 @@ pub const DEFAULT_GRACE_DAYS: i64 = 3;
 /// The `promise_kept_rate` table function.
 ///
 /// Promises are `activities` of kind `promise` on an invoice, grouped by the month of
-/// their promise date within `[from, to]`. A promise is kept when the payments on its
+/// their promise date. As in `ar_metrics` and `roll_rates`, a period (a calendar month)
+/// is reported when its month end lies in `[from, to]`: `from` = '2026-01-01' and
+/// '2026-01-31' both start with the whole of January, and `to` = '2026-03-15' stops with
+/// February. A promise is kept when the payments on its
 /// invoice after the day it was made and up to promise_date + grace cover the promised
 /// amount (or the whole balance still open when it was made, if that is smaller).
 /// Promises whose promise_date + grace lies after the newest snapshot are not judged yet
@@ -33,12 +36,27 @@ pub const DEFAULT_GRACE_DAYS: i64 = 3;
 #[derive(Debug)]
 pub struct PromiseKeptRate;
 
+/// The promise dates of the months whose month end lies in `[from, to]`: from the first
+/// day of `from`'s month to `to` when it is a month end, else to the end of the month
+/// before (an empty range when no month end is inside).
+fn whole_months(from: i32, to: i32) -> (i32, i32) {
+    let first = dates::month_of(from).1;
+    let (days, to_first) = dates::month_of(to);
+    let last = if to == to_first + days - 1 {
+        to
+    } else {
+        to_first - 1
+    };
+    (first, last)
+}
+
 impl TableFunctionImpl for PromiseKeptRate {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         let name = "promise_kept_rate";
         let (from, to) =
             date_range_args(name, exprs, "(from, to [, dimension [, grace_days]])", 4)?;
+        let (from, to) = whole_months(from, to);
         let dimension = dimension_arg(name, exprs.get(2))?;
         let grace = match exprs.get(3) {
             None => DEFAULT_GRACE_DAYS,
@@ -173,5 +191,27 @@ impl Metric for PromiseKeptRateTable {
             Arc::new(Float64Array::from(rates)),
         ]);
         batch(&self.schema, columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_is_a_month_whose_end_is_in_the_range() {
+        let day = |m, d| dates::from_ymd(2026, m, d).unwrap();
+        assert_eq!(
+            whole_months(day(1, 31), day(3, 31)),
+            (day(1, 1), day(3, 31))
+        );
+        assert_eq!(whole_months(day(1, 1), day(3, 31)), (day(1, 1), day(3, 31)));
+        assert_eq!(
+            whole_months(day(1, 15), day(3, 15)),
+            (day(1, 1), day(2, 28))
+        );
+        // No month end inside: nothing.
+        let (a, b) = whole_months(day(3, 2), day(3, 20));
+        assert!(a > b);
     }
 }
