@@ -3,11 +3,22 @@
 //! After an intended change: `INSTA_UPDATE=always cargo test --test e2e cli_output`, then
 //! review the `.snap` files.
 
-use crate::util::{demo, run, run_ok};
+use crate::util::{demo, repo_root, run, run_ok};
 
 /// Snapshot settings with the run's variable parts replaced.
 fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
+    // The checkout's folder differs from machine to machine.
+    let root: String = repo_root()
+        .display()
+        .to_string()
+        .chars()
+        .flat_map(|c| match c.is_ascii_alphanumeric() || c == '/' {
+            true => vec![c],
+            false => vec!['\\', c],
+        })
+        .collect();
+    settings.add_filter(&root, "[repo]");
     settings.add_filter(r"in \d+\.\d+ s", "in [seconds] s");
     settings.add_filter(r"/tmp/[^\s:]+", "[tmp]");
     settings.add_filter(r"\.tmp[^\s:/]+", "[tmp]");
