@@ -134,6 +134,9 @@ pub fn register_session(ctx: &mut datafusion::prelude::SessionContext) -> Result
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
