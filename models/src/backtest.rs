@@ -13,12 +13,12 @@
 //! - `oldest_first`: max DPD descending (ties by overdue, id);
 //! - `largest_first`: overdue descending (ties by max DPD, id).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
-    RecordBatch, UInt64Array,
+    RecordBatch, StringArray, UInt64Array,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -39,30 +39,27 @@ use crate::scores::score_snapshot;
 /// The orderings compared, in output order.
 pub const ORDERINGS: [&str; 3] = ["arq", "oldest_first", "largest_first"];
 
-/// One snapshot's result.
+/// One snapshot's result in one currency.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BacktestRow {
     pub day: i32,
+    /// The customers' currency: balances are never added across currencies.
+    pub currency: String,
     /// Whether the snapshot lies in the model's training or validation window (its
     /// capture there is not an out-of-sample figure).
     pub seen_in_training: bool,
+    /// Customers of this currency in the ranked population.
     pub ranked: usize,
     pub newly_bad: usize,
     pub newly_bad_balance: Decimal,
-    /// Per ordering (as [`ORDERINGS`]): share of the newly-bad balance in the top 10 %
-    /// and top 20 %.
+    /// Per ordering (as [`ORDERINGS`]): share of this currency's newly-bad balance held
+    /// by the top 10 % and top 20 % of the whole queue (one queue for every currency).
     pub capture: [(f64, f64); 3],
 }
 
-/// Captures of the three orderings over `customers` (ranked population) with the
-/// newly-bad balance of each (zero when it did not go bad).
-pub fn capture(
-    customers: &[&QueueCustomer],
-    bad_balance: &[Decimal],
-    lgd: Decimal,
-) -> [(f64, f64); 3] {
+/// The three orderings of `customers`, as positions into it.
+fn orderings(customers: &[&QueueCustomer], lgd: Decimal) -> [Vec<usize>; 3] {
     let n = customers.len();
-    let total: Decimal = bad_balance.iter().copied().sum();
     let loss: Vec<Decimal> = customers
         .iter()
         .map(|c| expected_loss(c.pd, c.overdue, lgd))
@@ -83,17 +80,46 @@ pub fn capture(
             .then(y.max_dpd.cmp(&x.max_dpd))
             .then(x.customer_id.cmp(&y.customer_id))
     });
-    let share = |order: &[usize], fraction: f64| -> f64 {
+    orders
+}
+
+/// Captures of the three orderings over `customers` (ranked population) with the
+/// newly-bad balance of each (zero when it did not go bad), per currency: the share of
+/// a currency's newly-bad balance held by the first 10 % / 20 % of the whole queue.
+pub fn capture(
+    customers: &[&QueueCustomer],
+    bad_balance: &[Decimal],
+    lgd: Decimal,
+) -> BTreeMap<String, [(f64, f64); 3]> {
+    let n = customers.len();
+    let orders = orderings(customers, lgd);
+    let mut total: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for (c, b) in customers.iter().zip(bad_balance) {
+        *total.entry(c.currency.as_str()).or_default() += *b;
+    }
+    let share = |order: &[usize], fraction: f64, currency: &str| -> f64 {
+        let total = total[currency];
         if total.is_zero() {
             return 0.0;
         }
         let k = (n as f64 * fraction).ceil() as usize;
-        let caught: Decimal = order.iter().take(k).map(|&i| bad_balance[i]).sum();
+        let caught: Decimal = order
+            .iter()
+            .take(k)
+            .filter(|&&i| customers[i].currency == currency)
+            .map(|&i| bad_balance[i])
+            .sum();
         (caught / total).to_f64().unwrap_or(0.0)
     };
-    orders
-        .each_ref()
-        .map(|order| (share(order, 0.10), share(order, 0.20)))
+    total
+        .keys()
+        .map(|&currency| {
+            let shares = orders
+                .each_ref()
+                .map(|order| (share(order, 0.10, currency), share(order, 0.20, currency)));
+            (currency.to_string(), shares)
+        })
+        .collect()
 }
 
 /// Replays the queues on the snapshot `day`; `None` when its outcome is not known yet.
@@ -103,7 +129,7 @@ pub async fn backtest_snapshot(
     model_name: &str,
     policy: &QueuePolicy,
     day: i32,
-) -> Result<Option<BacktestRow>> {
+) -> Result<Option<Vec<BacktestRow>>> {
     let labels = compute_labels(session, day, day).await?;
     let ids = cast(named_column(&labels, "customer_id")?, &DataType::Utf8)?;
     let ids = ids.as_string::<i32>();
@@ -137,20 +163,34 @@ pub async fn backtest_snapshot(
         .all(|d| d.is_some())
         && window.train_from.as_deref().unwrap_or_default() <= dates::text(day).as_str()
         && dates::text(day).as_str() <= window.validation_to.as_deref().unwrap_or_default();
-    Ok(Some(BacktestRow {
-        day,
-        seen_in_training,
-        ranked: ranked.len(),
-        newly_bad: bad_balance.iter().filter(|b| !b.is_zero()).count(),
-        newly_bad_balance: bad_balance.iter().copied().sum(),
-        capture: capture(&ranked, &bad_balance, policy.lgd),
-    }))
+    let rows = capture(&ranked, &bad_balance, policy.lgd)
+        .into_iter()
+        .map(|(currency, capture)| {
+            let mine = || {
+                ranked
+                    .iter()
+                    .zip(&bad_balance)
+                    .filter(|(c, _)| c.currency == currency)
+            };
+            BacktestRow {
+                day,
+                seen_in_training,
+                ranked: mine().count(),
+                newly_bad: mine().filter(|(_, b)| !b.is_zero()).count(),
+                newly_bad_balance: mine().map(|(_, b)| *b).sum(),
+                capture,
+                currency,
+            }
+        })
+        .collect();
+    Ok(Some(rows))
 }
 
 /// The columns of a backtest.
 pub fn backtest_schema() -> SchemaRef {
     let mut fields = vec![
         Field::new("snapshot_date", DataType::Date32, false),
+        Field::new("currency", DataType::Utf8, false),
         Field::new("seen_in_training", DataType::Boolean, false),
         Field::new("ranked", DataType::UInt64, false),
         Field::new("newly_bad", DataType::UInt64, false),
@@ -177,6 +217,9 @@ pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             rows.iter().map(|r| r.day).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.currency.as_str()).collect::<Vec<_>>(),
         )),
         Arc::new(BooleanArray::from(
             rows.iter().map(|r| r.seen_in_training).collect::<Vec<_>>(),
@@ -211,9 +254,11 @@ pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(backtest_schema(), columns)?)
 }
 
-/// The mean captures per ordering, over all replayed snapshots and over those outside
-/// the model's training and validation window, as lines for the terminal.
+/// The mean captures per currency and ordering, over all replayed snapshots and over
+/// those outside the model's training and validation window, as lines for the terminal.
 pub fn summary(rows: &[BacktestRow]) -> String {
+    let currencies: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.currency.as_str()).collect();
     let mut lines = Vec::new();
     for (label, keep) in [
         ("all replayed snapshots", None),
@@ -222,41 +267,49 @@ pub fn summary(rows: &[BacktestRow]) -> String {
             Some(false),
         ),
     ] {
-        let kept: Vec<&BacktestRow> = rows
-            .iter()
-            .filter(|r| keep.is_none_or(|k| r.seen_in_training == k))
-            .collect();
-        if kept.is_empty() {
-            lines.push(format!("{label}: none"));
-            continue;
+        for &currency in &currencies {
+            let kept: Vec<&BacktestRow> = rows
+                .iter()
+                .filter(|r| r.currency == currency)
+                .filter(|r| keep.is_none_or(|k| r.seen_in_training == k))
+                .collect();
+            if kept.is_empty() {
+                lines.push(format!("{label}, {currency}: none"));
+                continue;
+            }
+            lines.push(format!(
+                "{label} ({}), {currency}: newly-bad balance in the top 10 % / 20 %: {}",
+                kept.len(),
+                mean_captures(&kept)
+            ));
         }
-        // Shares as the output rounds them (4 decimals), so the summary and the rows agree.
-        let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
-        let mean = |share: fn(&(f64, f64)) -> f64, k: usize| {
-            kept.iter()
-                .map(|r| round(share(&r.capture[k])))
-                .sum::<f64>()
-                / kept.len() as f64
-                * 100.0
-        };
-        let parts: Vec<String> = ORDERINGS
-            .iter()
-            .enumerate()
-            .map(|(k, name)| {
-                format!(
-                    "{name} {:.1} % / {:.1} %",
-                    mean(|c| c.0, k),
-                    mean(|c| c.1, k)
-                )
-            })
-            .collect();
-        lines.push(format!(
-            "{label} ({}): newly-bad balance in the top 10 % / 20 %: {}",
-            kept.len(),
-            parts.join(", ")
-        ));
     }
     lines.join("\n")
+}
+
+/// The mean capture of each ordering over `rows`, as text.
+fn mean_captures(rows: &[&BacktestRow]) -> String {
+    // Shares as the output rounds them (4 decimals), so the summary and the rows agree.
+    let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    let mean = |share: fn(&(f64, f64)) -> f64, k: usize| {
+        rows.iter()
+            .map(|r| round(share(&r.capture[k])))
+            .sum::<f64>()
+            / rows.len() as f64
+            * 100.0
+    };
+    ORDERINGS
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            format!(
+                "{name} {:.1} % / {:.1} %",
+                mean(|c| c.0, k),
+                mean(|c| c.1, k)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -283,13 +336,38 @@ mod tests {
                 }
             })
             .collect();
-        let [arq, oldest, largest] = capture(&refs, &bad, Decimal::ONE);
+        let [arq, oldest, largest] = capture(&refs, &bad, Decimal::ONE)["USD"];
         // Top 10 % of 10 = 1 customer, top 20 % = 2.
         assert_eq!(arq, (1.0, 1.0));
         assert_eq!(oldest, (0.0, 0.0));
         assert_eq!(largest, (0.0, 0.0));
         // Nobody bad: shares are 0, not NaN.
         let none = vec![Decimal::ZERO; refs.len()];
-        assert_eq!(capture(&refs, &none, Decimal::ONE)[0], (0.0, 0.0));
+        assert_eq!(capture(&refs, &none, Decimal::ONE)["USD"][0], (0.0, 0.0));
+    }
+
+    #[test]
+    fn each_currency_has_its_own_share_of_one_queue() {
+        // The riskiest customer is in EUR and goes bad; a USD customer goes bad too but
+        // is ranked last. Balances are never added across currencies.
+        let mut eur = customer("E-BAD", 100, 0.9, 20);
+        eur.currency = "EUR".into();
+        let mut all = vec![eur];
+        for i in 0..8 {
+            all.push(customer(&format!("U{i}"), 1_000, 0.01, 30));
+        }
+        all.push(customer("U-BAD", 50, 0.001, 1));
+        let refs: Vec<&QueueCustomer> = all.iter().collect();
+        let bad: Vec<Decimal> = all
+            .iter()
+            .map(|c| match c.customer_id.contains("BAD") {
+                true => c.exposure,
+                false => Decimal::ZERO,
+            })
+            .collect();
+        let shares = capture(&refs, &bad, Decimal::ONE);
+        assert_eq!(shares.keys().collect::<Vec<_>>(), ["EUR", "USD"]);
+        assert_eq!(shares["EUR"][0], (1.0, 1.0));
+        assert_eq!(shares["USD"][0], (0.0, 0.0));
     }
 }

@@ -40,7 +40,7 @@ pub fn run(config: &Config, args: &BacktestArgs) -> Result<()> {
             let replayed =
                 backtest_snapshot(&state, &model.model, &model.name, &policy.queues, day).await?;
             match replayed {
-                Some(row) => rows.push(row),
+                Some(per_currency) => rows.extend(per_currency),
                 None => skipped.push(format!(
                     "{}: the 90-day outcome is not known yet (needs a snapshot on or after {})",
                     dates::text(day),
