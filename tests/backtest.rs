@@ -27,7 +27,10 @@ fn backtest_reports_captures_for_arq_and_both_baselines() {
     let rows = csv_rows(&text);
     // 2026-08-31 + 90 days is after the newest snapshot: skipped, and said so.
     // One row per snapshot and currency: balances are never added across currencies.
-    let keys: Vec<(&str, &str)> = rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    let keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
     let mut expected_keys = Vec::new();
     for date in ["2026-06-30", "2026-07-31"] {
         for currency in ["AUD", "EUR", "GBP", "USD"] {

@@ -55,5 +55,6 @@ pub fn run(config: &Config, args: &BacktestArgs) -> Result<()> {
         eprintln!("skipped {note}");
     }
     eprintln!("{}", summary(&rows));
+    eprintln!("backtest from {}", config.inputs_note());
     Ok(())
 }

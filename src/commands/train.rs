@@ -83,10 +83,11 @@ fn report_text(out: &str, model: &RiskModel) -> String {
         _ => "validated on a fixed pseudo-random third of the rows".to_string(),
     };
     format!(
-        "model {out} ({} features, {} design columns): {window}; {} training rows ({} bad), {} \
-         validation rows ({} bad); fingerprint {}\n\n{}",
+        "model {out} ({} features, {} design columns) from {}: {window}; {} training rows ({} \
+         bad), {} validation rows ({} bad); fingerprint {}\n\n{}",
         model.features.len(),
         model.design_columns.len(),
+        w.source,
         w.train_rows,
         w.train_bads,
         w.validation_rows,
