@@ -3,7 +3,7 @@
 //! random decimals of any precision, NULLs. No panic (these run in a debug build, where
 //! an overflow would panic), `aging_bucket` and `aging_bucket_rank` agree with
 //! `days_past_due`, and `weighted_dpd` equals an exact 256-bit reference or says it
-//! overflows — never a different number.
+//! overflows — never a different number. The seed is fixed, so a run is reproducible.
 
 use std::sync::Arc;
 
@@ -58,7 +58,12 @@ fn any_bounds() -> impl Strategy<Value = Vec<i32>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // A fixed seed: CI runs the same 256 cases every time (change it to explore others).
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_123),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn buckets_and_ranks_agree_with_days_past_due(
@@ -143,13 +148,13 @@ proptest! {
         let limit_days: i64 = if small { 100_000 } else { i64::MAX };
         let amounts: Decimal128Array = rows
             .iter()
-            .map(|r| r.0.map(|v| v.rem_euclid(2 * limit_amount + 1) - limit_amount))
+            .map(|r| r.0.map(|v| v % (limit_amount + 1)))
             .collect::<Decimal128Array>()
             .with_precision_and_scale(precision, scale)
             .unwrap();
         let days: Int64Array = rows
             .iter()
-            .map(|r| r.1.map(|v| if small { v.rem_euclid(2 * limit_days + 1) - limit_days } else { v }))
+            .map(|r| r.1.map(|v| if small { v % (limit_days + 1) } else { v }))
             .collect();
         let groups: Int64Array = rows.iter().map(|r| Some(r.2 as i64)).collect();
         let schema = Arc::new(Schema::new(vec![
