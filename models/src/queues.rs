@@ -350,11 +350,37 @@ fn queue_batch(
         .iter()
         .map(|e| row_of[e.customer_id.as_str()])
         .collect();
-    let money_array = |v: Vec<Option<i128>>| -> ArrayRef {
-        Arc::new(Decimal128Array::from(v).with_data_type(MONEY))
+    // Money of each row (cents), named by customer when it does not fit Decimal(18, 2).
+    let cents = |amount: Option<Decimal>, what: &str, id: &str| -> Result<Option<i128>> {
+        amount
+            .map(|a| money::to_cents(a, || format!("{what} of customer {id}")))
+            .transpose()
     };
+    let money_column = |amounts: Vec<Option<i128>>| -> ArrayRef {
+        Arc::new(Decimal128Array::from(amounts).with_data_type(MONEY))
+    };
+    let (mut overdue, mut loss, mut promised) = (Vec::new(), Vec::new(), Vec::new());
+    for (e, &r) in entries.iter().zip(&rows) {
+        let c = &customers[r];
+        overdue.push(cents(Some(c.overdue), "overdue", &c.customer_id)?);
+        loss.push(cents(
+            Some(e.expected_loss),
+            "expected loss",
+            &c.customer_id,
+        )?);
+        promised.push(cents(
+            c.promise.map(|p| p.1),
+            "promise amount",
+            &c.customer_id,
+        )?);
+    }
     let texts = |f: &dyn Fn(&QueueEntry) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(entries.iter().map(f).collect::<Vec<_>>()))
+    };
+    let per_row = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(
+            rows.iter().map(|&r| f(r)).collect::<Vec<_>>(),
+        ))
     };
     let ints = |f: &dyn Fn(usize) -> i32| -> ArrayRef {
         Arc::new(Int32Array::from(
@@ -367,62 +393,24 @@ fn queue_batch(
             entries.iter().map(|e| e.rank).collect::<Vec<_>>(),
         )),
         texts(&|e| Some(e.customer_id.clone())),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|&r| customers[r].currency.as_str())
-                .collect::<Vec<_>>(),
-        )),
+        per_row(&|r| customers[r].currency.clone()),
         texts(&|e| e.assigned_to.clone()),
-        money_array(
-            rows.iter()
-                .map(|&r| {
-                    let c = &customers[r];
-                    money::to_cents(c.overdue, || {
-                        format!("overdue of customer {}", c.customer_id)
-                    })
-                    .map(Some)
-                })
-                .collect::<Result<_>>()?,
-        ),
+        money_column(overdue),
         ints(&|r| scores.max_dpd.value(r)),
         Arc::new(Float64Array::from(
             rows.iter().map(|&r| scores.pd.value(r)).collect::<Vec<_>>(),
         )),
         ints(&|r| scores.score.value(r)),
-        money_array(
-            entries
-                .iter()
-                .map(|e| {
-                    let what = || format!("expected loss of customer {}", e.customer_id);
-                    money::to_cents(e.expected_loss, what).map(Some)
-                })
-                .collect::<Result<_>>()?,
-        ),
+        money_column(loss),
         texts(&|e| Some(e.action.to_string())),
         texts(&|e| Some(e.reason.clone())),
-        Arc::new(StringArray::from(
-            rows.iter()
-                .map(|&r| scores.reason_text(r))
-                .collect::<Vec<_>>(),
-        )),
+        per_row(&|r| scores.reason_text(r)),
         Arc::new(Date32Array::from(
             rows.iter()
                 .map(|&r| customers[r].promise.map(|p| p.0))
                 .collect::<Vec<_>>(),
         )),
-        money_array(
-            rows.iter()
-                .map(|&r| {
-                    customers[r]
-                        .promise
-                        .map(|p| {
-                            let id = &customers[r].customer_id;
-                            money::to_cents(p.1, || format!("promise amount of customer {id}"))
-                        })
-                        .transpose()
-                })
-                .collect::<Result<_>>()?,
-        ),
+        money_column(promised),
     ];
     Ok(RecordBatch::try_new(queue_schema(), columns)?)
 }

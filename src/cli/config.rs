@@ -46,7 +46,11 @@ impl Config {
             Some(o) => Some(Output::new(o.out.clone(), o.format)?),
             None => None,
         };
-        let feature_slice = feature_slice()?;
+        // Only the commands that score read the feature slice.
+        let feature_slice = match needs.model {
+            Need::Required => feature_slice()?,
+            _ => arq_models::features::DEFAULT_SLICE,
+        };
         let model = match (needs.model, model_path(cli.model.as_deref())) {
             (Need::No, _) | (Need::Optional, None) => None,
             (_, Some(path)) => Some(load_model(&path)?),
