@@ -299,3 +299,73 @@ fn metrics_table_functions_run_from_arq_sql() {
         "{out}"
     );
 }
+
+/// Runs `arq ARGS` with `input` on stdin; stdout and the exit code.
+fn with_stdin(args: &[&str], input: &str) -> (String, Option<i32>) {
+    use std::io::Write;
+    let mut child = arq()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (String::from_utf8(out.stdout).unwrap(), out.status.code())
+}
+
+#[test]
+fn sql_comes_from_the_argument_c_a_file_or_stdin_as_in_psql_and_duckdb() {
+    let (out, code) = with_stdin(&["sql", "--format", "csv"], "SELECT 1 AS one;\n");
+    assert_eq!((out.as_str(), code), ("one\n1\n", Some(0)));
+    let (out, code) = with_stdin(&["sql", "--format", "csv", "-f", "-"], "SELECT 2 AS two");
+    assert_eq!((out.as_str(), code), ("two\n2\n", Some(0)));
+    let out = run_ok(&["sql", "--format", "csv", "-c", "SELECT 3 AS three"]);
+    assert_eq!(out, "three\n3\n");
+    let e = run_usage_err(&["sql", "--format", "csv"]);
+    assert!(e.contains("no SQL statement given"), "{e}");
+}
+
+#[test]
+fn the_output_format_comes_from_the_extension_and_an_unknown_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    run_ok(&["sql", "--out", csv.to_str().unwrap(), "SELECT 1 AS one"]);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "one\n1\n");
+    let unknown = dir.path().join("r.xls");
+    let e = run_usage_err(&["sql", "--out", unknown.to_str().unwrap(), "SELECT 1"]);
+    assert!(
+        e.contains("cannot tell the format of") && e.contains("r.xls"),
+        "{e}"
+    );
+    assert!(!unknown.exists());
+    // --format decides when given.
+    run_ok(&[
+        "sql",
+        "--format",
+        "csv",
+        "--out",
+        unknown.to_str().unwrap(),
+        "SELECT 1 AS one",
+    ]);
+    assert_eq!(std::fs::read_to_string(&unknown).unwrap(), "one\n1\n");
+}
+
+#[test]
+fn json_writes_null_for_null_fields() {
+    let q = "SELECT 1 AS a, CAST(NULL AS INT) AS b";
+    assert_eq!(
+        run_ok(&["sql", "--format", "json", q]),
+        "[{\"a\":1,\"b\":null}]\n"
+    );
+    assert_eq!(
+        run_ok(&["sql", "--format", "ndjson", q]),
+        "{\"a\":1,\"b\":null}\n"
+    );
+}

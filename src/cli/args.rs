@@ -196,10 +196,18 @@ pub struct ScorecardArgs {
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// The SQL to run (several statements separated by `;` run in order; with --out, the
-    /// last one's result is written).
-    #[arg(conflicts_with = "file", required_unless_present = "file")]
+    /// last one's result is written). Without it, `-c` or `-f`, the SQL is read from stdin.
+    #[arg(conflicts_with_all = ["file", "command"])]
     pub query: Option<String>,
-    /// Read the SQL from a file.
+    /// The SQL to run, as with psql and duckdb.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
+    pub command: Option<String>,
+    /// Read the SQL from a file (`-` reads stdin).
     #[arg(long, short = 'f')]
     pub file: Option<PathBuf>,
     #[command(flatten)]

@@ -35,17 +35,19 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    /// The format a file name asks for by its extension (a table when unknown or none).
-    pub fn for_path(path: Option<&Path>) -> OutputFormat {
+    /// The format a file name asks for by its extension (none when unknown: a text
+    /// table is never written into `x.parquet` or `x.xls` by guess).
+    pub fn for_path(path: &Path) -> Option<OutputFormat> {
         let extension = path
-            .and_then(|p| p.extension())
+            .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         match extension.as_deref() {
-            Some("csv") => OutputFormat::Csv,
-            Some("json") => OutputFormat::Json,
-            Some("ndjson" | "jsonl") => OutputFormat::Ndjson,
-            Some("parquet") => OutputFormat::Parquet,
-            _ => OutputFormat::Table,
+            Some("csv") => Some(OutputFormat::Csv),
+            Some("json") => Some(OutputFormat::Json),
+            Some("ndjson" | "jsonl") => Some(OutputFormat::Ndjson),
+            Some("parquet") => Some(OutputFormat::Parquet),
+            Some("txt") => Some(OutputFormat::Table),
+            _ => None,
         }
     }
 }
@@ -58,10 +60,20 @@ pub struct Output {
 }
 
 impl Output {
-    /// `--format`, else the format of `--out`'s extension, else a table; Parquet needs a
-    /// file.
+    /// `--format`, else the format of `--out`'s extension (an unknown one is an error),
+    /// else a table on stdout; Parquet needs a file.
     pub fn new(path: Option<PathBuf>, format: Option<OutputFormat>) -> Result<Output> {
-        let format = format.unwrap_or_else(|| OutputFormat::for_path(path.as_deref()));
+        let format = match (format, &path) {
+            (Some(f), _) => f,
+            (None, None) => OutputFormat::Table,
+            (None, Some(p)) => OutputFormat::for_path(p).ok_or_else(|| {
+                ArqError::Usage(format!(
+                    "cannot tell the format of {} from its extension: name it .csv, .json, \
+                     .ndjson, .parquet or .txt, or give --format",
+                    p.display()
+                ))
+            })?,
+        };
         if format == OutputFormat::Parquet && path.is_none() {
             return Err(ArqError::Usage(
                 "--format parquet needs an output file (--out FILE, also spelled --output): \
@@ -141,7 +153,10 @@ pub fn write_result<W: Write + Send>(
             }
         }
         OutputFormat::Json => {
-            let mut writer = json::ArrayWriter::new(&mut *out);
+            // NULL fields are written as `null`, not left out of the object.
+            let mut writer = json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, json::writer::JsonArray>(&mut *out);
             let batches: Vec<&RecordBatch> = result.batches.iter().collect();
             writer.write_batches(&batches)?;
             writer.finish()?;
@@ -149,7 +164,9 @@ pub fn write_result<W: Write + Send>(
             writeln!(out).map_err(io)?;
         }
         OutputFormat::Ndjson => {
-            let mut writer = json::LineDelimitedWriter::new(out);
+            let mut writer = json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, json::writer::LineDelimited>(out);
             let batches: Vec<&RecordBatch> = result.batches.iter().collect();
             writer.write_batches(&batches)?;
             writer.finish()?;
