@@ -219,6 +219,13 @@ impl Feature {
             Encoding::Numeric { missing_value } => {
                 let values = numeric_values(&self.name, array)?;
                 for (row, v) in values.into_iter().enumerate() {
+                    if let Some(v) = v.filter(|v| v.is_infinite()) {
+                        return Err(ModelError::Data(format!(
+                            "column `{}`, row {}: {v} is not a finite number",
+                            self.name,
+                            row + 1
+                        )));
+                    }
                     out[[row, 0]] = v.unwrap_or(*missing_value);
                 }
             }

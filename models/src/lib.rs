@@ -36,6 +36,9 @@ pub mod snapshots;
 pub mod sql;
 pub mod train;
 
+#[cfg(test)]
+mod properties;
+
 pub use error::{ModelError, Result};
 pub use model::{ModelKind, RiskModel, Scorecard};
 pub use policy::Policy;

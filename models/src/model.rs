@@ -77,6 +77,23 @@ impl Scorecard {
         let pd = pd.clamp(PD_FLOOR, 1.0 - PD_FLOOR);
         (offset + factor * ((1.0 - pd) / pd).ln()).round()
     }
+
+    /// Points for a PD as a 32-bit integer: an error for a PD that is no number, or
+    /// points beyond the Int32 range (an extreme scaling) — never a saturated value.
+    pub fn points_i32(&self, pd: f64) -> Result<i32> {
+        if pd.is_nan() {
+            return Err(ModelError::Data("a PD of NaN is not a probability".into()));
+        }
+        let points = self.points_for(pd);
+        if points.is_finite() && points >= i32::MIN as f64 && points <= i32::MAX as f64 {
+            Ok(points as i32)
+        } else {
+            Err(ModelError::Data(format!(
+                "{points} points do not fit a 32-bit integer: the scorecard's points, odds or \
+                 PDO are extreme"
+            )))
+        }
+    }
 }
 
 /// What the model was trained and validated on.
@@ -130,7 +147,7 @@ pub struct Scored {
     /// Probability of going bad.
     pub pd: Vec<f64>,
     /// Scorecard points.
-    pub points: Vec<f64>,
+    pub points: Vec<i32>,
     /// Up to three reasons per row, strongest first.
     pub reasons: Vec<Vec<String>>,
 }
@@ -250,14 +267,20 @@ impl RiskModel {
     /// PDs of rows whose feature columns are given in the model's order.
     pub fn probabilities(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
         let z = self.standardized(columns)?;
-        Ok(self.log_odds(&z).into_iter().map(logistic).collect())
+        let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
+        check_probabilities(&pd)?;
+        Ok(pd)
     }
 
     /// PD, points and the top `reasons` reasons of each row.
     pub fn score(&self, columns: &[ArrayRef], reasons: usize) -> Result<Scored> {
         let z = self.standardized(columns)?;
         let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
-        let points = pd.iter().map(|&p| self.scorecard.points_for(p)).collect();
+        check_probabilities(&pd)?;
+        let points = pd
+            .iter()
+            .map(|&p| self.scorecard.points_i32(p))
+            .collect::<Result<Vec<i32>>>()?;
         let texts = self.reasons(&z, columns, reasons)?;
         Ok(Scored {
             pd,
@@ -382,6 +405,18 @@ fn format_number(v: f64) -> String {
         format!("{}", v.round() as i64)
     } else {
         format!("{v:.1}")
+    }
+}
+
+/// Every PD is a number: features too extreme for the arithmetic (opposite infinities
+/// in the log-odds) are an error naming the row, never a NaN probability.
+fn check_probabilities(pd: &[f64]) -> Result<()> {
+    match pd.iter().position(|p| p.is_nan()) {
+        Some(row) => Err(ModelError::Data(format!(
+            "row {}: the feature values are too extreme to give a probability",
+            row + 1
+        ))),
+        None => Ok(()),
     }
 }
 

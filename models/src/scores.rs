@@ -153,7 +153,7 @@ pub async fn score_snapshot(
     let late: Vec<bool> = (0..n).map(|r| max_dpd.value(r) >= LATE_STAGE_DPD).collect();
     for r in (0..n).filter(|&r| late[r]) {
         pd[r] = 1.0;
-        points[r] = model.scorecard.points_for(1.0);
+        points[r] = model.scorecard.points_i32(1.0)?;
         reasons[r] = vec![LATE_STAGE_REASON.to_string()];
     }
     let reason = |k: usize| -> ArrayRef {
@@ -172,9 +172,7 @@ pub async fn score_snapshot(
         cast(features.column(id_column), &DataType::Utf8)?,
         Arc::new(Date32Array::from(vec![day; n])),
         Arc::new(Float64Array::from(pd)),
-        Arc::new(Int32Array::from(
-            points.iter().map(|&p| p as i32).collect::<Vec<_>>(),
-        )),
+        Arc::new(Int32Array::from(points)),
         reason(0),
         reason(1),
         reason(2),

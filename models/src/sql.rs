@@ -254,11 +254,14 @@ impl ScalarUDFImpl for ModelFunction {
             Output::Pd => Arc::new(Float64Array::from(model.probabilities(&arrays)?)),
             Output::Points => {
                 let pd = model.probabilities(&arrays)?;
-                Arc::new(Int32Array::from(
-                    pd.iter()
-                        .map(|&p| model.scorecard.points_for(p) as i32)
-                        .collect::<Vec<_>>(),
-                ))
+                let points = pd
+                    .iter()
+                    .map(|&p| model.scorecard.points_i32(p))
+                    .collect::<crate::Result<Vec<_>>>()
+                    .map_err(|e| {
+                        datafusion::error::DataFusionError::Execution(format!("risk_points: {e}"))
+                    })?;
+                Arc::new(Int32Array::from(points))
             }
             Output::Reasons => {
                 let scored = model.score(&arrays, 3)?;
@@ -361,8 +364,11 @@ impl ScalarUDFImpl for ScorecardPoints {
         })?;
         let points: Int32Array = pd
             .iter()
-            .map(|p| p.map(|p| scorecard.points_for(p) as i32))
-            .collect();
+            .map(|p| p.map(|p| scorecard.points_i32(p)).transpose())
+            .collect::<crate::Result<_>>()
+            .map_err(|e| {
+                datafusion::error::DataFusionError::Execution(format!("scorecard_points: {e}"))
+            })?;
         Ok(ColumnarValue::Array(Arc::new(points)))
     }
     fn documentation(&self) -> Option<&Documentation> {

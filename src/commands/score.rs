@@ -63,9 +63,7 @@ async fn score_table(model: &SessionModel, path: &Path) -> Result<(RecordBatch, 
     fields.push(Field::new("pd", DataType::Float64, false));
     arrays.push(Arc::new(Float64Array::from(scored.pd)));
     fields.push(Field::new("score", DataType::Int32, false));
-    arrays.push(Arc::new(Int32Array::from(
-        scored.points.iter().map(|&p| p as i32).collect::<Vec<_>>(),
-    )));
+    arrays.push(Arc::new(Int32Array::from(scored.points)));
     for k in 0..3 {
         fields.push(Field::new(
             format!("reason_{}", k + 1),
