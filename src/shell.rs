@@ -15,7 +15,7 @@
 //! when any failed.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arq_models::sql::SessionModel;
 use datafusion::prelude::SessionContext;
@@ -30,6 +30,7 @@ Statements end with `;` and may span lines.
   \\d             list tables and views with their columns
   \\d NAME        columns of one table or view
   \\functions [NAME]  arq's SQL functions with docs and examples
+  \\i FILE       run the statements and commands of a file
   \\format FMT    output format: table, csv, json, ndjson
   \\?             this help
   \\q             quit (or Ctrl-D)";
@@ -96,6 +97,16 @@ impl Shell<'_> {
         Ok(Step::Continue)
     }
 
+    /// Feeds every line of `text` (a file read with `-f` or `\i`); stops at `\q`.
+    async fn feed(&mut self, text: &str, out: &mut dyn Write) -> Result<Step> {
+        for line in text.lines() {
+            if let Step::Quit = self.line(line, out).await? {
+                return Ok(Step::Quit);
+            }
+        }
+        Ok(Step::Continue)
+    }
+
     /// Handles an error of the statement or command `text` as `on_error` says.
     fn failed(&mut self, text: &str, e: ArqError) -> Result<()> {
         let first_line = text.lines().map(str::trim).find(|l| !l.is_empty());
@@ -143,6 +154,11 @@ impl Shell<'_> {
         match (words.next().unwrap_or_default(), words.next()) {
             ("\\q", _) => return Ok(Step::Quit),
             ("\\?" | "\\h" | "\\help", _) => writeln!(out, "{HELP}").map_err(io)?,
+            ("\\i", Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| ArqError::io(Path::new(path), e))?;
+                return Box::pin(self.feed(&text, out)).await;
+            }
             ("\\d", name) => {
                 let listing = sql::describe_tables(self.ctx, name).await?;
                 write!(out, "{listing}").map_err(io)?
@@ -172,12 +188,20 @@ impl Shell<'_> {
 }
 
 /// Runs a script from stdin: every line, then a last statement without `;`.
-async fn run_script(shell: &mut Shell<'_>) -> Result<()> {
+async fn run_script(shell: &mut Shell<'_>, file: Option<&Path>) -> Result<()> {
     let stdout = std::io::stdout();
-    for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| ArqError::io("<stdin>", e))?;
-        if let Step::Quit = shell.line(&line, &mut stdout.lock()).await? {
-            break;
+    match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ArqError::io(path, e))?;
+            shell.feed(&text, &mut stdout.lock()).await?;
+        }
+        None => {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.map_err(|e| ArqError::io("<stdin>", e))?;
+                if let Step::Quit = shell.line(&line, &mut stdout.lock()).await? {
+                    break;
+                }
+            }
         }
     }
     if !shell.buffer.trim().is_empty() {
@@ -197,8 +221,9 @@ pub async fn run(
     model: Option<&SessionModel>,
     format: OutputFormat,
     continue_on_error: bool,
+    file: Option<&Path>,
 ) -> Result<()> {
-    let script = !std::io::stdin().is_terminal();
+    let script = file.is_some() || !std::io::stdin().is_terminal();
     let mut shell = Shell {
         ctx,
         model,
@@ -213,7 +238,7 @@ pub async fn run(
         first_failure: None,
     };
     if script {
-        return run_script(&mut shell).await;
+        return run_script(&mut shell, file).await;
     }
     let stdout = std::io::stdout();
 

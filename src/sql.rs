@@ -2,7 +2,7 @@
 
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::error::{ArqError, Result};
 use crate::output::QueryResult;
@@ -17,23 +17,39 @@ pub fn sql_options() -> SQLOptions {
         .with_allow_statements(true)
 }
 
-/// Runs every statement in `sql` (separated by `;`), in order, and returns each result.
-pub async fn run_statements(ctx: &SessionContext, sql: &str) -> Result<Vec<QueryResult>> {
-    let statements = DFParser::parse_sql(sql)?;
+/// The statements of a script (separated by `;`), in order; an error when there is none.
+pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
+    let statements: Vec<Statement> = DFParser::parse_sql(sql)?.into_iter().collect();
     if statements.is_empty() {
         return Err(ArqError::Usage("no SQL statement given".into()));
     }
-    let options = sql_options();
-    let mut results = Vec::with_capacity(statements.len());
-    for statement in statements {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        options.verify_plan(&plan)?;
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let schema = frame.schema().inner().clone();
-        let batches = frame.collect().await?;
-        results.push(QueryResult { schema, batches });
+    Ok(statements)
+}
+
+/// Runs one statement (read-only towards the disk, see [`sql_options`]).
+pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result<QueryResult> {
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    sql_options().verify_plan(&plan)?;
+    let frame = ctx.execute_logical_plan(plan).await?;
+    let schema = frame.schema().inner().clone();
+    let batches = frame.collect().await?;
+    Ok(QueryResult { schema, batches })
+}
+
+/// Runs every statement in `sql` (separated by `;`), in order, and returns each result.
+pub async fn run_statements(ctx: &SessionContext, sql: &str) -> Result<Vec<QueryResult>> {
+    let mut results = Vec::new();
+    for statement in parse_script(sql)? {
+        results.push(run_statement(ctx, statement).await?);
     }
     Ok(results)
+}
+
+/// An error of statement `number` of a script, naming it by its first line.
+pub fn located(number: usize, statement: &Statement, error: ArqError) -> ArqError {
+    let text = statement.to_string();
+    let first_line = text.lines().next().unwrap_or_default();
+    ArqError::Input(format!("statement {number} (`{first_line}`): {error}"))
 }
 
 /// Lists every table and view of the session with its columns, for `\d` and

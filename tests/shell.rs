@@ -106,3 +106,25 @@ fn backslash_functions_documents_the_sql_functions() {
         "{err}"
     );
 }
+
+#[test]
+fn a_file_runs_with_f_or_backslash_i() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.sql");
+    std::fs::write(&script, "SELECT 4 AS four;\nSELECT 5\n  AS five;\n").unwrap();
+    let path = script.to_str().unwrap();
+    let out = crate::util::run_ok(&["shell", "--format", "csv", "-f", path]);
+    assert_eq!(out, "four\n4\nfive\n5\n");
+    let (out, err, code) = shell(&format!("\\i {path}\nSELECT 6 AS six;\n"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "four\n4\nfive\n5\nsix\n6\n");
+    // A failing statement in the file stops the script like any other.
+    std::fs::write(&script, "SELECT nope;\nSELECT 1;\n").unwrap();
+    let out = crate::util::run(&["shell", "--format", "csv", "-f", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: statement 1 (`SELECT nope;`)"),
+        "{err}"
+    );
+}

@@ -369,3 +369,34 @@ fn json_writes_null_for_null_fields() {
         "{\"a\":1,\"b\":null}\n"
     );
 }
+
+#[test]
+fn a_script_stops_at_its_first_failing_statement_naming_it_or_goes_on_when_asked() {
+    let script = "SELECT 1 AS one; SELECT nope; SELECT 3 AS three";
+    let out = crate::util::run(&["sql", "--format", "csv", script]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n1\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: statement 2 (`SELECT nope`): "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let out = crate::util::run(&["sql", "--format", "csv", "--continue-on-error", script]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n1\nthree\n3\n");
+
+    // --echo prints each statement before its result.
+    let echoed = run_ok(&[
+        "sql",
+        "--format",
+        "csv",
+        "--echo",
+        "SELECT 1 AS one; SELECT 2 AS two",
+    ]);
+    assert_eq!(
+        echoed,
+        "SELECT 1 AS one;\none\n1\nSELECT 2 AS two;\ntwo\n2\n"
+    );
+}

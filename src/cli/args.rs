@@ -210,6 +210,13 @@ pub struct SqlArgs {
     /// Read the SQL from a file (`-` reads stdin).
     #[arg(long, short = 'f')]
     pub file: Option<PathBuf>,
+    /// Print each statement before its result.
+    #[arg(long)]
+    pub echo: bool,
+    /// Run every statement even after one fails (errors on stderr, exit code 1 at the
+    /// end); without it the first failing statement stops the script, naming its number.
+    #[arg(long)]
+    pub continue_on_error: bool,
     #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
@@ -227,6 +234,9 @@ pub struct ShellArgs {
     /// script.
     #[arg(long)]
     pub continue_on_error: bool,
+    /// Run the statements and commands of this file as a script, then exit.
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub session: SessionArgs,
 }

@@ -14,6 +14,7 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
             config.session_model(),
             args.format,
             args.continue_on_error,
+            args.file.as_deref(),
         )
         .await
     })

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Read};
 
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
+use crate::output::print_text;
 use crate::sql;
 
 /// Runs the statements of the query (or of `-f FILE`) in order.
@@ -13,19 +14,34 @@ pub fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     let text = sql_text(args)?;
     let warehouse = config.warehouse()?;
     let output = config.output()?;
+    let statements = sql::parse_script(&text)?;
+    let several = statements.len() > 1;
     config.block_on(async {
         let ctx = warehouse.session(config.session_model()).await?;
-        let results = sql::run_statements(&ctx, &text).await?;
-        if output.path.is_some() {
-            let last = results
-                .last()
-                .ok_or_else(|| ArqError::Internal("no statement ran".into()))?;
-            return output.write(last);
+        let mut last = None;
+        let mut first_failure = None;
+        for (i, statement) in statements.into_iter().enumerate() {
+            if args.echo {
+                print_text(&format!("{statement};\n"))?;
+            }
+            let shown = statement.clone();
+            match sql::run_statement(&ctx, statement).await {
+                Ok(result) if output.path.is_some() => last = Some(result),
+                Ok(result) if result.has_columns() => output.write(&result)?,
+                Ok(_) => {}
+                Err(e) if !several => return Err(e),
+                Err(e) if !args.continue_on_error => return Err(sql::located(i + 1, &shown, e)),
+                Err(e) => {
+                    let e = sql::located(i + 1, &shown, e);
+                    eprintln!("error: {e}");
+                    first_failure.get_or_insert(e);
+                }
+            }
         }
-        for result in results.iter().filter(|r| r.has_columns()) {
+        if let (Some(result), Some(_)) = (&last, &output.path) {
             output.write(result)?;
         }
-        Ok(())
+        first_failure.map_or(Ok(()), Err)
     })
 }
 
