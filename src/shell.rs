@@ -77,6 +77,20 @@ impl Shell<'_> {
     /// Feeds one line; runs a statement once it is complete.
     async fn line(&mut self, line: &str, out: &mut dyn Write) -> Result<Step> {
         let trimmed = line.trim();
+        if self.buffer.trim().is_empty() && trimmed.starts_with('.') {
+            // DuckDB's and sqlite's dot commands, answered with arq's equivalent rather
+            // than taken as the start of a statement.
+            self.count += 1;
+            let hint = match trimmed.split_whitespace().next().unwrap_or_default() {
+                ".tables" => "\\d lists the tables and views",
+                ".schema" | ".describe" => "\\d NAME shows a table's columns",
+                ".quit" | ".exit" => "\\q quits",
+                ".help" => "\\? lists arq's commands",
+                _ => "arq's shell commands start with a backslash: \\? lists them",
+            };
+            let e = ArqError::Usage(format!("`{trimmed}` is a DuckDB command; in arq, {hint}"));
+            return self.failed(trimmed, e).map(|_| Step::Continue);
+        }
         if self.buffer.trim().is_empty() && trimmed.starts_with('\\') {
             self.buffer.clear();
             self.count += 1;

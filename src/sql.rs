@@ -117,10 +117,18 @@ pub fn describe_functions(
     let mut docs = arq_udfs::documentation();
     docs.extend(arq_models::sql::documentation(model));
     docs.sort_by(|a, b| a.name.cmp(&b.name));
-    let docs: Vec<_> = docs
+    let mut docs: Vec<_> = docs
         .into_iter()
         .filter(|d| filter.is_none_or(|f| d.name.contains(f)))
         .collect();
+    // A function named exactly: that one only, the others that match listed below it.
+    let mut also = Vec::new();
+    if let Some(exact) = filter.and_then(|f| docs.iter().position(|d| d.name == f)) {
+        let one = docs.swap_remove(exact);
+        also = docs.iter().map(|d| d.name.clone()).collect();
+        also.sort();
+        docs = vec![one];
+    }
     if docs.is_empty() {
         return Err(ArqError::NotFound(format!(
             "no arq function matches `{}`",
@@ -143,6 +151,9 @@ pub fn describe_functions(
             }
         }
         text.push('\n');
+    }
+    if !also.is_empty() {
+        text.push_str(&format!("Also matching: {}\n", also.join(", ")));
     }
     Ok(text)
 }

@@ -524,7 +524,14 @@ fn any_labelled_table_trains_and_scores() {
 fn functions_lists_the_model_functions_with_the_feature_order() {
     let text = run_ok(&["functions", "risk_score"]);
     assert!(text.contains(&format!("risk_score({FEATURES})")), "{text}");
-    assert!(text.contains("risk_scores (table)"), "{text}");
+    // Named exactly, the function alone; the others that match are named below it.
+    assert!(!text.contains("risk_scores (table)"), "{text}");
+    assert!(text.ends_with("Also matching: risk_scores\n"), "{text}");
+    let all = run_ok(&["functions", "risk_sc"]);
+    assert!(
+        all.contains("risk_score (scalar)") && all.contains("risk_scores (table)"),
+        "{all}"
+    );
 }
 
 #[test]

@@ -128,3 +128,14 @@ fn a_file_runs_with_f_or_backslash_i() {
         "{err}"
     );
 }
+
+#[test]
+fn duckdb_dot_commands_are_answered_with_the_arq_equivalent() {
+    let (out, err, code) = shell_with(&["--continue-on-error"], ".tables\nSELECT 8 AS eight;\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(out, "eight\n8\n", "the next statement is not swallowed");
+    assert!(
+        err.contains("`.tables` is a DuckDB command; in arq, \\d lists the tables and views"),
+        "{err}"
+    );
+}
