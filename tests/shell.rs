@@ -1,30 +1,15 @@
 //! `arq shell` driven through stdin.
 
-use std::io::Write;
-use std::process::Stdio;
-
-use crate::util::arq;
+use crate::util::run_with_stdin;
 
 fn shell(input: &str) -> (String, String, Option<i32>) {
     shell_with(&[], input)
 }
 
 fn shell_with(flags: &[&str], input: &str) -> (String, String, Option<i32>) {
-    let mut child = arq()
-        .args(["shell", "--format", "csv"])
-        .args(flags)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut args = vec!["shell", "--format", "csv"];
+    args.extend_from_slice(flags);
+    let out = run_with_stdin(&args, input);
     (
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),

@@ -302,21 +302,7 @@ fn metrics_table_functions_run_from_arq_sql() {
 
 /// Runs `arq ARGS` with `input` on stdin; stdout and the exit code.
 fn with_stdin(args: &[&str], input: &str) -> (String, Option<i32>) {
-    use std::io::Write;
-    let mut child = arq()
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::util::run_with_stdin(args, input);
     (String::from_utf8(out.stdout).unwrap(), out.status.code())
 }
 

@@ -29,6 +29,25 @@ pub fn run(args: &[&str]) -> Output {
     arq().args(args).output().expect("arq runs")
 }
 
+/// Runs `arq ARGS` with `input` on stdin; its output.
+pub fn run_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = arq()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("arq runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("input written");
+    child.wait_with_output().expect("arq ends")
+}
+
 /// Runs `arq ARGS`, asserts success and returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
     let out = run(args);
