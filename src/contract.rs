@@ -83,8 +83,21 @@ pub fn customers_schema() -> SchemaRef {
         date("customer_since", false),
         boolean("high_profile"),
         boolean("fraud_suspected"),
+        utf8("contact_name", true),
+        utf8("contact_phone", true),
+        utf8("contact_email", true),
+        date("last_credit_review", true),
     ]))
 }
+
+/// Columns a warehouse may leave out: absent from a file, they read as NULL. The
+/// collectors' contact and the credit desk's last review are not in every ERP export.
+pub const OPTIONAL_COLUMNS: [&str; 4] = [
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+    "last_credit_review",
+];
 
 /// `open_items`: every invoice with an open balance, per snapshot.
 pub fn open_items_schema() -> SchemaRef {

@@ -9,6 +9,7 @@
 //! flags → one validated configuration) dispatches to one file per command
 //! ([`commands`]); nothing below the commands imports the command line.
 
+pub mod applications;
 pub mod cli;
 pub mod commands;
 pub mod contract;

@@ -42,20 +42,50 @@ impl ScoredSnapshot {
     }
 }
 
+impl ScoredSnapshot {
+    /// The scores of the complete snapshot before this one (for the credit review's
+    /// class migration), or `None` when this is the first.
+    pub async fn previous(
+        &self,
+        warehouse: &Warehouse,
+        model: &SessionModel,
+        slice: usize,
+    ) -> Result<Option<Scores>> {
+        let Some(&day) = warehouse
+            .snapshots()
+            .complete_days()
+            .iter()
+            .filter(|&&d| d < self.scores.day)
+            .last()
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            score_snapshot(&self.state, &model.model, &model.name, day, slice).await?,
+        ))
+    }
+}
+
 /// The rows whose text column `column` equals `value`; `None` when there are none.
 pub fn rows_where(batch: &RecordBatch, column: &str, value: &str) -> Result<Option<RecordBatch>> {
+    let rows = all_rows_where(batch, column, value)?;
+    if rows.num_rows() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(rows))
+}
+
+/// The rows whose text column `column` equals `value` (NULL equals nothing), maybe none.
+pub fn all_rows_where(batch: &RecordBatch, column: &str, value: &str) -> Result<RecordBatch> {
     let Some(ids) = batch.column_by_name(column) else {
         return Err(crate::ArqError::Internal(format!("no column `{column}`")));
     };
     let ids = ids.as_string::<i32>();
     let rows: Vec<u32> = (0..ids.len())
-        .filter(|&r| ids.value(r) == value)
+        .filter(|&r| ids.is_valid(r) && ids.value(r) == value)
         .map(|r| r as u32)
         .collect();
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    take_rows(batch, &rows).map(Some)
+    take_rows(batch, &rows)
 }
 
 /// The given rows of a batch, in the given order.

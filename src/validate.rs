@@ -9,8 +9,8 @@
 //!   rather than summed into the customer's overdue), `open_amount` between 0 and
 //!   `amount`, `due_date` not before `invoice_date`;
 //! - `collectors`: `collector_id` present, unique, and usable as a call-list file name
-//!   (letters, digits, `-`, `_`, `.`; at most 100 characters), `role` `collector` or
-//!   `supervisor`, `daily_capacity` not negative.
+//!   (letters, digits, `-`, `_`, `.`; at most 100 characters), `role` `collector`,
+//!   `supervisor` or `resolver` (disputes), `daily_capacity` not negative.
 //!
 //! The first problem found is an error naming table, file, row (1-based, within the
 //! file), column and value. Files are read directly (only the columns checked), so the
@@ -111,14 +111,16 @@ fn check_collectors(root: &Path, files: &[PathBuf]) -> Result<()> {
                         earlier.display()
                     )));
                 }
-                if role.is_null(r) || !["collector", "supervisor"].contains(&role.value(r)) {
+                if role.is_null(r)
+                    || !["collector", "supervisor", "resolver"].contains(&role.value(r))
+                {
                     let value = if role.is_null(r) {
                         "NULL"
                     } else {
                         role.value(r)
                     };
                     return Err(err(format!(
-                        "column role: `{value}` (collector {name}) is neither `collector` nor `supervisor`"
+                        "column role: `{value}` (collector {name}) is not `collector`, `supervisor` or `resolver`"
                     )));
                 }
                 if capacity.is_null(r) || capacity.value(r) < 0 {

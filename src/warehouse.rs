@@ -349,6 +349,7 @@ fn check_file_schema(contract: &TableContract, path: &Path) -> Result<u64> {
     let found = metadata.schema();
     for wanted in contract.schema.fields() {
         match found.field_with_name(wanted.name()) {
+            Err(_) if contract::OPTIONAL_COLUMNS.contains(&wanted.name().as_str()) => {}
             Err(_) => {
                 return Err(file_error(format!(
                     "column `{}` is missing (the contract requires {})",

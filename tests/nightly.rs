@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::util::{
-    arq, assert_same_tree, csv_rows, files_under, generate_small, repo_root, rewrite, run_err,
-    run_ok,
+    Table, arq, assert_same_tree, csv_rows, files_under, generate_small, repo_root, rewrite,
+    run_err, run_ok,
 };
 
 fn nightly(out: &Path) -> String {
@@ -61,44 +61,35 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
         "K0001 ",
         "held ",
         "dispute ",
+        "escalation ",
         "carry_over ",
         "credit limits: ",
+        "(no earlier night in the output folder to compare with)",
     ] {
         assert!(summary.contains(line), "{line}: {summary}");
     }
 
-    // The combined list is every eligible customer once; the per-list files split it
+    // The combined list is every eligible customer once; the queue files split it
     // without loss or overlap.
-    let all = read_csv(&run, "queues.csv");
-    let ids: BTreeSet<&str> = all.iter().map(|r| r[2].as_str()).collect();
-    assert_eq!(ids.len(), all.len(), "a customer twice in queues.csv");
+    let all = Table::parse(&std::fs::read_to_string(run.join("queues.csv")).unwrap());
+    let ids: BTreeSet<&str> = all.column("customer_id").into_iter().collect();
+    assert_eq!(ids.len(), all.rows.len(), "a customer twice in queues.csv");
     let mut parts: Vec<String> = Vec::new();
-    let lists = files_under(&run);
-    for f in lists.iter().filter(|f| {
-        f.extension().is_some_and(|e| e == "csv")
-            && (f.starts_with("call_lists")
-                || [
-                    "supervisors.csv",
-                    "dispute.csv",
-                    "held.csv",
-                    "carry_over.csv",
-                ]
-                .iter()
-                .any(|n| *f == Path::new(n)))
-    }) {
-        parts.extend(
-            read_csv(&run, f.to_str().unwrap())
-                .into_iter()
-                .map(|r| r[2].clone()),
-        );
+    for name in ["supervisors", "dispute", "escalation", "held", "carry_over"] {
+        let t = table(&run, &format!("{name}.csv"));
+        parts.extend(t.column("customer_id").iter().map(|s| s.to_string()));
+    }
+    // Collectors' own calls (queue = their id) complete the partition.
+    for r in all.records().filter(|r| r.get("queue").starts_with('K')) {
+        parts.push(r.get("customer_id").to_string());
     }
     parts.sort();
     let mut expected: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     expected.sort();
     assert_eq!(parts, expected, "the lists do not partition queues.csv");
 
-    // One file per collector (CSV and Parquet), none above its capacity; supervisors'
-    // cases within theirs.
+    // One list per person (collectors and supervisors, CSV and Parquet): everything
+    // assigned to them, within capacity, and the overdue invoices behind it.
     let capacity: BTreeMap<String, usize> = csv_rows(&run_ok(&[
         "sql",
         "SELECT collector_id, daily_capacity FROM collectors",
@@ -108,23 +99,39 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     .into_iter()
     .map(|r| (r[0].clone(), r[1].parse().unwrap()))
     .collect();
-    for (id, cap) in capacity.iter().filter(|(id, _)| id.starts_with('K')) {
-        let list = read_csv(&run, &format!("call_lists/{id}.csv"));
-        assert!(list.len() <= *cap, "{id}");
-        assert!(list.iter().all(|r| &r[0] == id && &r[4] == id), "{id}");
+    let items_of: BTreeMap<String, usize> = csv_rows(&run_ok(&[
+        "sql",
+        "SELECT customer_id, count(*) FROM open_items_latest \
+         WHERE days_past_due(due_date, snapshot_date) > 0 GROUP BY customer_id",
+        "--format",
+        "csv",
+    ]))
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+    .collect();
+    for (id, cap) in &capacity {
+        let list = table(&run, &format!("call_lists/{id}.csv"));
+        assert!(!list.rows.is_empty() && list.rows.len() <= *cap, "{id}");
+        assert!(list.column("assigned_to").iter().all(|a| a == id), "{id}");
         assert!(run.join(format!("call_lists/{id}.parquet")).is_file());
-    }
-    let supervised = read_csv(&run, "supervisors.csv");
-    for (id, cap) in capacity.iter().filter(|(id, _)| id.starts_with('S')) {
-        let n = supervised.iter().filter(|r| &r[4] == id).count();
-        assert!(n <= *cap && n > 0, "{id}: {n}");
+        // The items file holds exactly the overdue invoices of the list's customers, in
+        // the list's order.
+        let items = table(&run, &format!("call_lists/{id}_items.csv"));
+        let customers = list.column("customer_id");
+        let expected: usize = customers.iter().map(|c| items_of[*c]).sum();
+        assert_eq!(items.rows.len(), expected, "{id}");
+        let mut order: Vec<&str> = items.column("customer_id");
+        order.dedup();
+        assert_eq!(order, customers, "{id}");
+        assert!(items.records().all(|r| r.num("days_past_due") > 0.0));
     }
     assert_eq!(
-        read_csv(&run, "limits.csv").len(),
+        table(&run, "limits.csv").rows.len(),
         2000,
         "a limit for every customer"
     );
-    assert_eq!(read_csv(&run, "scores.csv").len(), 2000);
+    assert!(!table(&run, "limits_summary.csv").rows.is_empty());
+    assert_eq!(table(&run, "scores.csv").rows.len(), 2000);
 
     // The manifest names inputs, versions and outputs, and its counts are the files'.
     let manifest = manifest_without_timings(&run);
@@ -134,7 +141,10 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
         manifest["warehouse"]["fingerprint"].as_str().unwrap().len(),
         16
     );
-    assert_eq!(manifest["eligible"].as_u64().unwrap() as usize, all.len());
+    assert_eq!(
+        manifest["eligible"].as_u64().unwrap() as usize,
+        all.rows.len()
+    );
     let outputs = manifest["outputs"].as_array().unwrap();
     assert_eq!(outputs.len() + 1, files_under(&run).len());
     for o in outputs {
@@ -144,8 +154,15 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
             o["bytes"].as_u64().unwrap()
         );
     }
-    let held = manifest["queues"]["held"]["accounts"].as_u64().unwrap() as usize;
-    assert_eq!(held, read_csv(&run, "held.csv").len());
+    // The carry-over counts of the manifest, the files and `arq queue` agree.
+    for queue in ["held", "carry_over", "supervisor:carry_over", "escalation"] {
+        let in_manifest = manifest["queues"][queue]["accounts"].as_u64().unwrap_or(0) as usize;
+        let in_file = all.column("queue").iter().filter(|q| **q == queue).count();
+        let from_command =
+            Table::parse(&run_ok(&["queue", "--collector", queue, "--format", "csv"]));
+        assert_eq!(in_manifest, in_file, "{queue}");
+        assert_eq!(from_command.rows.len(), in_file, "{queue}");
+    }
     // Money is reported per currency, never added across currencies: each currency's
     // overdue is the sum of that currency's rows.
     let cents = |s: &str| -> i128 { s.replace('.', "").parse().unwrap() };
@@ -156,9 +173,9 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     );
     for (currency, amount) in overdue {
         let rows: i128 = all
-            .iter()
-            .filter(|r| &r[3] == currency)
-            .map(|r| cents(&r[5]))
+            .records()
+            .filter(|r| r.get("currency") == currency)
+            .map(|r| cents(r.get("overdue")))
             .sum();
         assert_eq!(rows, cents(amount.as_str().unwrap()), "{currency}");
     }
@@ -171,6 +188,46 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     nightly(&out);
     assert_same_run(&run, &again.join("2026-10-31"));
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "no leftovers");
+}
+
+fn table(dir: &Path, name: &str) -> Table {
+    Table::parse(&std::fs::read_to_string(dir.join(name)).unwrap())
+}
+
+#[test]
+fn tonight_is_compared_with_the_previous_night() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let dir = out.to_str().unwrap();
+    run_ok(&["--as-of", "2026-09-30", "nightly", "--quiet", "--out", dir]);
+    let summary = run_ok(&["nightly", "--quiet", "--out", dir]);
+    assert!(
+        summary.contains(
+            "(new, resolved and rolled into a worse aging bucket since the night of 2026-09-30)"
+        ),
+        "{summary}"
+    );
+    let before = table(&out.join("2026-09-30"), "queues.csv");
+    let now = table(&out.join("2026-10-31"), "queues.csv");
+    let then: BTreeMap<&str, &str> = before
+        .records()
+        .map(|r| (r.get("customer_id"), r.get("queue")))
+        .collect();
+    let tonight: BTreeSet<&str> = now.column("customer_id").into_iter().collect();
+    let manifest = manifest_without_timings(&out.join("2026-10-31"));
+    assert_eq!(manifest["compared_with"], "2026-09-30");
+    let changes = manifest["changes"].as_object().unwrap();
+    let total = |key: &str| -> u64 {
+        changes
+            .values()
+            .flat_map(|cs| cs.as_object().unwrap().values())
+            .map(|c| c[key].as_u64().unwrap())
+            .sum()
+    };
+    let new = tonight.iter().filter(|id| !then.contains_key(**id)).count() as u64;
+    let resolved = then.keys().filter(|id| !tonight.contains(**id)).count() as u64;
+    assert_eq!((total("new"), total("resolved")), (new, resolved));
+    assert!(new > 0 && resolved > 0 && total("rolled_worse") > 0);
 }
 
 /// A policy that changes the queues and limits, so a run with it would change files.

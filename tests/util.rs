@@ -191,3 +191,78 @@ pub fn rewrite(warehouse: &Path, relative: &str, select: &str) {
         w.close().unwrap();
     });
 }
+
+/// CSV text read by column name.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn parse(text: &str) -> Table {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        Table { header, rows }
+    }
+
+    /// The index of a column.
+    pub fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+
+    /// The values of one column.
+    pub fn column(&self, name: &str) -> Vec<&str> {
+        let i = self.col(name);
+        self.rows.iter().map(|r| r[i].as_str()).collect()
+    }
+
+    /// Each row as a lookup by column name.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.rows.iter().map(move |row| Record { table: self, row })
+    }
+}
+
+/// One row of a [`Table`].
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    table: &'a Table,
+    pub row: &'a [String],
+}
+
+impl<'a> Record<'a> {
+    pub fn get(&self, name: &str) -> &'a str {
+        &self.row[self.table.col(name)]
+    }
+
+    /// A money or number column.
+    pub fn num(&self, name: &str) -> f64 {
+        self.get(name)
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: {:?}", self.row))
+    }
+}
+
+impl std::fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs: Vec<String> = self
+            .table
+            .header
+            .iter()
+            .zip(self.row)
+            .map(|(h, v)| format!("{h}={v}"))
+            .collect();
+        write!(f, "{}", pairs.join(", "))
+    }
+}

@@ -1,6 +1,37 @@
 -- What the credit policy needs of each customer at the snapshot {day} (days since
 -- 1970-01-01): current limit, exposure (open balance), credit sales of the last 12 months
--- (t - 365, t], and whole months of history. One row per customer, by customer_id.
+-- (t - 365, t], whole months of history; for the periodic review: the last review (an
+-- optional column: NULL where the warehouse has none), since when the exposure has been
+-- above the limit in the snapshots of the last {over_window} days, and the largest promise
+-- broken in the last {broken_days} days (promises.sql, {grace} days of grace). One row
+-- per customer, by customer_id.
+WITH {promises}
+over_limit AS (
+    SELECT c.customer_id, CAST(c.snapshot_date AS INT) AS day,
+           coalesce(sum(o.open_amount), 0) > c.credit_limit AS over
+    FROM customers c
+    LEFT JOIN open_items o ON o.customer_id = c.customer_id AND o.snapshot_date = c.snapshot_date
+    WHERE CAST(c.snapshot_date AS INT) <= {day}
+      AND CAST(c.snapshot_date AS INT) > {day} - {over_window}
+    GROUP BY c.customer_id, c.snapshot_date, c.credit_limit
+),
+over_since AS (
+    SELECT s.customer_id, min(s.day) AS over_since
+    FROM over_limit s
+    LEFT JOIN (
+        SELECT customer_id, max(day) AS ok_day FROM over_limit WHERE NOT over GROUP BY customer_id
+    ) ok ON ok.customer_id = s.customer_id
+    WHERE s.over AND (ok.ok_day IS NULL OR s.day > ok.ok_day)
+    GROUP BY s.customer_id
+),
+broken AS (
+    SELECT customer_id,
+           last_value(promise_day ORDER BY promise_amount, promise_day) AS broken_day,
+           max(promise_amount) AS broken_amount
+    FROM promise_outcomes
+    WHERE broken AND promise_day > {day} - {broken_days}
+    GROUP BY customer_id
+)
 SELECT
     c.customer_id,
     c.snapshot_date,
@@ -8,7 +39,13 @@ SELECT
     c.credit_limit,
     CAST(coalesce(o.exposure, 0) AS DECIMAL(38, 2)) AS exposure,
     CAST(coalesce(s.sales, 0) AS DECIMAL(38, 2)) AS credit_sales_12m,
-    CAST(floor(CAST(greatest({day} - CAST(c.customer_since AS INT), 0) AS DOUBLE) / 30.4375) AS INT) AS history_months
+    CAST(floor(CAST(greatest({day} - CAST(c.customer_since AS INT), 0) AS DOUBLE) / 30.4375) AS INT) AS history_months,
+    c.name,
+    CAST(c.customer_since AS INT) AS since_day,
+    CAST(c.last_credit_review AS INT) AS review_day,
+    os.over_since,
+    b.broken_day,
+    CAST(b.broken_amount AS DECIMAL(38, 2)) AS broken_amount
 FROM customers c
 LEFT JOIN (
     SELECT customer_id, sum(open_amount) AS exposure
@@ -22,5 +59,7 @@ LEFT JOIN (
     WHERE CAST(invoice_date AS INT) <= {day} AND CAST(invoice_date AS INT) > {day} - 365
     GROUP BY customer_id
 ) s ON s.customer_id = c.customer_id
+LEFT JOIN over_since os ON os.customer_id = c.customer_id
+LEFT JOIN broken b ON b.customer_id = c.customer_id
 WHERE CAST(c.snapshot_date AS INT) = {day}
 ORDER BY c.customer_id

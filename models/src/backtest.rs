@@ -142,7 +142,7 @@ pub async fn backtest_snapshot(
         .map(|r| (ids.value(r), went_bad.value(r)))
         .collect();
     let scores = score_snapshot(session, model, model_name, day, features::DEFAULT_SLICE).await?;
-    let customers = queue_customers(session, &scores).await?;
+    let customers = queue_customers(session, &scores, policy.promise_grace_days).await?;
     let ranked: Vec<&QueueCustomer> = customers
         .iter()
         .filter(|c| c.overdue > Decimal::ZERO && c.max_dpd < features::LATE_STAGE_DPD as i32)

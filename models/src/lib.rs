@@ -20,7 +20,9 @@
 //!
 //! Data flows one way: this crate uses arq-udfs and never the `arq` binary crate.
 
+pub mod applications;
 pub mod backtest;
+pub mod credit_desk;
 pub mod encoding;
 pub mod error;
 pub mod features;
@@ -31,6 +33,7 @@ pub mod money;
 pub mod policy;
 pub mod queues;
 pub mod report;
+pub mod review;
 pub mod scores;
 pub mod snapshots;
 pub mod sql;

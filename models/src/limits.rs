@@ -4,11 +4,12 @@
 //!
 //! Everything is decimal (rust_decimal): the same inputs and policy give the same limits.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
     RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::{cast, concat_batches};
@@ -20,9 +21,12 @@ use serde::Serialize;
 use crate::error::{ModelError, Result};
 use crate::money::{self, MONEY};
 use crate::policy::{LimitPolicy, Policy, RiskClass};
+use crate::queues::with_promises;
+pub use crate::review::{Review, ReviewInput};
 use crate::scores::Scores;
 
-/// The query for the policy's inputs; `{day}` is the snapshot (days since 1970).
+/// The query for the policy's inputs; `{day}` is the snapshot (days since 1970), with the
+/// promises' CTEs in place of `{promises}`.
 pub const LIMIT_INPUTS_SQL: &str = include_str!("../sql/limit_inputs.sql");
 
 /// What a recommendation does to the current limit.
@@ -168,38 +172,77 @@ impl LimitPolicy {
 
 /// The columns of `arq limits`.
 pub fn limits_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
+        text("customer_id", false),
+        text("name", false),
         Field::new("snapshot_date", DataType::Date32, false),
-        Field::new("currency", DataType::Utf8, false),
+        text("currency", false),
         Field::new("current_limit", MONEY, false),
         Field::new("recommended_limit", MONEY, false),
-        Field::new("action", DataType::Utf8, false),
+        text("action", false),
         Field::new("exposure", MONEY, false),
         Field::new("over_limit", DataType::Boolean, false),
-        Field::new("risk_class", DataType::Utf8, false),
+        Field::new("exposure_above_recommended", DataType::Boolean, false),
+        text("implication", true),
+        text("risk_class", false),
+        text("previous_class", true),
         Field::new("pd", DataType::Float64, false),
-        Field::new("reasons", DataType::Utf8, false),
-        Field::new("policy_version", DataType::Utf8, false),
+        text("risk_reasons", false),
+        text("reasons", false),
+        Field::new("last_review", DataType::Date32, true),
+        Field::new("review_due", DataType::Boolean, false),
+        text("review_trigger", true),
+        text("policy_version", false),
     ]))
 }
 
-/// What the policy needs of every customer of the scored snapshot, by customer: the
-/// rows of [`LIMIT_INPUTS_SQL`] (read by position: customer_id, snapshot_date, currency,
-/// credit_limit, exposure, credit_sales_12m, history_months).
-struct LimitInputs {
-    currency: ArrayRef,
-    inputs: Vec<LimitInput>,
+/// What exposure above the recommended limit implies for the credit desk.
+pub fn implication(exposure: Decimal, recommended: Decimal, action: LimitAction) -> Option<String> {
+    if exposure <= recommended {
+        return None;
+    }
+    Some(if recommended.is_zero() || action == LimitAction::Hold {
+        format!("order block: no new credit; collect the exposure of {exposure:.2}")
+    } else {
+        format!(
+            "order block until the exposure is reduced by {:.2} to the recommended {recommended:.2}",
+            exposure - recommended
+        )
+    })
 }
 
-async fn limit_inputs(session: &dyn Session, scores: &Scores) -> Result<LimitInputs> {
-    let sql = LIMIT_INPUTS_SQL.replace("{day}", &scores.day.to_string());
+/// What the policy needs of every customer of the scored snapshot, by customer: the
+/// rows of [`LIMIT_INPUTS_SQL`], read by name.
+struct LimitInputs {
+    currency: ArrayRef,
+    names: ArrayRef,
+    inputs: Vec<LimitInput>,
+    reviews: Vec<ReviewInput>,
+}
+
+async fn limit_inputs(
+    session: &dyn Session,
+    scores: &Scores,
+    policy: &Policy,
+) -> Result<LimitInputs> {
+    let review = &policy.limits.review;
+    let sql = with_promises(
+        LIMIT_INPUTS_SQL,
+        scores.day,
+        policy.queues.promise_grace_days,
+    )
+    .replace("{over_window}", &(review.over_limit_days + 62).to_string())
+    .replace("{broken_days}", &review.broken_promise_days.to_string());
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
         if scores.is_empty() {
+            let empty: ArrayRef = Arc::new(StringArray::from(Vec::<&str>::new()));
             return Ok(LimitInputs {
-                currency: Arc::new(StringArray::from(Vec::<&str>::new())),
+                currency: empty.clone(),
+                names: empty,
                 inputs: Vec::new(),
+                reviews: Vec::new(),
             });
         }
         return Err(ModelError::Data(format!(
@@ -215,80 +258,174 @@ async fn limit_inputs(session: &dyn Session, scores: &Scores) -> Result<LimitInp
             rows.num_rows()
         )));
     }
-    let ids = cast(rows.column(0), &DataType::Utf8)?;
+    let column = |name: &str| -> Result<&ArrayRef> {
+        rows.column_by_name(name)
+            .ok_or_else(|| ModelError::Data(format!("the limit inputs have no column `{name}`")))
+    };
+    let ids = cast(column("customer_id")?, &DataType::Utf8)?;
     if ids.as_ref() != &scores.customer_id as &dyn Array {
         return Err(ModelError::Data(
             "scores and limit inputs are not in the same customer order".into(),
         ));
     }
-    let money = |i: usize| -> Result<ArrayRef> { Ok(cast(rows.column(i), &money::MONEY_SUM)?) };
-    let (current, exposure, sales) = (money(3)?, money(4)?, money(5)?);
-    let (current, exposure, sales) = (
-        current.as_primitive::<Decimal128Type>(),
-        exposure.as_primitive::<Decimal128Type>(),
-        sales.as_primitive::<Decimal128Type>(),
+    let money = |name: &str| -> Result<Decimal128Array> {
+        Ok(cast(column(name)?, &money::MONEY_SUM)?
+            .as_primitive::<Decimal128Type>()
+            .clone())
+    };
+    let int = |name: &str| -> Result<Int32Array> {
+        Ok(cast(column(name)?, &DataType::Int32)?
+            .as_primitive::<Int32Type>()
+            .clone())
+    };
+    let (current, exposure, sales, broken) = (
+        money("credit_limit")?,
+        money("exposure")?,
+        money("credit_sales_12m")?,
+        money("broken_amount")?,
     );
-    let months = cast(rows.column(6), &DataType::Int32)?;
-    let months = months.as_primitive::<Int32Type>();
+    let (months, since, review_day) = (
+        int("history_months")?,
+        int("since_day")?,
+        int("review_day")?,
+    );
+    let (over_since, broken_day) = (int("over_since")?, int("broken_day")?);
+    let opt = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
+    let d = money::from_cents;
     let inputs = (0..rows.num_rows())
         .map(|r| LimitInput {
-            current_limit: money::from_cents(current.value(r)),
-            exposure: money::from_cents(exposure.value(r)),
-            credit_sales: money::from_cents(sales.value(r)),
+            current_limit: d(current.value(r)),
+            exposure: d(exposure.value(r)),
+            credit_sales: d(sales.value(r)),
             history_months: months.value(r).max(0) as u32,
             pd: scores.pd.value(r),
             late_stage: scores.late_stage.value(r),
         })
         .collect();
+    let reviews = (0..rows.num_rows())
+        .map(|r| ReviewInput {
+            customer_since: since.value(r),
+            last_review: opt(&review_day, r),
+            over_since: opt(&over_since, r),
+            broken_promise: opt(&broken_day, r).map(|day| {
+                (
+                    day,
+                    if broken.is_valid(r) {
+                        d(broken.value(r))
+                    } else {
+                        Decimal::ZERO
+                    },
+                )
+            }),
+            previous_pd: None,
+        })
+        .collect();
     Ok(LimitInputs {
-        currency: cast(rows.column(2), &DataType::Utf8)?,
+        currency: cast(column("currency")?, &DataType::Utf8)?,
+        names: cast(column("name")?, &DataType::Utf8)?,
         inputs,
+        reviews,
     })
 }
 
 /// Recommendations for every customer of the scored snapshot, by customer: the model's
-/// PD from `scores` (PD 1 for late stage), the policy's inputs from the warehouse, the
-/// policy's decision.
+/// PD and reasons from `scores` (PD 1 for late stage), the policy's inputs from the
+/// warehouse, the policy's decision, and whether the credit line is due for review
+/// (class migration against `previous`, the scores of the snapshot before, when given).
 pub async fn recommend_snapshot(
     session: &dyn Session,
     scores: &Scores,
+    previous: Option<&Scores>,
     policy: &Policy,
 ) -> Result<RecordBatch> {
-    let LimitInputs { currency, inputs } = limit_inputs(session, scores).await?;
-    let n = inputs.len();
-    let (mut recommended, mut current, mut exposure) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut actions, mut over, mut classes, mut reasons) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (r, input) in inputs.iter().enumerate() {
-        let rec = policy.limits.recommend(input);
-        let id = || scores.customer_id.value(r);
-        let of = |what: &'static str| move || format!("{what} of customer {}", id());
-        recommended.push(money::to_cents(
-            rec.recommended_limit,
-            of("recommended limit"),
-        )?);
-        current.push(money::to_cents(input.current_limit, of("current limit"))?);
-        exposure.push(money::to_cents(input.exposure, of("exposure"))?);
-        actions.push(rec.action.as_str());
-        over.push(rec.over_limit);
-        classes.push(rec.risk_class);
-        reasons.push(rec.reasons.join("; "));
+    let LimitInputs {
+        currency,
+        names,
+        inputs,
+        mut reviews,
+    } = limit_inputs(session, scores, policy).await?;
+    if let Some(previous) = previous {
+        let pd_before: HashMap<&str, f64> = (0..previous.len())
+            .map(|r| (previous.customer_id.value(r), previous.pd.value(r)))
+            .collect();
+        for (r, review) in reviews.iter_mut().enumerate() {
+            review.previous_pd = pd_before.get(scores.customer_id.value(r)).copied();
+        }
     }
-    let money_array =
-        |v: Vec<i128>| -> ArrayRef { Arc::new(Decimal128Array::from(v).with_data_type(MONEY)) };
+    let recommendations: Vec<(LimitRecommendation, Review)> = inputs
+        .iter()
+        .zip(&reviews)
+        .map(|(input, review)| {
+            let rec = policy.limits.recommend(input);
+            let due = policy
+                .limits
+                .review(&rec.risk_class, review, input, scores.day);
+            (rec, due)
+        })
+        .collect();
+    limits_batch(
+        scores,
+        policy,
+        &inputs,
+        &reviews,
+        &recommendations,
+        currency,
+        names,
+    )
+}
+
+/// The rows of `arq limits`, one per customer of `scores`.
+fn limits_batch(
+    scores: &Scores,
+    policy: &Policy,
+    inputs: &[LimitInput],
+    reviews: &[ReviewInput],
+    recommendations: &[(LimitRecommendation, Review)],
+    currency: ArrayRef,
+    names: ArrayRef,
+) -> Result<RecordBatch> {
+    let n = inputs.len();
+    let cents = |what: &'static str, f: &dyn Fn(usize) -> Decimal| -> Result<ArrayRef> {
+        let v = (0..n)
+            .map(|r| {
+                money::to_cents(f(r), || {
+                    format!("{what} of customer {}", scores.customer_id.value(r))
+                })
+            })
+            .collect::<Result<Vec<i128>>>()?;
+        Ok(Arc::new(Decimal128Array::from(v).with_data_type(MONEY)))
+    };
+    let texts = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
+    };
+    let flags = |f: &dyn Fn(usize) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from((0..n).map(f).collect::<Vec<_>>()))
+    };
+    let rec = |r: usize| &recommendations[r].0;
+    let due = |r: usize| &recommendations[r].1;
     let columns: Vec<ArrayRef> = vec![
         Arc::new(scores.customer_id.clone()),
+        names,
         Arc::new(Date32Array::from(vec![scores.day; n])),
         currency,
-        money_array(current),
-        money_array(recommended),
-        Arc::new(StringArray::from(actions)),
-        money_array(exposure),
-        Arc::new(BooleanArray::from(over)),
-        Arc::new(StringArray::from(classes)),
+        cents("current limit", &|r| inputs[r].current_limit)?,
+        cents("recommended limit", &|r| rec(r).recommended_limit)?,
+        texts(&|r| Some(rec(r).action.as_str().to_string())),
+        cents("exposure", &|r| inputs[r].exposure)?,
+        flags(&|r| rec(r).over_limit),
+        flags(&|r| inputs[r].exposure > rec(r).recommended_limit),
+        texts(&|r| implication(inputs[r].exposure, rec(r).recommended_limit, rec(r).action)),
+        texts(&|r| Some(rec(r).risk_class.clone())),
+        texts(&|r| due(r).previous_class.clone()),
         Arc::new(Float64Array::from(scores.pd.values().to_vec())),
-        Arc::new(StringArray::from(reasons)),
-        Arc::new(StringArray::from(vec![policy.version.as_str(); n])),
+        texts(&|r| Some(scores.reason_text(r))),
+        texts(&|r| Some(rec(r).reasons.join("; "))),
+        Arc::new(Date32Array::from(
+            (0..n).map(|r| reviews[r].last_review).collect::<Vec<_>>(),
+        )),
+        flags(&|r| !due(r).triggers.is_empty()),
+        texts(&|r| (!due(r).triggers.is_empty()).then(|| due(r).triggers.join("; "))),
+        texts(&|_| Some(policy.version.clone())),
     ];
     Ok(RecordBatch::try_new(limits_schema(), columns)?)
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{Encoding, Feature, MISSING_LEVEL, Scaler, design_matrix, numeric_values};
 use crate::error::{ModelError, Result};
+use crate::features::{self, Adverse, ReasonRule};
 use crate::report::Report;
 
 /// The artifact format this build writes and reads.
@@ -289,41 +290,119 @@ impl RiskModel {
         })
     }
 
-    /// Reason codes: the features whose contribution (coefficient × standardized value,
-    /// summed over a text feature's levels) raises the log-odds the most, strongest first;
-    /// only contributions above zero count.
+    /// Reason codes, as adverse-action reasons are given: the features that raise this
+    /// row's log-odds the most against the portfolio's typical customer (contribution =
+    /// coefficient × standardized value, summed over a text feature's levels, measured
+    /// from the training mean), strongest first. Only contributions above zero count, and
+    /// for arq's own features ([`crate::features::reason_rule`]) only values on the
+    /// feature's adverse side (and, for features where higher is worse, above zero): a
+    /// favourable value (no disputes, pays early) is never a reason, whatever sign the
+    /// coefficient took; features that say one thing in other
+    /// words are named once. Fewer than `k` reasons when fewer factors raise the risk.
     fn reasons(&self, z: &Array2<f64>, columns: &[ArrayRef], k: usize) -> Result<Vec<Vec<String>>> {
         let values = self.describe_values(columns)?;
+        let spans = self.spans();
+        Ok(self
+            .pick_reasons(z, &values, k)
+            .into_iter()
+            .enumerate()
+            .map(|(row, picked)| {
+                picked
+                    .into_iter()
+                    .map(|j| {
+                        // For a number: is the value above the training mean?
+                        let high = spans[j].clone().map(|d| z[[row, d]]).sum::<f64>() >= 0.0;
+                        reason_text(&self.features[j], &values[j][row], high)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The features (indices in the model's order) each row's reason codes name,
+    /// strongest first: the choice [`RiskModel::score`] words.
+    pub fn reason_features(&self, columns: &[ArrayRef], k: usize) -> Result<Vec<Vec<usize>>> {
+        let z = self.standardized(columns)?;
+        Ok(self.pick_reasons(&z, &self.describe_values(columns)?, k))
+    }
+
+    fn pick_reasons(&self, z: &Array2<f64>, values: &[Vec<RawValue>], k: usize) -> Vec<Vec<usize>> {
+        let spans = self.spans();
+        let rules: Vec<Option<ReasonRule>> = self
+            .features
+            .iter()
+            .map(|f| f.reason_high.as_ref().and(features::reason_rule(&f.name)))
+            .collect();
+        z.rows()
+            .into_iter()
+            .enumerate()
+            .map(|(row, zrow)| {
+                let zrow = zrow.to_vec();
+                let mut picked: Vec<(usize, f64)> = self
+                    .contributions(&zrow, &spans)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|&(j, c)| {
+                        let side: f64 = spans[j].clone().map(|d| zrow[d]).sum();
+                        c > 1e-9
+                            && match rules[j].map(|r| r.adverse) {
+                                None => true,
+                                // A zero or negative count, share or number of days
+                                // (no disputes, paid early) is never against anyone.
+                                Some(Adverse::High) => {
+                                    side > 0.0
+                                        && !matches!(values[j][row], RawValue::Number(v) if v <= 0.0)
+                                }
+                                Some(Adverse::Low) => side < 0.0,
+                                Some(Adverse::Never) => false,
+                            }
+                    })
+                    .collect();
+                picked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                let mut groups = Vec::new();
+                picked
+                    .into_iter()
+                    .filter(|&(j, _)| {
+                        let group = rules[j].map_or(self.features[j].name.as_str(), |r| r.group);
+                        let new = !groups.contains(&group);
+                        groups.push(group);
+                        new
+                    })
+                    .take(k)
+                    .map(|(j, _)| j)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The design columns of each feature.
+    fn spans(&self) -> Vec<std::ops::Range<usize>> {
         let mut spans = Vec::with_capacity(self.features.len());
         let mut offset = 0;
         for f in &self.features {
             spans.push(offset..offset + f.width());
             offset += f.width();
         }
+        spans
+    }
+
+    /// Each feature's contribution to one standardized row's log-odds, against the
+    /// training mean (where every standardized value is 0).
+    fn contributions(&self, zrow: &[f64], spans: &[std::ops::Range<usize>]) -> Vec<f64> {
+        spans
+            .iter()
+            .map(|span| span.clone().map(|d| zrow[d] * self.coefficients[d]).sum())
+            .collect()
+    }
+
+    /// Each feature's contribution to each row's log-odds (rows of `columns`, features in
+    /// the model's order): what the reason codes rank.
+    pub fn contribution_matrix(&self, columns: &[ArrayRef]) -> Result<Vec<Vec<f64>>> {
+        let z = self.standardized(columns)?;
+        let spans = self.spans();
         Ok(z.rows()
             .into_iter()
-            .enumerate()
-            .map(|(row, zrow)| {
-                let mut contributions: Vec<(usize, f64)> = spans
-                    .iter()
-                    .enumerate()
-                    .map(|(j, span)| {
-                        let c: f64 = span.clone().map(|d| zrow[d] * self.coefficients[d]).sum();
-                        (j, c)
-                    })
-                    .filter(|(_, c)| *c > 1e-9)
-                    .collect();
-                contributions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                contributions
-                    .into_iter()
-                    .take(k)
-                    .map(|(j, _)| {
-                        // For a number: is the value above the training mean?
-                        let high = spans[j].clone().map(|d| zrow[d]).sum::<f64>() >= 0.0;
-                        reason_text(&self.features[j], &values[j][row], high)
-                    })
-                    .collect()
-            })
+            .map(|zrow| self.contributions(&zrow.to_vec(), &spans))
             .collect())
     }
 
@@ -399,12 +478,14 @@ fn reason_text(feature: &Feature, value: &RawValue, high: bool) -> String {
     }
 }
 
-/// A number for people: whole numbers without decimals, others with at most one.
+/// A number for people: whole numbers without decimals, others with one (a value that
+/// rounds to a whole number at one decimal shows as that whole number).
 fn format_number(v: f64) -> String {
-    if (v - v.round()).abs() < 1e-9 {
-        format!("{}", v.round() as i64)
+    let tenths = (v * 10.0).round();
+    if tenths % 10.0 == 0.0 {
+        format!("{}", (tenths / 10.0) as i64)
     } else {
-        format!("{v:.1}")
+        format!("{:.1}", tenths / 10.0)
     }
 }
 
@@ -477,9 +558,120 @@ mod tests {
         assert_eq!(f.hex(), "af63dc4c8601ec8c");
     }
 
+    /// The bundled model, with one row of features built per feature: numbers at the
+    /// training mean plus `shift(name)` standard deviations, texts as given.
+    fn bundled() -> RiskModel {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/models/default.json");
+        RiskModel::from_json(&std::fs::read_to_string(path).unwrap(), "default.json").unwrap()
+    }
+
+    fn row(
+        model: &RiskModel,
+        shift: &dyn Fn(&str) -> f64,
+        text: &dyn Fn(&str) -> String,
+    ) -> Vec<ArrayRef> {
+        let mut d = 0;
+        model
+            .features
+            .iter()
+            .map(|f| {
+                let column: ArrayRef = match &f.encoding {
+                    Encoding::Numeric { .. } => {
+                        let v = model.scaler.mean[d] + shift(&f.name) * model.scaler.std[d];
+                        std::sync::Arc::new(datafusion::arrow::array::Float64Array::from(vec![v]))
+                    }
+                    Encoding::Categorical { .. } => {
+                        std::sync::Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                            text(&f.name),
+                        ]))
+                    }
+                };
+                d += f.width();
+                column
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reasons_are_adverse_values_named_once() {
+        let mut model = bundled();
+        let index = |m: &RiskModel, name: &str| {
+            let mut d = 0;
+            for f in &m.features {
+                if f.name == name {
+                    return d;
+                }
+                d += f.width();
+            }
+            panic!("no feature {name}")
+        };
+        // A coefficient that rewards disputes: a customer with fewer disputes than typical
+        // gets a positive contribution from it, yet "no disputes" is not a reason.
+        let disputes = index(&model, "open_disputes");
+        model.coefficients[disputes] = -2.0;
+        let max_dpd = index(&model, "max_dpd");
+        let weighted = index(&model, "weighted_dpd");
+        model.coefficients[max_dpd] = 1.0;
+        model.coefficients[weighted] = 0.9;
+        let shift = |name: &str| match name {
+            "open_disputes" => -1.0,
+            "max_dpd" | "weighted_dpd" => 3.0,
+            _ => 0.0,
+        };
+        let columns = row(&model, &shift, &|name| {
+            if name == "worst_bucket" {
+                "61-90".into()
+            } else {
+                "enterprise".into()
+            }
+        });
+        let scored = model.score(&columns, 3).unwrap();
+        let contributions = model.contribution_matrix(&columns).unwrap();
+        assert!(
+            contributions[0][model
+                .features
+                .iter()
+                .position(|f| f.name == "open_disputes")
+                .unwrap()]
+                > 0.0
+        );
+        let reasons = &scored.reasons[0];
+        assert!(!reasons.is_empty());
+        assert!(
+            reasons[0].starts_with("oldest open invoice is"),
+            "{reasons:?}"
+        );
+        for r in reasons {
+            assert!(
+                !r.contains("dispute"),
+                "a favourable value as a reason: {reasons:?}"
+            );
+            assert!(
+                !r.contains("aging bucket") && !r.contains("segment"),
+                "{reasons:?}"
+            );
+            assert!(
+                !r.contains("days past due on average"),
+                "max_dpd and weighted_dpd are one group: {reasons:?}"
+            );
+        }
+        // The typical customer has nothing against it: no reasons at all.
+        let typical = row(&model, &|_| 0.0, &|name| {
+            if name == "worst_bucket" {
+                "current".into()
+            } else {
+                "enterprise".into()
+            }
+        });
+        let scored = model.score(&typical, 3).unwrap();
+        assert!(scored.reasons[0].is_empty(), "{:?}", scored.reasons[0]);
+    }
+
     #[test]
     fn numbers_read_well() {
         assert_eq!(format_number(75.0), "75");
         assert_eq!(format_number(2.345), "2.3");
+        assert_eq!(format_number(28.96), "29");
+        assert_eq!(format_number(-0.04), "0");
     }
 }

@@ -55,6 +55,8 @@ pub struct RiskClass {
     pub name: String,
     pub max_pd: Option<Decimal>,
     pub multiple: Decimal,
+    /// Months between periodic reviews of a credit line in this class (default 12).
+    pub review_months: u32,
 }
 
 /// The credit-limit rules (DOMAIN.md §6).
@@ -68,6 +70,79 @@ pub struct LimitPolicy {
     pub starter_months: u32,
     pub lgd: Decimal,
     pub expected_loss_budget: Option<Decimal>,
+    /// When a credit line is due for review besides its class's interval.
+    pub review: ReviewPolicy,
+    /// How applications of prospective customers are decided.
+    pub applications: ApplicationPolicy,
+}
+
+/// The triggers of an early credit review (the optional `[review]` table).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewPolicy {
+    /// The PD class moved by at least this many classes since the previous snapshot.
+    pub class_migration: u32,
+    /// Exposure above the credit limit for at least this many days.
+    pub over_limit_days: i32,
+    /// A promise of at least this amount broken within `broken_promise_days`.
+    pub broken_promise_amount: Decimal,
+    pub broken_promise_days: i32,
+}
+
+impl Default for ReviewPolicy {
+    fn default() -> Self {
+        ReviewPolicy {
+            class_migration: 2,
+            over_limit_days: 30,
+            broken_promise_amount: Decimal::from(10_000),
+            broken_promise_days: 90,
+        }
+    }
+}
+
+/// Credit applications of prospective customers (the optional `[applications]` table):
+/// a PD from the external rating when the application has one, else from the segment; the
+/// policy's class of that PD; a limit of at most the requested amount, a share of the
+/// annual revenue when given, and the starter limit without rating or financials.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplicationPolicy {
+    /// PD by segment, for applications without an external rating.
+    pub segment_pd: BTreeMap<String, Decimal>,
+    /// PD by external rating 1 (best) to N.
+    pub rating_pd: Vec<Decimal>,
+    /// A limit is at most this share of the annual revenue, when the application gives it.
+    pub revenue_share: Decimal,
+    /// Approved limits above this are referred to a credit officer.
+    pub approve_up_to: Decimal,
+    /// Classes declined, and classes always referred.
+    pub decline_classes: Vec<String>,
+    pub refer_classes: Vec<String>,
+}
+
+impl Default for ApplicationPolicy {
+    fn default() -> Self {
+        let d = |s: &str| Decimal::from_str_exact(s).expect("a decimal");
+        ApplicationPolicy {
+            segment_pd: [
+                ("enterprise", "0.03"),
+                ("mid_market", "0.05"),
+                ("small_business", "0.08"),
+                ("consumer", "0.12"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), d(v)))
+            .collect(),
+            rating_pd: [
+                "0.005", "0.01", "0.02", "0.035", "0.05", "0.08", "0.12", "0.18", "0.25", "0.40",
+            ]
+            .into_iter()
+            .map(d)
+            .collect(),
+            revenue_share: d("0.10"),
+            approve_up_to: Decimal::from(50_000),
+            decline_classes: vec!["E".into()],
+            refer_classes: vec!["D".into()],
+        }
+    }
 }
 
 /// The work queues' thresholds (the optional `[queues]` table; LGD is the policy's).
@@ -83,6 +158,50 @@ pub struct QueuePolicy {
     pub high_risk_overdue: Decimal,
     /// Call (rather than write) from this PD on.
     pub call_pd: f64,
+    /// A promise holds the account back only when it covers at least this share of the
+    /// overdue; a smaller promise leaves the uncovered rest workable.
+    pub promise_hold_coverage: Decimal,
+    /// The share a promise must cover when the customer broke a promise within
+    /// `broken_promise_days`.
+    pub promise_hold_coverage_after_broken: Decimal,
+    /// How far back a broken promise counts as recent, in days.
+    pub broken_promise_days: i32,
+    /// No promise holds an account this many days past due or more.
+    pub promise_hold_max_dpd: i32,
+    /// The escalation track for late-stage accounts.
+    pub escalation: EscalationPolicy,
+}
+
+/// The escalation track (the `[queues]` keys `final_demand_dpd` ... ): late-stage
+/// accounts leave the call lists for the manager's escalation list with one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EscalationPolicy {
+    /// Final demand letter from this many days past due.
+    pub final_demand_dpd: i32,
+    /// Or, from 31 days past due, after this many broken promises in 12 months.
+    pub final_demand_broken_promises: i32,
+    /// Placement with a collection agency from this many days past due.
+    pub agency_dpd: i32,
+    /// Legal action from this many days past due, for overdue balances of at least
+    /// `legal_min_overdue` (smaller ones stay with the agency).
+    pub legal_dpd: i32,
+    pub legal_min_overdue: Decimal,
+    /// Write-off review from this many days past due, for balances below
+    /// `legal_min_overdue` (larger ones stay in legal).
+    pub write_off_review_dpd: i32,
+}
+
+impl Default for EscalationPolicy {
+    fn default() -> Self {
+        EscalationPolicy {
+            final_demand_dpd: 90,
+            final_demand_broken_promises: 2,
+            agency_dpd: 120,
+            legal_dpd: 150,
+            legal_min_overdue: Decimal::from(25_000),
+            write_off_review_dpd: 180,
+        }
+    }
 }
 
 impl Default for QueuePolicy {
@@ -93,6 +212,11 @@ impl Default for QueuePolicy {
             high_risk_pd: 0.5,
             high_risk_overdue: Decimal::from(250_000),
             call_pd: 0.10,
+            promise_hold_coverage: Decimal::new(9, 1),
+            promise_hold_coverage_after_broken: Decimal::ONE,
+            broken_promise_days: 90,
+            promise_hold_max_dpd: 90,
+            escalation: EscalationPolicy::default(),
         }
     }
 }
@@ -111,6 +235,8 @@ pub struct RawPolicy {
     expected_loss_budget: Option<toml::Value>,
     classes: Option<toml::Value>,
     queues: Option<toml::Value>,
+    review: Option<toml::Value>,
+    applications: Option<toml::Value>,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
 }
@@ -252,8 +378,12 @@ impl RawPolicy {
         if lgd <= Decimal::ZERO || lgd > Decimal::ONE {
             return Err(key_error(file, "lgd", format!("{lgd} is not in (0, 1]")));
         }
+        let classes = check_classes(file, self.classes.as_ref())?;
+        let applications = check_applications(file, self.applications.as_ref(), &classes)?;
         Ok(LimitPolicy {
-            classes: check_classes(file, self.classes.as_ref())?,
+            review: check_review(file, self.review.as_ref())?,
+            applications,
+            classes,
             floor,
             cap,
             rounding_step,
@@ -308,7 +438,7 @@ fn check_class(
     };
     if let Some(unknown) = class
         .keys()
-        .find(|k| !["name", "max_pd", "multiple"].contains(&k.as_str()))
+        .find(|k| !["name", "max_pd", "multiple", "review_months"].contains(&k.as_str()))
     {
         return Err(key_error(file, &at(unknown), "unknown key"));
     }
@@ -357,10 +487,15 @@ fn check_class(
             Some(pd)
         }
     };
+    let review_months = match class.get("review_months") {
+        None => 12,
+        Some(v) => days(file, &at("review_months"), v, 120)? as u32,
+    };
     Ok(RiskClass {
         name,
         max_pd,
         multiple,
+        review_months,
     })
 }
 
@@ -403,10 +538,196 @@ fn check_queues(file: &str, value: Option<&toml::Value>, lgd: Decimal) -> Result
                 }
                 policy.high_risk_overdue = amount;
             }
+            "promise_hold_coverage" => policy.promise_hold_coverage = share(file, &at(key), v)?,
+            "promise_hold_coverage_after_broken" => {
+                policy.promise_hold_coverage_after_broken = share(file, &at(key), v)?
+            }
+            "broken_promise_days" => policy.broken_promise_days = days(file, &at(key), v, 3650)?,
+            "promise_hold_max_dpd" => policy.promise_hold_max_dpd = days(file, &at(key), v, 3650)?,
+            "final_demand_dpd" => {
+                policy.escalation.final_demand_dpd = days(file, &at(key), v, 3650)?
+            }
+            "final_demand_broken_promises" => {
+                policy.escalation.final_demand_broken_promises = days(file, &at(key), v, 1000)?
+            }
+            "agency_dpd" => policy.escalation.agency_dpd = days(file, &at(key), v, 3650)?,
+            "legal_dpd" => policy.escalation.legal_dpd = days(file, &at(key), v, 3650)?,
+            "write_off_review_dpd" => {
+                policy.escalation.write_off_review_dpd = days(file, &at(key), v, 3650)?
+            }
+            "legal_min_overdue" => {
+                policy.escalation.legal_min_overdue = money(file, &at(key), &Some(v.clone()))?
+            }
             _ => return Err(key_error(file, &at(key), "unknown key")),
         }
     }
+    if policy.promise_hold_coverage_after_broken < policy.promise_hold_coverage {
+        return Err(key_error(
+            file,
+            &at("promise_hold_coverage_after_broken"),
+            format!(
+                "{} is below promise_hold_coverage {}: a broken promise cannot make holding easier",
+                policy.promise_hold_coverage_after_broken, policy.promise_hold_coverage
+            ),
+        ));
+    }
+    let e = &policy.escalation;
+    let steps = [
+        ("final_demand_dpd", e.final_demand_dpd),
+        ("agency_dpd", e.agency_dpd),
+        ("legal_dpd", e.legal_dpd),
+        ("write_off_review_dpd", e.write_off_review_dpd),
+    ];
+    if let Some(w) = steps.windows(2).find(|w| w[1].1 < w[0].1) {
+        return Err(key_error(
+            file,
+            &at(w[1].0),
+            format!(
+                "{} is below {} {}: the escalation steps follow one another",
+                w[1].1, w[0].0, w[0].1
+            ),
+        ));
+    }
     Ok(policy)
+}
+
+/// A `[name]` table's entries, or none when the table is absent.
+fn table<'a>(
+    file: &str,
+    name: &str,
+    value: Option<&'a toml::Value>,
+) -> Result<Vec<(&'a String, &'a toml::Value)>> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(toml::Value::Table(t)) => Ok(t.iter().collect()),
+        Some(_) => Err(key_error(file, name, format!("must be a [{name}] table"))),
+    }
+}
+
+/// The `[review]` table: `class_migration`, `over_limit_days`, `broken_promise_amount`,
+/// `broken_promise_days`; each optional (defaults of [`ReviewPolicy`]).
+fn check_review(file: &str, value: Option<&toml::Value>) -> Result<ReviewPolicy> {
+    let mut review = ReviewPolicy::default();
+    for (key, v) in table(file, "review", value)? {
+        let at = format!("review.{key}");
+        match key.as_str() {
+            "class_migration" => review.class_migration = days(file, &at, v, 20)? as u32,
+            "over_limit_days" => review.over_limit_days = days(file, &at, v, 3650)?,
+            "broken_promise_days" => review.broken_promise_days = days(file, &at, v, 3650)?,
+            "broken_promise_amount" => {
+                review.broken_promise_amount = money(file, &at, &Some(v.clone()))?
+            }
+            _ => return Err(key_error(file, &at, "unknown key")),
+        }
+    }
+    Ok(review)
+}
+
+/// The `[applications]` table; each key optional (defaults of [`ApplicationPolicy`]);
+/// the classes named must exist.
+fn check_applications(
+    file: &str,
+    value: Option<&toml::Value>,
+    classes: &[RiskClass],
+) -> Result<ApplicationPolicy> {
+    // By default the last class (cash in advance) is declined and the one before it
+    // referred, whatever the classes are called.
+    let names: Vec<String> = classes.iter().map(|c| c.name.clone()).collect();
+    let mut p = ApplicationPolicy {
+        decline_classes: names.last().cloned().into_iter().collect(),
+        refer_classes: if names.len() >= 3 {
+            vec![names[names.len() - 2].clone()]
+        } else {
+            Vec::new()
+        },
+        ..ApplicationPolicy::default()
+    };
+    let class_list = |at: &str, v: &toml::Value| -> Result<Vec<String>> {
+        let toml::Value::Array(items) = v else {
+            return Err(key_error(file, at, "must be a list of class names"));
+        };
+        items
+            .iter()
+            .map(|item| match item {
+                toml::Value::String(name) if classes.iter().any(|c| &c.name == name) => {
+                    Ok(name.clone())
+                }
+                other => Err(key_error(
+                    file,
+                    at,
+                    format!("`{other}` is not a class of the policy"),
+                )),
+            })
+            .collect()
+    };
+    for (key, v) in table(file, "applications", value)? {
+        let at = format!("applications.{key}");
+        match key.as_str() {
+            "segment_pd" => {
+                let mut pds = BTreeMap::new();
+                for (segment, pd) in table(file, &at, Some(v))? {
+                    pds.insert(
+                        segment.clone(),
+                        probability(file, &format!("{at}.{segment}"), pd)?,
+                    );
+                }
+                p.segment_pd = pds;
+            }
+            "rating_pd" => {
+                let toml::Value::Array(items) = v else {
+                    return Err(key_error(
+                        file,
+                        &at,
+                        "must be a list of PDs, rating 1 first",
+                    ));
+                };
+                p.rating_pd = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, pd)| probability(file, &format!("{at}[{i}]"), pd))
+                    .collect::<Result<_>>()?;
+                if p.rating_pd.is_empty() || p.rating_pd.windows(2).any(|w| w[1] < w[0]) {
+                    return Err(key_error(
+                        file,
+                        &at,
+                        "must list at least one PD, not decreasing from rating 1 on",
+                    ));
+                }
+            }
+            "revenue_share" => p.revenue_share = share(file, &at, v)?,
+            "approve_up_to" => p.approve_up_to = money(file, &at, &Some(v.clone()))?,
+            "decline_classes" => p.decline_classes = class_list(&at, v)?,
+            "refer_classes" => p.refer_classes = class_list(&at, v)?,
+            _ => return Err(key_error(file, &at, "unknown key")),
+        }
+    }
+    for name in p.decline_classes.iter().chain(&p.refer_classes) {
+        if !classes.iter().any(|c| &c.name == name) {
+            return Err(key_error(
+                file,
+                "applications",
+                format!("class `{name}` is not a class of the policy"),
+            ));
+        }
+    }
+    Ok(p)
+}
+
+/// A share in (0, 1].
+fn share(file: &str, key: &str, value: &toml::Value) -> Result<Decimal> {
+    probability(file, key, value)
+}
+
+/// A whole number from 1 to `max` (days, or a count).
+fn days(file: &str, key: &str, value: &toml::Value, max: i64) -> Result<i32> {
+    match value {
+        toml::Value::Integer(i) if (1..=max).contains(i) => Ok(*i as i32),
+        _ => Err(key_error(
+            file,
+            key,
+            format!("`{value}` is not a whole number from 1 to {max}"),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -469,6 +790,7 @@ multiple = "0"
                 high_risk_pd: 0.4,
                 high_risk_overdue: d("100000"),
                 call_pd: 0.2,
+                ..QueuePolicy::default()
             }
         );
     }

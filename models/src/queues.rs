@@ -1,27 +1,38 @@
-//! Work queues (DOMAIN.md §5): who is called today, by whom, in which order, and why
-//! the others are not.
+//! Work queues (DOMAIN.md §5): who is called today, by whom, in which order, what to do
+//! and why now, and why the others are not called.
 //!
-//! Every eligible customer (overdue amount > 0) ends in exactly one place, checked in
+//! Every eligible customer (overdue amount > 0) ends in exactly one queue, checked in
 //! this order:
 //! - `supervisor:fraud_suspected`, `supervisor:high_profile`: such customers are only ever
 //!   handled by supervisors, promise or dispute notwithstanding;
-//! - `held`: an open promise to pay whose date plus grace has not passed;
-//! - `dispute`: the whole overdue balance is in dispute;
-//! - `supervisor:high_risk`: PD or overdue at or above the policy's thresholds (this
-//!   includes customers already 90+ days past due, at PD 1);
+//! - `held`: an open promise to pay (its date plus grace has not passed) that covers at
+//!   least the policy's share of the overdue (a larger share after a recently broken
+//!   promise), on an account not yet at the policy's hold limit in days past due. A
+//!   smaller promise holds nothing: the account stays workable, prioritized on the part
+//!   the promise does not cover;
+//! - `dispute`: the whole overdue balance is in dispute; assigned to a resolver (role
+//!   `resolver`) by capacity, else to the customer's collector (or the segment's with
+//!   capacity left), with the dispute's age. Disputes claim capacity before any call: an
+//!   open dispute blocks payment of the whole overdue;
+//! - `escalation`: late-stage accounts, listed for the manager with one step of the
+//!   escalation track (final demand, agency, legal, write-off review) decided by days
+//!   past due, balance and broken promises; they are no longer calls;
+//! - `supervisor:high_risk`: PD or overdue at or above the policy's thresholds;
 //! - a collector's call list: the customer's own collector, else the collector covering the
 //!   customer's segment with the most capacity left (ties by collector id), never above
-//!   `daily_capacity`;
-//! - `carry_over`, with the reason, when no collector can take the call today.
+//!   `daily_capacity`.
 //!
 //! Supervisors have a `daily_capacity` too. Their cases are handed out fraud first, then
 //! high-profile, then high risk, each in priority order, to the supervisor with the most
-//! capacity left (ties by id); what does not fit stays with supervisors as
-//! `supervisor:carry_over`, with the reason — a fraud or high-profile case never moves to
-//! a collector.
+//! capacity left (ties by id). What nobody could take then **overflows**, in priority
+//! order, to collectors of the customer's segment with capacity left (marked `overflow`):
+//! high-risk cases the supervisors could not take, and calls whose own collector was full.
+//! What still does not fit is carried over (`supervisor:carry_over` or `carry_over`) with
+//! the reason; a fraud or high-profile case never moves to a collector.
 //!
-//! Priority = expected loss = PD × overdue × LGD; ties by max DPD, then overdue exposure
-//! (both descending), then customer id: the same inputs always give the same ranks.
+//! Priority = expected loss = PD × workable overdue × LGD (the workable overdue is the
+//! overdue less what an open promise covers); ties by max DPD, then overdue exposure (both
+//! descending), then customer id: the same inputs always give the same ranks.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,8 +41,8 @@ use std::sync::Arc;
 use arq_udfs::dates;
 use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Decimal128Array, Float64Array, Int32Array, RecordBatch,
-    StringArray, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+    RecordBatch, StringArray, UInt32Array,
 };
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Schema, SchemaRef};
@@ -40,13 +51,28 @@ use rust_decimal::Decimal;
 
 use crate::error::{ModelError, Result};
 use crate::money::{self, MONEY};
-pub use crate::policy::QueuePolicy;
+pub use crate::policy::{EscalationPolicy, QueuePolicy};
 use crate::scores::Scores;
 
-/// The query for the queues' inputs; `{day}` is the snapshot (days since 1970).
+/// The query for the queues' inputs; `{day}` is the snapshot (days since 1970), `{grace}`
+/// the promises' grace in days.
 pub const QUEUE_INPUTS_SQL: &str = include_str!("../sql/queue_inputs.sql");
 
-/// A collector or supervisor.
+/// The promises of the 12 months before a snapshot and whether each was broken: CTEs
+/// that [`QUEUE_INPUTS_SQL`] and the limits' inputs put in place of `{promises}`.
+pub const PROMISES_SQL: &str = include_str!("../sql/promises.sql");
+
+/// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}` filled.
+pub fn with_promises(sql: &str, day: i32, grace: i32) -> String {
+    sql.replace("{promises}", PROMISES_SQL)
+        .replace("{day}", &day.to_string())
+        .replace("{grace}", &grace.to_string())
+}
+
+/// The role of the people who work disputes (optional in the collectors table).
+pub const RESOLVER_ROLE: &str = "resolver";
+
+/// A collector, supervisor or dispute resolver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collector {
     pub collector_id: String,
@@ -56,7 +82,7 @@ pub struct Collector {
 }
 
 /// What the queues need of a customer at the as-of date.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueueCustomer {
     pub customer_id: String,
     /// The customer's currency: every amount of the customer is in it.
@@ -73,6 +99,28 @@ pub struct QueueCustomer {
     pub pd: f64,
     /// The latest open promise: (promise date as days since 1970, amount).
     pub promise: Option<(i32, Decimal)>,
+    /// Promises broken in the last 12 months.
+    pub broken_promises_12m: u32,
+    /// The last broken promise: (promise date, amount).
+    pub last_broken: Option<(i32, Decimal)>,
+    /// When the oldest open dispute was raised.
+    pub dispute_since: Option<i32>,
+    /// What the collector reads beside the decision.
+    pub context: CallContext,
+}
+
+/// What a collector needs on the list besides the decision: who to call and what
+/// happened before.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallContext {
+    pub name: String,
+    pub contact_name: Option<String>,
+    pub contact_phone: Option<String>,
+    pub contact_email: Option<String>,
+    pub overdue_items: i32,
+    /// (date, kind, outcome) of the last call, e-mail, letter, promise or dispute.
+    pub last_contact: Option<(i32, String, Option<String>)>,
+    pub promises_12m: u32,
 }
 
 /// Where a customer goes.
@@ -81,9 +129,22 @@ pub enum Placement {
     Collector(String),
     Supervisor(&'static str),
     Dispute,
+    Escalation,
     Held,
     CarryOver,
 }
+
+/// Every queue name that is not a person's id, for messages.
+pub const SPECIAL_QUEUES: [&str; 8] = [
+    "supervisor:fraud_suspected",
+    "supervisor:high_profile",
+    "supervisor:high_risk",
+    "supervisor:carry_over",
+    "dispute",
+    "escalation",
+    "held",
+    "carry_over",
+];
 
 impl Placement {
     /// The queue's name in outputs.
@@ -92,23 +153,31 @@ impl Placement {
             Placement::Collector(id) => id.clone(),
             Placement::Supervisor(kind) => format!("supervisor:{kind}"),
             Placement::Dispute => "dispute".into(),
+            Placement::Escalation => "escalation".into(),
             Placement::Held => "held".into(),
             Placement::CarryOver => "carry_over".into(),
         }
     }
 }
 
-/// One customer's place, rank (1 = first, within its queue) and why.
+/// One customer's place, rank (1 = first, within its queue), what to do and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueEntry {
     pub customer_id: String,
     pub placement: Placement,
-    /// The collector or supervisor who works the case today (none when held, in
-    /// dispute or carried over).
+    /// The person who works the case today (none when held, escalated to the manager or
+    /// carried over).
     pub assigned_to: Option<String>,
+    /// Taken by a collector with capacity left because its own queue was full.
+    pub overflow: bool,
     pub rank: u32,
+    /// The overdue less what an open promise covers.
+    pub workable: Decimal,
     pub expected_loss: Decimal,
     pub action: &'static str,
+    /// What makes the action due today.
+    pub why_now: String,
+    /// Why the case is in this queue.
     pub reason: String,
 }
 
@@ -132,19 +201,180 @@ pub fn priority(
         .then(a.customer_id.cmp(&b.customer_id))
 }
 
-/// The suggested action: escalate 90+ DPD, call risky or 31+ DPD customers, a formal
-/// letter at 61–89 DPD when the PD is low, an email reminder otherwise.
-pub fn suggested_action(max_dpd: i32, pd: f64, policy: &QueuePolicy) -> &'static str {
-    if max_dpd >= 90 {
-        "escalate"
-    } else if pd >= policy.call_pd {
-        "call"
-    } else if max_dpd >= 61 {
-        "letter"
-    } else if max_dpd >= 31 {
-        "call"
+/// Whether the customer broke a promise within the policy's look-back.
+fn broke_recently(c: &QueueCustomer, policy: &QueuePolicy, as_of: i32) -> bool {
+    c.last_broken
+        .is_some_and(|(day, _)| day + policy.broken_promise_days >= as_of)
+}
+
+/// The suggested action of a case worked by a collector or supervisor, with its trigger,
+/// following the dunning sequence that the escalation track continues: a recently broken
+/// promise is called first; 61–89 days past due is the second reminder letter (with a
+/// phone follow-up when the PD is at `call_pd` or above); a risky customer is called;
+/// 31–60 days past due is the first call; younger arrears get an e-mail reminder. From
+/// the escalation track on (90+ days past due by default), its step.
+pub fn suggested_action(
+    c: &QueueCustomer,
+    policy: &QueuePolicy,
+    as_of: i32,
+) -> (&'static str, String) {
+    if let Some((step, trigger)) = escalation_step(c, &policy.escalation) {
+        return (step, trigger);
+    }
+    let pd = money::percent(money::pd_decimal(c.pd));
+    if broke_recently(c, policy, as_of)
+        && let Some((day, amount)) = c.last_broken
+    {
+        return (
+            "call",
+            format!("promise of {amount} broken on {}", dates::text(day)),
+        );
+    }
+    if c.max_dpd >= 61 {
+        let follow_up = if c.pd >= policy.call_pd {
+            format!("; PD {pd}: follow up by phone")
+        } else {
+            String::new()
+        };
+        return (
+            "letter",
+            format!(
+                "{} DPD (61–89): second reminder letter due{follow_up}",
+                c.max_dpd
+            ),
+        );
+    }
+    if c.pd >= policy.call_pd {
+        return (
+            "call",
+            format!(
+                "PD {pd} (call from {})",
+                money::percent(money::pd_decimal(policy.call_pd))
+            ),
+        );
+    }
+    if c.max_dpd >= 31 {
+        ("call", format!("{} DPD (31–60): first call due", c.max_dpd))
     } else {
-        "email"
+        (
+            "email",
+            format!("{} DPD (1–30): payment reminder", c.max_dpd),
+        )
+    }
+}
+
+/// The step of the escalation track for a late-stage account, with its trigger; None
+/// while the account is not late-stage.
+pub fn escalation_step(c: &QueueCustomer, e: &EscalationPolicy) -> Option<(&'static str, String)> {
+    let dpd = c.max_dpd;
+    let large = c.overdue >= e.legal_min_overdue;
+    if dpd >= e.write_off_review_dpd && !large {
+        return Some((
+            "write_off_review",
+            format!(
+                "{dpd} DPD (review from {}), overdue {} below the legal minimum {}",
+                e.write_off_review_dpd, c.overdue, e.legal_min_overdue
+            ),
+        ));
+    }
+    if dpd >= e.legal_dpd && large {
+        return Some((
+            "legal",
+            format!(
+                "{dpd} DPD (legal from {}) with overdue {} (from {})",
+                e.legal_dpd, c.overdue, e.legal_min_overdue
+            ),
+        ));
+    }
+    if dpd >= e.agency_dpd {
+        return Some((
+            "agency",
+            format!(
+                "{dpd} DPD: place with a collection agency (from {})",
+                e.agency_dpd
+            ),
+        ));
+    }
+    if dpd >= e.final_demand_dpd {
+        return Some((
+            "final_demand",
+            format!(
+                "{dpd} DPD: final demand letter (from {})",
+                e.final_demand_dpd
+            ),
+        ));
+    }
+    if dpd >= 31 && c.broken_promises_12m as i32 >= e.final_demand_broken_promises {
+        return Some((
+            "final_demand",
+            format!(
+                "{} promises broken in 12 months at {dpd} DPD",
+                c.broken_promises_12m
+            ),
+        ));
+    }
+    None
+}
+
+/// How much of the overdue an open promise holds: the whole account (`Held`), nothing
+/// with the reason the promise does not hold, or none when there is no open promise.
+enum Hold {
+    None,
+    Whole(String),
+    Partial { covered: Decimal, note: String },
+}
+
+fn hold(c: &QueueCustomer, policy: &QueuePolicy, as_of: i32) -> Hold {
+    let Some((date, amount)) = c.promise else {
+        return Hold::None;
+    };
+    if date + policy.promise_grace_days < as_of {
+        return Hold::None;
+    }
+    let by = format!(
+        "promise of {amount} by {} (+{} days grace)",
+        dates::text(date),
+        policy.promise_grace_days
+    );
+    let covered = amount.min(c.overdue);
+    let share = if c.overdue.is_zero() {
+        Decimal::ONE
+    } else {
+        covered / c.overdue
+    };
+    let after_broken = broke_recently(c, policy, as_of);
+    let needed = if after_broken {
+        policy.promise_hold_coverage_after_broken
+    } else {
+        policy.promise_hold_coverage
+    };
+    if c.max_dpd >= policy.promise_hold_max_dpd {
+        return Hold::Partial {
+            covered,
+            note: format!(
+                "{by} does not hold an account {} days past due (limit {})",
+                c.max_dpd, policy.promise_hold_max_dpd
+            ),
+        };
+    }
+    if share >= needed {
+        return Hold::Whole(format!(
+            "{by} covers {} of the overdue",
+            money::percent(share)
+        ));
+    }
+    Hold::Partial {
+        covered,
+        note: format!(
+            "{by} covers only {} of the overdue (holding needs {}{})",
+            money::percent(share),
+            money::percent(needed),
+            if after_broken {
+                " after a recently broken promise"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -156,31 +386,76 @@ pub fn build_queues(
     policy: &QueuePolicy,
     as_of: i32,
 ) -> Vec<QueueEntry> {
-    let mut eligible: Vec<(&QueueCustomer, Decimal)> = customers
+    let mut eligible: Vec<(&QueueCustomer, Decimal, Hold)> = customers
         .iter()
         .filter(|c| c.overdue > Decimal::ZERO)
-        .map(|c| (c, expected_loss(c.pd, c.overdue, policy.lgd)))
+        .map(|c| {
+            let h = hold(c, policy, as_of);
+            let workable = match &h {
+                Hold::Partial { covered, .. } => c.overdue - covered,
+                _ => c.overdue,
+            };
+            (c, workable, h)
+        })
         .collect();
+    let loss = |c: &QueueCustomer, workable: Decimal| expected_loss(c.pd, workable, policy.lgd);
     // Highest priority first, so that it fills capacity first.
-    eligible.sort_by(|(a, ea), (b, eb)| priority(a, *ea, b, *eb));
-    let mut capacity = Capacity::new(collectors, "collector", true);
-    let mut entries = Vec::with_capacity(eligible.len());
-    for (c, el) in eligible {
-        let (placement, reason) = place(c, &mut capacity, policy, as_of);
-        entries.push(QueueEntry {
-            customer_id: c.customer_id.clone(),
-            assigned_to: match &placement {
-                Placement::Collector(id) => Some(id.clone()),
-                _ => None,
-            },
-            placement,
-            rank: 0,
-            expected_loss: el,
-            action: suggested_action(c.max_dpd, c.pd, policy),
-            reason,
-        });
+    eligible.sort_by(|(a, wa, _), (b, wb, _)| priority(a, loss(a, *wa), b, loss(b, *wb)));
+    let mut pools = Pools {
+        collectors: Capacity::new(collectors, "collector", true),
+        resolvers: Capacity::new(collectors, RESOLVER_ROLE, false),
+    };
+    // Disputes claim capacity first: an open dispute blocks payment of the whole overdue,
+    // so resolving it comes before calling anyone else. Then everything else, by priority.
+    let is_dispute = |c: &QueueCustomer, h: &Hold| {
+        !c.fraud_suspected
+            && !c.high_profile
+            && !matches!(h, Hold::Whole(_))
+            && c.overdue_disputed >= c.overdue
+    };
+    let mut placed: Vec<Option<QueueEntry>> = vec![None; eligible.len()];
+    for disputes_first in [true, false] {
+        for (i, (c, workable, h)) in eligible.iter().enumerate() {
+            if is_dispute(c, h) != disputes_first {
+                continue;
+            }
+            let (action, mut why_now) = suggested_action(c, policy, as_of);
+            let (placement, assigned_to, reason) = place(c, h, &mut pools, policy);
+            if let Hold::Partial { note, .. } = h {
+                why_now = format!("{why_now}; {note}");
+            }
+            let (action, why_now) = match placement {
+                Placement::Held => (
+                    "wait",
+                    format!(
+                        "promise date {} not passed",
+                        dates::text(c.promise.map_or(as_of, |p| p.0))
+                    ),
+                ),
+                Placement::Dispute => ("resolve_dispute", dispute_age(c, as_of)),
+                _ => (action, why_now),
+            };
+            placed[i] = Some(QueueEntry {
+                customer_id: c.customer_id.clone(),
+                assigned_to,
+                placement,
+                overflow: false,
+                rank: 0,
+                workable: *workable,
+                expected_loss: loss(c, *workable),
+                action,
+                why_now,
+                reason,
+            });
+        }
     }
+    let mut entries: Vec<QueueEntry> = placed.into_iter().flatten().collect();
     assign_supervisors(&mut entries, collectors);
+    let segment_of: BTreeMap<&str, &str> = eligible
+        .iter()
+        .map(|(c, _, _)| (c.customer_id.as_str(), c.segment.as_str()))
+        .collect();
+    overflow(&mut entries, &mut pools.collectors, &segment_of);
     // Ranks within each queue follow the priority order of `entries`.
     let mut next: BTreeMap<Placement, u32> = BTreeMap::new();
     for e in &mut entries {
@@ -188,7 +463,87 @@ pub fn build_queues(
         *n += 1;
         e.rank = *n;
     }
+    mark_highest_pd(
+        &mut entries,
+        &eligible
+            .iter()
+            .map(|(c, _, _)| (c.customer_id.as_str(), c.pd))
+            .collect(),
+    );
     entries
+}
+
+/// Among the cases each person calls because of their PD, the highest is said to be so.
+fn mark_highest_pd(entries: &mut [QueueEntry], pd_of: &BTreeMap<&str, f64>) {
+    let mut top: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let (Some(who), true) = (&e.assigned_to, e.why_now.starts_with("PD ")) else {
+            continue;
+        };
+        let pd = pd_of.get(e.customer_id.as_str()).copied().unwrap_or(0.0);
+        // Entries are in priority order: the first of equal PDs stays.
+        if top.get(who).is_none_or(|&(best, _)| pd > best) {
+            top.insert(who.clone(), (pd, i));
+        }
+    }
+    for (_, i) in top.into_values() {
+        let e = &mut entries[i];
+        e.why_now = match e.why_now.split_once(';') {
+            Some((trigger, rest)) => format!("{trigger}, highest in your list;{rest}"),
+            None => format!("{}, highest in your list", e.why_now),
+        };
+    }
+}
+
+/// The age of a customer's oldest open dispute, for the resolver.
+fn dispute_age(c: &QueueCustomer, as_of: i32) -> String {
+    match c.dispute_since {
+        Some(day) => format!(
+            "in dispute since {} ({} days)",
+            dates::text(day),
+            as_of - day
+        ),
+        None => "in dispute (no dispute activity recorded)".into(),
+    }
+}
+
+/// The people whose capacity the placement takes.
+struct Pools<'a> {
+    collectors: Capacity<'a>,
+    resolvers: Capacity<'a>,
+}
+
+/// Cases nobody could take (supervisors' high-risk carry-over, and calls whose own
+/// collector was full) go, in priority order, to the collector of their segment with
+/// the most capacity left, marked as overflow.
+fn overflow(
+    entries: &mut [QueueEntry],
+    capacity: &mut Capacity,
+    segment_of: &BTreeMap<&str, &str>,
+) {
+    for e in entries.iter_mut() {
+        let waiting = match e.placement {
+            Placement::CarryOver => true,
+            Placement::Supervisor("carry_over") => e.reason.starts_with("high risk"),
+            _ => false,
+        };
+        if !waiting {
+            continue;
+        }
+        let segment = segment_of
+            .get(e.customer_id.as_str())
+            .copied()
+            .unwrap_or_default();
+        if let Some(id) = capacity.take_best(segment) {
+            e.reason = format!(
+                "overflow: {}; taken by {id}, who has capacity left in segment {segment}",
+                e.reason
+            );
+            e.placement = Placement::Collector(id.to_string());
+            e.assigned_to = Some(id.to_string());
+            e.overflow = true;
+        }
+    }
 }
 
 /// Capacity left per person, with each group (a segment, or all supervisors) ordered by
@@ -234,6 +589,10 @@ impl<'a> Capacity<'a> {
 
     fn has_group(&self, group: &str) -> bool {
         self.groups.contains_key(group)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.left.is_empty()
     }
 
     /// Takes one call from `id`; false when it has no capacity left.
@@ -297,24 +656,165 @@ fn assign_supervisors(entries: &mut [QueueEntry], collectors: &[Collector]) {
     }
 }
 
+/// Where a case goes, who takes it and why (supervisors are assigned afterwards).
+fn place(
+    c: &QueueCustomer,
+    hold: &Hold,
+    pools: &mut Pools,
+    policy: &QueuePolicy,
+) -> (Placement, Option<String>, String) {
+    if c.fraud_suspected {
+        return (
+            Placement::Supervisor("fraud_suspected"),
+            None,
+            "fraud suspected".into(),
+        );
+    }
+    if c.high_profile {
+        return (
+            Placement::Supervisor("high_profile"),
+            None,
+            "high-profile customer".into(),
+        );
+    }
+    if let Hold::Whole(reason) = hold {
+        return (Placement::Held, None, reason.clone());
+    }
+    if c.overdue_disputed >= c.overdue {
+        let (who, reason) = resolver(c, pools);
+        return (Placement::Dispute, who, reason);
+    }
+    if let Some((step, _)) = escalation_step(c, &policy.escalation) {
+        return (
+            Placement::Escalation,
+            None,
+            format!("late stage: the manager decides the escalation step ({step})"),
+        );
+    }
+    if c.pd >= policy.high_risk_pd || c.overdue >= policy.high_risk_overdue {
+        return (
+            Placement::Supervisor("high_risk"),
+            None,
+            format!(
+                "high risk: PD {:.1} % (threshold {:.1} %) or overdue {} (threshold {})",
+                c.pd * 100.0,
+                policy.high_risk_pd * 100.0,
+                c.overdue,
+                policy.high_risk_overdue
+            ),
+        );
+    }
+    let capacity = &mut pools.collectors;
+    if let Some(own) = c.collector_id.as_deref().filter(|id| capacity.knows(id)) {
+        if capacity.take(own) {
+            return (
+                Placement::Collector(own.to_string()),
+                Some(own.to_string()),
+                "own collector".into(),
+            );
+        }
+        return (
+            Placement::CarryOver,
+            None,
+            format!("own collector {own} has no capacity left today"),
+        );
+    }
+    if !capacity.has_group(&c.segment) {
+        return (
+            Placement::CarryOver,
+            None,
+            format!("no collector covers segment {}", c.segment),
+        );
+    }
+    match capacity.take_best(&c.segment) {
+        Some(id) => (
+            Placement::Collector(id.to_string()),
+            Some(id.to_string()),
+            format!("assigned by capacity in segment {}", c.segment),
+        ),
+        None => (
+            Placement::CarryOver,
+            None,
+            format!("every collector of segment {} is at capacity", c.segment),
+        ),
+    }
+}
+
+/// Who resolves a dispute: a resolver by capacity when the team has resolvers, else the
+/// customer's own collector, else the collector of the segment with capacity left.
+fn resolver(c: &QueueCustomer, pools: &mut Pools) -> (Option<String>, String) {
+    if !pools.resolvers.is_empty() {
+        return match pools.resolvers.take_best("*") {
+            Some(id) => (
+                Some(id.to_string()),
+                format!("the whole overdue balance is in dispute; resolver {id}"),
+            ),
+            None => (
+                None,
+                "the whole overdue balance is in dispute; every resolver is at capacity today"
+                    .into(),
+            ),
+        };
+    }
+    let capacity = &mut pools.collectors;
+    if let Some(own) = c.collector_id.as_deref().filter(|id| capacity.knows(id))
+        && capacity.take(own)
+    {
+        return (Some(own.to_string()), "the whole overdue balance is in dispute; the own collector resolves it (no resolvers in the team)".into());
+    }
+    match capacity.take_best(&c.segment) {
+        Some(id) => (
+            Some(id.to_string()),
+            format!(
+                "the whole overdue balance is in dispute; resolved by capacity in segment {} (no resolvers in the team)",
+                c.segment
+            ),
+        ),
+        None => (
+            None,
+            "the whole overdue balance is in dispute; nobody has capacity left to resolve it today"
+                .into(),
+        ),
+    }
+}
+
 /// The columns of a call list.
 pub fn queue_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let date = |name: &str| Field::new(name, DataType::Date32, true);
+    let int = |name: &str, nullable: bool| Field::new(name, DataType::Int32, nullable);
     Arc::new(Schema::new(vec![
-        Field::new("queue", DataType::Utf8, false),
+        text("queue", false),
         Field::new("rank", DataType::UInt32, false),
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("currency", DataType::Utf8, false),
-        Field::new("assigned_to", DataType::Utf8, true),
+        text("customer_id", false),
+        text("name", false),
+        text("currency", false),
+        text("assigned_to", true),
+        Field::new("overflow", DataType::Boolean, false),
+        text("action", false),
+        text("why_now", false),
+        text("contact_name", true),
+        text("contact_phone", true),
+        text("contact_email", true),
         Field::new("overdue", MONEY, false),
-        Field::new("max_dpd", DataType::Int32, false),
+        Field::new("workable", MONEY, false),
+        int("overdue_items", false),
+        int("max_dpd", false),
         Field::new("pd", DataType::Float64, false),
-        Field::new("score", DataType::Int32, false),
+        int("score", false),
         Field::new("expected_loss", MONEY, false),
-        Field::new("action", DataType::Utf8, false),
-        Field::new("why_here", DataType::Utf8, false),
-        Field::new("risk_reasons", DataType::Utf8, false),
-        Field::new("promise_date", DataType::Date32, true),
+        text("risk_reasons", false),
+        text("why_here", false),
+        date("promise_date"),
         Field::new("promise_amount", MONEY, true),
+        date("last_contact_date"),
+        text("last_contact_kind", true),
+        text("last_contact_outcome", true),
+        int("promises_12m", false),
+        int("broken_promises_12m", false),
+        date("last_broken_promise_date"),
+        Field::new("last_broken_promise_amount", MONEY, true),
+        date("dispute_since"),
     ]))
 }
 
@@ -325,7 +825,7 @@ pub async fn queue_snapshot(
     scores: &Scores,
     policy: &QueuePolicy,
 ) -> Result<RecordBatch> {
-    let customers = queue_customers(session, scores).await?;
+    let customers = queue_customers(session, scores, policy.promise_grace_days).await?;
     if customers.is_empty() {
         return Ok(RecordBatch::new_empty(queue_schema()));
     }
@@ -350,114 +850,220 @@ fn queue_batch(
         .iter()
         .map(|e| row_of[e.customer_id.as_str()])
         .collect();
-    // Money of each row (cents), named by customer when it does not fit Decimal(18, 2).
-    let cents = |amount: Option<Decimal>, what: &str, id: &str| -> Result<Option<i128>> {
-        amount
-            .map(|a| money::to_cents(a, || format!("{what} of customer {id}")))
-            .transpose()
+    let cs: Vec<&QueueCustomer> = rows.iter().map(|&r| &customers[r]).collect();
+    // Money of each row, named by customer when it does not fit Decimal(18, 2).
+    let money_column = |what: &str, f: &dyn Fn(usize) -> Option<Decimal>| -> Result<ArrayRef> {
+        let cents = (0..entries.len())
+            .map(|i| {
+                f(i).map(|a| {
+                    money::to_cents(a, || format!("{what} of customer {}", cs[i].customer_id))
+                })
+                .transpose()
+            })
+            .collect::<Result<Vec<Option<i128>>>>()?;
+        Ok(Arc::new(Decimal128Array::from(cents).with_data_type(MONEY)))
     };
-    let money_column = |amounts: Vec<Option<i128>>| -> ArrayRef {
-        Arc::new(Decimal128Array::from(amounts).with_data_type(MONEY))
-    };
-    let (mut overdue, mut loss, mut promised) = (Vec::new(), Vec::new(), Vec::new());
-    for (e, &r) in entries.iter().zip(&rows) {
-        let c = &customers[r];
-        overdue.push(cents(Some(c.overdue), "overdue", &c.customer_id)?);
-        loss.push(cents(
-            Some(e.expected_loss),
-            "expected loss",
-            &c.customer_id,
-        )?);
-        promised.push(cents(
-            c.promise.map(|p| p.1),
-            "promise amount",
-            &c.customer_id,
-        )?);
-    }
-    let texts = |f: &dyn Fn(&QueueEntry) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from(entries.iter().map(f).collect::<Vec<_>>()))
-    };
-    let per_row = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+    let texts = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(
-            rows.iter().map(|&r| f(r)).collect::<Vec<_>>(),
+            (0..entries.len()).map(f).collect::<Vec<_>>(),
         ))
     };
     let ints = |f: &dyn Fn(usize) -> i32| -> ArrayRef {
         Arc::new(Int32Array::from(
-            rows.iter().map(|&r| f(r)).collect::<Vec<_>>(),
+            (0..entries.len()).map(f).collect::<Vec<_>>(),
         ))
     };
+    let days = |f: &dyn Fn(usize) -> Option<i32>| -> ArrayRef {
+        Arc::new(Date32Array::from(
+            (0..entries.len()).map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let e = entries;
     let columns: Vec<ArrayRef> = vec![
-        texts(&|e| Some(e.placement.queue())),
+        texts(&|i| Some(e[i].placement.queue())),
         Arc::new(UInt32Array::from(
-            entries.iter().map(|e| e.rank).collect::<Vec<_>>(),
+            e.iter().map(|e| e.rank).collect::<Vec<_>>(),
         )),
-        texts(&|e| Some(e.customer_id.clone())),
-        per_row(&|r| customers[r].currency.clone()),
-        texts(&|e| e.assigned_to.clone()),
-        money_column(overdue),
-        ints(&|r| scores.max_dpd.value(r)),
+        texts(&|i| Some(e[i].customer_id.clone())),
+        texts(&|i| Some(cs[i].context.name.clone())),
+        texts(&|i| Some(cs[i].currency.clone())),
+        texts(&|i| e[i].assigned_to.clone()),
+        Arc::new(BooleanArray::from(
+            e.iter().map(|e| e.overflow).collect::<Vec<_>>(),
+        )),
+        texts(&|i| Some(e[i].action.to_string())),
+        texts(&|i| Some(e[i].why_now.clone())),
+        texts(&|i| cs[i].context.contact_name.clone()),
+        texts(&|i| cs[i].context.contact_phone.clone()),
+        texts(&|i| cs[i].context.contact_email.clone()),
+        money_column("overdue", &|i| Some(cs[i].overdue))?,
+        money_column("workable overdue", &|i| Some(e[i].workable))?,
+        ints(&|i| cs[i].context.overdue_items),
+        ints(&|i| scores.max_dpd.value(rows[i])),
         Arc::new(Float64Array::from(
             rows.iter().map(|&r| scores.pd.value(r)).collect::<Vec<_>>(),
         )),
-        ints(&|r| scores.score.value(r)),
-        money_column(loss),
-        texts(&|e| Some(e.action.to_string())),
-        texts(&|e| Some(e.reason.clone())),
-        per_row(&|r| scores.reason_text(r)),
-        Arc::new(Date32Array::from(
-            rows.iter()
-                .map(|&r| customers[r].promise.map(|p| p.0))
-                .collect::<Vec<_>>(),
-        )),
-        money_column(promised),
+        ints(&|i| scores.score.value(rows[i])),
+        money_column("expected loss", &|i| Some(e[i].expected_loss))?,
+        texts(&|i| Some(scores.reason_text(rows[i]))),
+        texts(&|i| Some(e[i].reason.clone())),
+        days(&|i| cs[i].promise.map(|p| p.0)),
+        money_column("promise amount", &|i| cs[i].promise.map(|p| p.1))?,
+        days(&|i| cs[i].context.last_contact.as_ref().map(|l| l.0)),
+        texts(&|i| cs[i].context.last_contact.as_ref().map(|l| l.1.clone())),
+        texts(&|i| {
+            cs[i]
+                .context
+                .last_contact
+                .as_ref()
+                .and_then(|l| l.2.clone())
+        }),
+        ints(&|i| cs[i].context.promises_12m as i32),
+        ints(&|i| cs[i].broken_promises_12m as i32),
+        days(&|i| cs[i].last_broken.map(|p| p.0)),
+        money_column("broken promise amount", &|i| cs[i].last_broken.map(|p| p.1))?,
+        days(&|i| cs[i].dispute_since),
     ];
     Ok(RecordBatch::try_new(queue_schema(), columns)?)
 }
 
 /// What the queues need of every customer of the scored snapshot, by customer id, with
-/// PD and max DPD from `scores`. The inputs are read by position from
-/// [`QUEUE_INPUTS_SQL`], whose columns are listed in the comment of each read.
-pub async fn queue_customers(session: &dyn Session, scores: &Scores) -> Result<Vec<QueueCustomer>> {
-    let sql = QUEUE_INPUTS_SQL.replace("{day}", &scores.day.to_string());
+/// PD and max DPD from `scores`; `grace` is the promises' grace in days. The inputs are
+/// read by name from [`QUEUE_INPUTS_SQL`].
+pub async fn queue_customers(
+    session: &dyn Session,
+    scores: &Scores,
+    grace: i32,
+) -> Result<Vec<QueueCustomer>> {
+    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace);
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
     let inputs = concat_batches(&first.schema(), &batches)?;
-    // customer_id, segment, collector_id, high_profile, fraud_suspected, overdue,
-    // overdue_disputed, exposure, promise_day, promise_amount, currency
-    let ids = cast(inputs.column(0), &DataType::Utf8)?;
+    let column = |name: &str| -> Result<&ArrayRef> {
+        inputs
+            .column_by_name(name)
+            .ok_or_else(|| ModelError::Data(format!("the queue inputs have no column `{name}`")))
+    };
+    let ids = cast(column("customer_id")?, &DataType::Utf8)?;
     if ids.as_ref() != &scores.customer_id as &dyn Array {
         return Err(ModelError::Data(
             "scores and queue inputs are not in the same customer order".into(),
         ));
     }
-    let text = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &DataType::Utf8)?) };
-    let money = |i: usize| -> Result<ArrayRef> { Ok(cast(inputs.column(i), &money::MONEY_SUM)?) };
-    let (segment, collector, currency) = (text(1)?, text(2)?, text(10)?);
-    let currency = currency.as_string::<i32>();
-    let (segment, collector) = (segment.as_string::<i32>(), collector.as_string::<i32>());
-    let (high_profile, fraud) = (inputs.column(3).as_boolean(), inputs.column(4).as_boolean());
-    let (overdue, disputed, exposure) = (money(5)?, money(6)?, money(7)?);
-    let (overdue, disputed, exposure) = (
-        overdue.as_primitive::<Decimal128Type>(),
-        disputed.as_primitive::<Decimal128Type>(),
-        exposure.as_primitive::<Decimal128Type>(),
-    );
-    let promise_day = cast(inputs.column(8), &DataType::Int32)?;
-    let promise_day = promise_day.as_primitive::<Int32Type>();
-    let promise_amount = money(9)?;
-    let promise_amount = promise_amount.as_primitive::<Decimal128Type>();
+    let text = |name: &str| -> Result<ArrayRef> { Ok(cast(column(name)?, &DataType::Utf8)?) };
+    let money = |name: &str| -> Result<ArrayRef> { Ok(cast(column(name)?, &money::MONEY_SUM)?) };
+    let int = |name: &str| -> Result<ArrayRef> { Ok(cast(column(name)?, &DataType::Int32)?) };
+    let [
+        segment,
+        collector,
+        currency,
+        name,
+        contact,
+        phone,
+        email,
+        kind,
+        outcome,
+    ] = [
+        "segment",
+        "collector_id",
+        "currency",
+        "name",
+        "contact_name",
+        "contact_phone",
+        "contact_email",
+        "contact_kind",
+        "contact_outcome",
+    ]
+    .map(text);
+    let [overdue, disputed, exposure, promise_amount, broken_amount] = [
+        "overdue",
+        "overdue_disputed",
+        "exposure",
+        "promise_amount",
+        "last_broken_amount",
+    ]
+    .map(money);
+    let [
+        promise_day,
+        items,
+        contact_day,
+        promises,
+        broken,
+        broken_day,
+        dispute_day,
+    ] = [
+        "promise_day",
+        "overdue_items",
+        "contact_day",
+        "promises_12m",
+        "broken_promises_12m",
+        "last_broken_day",
+        "dispute_day",
+    ]
+    .map(int);
+    let strings =
+        |a: Result<ArrayRef>| -> Result<StringArray> { Ok(a?.as_string::<i32>().clone()) };
+    let decimals = |a: Result<ArrayRef>| -> Result<Decimal128Array> {
+        Ok(a?.as_primitive::<Decimal128Type>().clone())
+    };
+    let ints =
+        |a: Result<ArrayRef>| -> Result<Int32Array> { Ok(a?.as_primitive::<Int32Type>().clone()) };
+    let [
+        segment,
+        collector,
+        currency,
+        name,
+        contact,
+        phone,
+        email,
+        kind,
+        outcome,
+    ] = [
+        segment, collector, currency, name, contact, phone, email, kind, outcome,
+    ]
+    .map(strings);
+    let (segment, collector, currency, name) = (segment?, collector?, currency?, name?);
+    let (contact, phone, email, kind, outcome) = (contact?, phone?, email?, kind?, outcome?);
+    let [overdue, disputed, exposure, promise_amount, broken_amount] =
+        [overdue, disputed, exposure, promise_amount, broken_amount].map(decimals);
+    let (overdue, disputed, exposure) = (overdue?, disputed?, exposure?);
+    let (promise_amount, broken_amount) = (promise_amount?, broken_amount?);
+    let [
+        promise_day,
+        items,
+        contact_day,
+        promises,
+        broken,
+        broken_day,
+        dispute_day,
+    ] = [
+        promise_day,
+        items,
+        contact_day,
+        promises,
+        broken,
+        broken_day,
+        dispute_day,
+    ]
+    .map(ints);
+    let (promise_day, items, contact_day) = (promise_day?, items?, contact_day?);
+    let (promises, broken, broken_day, dispute_day) =
+        (promises?, broken?, broken_day?, dispute_day?);
+    let high_profile = column("high_profile")?.as_boolean().clone();
+    let fraud = column("fraud_suspected")?.as_boolean().clone();
     let d = money::from_cents;
+    let opt_text = |a: &StringArray, r: usize| a.is_valid(r).then(|| a.value(r).to_string());
+    let opt_int = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
+    let amount_or_zero =
+        |a: &Decimal128Array, r: usize| d(if a.is_valid(r) { a.value(r) } else { 0 });
     let customers = (0..inputs.num_rows())
         .map(|r| QueueCustomer {
             customer_id: scores.customer_id.value(r).to_string(),
             segment: segment.value(r).to_string(),
             currency: currency.value(r).to_string(),
-            collector_id: collector
-                .is_valid(r)
-                .then(|| collector.value(r).to_string()),
+            collector_id: opt_text(&collector, r),
             high_profile: high_profile.value(r),
             fraud_suspected: fraud.value(r),
             overdue: d(overdue.value(r)),
@@ -465,23 +1071,52 @@ pub async fn queue_customers(session: &dyn Session, scores: &Scores) -> Result<V
             exposure: d(exposure.value(r)),
             max_dpd: scores.max_dpd.value(r),
             pd: scores.pd.value(r),
-            promise: promise_day.is_valid(r).then(|| {
-                (
-                    promise_day.value(r),
-                    d(if promise_amount.is_valid(r) {
-                        promise_amount.value(r)
-                    } else {
-                        0
-                    }),
-                )
-            }),
+            promise: opt_int(&promise_day, r).map(|day| (day, amount_or_zero(&promise_amount, r))),
+            broken_promises_12m: broken.value(r).max(0) as u32,
+            last_broken: opt_int(&broken_day, r)
+                .map(|day| (day, amount_or_zero(&broken_amount, r))),
+            dispute_since: opt_int(&dispute_day, r),
+            context: CallContext {
+                name: name.value(r).to_string(),
+                contact_name: opt_text(&contact, r),
+                contact_phone: opt_text(&phone, r),
+                contact_email: opt_text(&email, r),
+                overdue_items: items.value(r),
+                last_contact: opt_int(&contact_day, r)
+                    .map(|day| (day, kind.value(r).to_string(), opt_text(&outcome, r))),
+                promises_12m: promises.value(r).max(0) as u32,
+            },
         })
         .collect();
     Ok(customers)
 }
 
+/// The overdue invoices behind the call lists at snapshot `day`: one row per open item
+/// past due, by customer, oldest due date first.
+pub const OVERDUE_ITEMS_SQL: &str = "SELECT customer_id, invoice_id, invoice_date, due_date, \
+     days_past_due(due_date, snapshot_date) AS days_past_due, currency, amount, open_amount, \
+     disputed, promise_date, promise_amount \
+     FROM open_items \
+     WHERE CAST(snapshot_date AS INT) = {day} AND days_past_due(due_date, snapshot_date) > 0 \
+     ORDER BY customer_id, due_date, invoice_id";
+
+/// The overdue invoices of the snapshot (see [`OVERDUE_ITEMS_SQL`]) as one batch.
+pub async fn overdue_items(session: &dyn Session, day: i32) -> Result<RecordBatch> {
+    let batches = collect_sql(
+        session,
+        &OVERDUE_ITEMS_SQL.replace("{day}", &day.to_string()),
+    )
+    .await?;
+    match batches.first() {
+        Some(first) => Ok(concat_batches(&first.schema(), &batches)?),
+        None => Err(ModelError::Data(
+            "the overdue items query returned no schema".into(),
+        )),
+    }
+}
+
 /// The `collectors` table.
-async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
+pub async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
     let batches = collect_sql(
         session,
         "SELECT collector_id, role, daily_capacity, segments FROM collectors ORDER BY collector_id",
@@ -508,84 +1143,6 @@ async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
     Ok(out)
 }
 
-fn place(
-    c: &QueueCustomer,
-    capacity: &mut Capacity,
-    policy: &QueuePolicy,
-    as_of: i32,
-) -> (Placement, String) {
-    if c.fraud_suspected {
-        return (
-            Placement::Supervisor("fraud_suspected"),
-            "fraud suspected".into(),
-        );
-    }
-    if c.high_profile {
-        return (
-            Placement::Supervisor("high_profile"),
-            "high-profile customer".into(),
-        );
-    }
-    if let Some((date, amount)) = c.promise
-        && date + policy.promise_grace_days >= as_of
-    {
-        return (
-            Placement::Held,
-            format!(
-                "promise to pay {amount} by {} (+{} days grace) still open",
-                dates::text(date),
-                policy.promise_grace_days
-            ),
-        );
-    }
-    if c.overdue_disputed >= c.overdue {
-        return (
-            Placement::Dispute,
-            "the whole overdue balance is in dispute".into(),
-        );
-    }
-    if c.pd >= policy.high_risk_pd || c.overdue >= policy.high_risk_overdue {
-        return (
-            Placement::Supervisor("high_risk"),
-            format!(
-                "high risk: PD {:.1} % (threshold {:.1} %) or overdue {} (threshold {})",
-                c.pd * 100.0,
-                policy.high_risk_pd * 100.0,
-                c.overdue,
-                policy.high_risk_overdue
-            ),
-        );
-    }
-    if let Some(own) = c.collector_id.as_deref().filter(|id| capacity.knows(id)) {
-        if capacity.take(own) {
-            return (
-                Placement::Collector(own.to_string()),
-                "own collector".into(),
-            );
-        }
-        return (
-            Placement::CarryOver,
-            format!("own collector {own} has no capacity left today"),
-        );
-    }
-    if !capacity.has_group(&c.segment) {
-        return (
-            Placement::CarryOver,
-            format!("no collector covers segment {}", c.segment),
-        );
-    }
-    match capacity.take_best(&c.segment) {
-        Some(id) => (
-            Placement::Collector(id.to_string()),
-            format!("assigned by capacity in segment {}", c.segment),
-        ),
-        None => (
-            Placement::CarryOver,
-            format!("every collector of segment {} is at capacity", c.segment),
-        ),
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -601,15 +1158,11 @@ pub(crate) mod tests {
             customer_id: id.into(),
             currency: "USD".into(),
             segment: "retail".into(),
-            collector_id: None,
-            high_profile: false,
-            fraud_suspected: false,
             overdue: d(overdue),
-            overdue_disputed: Decimal::ZERO,
             exposure: d(overdue),
             max_dpd,
             pd,
-            promise: None,
+            ..QueueCustomer::default()
         }
     }
 
@@ -798,23 +1351,39 @@ pub(crate) mod tests {
         assert_eq!(in_queue("supervisor:fraud_suspected").len(), 3);
         assert_eq!(in_queue("supervisor:high_profile").len(), 3);
         assert_eq!(in_queue("supervisor:high_risk"), ["R0"]);
-        assert_eq!(
-            in_queue("supervisor:carry_over"),
-            ["R1", "R2", "R3", "R4", "R5"]
-        );
+        // The five high-risk cases the supervisors cannot take overflow to the
+        // collector of their segment, who has capacity left, in priority order.
+        assert_eq!(in_queue("K1"), ["R1", "R2", "R3", "R4", "R5"]);
         for e in &entries {
-            if e.placement.queue() == "supervisor:carry_over" {
-                assert!(e.assigned_to.is_none());
+            if e.placement.queue() == "K1" {
+                assert!(e.overflow);
+                assert!(e.reason.starts_with("overflow: high risk"), "{}", e.reason);
                 assert!(e.reason.contains("supervisors' capacity (7 cases today)"));
+            } else {
+                // Nobody supervised went to a collector.
+                assert_ne!(e.assigned_to.as_deref(), Some("K1"));
+                assert!(!e.overflow);
             }
-            // Nobody supervised went to a collector.
-            assert_ne!(e.assigned_to.as_deref(), Some("K1"));
         }
-        // Without supervisors, every such case is carried over with the reason.
+        // With a full collector, what the supervisors cannot take waits with the reason.
+        let mut full = collectors.clone();
+        full[0].daily_capacity = 2;
+        let entries = build_queues(&customers, &full, &QueuePolicy::default(), 100);
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e.placement == Placement::Supervisor("carry_over"))
+                .count(),
+            3
+        );
+        // Without supervisors, fraud and high-profile cases wait with the reason: they
+        // never move to a collector.
         let entries = build_queues(&customers, &collectors[..1], &QueuePolicy::default(), 100);
         assert!(entries.iter().all(|e| {
-            e.placement == Placement::Supervisor("carry_over")
-                && e.reason.contains("no supervisor in the collectors table")
+            let special = e.customer_id.starts_with('F') || e.customer_id.starts_with('V');
+            !special
+                || (e.placement == Placement::Supervisor("carry_over")
+                    && e.reason.contains("no supervisor in the collectors table"))
         }));
     }
 
@@ -839,12 +1408,172 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn actions_follow_days_past_due_and_risk() {
+    fn actions_follow_days_past_due_risk_and_broken_promises() {
         let p = QueuePolicy::default();
-        assert_eq!(suggested_action(95, 0.01, &p), "escalate");
-        assert_eq!(suggested_action(10, 0.2, &p), "call");
-        assert_eq!(suggested_action(70, 0.01, &p), "letter");
-        assert_eq!(suggested_action(40, 0.01, &p), "call");
-        assert_eq!(suggested_action(5, 0.01, &p), "email");
+        let action = |c: &QueueCustomer| suggested_action(c, &p, 100);
+        assert_eq!(action(&customer("A", 100, 0.01, 95)).0, "final_demand");
+        assert_eq!(
+            action(&customer("A", 100, 0.2, 10)),
+            ("call", "PD 20 % (call from 10 %)".into())
+        );
+        assert_eq!(
+            action(&customer("A", 100, 0.01, 70)),
+            (
+                "letter",
+                "70 DPD (61–89): second reminder letter due".into()
+            )
+        );
+        let risky = action(&customer("A", 100, 0.3, 70));
+        assert_eq!(risky.0, "letter");
+        assert!(
+            risky.1.ends_with("PD 30 %: follow up by phone"),
+            "{risky:?}"
+        );
+        assert_eq!(
+            action(&customer("A", 100, 0.01, 40)),
+            ("call", "40 DPD (31–60): first call due".into())
+        );
+        assert_eq!(action(&customer("A", 100, 0.01, 5)).0, "email");
+        let mut broke = customer("A", 100, 0.01, 5);
+        broke.last_broken = Some((95, d(4000)));
+        assert_eq!(
+            action(&broke),
+            ("call", "promise of 4000 broken on 1970-04-06".into())
+        );
+        // A promise broken long ago is history, not today's trigger.
+        broke.last_broken = Some((5, d(4000)));
+        assert_eq!(action(&broke).0, "email");
+    }
+
+    #[test]
+    fn the_escalation_track_follows_days_balance_and_broken_promises() {
+        let e = EscalationPolicy::default();
+        let step = |overdue: i64, dpd: i32, broken: u32| {
+            let mut c = customer("A", overdue, 1.0, dpd);
+            c.broken_promises_12m = broken;
+            escalation_step(&c, &e).map(|s| s.0)
+        };
+        assert_eq!(step(1000, 89, 0), None);
+        assert_eq!(step(1000, 90, 0), Some("final_demand"));
+        assert_eq!(step(1000, 40, 2), Some("final_demand"));
+        assert_eq!(step(1000, 20, 5), None);
+        assert_eq!(step(1000, 120, 0), Some("agency"));
+        assert_eq!(step(1000, 160, 0), Some("agency"));
+        assert_eq!(step(30_000, 160, 0), Some("legal"));
+        assert_eq!(step(1000, 200, 0), Some("write_off_review"));
+        assert_eq!(step(30_000, 200, 0), Some("legal"));
+        // Late-stage accounts leave the call lists for the manager's list.
+        let entries = build_queues(
+            &[
+                customer("LATE", 1000, 1.0, 130),
+                customer("EARLY", 1000, 0.05, 40),
+            ],
+            &[collector("K", 9, &["retail"])],
+            &p(),
+            100,
+        );
+        assert_eq!(entries[0].placement, Placement::Escalation);
+        assert_eq!(
+            (entries[0].action, entries[0].assigned_to.as_deref()),
+            ("agency", None)
+        );
+        assert_eq!(entries[1].placement.queue(), "K");
+    }
+
+    fn p() -> QueuePolicy {
+        QueuePolicy::default()
+    }
+
+    #[test]
+    fn a_promise_holds_only_what_it_covers() {
+        let policy = p();
+        let promised = |amount: i64, dpd: i32| {
+            let mut c = customer("P", 1000, 0.3, dpd);
+            c.promise = Some((101, d(amount)));
+            c
+        };
+        let place = |c: QueueCustomer| {
+            build_queues(&[c], &[collector("K", 9, &["retail"])], &policy, 100).remove(0)
+        };
+        // 95 % of the overdue promised: held.
+        assert_eq!(place(promised(950, 40)).placement, Placement::Held);
+        // 10 % promised: the rest stays workable, prioritized on what is not covered.
+        let e = place(promised(100, 40));
+        assert_eq!(e.placement.queue(), "K");
+        assert_eq!(e.workable, d(900));
+        assert_eq!(e.expected_loss, expected_loss(0.3, d(900), Decimal::ONE));
+        assert!(
+            e.why_now.contains("covers only 10 % of the overdue"),
+            "{}",
+            e.why_now
+        );
+        // Past the hold limit, even a full promise does not hold.
+        let e = place(promised(1000, 95));
+        assert_eq!(e.placement, Placement::Escalation);
+        // After a recently broken promise the whole overdue must be covered.
+        let mut broke = promised(950, 40);
+        broke.last_broken = Some((80, d(500)));
+        let e = place(broke.clone());
+        assert_eq!(e.placement.queue(), "K");
+        assert!(
+            e.why_now.contains("after a recently broken promise"),
+            "{}",
+            e.why_now
+        );
+        broke.promise = Some((101, d(1000)));
+        assert_eq!(place(broke).placement, Placement::Held);
+    }
+
+    #[test]
+    fn disputes_go_to_resolvers_else_to_the_customers_collector() {
+        let mut c = customer("D", 1000, 0.3, 40);
+        c.overdue_disputed = d(1000);
+        c.collector_id = Some("K2".into());
+        c.dispute_since = Some(70);
+        let team = [
+            collector("K1", 9, &["retail"]),
+            collector("K2", 9, &["retail"]),
+        ];
+        let e = build_queues(std::slice::from_ref(&c), &team, &p(), 100).remove(0);
+        assert_eq!(
+            (e.placement.queue(), e.assigned_to.as_deref()),
+            ("dispute".into(), Some("K2"))
+        );
+        assert_eq!(e.why_now, "in dispute since 1970-03-12 (30 days)");
+        let mut with_resolver = team.to_vec();
+        with_resolver.push(Collector {
+            role: RESOLVER_ROLE.into(),
+            ..collector("R1", 5, &[])
+        });
+        let e = build_queues(&[c], &with_resolver, &p(), 100).remove(0);
+        assert_eq!(e.assigned_to.as_deref(), Some("R1"));
+    }
+
+    #[test]
+    fn own_collector_full_overflows_to_the_segment() {
+        let mut customers = Vec::new();
+        for i in 0..4 {
+            let mut c = customer(&format!("C{i}"), 1000 - i, 0.05, 40);
+            c.collector_id = Some("K1".into());
+            customers.push(c);
+        }
+        let team = [
+            collector("K1", 2, &["retail"]),
+            collector("K2", 1, &["retail"]),
+        ];
+        let entries = build_queues(&customers, &team, &p(), 100);
+        let queues: Vec<(String, bool)> = entries
+            .iter()
+            .map(|e| (e.placement.queue(), e.overflow))
+            .collect();
+        assert_eq!(
+            queues,
+            [
+                ("K1".into(), false),
+                ("K1".into(), false),
+                ("K2".into(), true),
+                ("carry_over".into(), false)
+            ]
+        );
     }
 }

@@ -72,16 +72,17 @@ pub enum Command {
 impl Command {
     /// What the command reads, so that [`crate::cli::Config`] opens and loads only that.
     pub fn needs(&self) -> Needs {
-        let decisions = matches!(
-            self,
-            Command::Queue(_) | Command::Limits(_) | Command::Nightly(_)
-        ) || matches!(self, Command::Score(a) if a.table.is_none());
+        let decisions = matches!(self, Command::Queue(_) | Command::Nightly(_))
+            || matches!(self, Command::Score(a) if a.table.is_none())
+            || matches!(self, Command::Limits(a) if a.applications.is_none());
         let (warehouse, model, policy) = match self {
             Command::Sql(_) | Command::Shell(_) => (true, Need::Optional, false),
             Command::Tables => (true, Need::No, false),
             Command::Functions(_) => (false, Need::Optional, false),
             Command::Train(a) => (a.table.is_none(), Need::No, false),
             Command::Score(a) => (a.table.is_none(), Need::Required, false),
+            // Applications are of prospective customers: no warehouse, no model.
+            Command::Limits(a) if a.applications.is_some() => (false, Need::No, true),
             Command::Queue(_) | Command::Limits(_) | Command::Nightly(_) | Command::Backtest(_) => {
                 (true, Need::Required, true)
             }
@@ -299,8 +300,8 @@ pub struct ScoreArgs {
 /// `arq queue`.
 #[derive(Debug, Args)]
 pub struct QueueArgs {
-    /// Only this queue: a collector id, `supervisor:high_risk`, `dispute`, `held`,
-    /// `carry_over`, ...
+    /// Only what this person (collector, supervisor, resolver) works today, or only this
+    /// queue: `supervisor:high_risk`, `dispute`, `escalation`, `held`, `carry_over`, ...
     #[arg(long)]
     pub collector: Option<String>,
     #[command(flatten)]
@@ -315,6 +316,34 @@ pub struct LimitsArgs {
     /// Only this customer.
     #[arg(long)]
     pub customer: Option<String>,
+    /// Only these actions (increase, keep, decrease, hold; comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub action: Vec<String>,
+    /// Only these risk classes (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub class: Vec<String>,
+    /// Only customers whose exposure is above their current limit.
+    #[arg(long)]
+    pub over_limit: bool,
+    /// Only customers whose exposure is above the recommended limit (order block).
+    #[arg(long)]
+    pub above_recommended: bool,
+    /// Only credit lines due for review (periodic or on a trigger), with the trigger.
+    #[arg(long)]
+    pub due_for_review: bool,
+    /// Write the totals by currency, risk class and action instead of the rows (with
+    /// `--out`, the totals are printed as well).
+    #[arg(long)]
+    pub summary: bool,
+    /// Compare the policy with this proposed one: before and after per customer (and
+    /// the totals per currency with `--summary`).
+    #[arg(long, value_name = "NEW.toml", conflicts_with = "applications")]
+    pub compare_policy: Option<PathBuf>,
+    /// Decide credit applications of prospective customers from this CSV file
+    /// (application_id, name, segment, region, currency, requested_limit, and optional
+    /// external_rating, annual_revenue) instead of recommending for the warehouse.
+    #[arg(long, value_name = "FILE.csv")]
+    pub applications: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]

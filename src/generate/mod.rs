@@ -348,7 +348,15 @@ fn write_shard(
             set_id(slot, format_args!("INV-{digits}-{:04}", inv.seq));
         }
 
-        write_snapshot_rows(&mut sinks, world, &history, &invoice_ids, &mut counts)?;
+        let contact = sim::Contact::of(world.seed, index, &history.customer);
+        write_snapshot_rows(
+            &mut sinks,
+            world,
+            &history,
+            &contact,
+            &invoice_ids,
+            &mut counts,
+        )?;
         write_invoice_rows(&mut sinks, &history, &invoice_ids, &mut id, &mut counts)?;
         write_activity_rows(&mut sinks, &history, &invoice_ids, &mut id, &mut counts)?;
         progress.inc(1);
@@ -362,6 +370,7 @@ fn write_snapshot_rows(
     sinks: &mut ShardSinks,
     world: &World,
     history: &History,
+    contact: &sim::Contact,
     invoice_ids: &[String],
     counts: &mut GenerateSummary,
 ) -> Result<()> {
@@ -385,7 +394,11 @@ fn write_snapshot_rows(
             .opt_str(c.collector_id.as_deref())
             .date(c.since)
             .boolean(c.high_profile)
-            .boolean(c.fraud_suspected_on(day));
+            .boolean(c.fraud_suspected_on(day))
+            .str(&contact.name)
+            .str(&contact.phone)
+            .str(&contact.email)
+            .opt_date(contact.last_review_on(day));
         sinks.customers[s].end_row()?;
         for inv in &history.invoices {
             if inv.invoice_date > day {

@@ -245,6 +245,76 @@ impl Customer {
     }
 }
 
+/// A customer's contact person, phone and e-mail, and when its credit line is reviewed:
+/// drawn from a stream of their own, so adding them changed no other generated value.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    /// First credit review (days since 1970) and the review interval in days.
+    review_from: i32,
+    review_every: i32,
+}
+
+/// The salt of the contacts' random streams.
+const CONTACT_STREAMS: u64 = 0x0063_6f6e_7461_6374;
+
+impl Contact {
+    /// The contact of customer `c` (its `index`-th, 0-based) of the world with `seed`.
+    pub fn of(seed: u64, index: u64, c: &Customer) -> Contact {
+        let mut rng = Rng::for_stream(seed ^ CONTACT_STREAMS, index);
+        let name = if c.segment == 3 {
+            c.name.clone()
+        } else {
+            format!("{} {}", rng.pick(&FIRST_NAMES), rng.pick(&LAST_NAMES))
+        };
+        let country = ["+1", "+49", "+44", "+61"][c.region];
+        let phone = format!(
+            "{country} {:03} {:04} {:03}",
+            rng.range(200, 999),
+            rng.range(0, 9999),
+            rng.range(0, 999)
+        );
+        let slug = |s: &str| -> String {
+            s.chars()
+                .filter(|ch| ch.is_ascii_alphanumeric() || *ch == ' ')
+                .collect::<String>()
+                .to_ascii_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        // Reserved example domains (RFC 2606): never a real mailbox.
+        let domain = if c.segment == 3 {
+            "mail.example".to_string()
+        } else {
+            let company: Vec<&str> = c.name.split_whitespace().collect();
+            format!(
+                "{}.example",
+                slug(&company[..company.len().saturating_sub(1)].join(" ")).replace('.', "-")
+            )
+        };
+        let email = format!("{}@{domain}", slug(&name));
+        let review_every = if rng.chance(0.6) { 365 } else { 730 };
+        let review_from = c.since + rng.range(30, 365) as i32;
+        Contact {
+            name,
+            phone,
+            email,
+            review_from,
+            review_every,
+        }
+    }
+
+    /// The last credit review on or before `day`, if any yet.
+    pub fn last_review_on(&self, day: i32) -> Option<i32> {
+        (day >= self.review_from).then(|| {
+            self.review_from + (day - self.review_from) / self.review_every * self.review_every
+        })
+    }
+}
+
 /// How the hidden risk moves over time.
 #[derive(Debug, Clone, Copy, Default)]
 enum RiskPath {

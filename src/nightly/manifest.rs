@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::Decimal128Type;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::changes::{Change, Changes};
 use crate::error::{ArqError, Result};
 use crate::output::folder::OutputRecord;
 
@@ -64,6 +65,12 @@ pub struct Manifest {
     pub overdue: BTreeMap<String, String>,
     pub queues: BTreeMap<String, QueueRecord>,
     pub limit_actions: BTreeMap<String, usize>,
+    /// The previous committed night the changes are counted against, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compared_with: Option<String>,
+    /// Per queue and currency: new, resolved and rolled-worse accounts since then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<BTreeMap<String, BTreeMap<String, Change>>>,
     pub outputs: Vec<OutputRecord>,
     /// Wall time per stage: the only part that differs between two runs.
     pub timings_ms: BTreeMap<&'static str, u64>,
@@ -128,6 +135,8 @@ pub struct Summary {
     /// Per queue, then per currency.
     pub queues: BTreeMap<String, BTreeMap<String, Totals>>,
     pub limit_actions: BTreeMap<String, usize>,
+    /// Against the previous night, when there is one.
+    pub changes: Option<Changes>,
 }
 
 /// What a run read, as its summary names it.
@@ -181,6 +190,7 @@ impl Summary {
             overdue: total,
             queues: per_queue,
             limit_actions,
+            changes: None,
         })
     }
 
@@ -239,16 +249,62 @@ impl Summary {
             inputs.policy_version,
         );
         out.push_str(&format!(
-            "{:<28} {:<8} {:>8} {:>18} {:>16}\n",
+            "{:<28} {:<8} {:>8} {:>18} {:>16}",
             "queue", "currency", "accounts", "overdue", "expected loss"
         ));
-        for (name, currencies) in &self.queues {
-            for (currency, q) in currencies {
-                out.push_str(&format!(
-                    "{:<28} {:<8} {:>8} {:>18} {:>16}\n",
-                    name, currency, q.accounts, q.overdue, q.expected_loss
-                ));
+        match &self.changes {
+            Some(_) => out.push_str(&format!(" {:>6} {:>9} {:>6}\n", "new", "resolved", "worse")),
+            None => out.push('\n'),
+        }
+        // Every queue and currency of tonight, and those only the previous night had.
+        let mut keys: Vec<(&String, &String)> = self
+            .queues
+            .iter()
+            .flat_map(|(q, cs)| cs.keys().map(move |c| (q, c)))
+            .collect();
+        if let Some(changes) = &self.changes {
+            keys.extend(
+                changes
+                    .queues
+                    .iter()
+                    .flat_map(|(q, cs)| cs.keys().map(move |c| (q, c))),
+            );
+        }
+        keys.sort();
+        keys.dedup();
+        let none = Totals::default();
+        for (name, currency) in keys {
+            let q = self
+                .queues
+                .get(name)
+                .and_then(|cs| cs.get(currency))
+                .unwrap_or(&none);
+            out.push_str(&format!(
+                "{:<28} {:<8} {:>8} {:>18} {:>16}",
+                name, currency, q.accounts, q.overdue, q.expected_loss
+            ));
+            match &self.changes {
+                Some(changes) => {
+                    let c = changes
+                        .queues
+                        .get(name)
+                        .and_then(|cs| cs.get(currency))
+                        .cloned()
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        " {:>6} {:>9} {:>6}\n",
+                        c.new, c.resolved, c.rolled_worse
+                    ));
+                }
+                None => out.push('\n'),
             }
+        }
+        match &self.changes {
+            Some(c) => out.push_str(&format!(
+                "(new, resolved and rolled into a worse aging bucket since the night of {})\n",
+                c.since
+            )),
+            None => out.push_str("(no earlier night in the output folder to compare with)\n"),
         }
         let actions: Vec<String> = self
             .limit_actions

@@ -4,15 +4,19 @@
 //!
 //! Outputs (every table in CSV and Parquet):
 //! - `queues.*`: every eligible customer exactly once, in whichever queue they landed;
-//! - `call_lists/<collector>.*`: one ranked list per collector (empty when there is
-//!   nothing to call);
-//! - `supervisors.*`, `dispute.*`, `held.*`, `carry_over.*` (with `supervisor:carry_over`);
+//! - `call_lists/<person>.*`: everything assigned to one collector, supervisor or
+//!   resolver today (calls, overflow, disputes, supervised cases), by queue and rank
+//!   (empty when there is nothing to do), and `call_lists/<person>_items.*`: the overdue
+//!   invoices behind that list, in the list's order, oldest due date first;
+//! - `supervisors.*`, `dispute.*`, `escalation.*` (the manager's list of late-stage
+//!   accounts with their step), `held.*`, `carry_over.*` (with `supervisor:carry_over`);
 //! - `limits.*`, `scores.*`;
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
 //!   fingerprint, and timings. Everything but the `timings_ms` object is byte-identical
 //!   from one run to the next on the same inputs.
 
+pub mod changes;
 pub mod manifest;
 
 use std::collections::BTreeMap;
@@ -22,7 +26,9 @@ use std::time::Instant;
 use arq_models::Policy;
 use arq_models::sql::SessionModel;
 use arq_udfs::table_function::collect_sql;
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
 use indicatif::ProgressBar;
 
 use crate::error::{ArqError, Result};
@@ -62,6 +68,10 @@ const STAGES: [&str; 6] = [
 struct Decisions {
     snapshot: ScoredSnapshot,
     queues: RecordBatch,
+    /// The overdue invoices of the snapshot, by customer.
+    items: RecordBatch,
+    /// The limits' totals by currency, risk class and action.
+    limits_summary: RecordBatch,
     limits: RecordBatch,
     collectors: Vec<String>,
 }
@@ -88,16 +98,18 @@ pub fn run(
         .block_on(fingerprint)
         .map_err(|e| ArqError::Internal(format!("fingerprinting the warehouse failed: {e}")))??;
 
+    let changes = changes::against_previous(&options.out, warehouse.as_of(), &decisions.queues)?;
     let staging = StagingDir::new(&target)?;
     let writer = FolderWriter::new(staging.path())?;
     writer.tables(&output_tables(&decisions)?)?;
     stages.done("write");
 
-    let summary = Summary::of(
+    let mut summary = Summary::of(
         decisions.snapshot.scores.batch(),
         &decisions.queues,
         &decisions.limits,
     )?;
+    summary.changes = changes;
     let mut manifest = Manifest {
         arq_version: env!("CARGO_PKG_VERSION"),
         as_of: warehouse.as_of().to_string(),
@@ -122,6 +134,8 @@ pub fn run(
             .collect(),
         queues: summary.queue_records(),
         limit_actions: summary.limit_actions.clone(),
+        compared_with: summary.changes.as_ref().map(|c| c.since.clone()),
+        changes: summary.changes.as_ref().map(|c| c.queues.clone()),
         outputs: writer.records(),
         timings_ms: stages.timings.clone(),
     };
@@ -161,14 +175,25 @@ async fn decide(
     let queues =
         arq_models::queues::queue_snapshot(&snapshot.state, &snapshot.scores, &policy.queues)
             .await?;
+    let items = arq_models::queues::overdue_items(&snapshot.state, snapshot.scores.day).await?;
     stages.done("queues");
-    let limits =
-        arq_models::limits::recommend_snapshot(&snapshot.state, &snapshot.scores, policy).await?;
+    let previous = snapshot
+        .previous(warehouse, model, options.feature_slice)
+        .await?;
+    let limits = arq_models::limits::recommend_snapshot(
+        &snapshot.state,
+        &snapshot.scores,
+        previous.as_ref(),
+        policy,
+    )
+    .await?;
     stages.done("limits");
     let collectors = collector_ids(&snapshot).await?;
     Ok(Decisions {
         snapshot,
         queues,
+        items,
+        limits_summary: arq_models::credit_desk::summary(&limits, policy)?,
         limits,
         collectors,
     })
@@ -177,14 +202,25 @@ async fn decide(
 /// Every output table with its name (`call_lists/K0001`, `held`, ...), in manifest order.
 fn output_tables(d: &Decisions) -> Result<Vec<(String, RecordBatch)>> {
     let queues = &d.queues;
-    // Rows of each queue, in the combined list's order (queue, then rank).
-    let names = queues
-        .column_by_name("queue")
-        .ok_or_else(|| ArqError::Internal("the queues have no column `queue`".into()))?
-        .as_string::<i32>();
+    let text = |batch: &RecordBatch, name: &str| -> Result<ArrayRef> {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| ArqError::Internal(format!("the outputs have no column `{name}`")))?;
+        Ok(cast(column, &DataType::Utf8)?)
+    };
+    // Rows of each queue and of each person, in the combined list's order (queue, rank).
+    let (names, assigned) = (text(queues, "queue")?, text(queues, "assigned_to")?);
+    let (names, assigned) = (names.as_string::<i32>(), assigned.as_string::<i32>());
     let mut rows_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut rows_for: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     for r in 0..queues.num_rows() {
         rows_of.entry(names.value(r)).or_default().push(r as u32);
+        if assigned.is_valid(r) {
+            rows_for
+                .entry(assigned.value(r))
+                .or_default()
+                .push(r as u32);
+        }
     }
     let select = |wanted: &[&str]| -> Result<RecordBatch> {
         let mut rows: Vec<u32> = wanted
@@ -194,9 +230,36 @@ fn output_tables(d: &Decisions) -> Result<Vec<(String, RecordBatch)>> {
         rows.sort_unstable();
         take_rows(queues, &rows)
     };
+    // The overdue items of each customer.
+    let item_customers = text(&d.items, "customer_id")?;
+    let item_customers = item_customers.as_string::<i32>();
+    let mut items_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for r in 0..d.items.num_rows() {
+        items_of
+            .entry(item_customers.value(r))
+            .or_default()
+            .push(r as u32);
+    }
+    let customers = text(queues, "customer_id")?;
+    let customers = customers.as_string::<i32>();
     let mut tables = vec![("queues".to_string(), queues.clone())];
     for id in &d.collectors {
-        tables.push((format!("call_lists/{id}"), select(&[id.as_str()])?));
+        let rows = rows_for.get(id.as_str()).cloned().unwrap_or_default();
+        let items: Vec<u32> = rows
+            .iter()
+            .flat_map(|&r| {
+                items_of
+                    .get(customers.value(r as usize))
+                    .into_iter()
+                    .flatten()
+                    .copied()
+            })
+            .collect();
+        tables.push((format!("call_lists/{id}"), take_rows(queues, &rows)?));
+        tables.push((
+            format!("call_lists/{id}_items"),
+            take_rows(&d.items, &items)?,
+        ));
     }
     let supervised: Vec<&str> = rows_of
         .keys()
@@ -205,12 +268,14 @@ fn output_tables(d: &Decisions) -> Result<Vec<(String, RecordBatch)>> {
         .collect();
     tables.push(("supervisors".into(), select(&supervised)?));
     tables.push(("dispute".into(), select(&["dispute"])?));
+    tables.push(("escalation".into(), select(&["escalation"])?));
     tables.push(("held".into(), select(&["held"])?));
     tables.push((
         "carry_over".into(),
         select(&["carry_over", "supervisor:carry_over"])?,
     ));
     tables.push(("limits".into(), d.limits.clone()));
+    tables.push(("limits_summary".into(), d.limits_summary.clone()));
     tables.push(("scores".into(), d.snapshot.scores.batch().clone()));
     Ok(tables)
 }
@@ -257,12 +322,13 @@ impl Stages {
     }
 }
 
-/// The collectors (role `collector`) of the warehouse; their ids were checked to be
-/// usable as file names with the snapshot's rows ([`validate::snapshot`]).
+/// Everyone in the collectors table (collectors, supervisors, resolvers); their ids
+/// were checked to be usable as file names with the snapshot's rows
+/// ([`validate::snapshot`]).
 async fn collector_ids(snapshot: &ScoredSnapshot) -> Result<Vec<String>> {
     let batches = collect_sql(
         &snapshot.state,
-        "SELECT collector_id FROM collectors WHERE role = 'collector' ORDER BY collector_id",
+        "SELECT collector_id FROM collectors ORDER BY collector_id",
     )
     .await?;
     let mut ids = Vec::new();
