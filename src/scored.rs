@@ -55,8 +55,7 @@ impl ScoredSnapshot {
             .snapshots()
             .complete_days()
             .iter()
-            .filter(|&&d| d < self.scores.day)
-            .last()
+            .rfind(|&&d| d < self.scores.day)
         else {
             return Ok(None);
         };

@@ -58,6 +58,12 @@ pub fn summary_schema() -> SchemaRef {
     ]))
 }
 
+/// A summary group: currency, class rank, class, action rank, action (rank MAX = all).
+type GroupKey = (String, usize, String, usize, String);
+
+/// A comparison's totals of one currency: customers, changed, limits before and after.
+type CompareTotals = (i64, i64, i128, i128);
+
 #[derive(Default, Clone, Copy)]
 struct Totals {
     customers: i64,
@@ -95,8 +101,7 @@ pub fn summary(limits: &RecordBatch, policy: &Policy) -> Result<RecordBatch> {
             .position(|c| c.name == name)
             .unwrap_or(usize::MAX)
     };
-    // (currency, class rank, class, action rank, action) → totals; rank MAX = all.
-    let mut groups: BTreeMap<(String, usize, String, usize, String), Totals> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Totals> = BTreeMap::new();
     for r in 0..limits.num_rows() {
         let keys = [
             (
@@ -126,8 +131,8 @@ pub fn summary(limits: &RecordBatch, policy: &Policy) -> Result<RecordBatch> {
             t.review += review.value(r) as i64;
         }
     }
-    let rows: Vec<(&(String, usize, String, usize, String), &Totals)> = groups.iter().collect();
-    let text = |f: &dyn Fn(&(String, usize, String, usize, String)) -> &str| -> ArrayRef {
+    let rows: Vec<(&GroupKey, &Totals)> = groups.iter().collect();
+    let text = |f: &dyn Fn(&GroupKey) -> &str| -> ArrayRef {
         Arc::new(StringArray::from(
             rows.iter().map(|(k, _)| f(k)).collect::<Vec<_>>(),
         ))
@@ -263,7 +268,7 @@ pub fn comparison_totals(comparison: &RecordBatch) -> Result<RecordBatch> {
         cents(comparison, "limit_after")?,
     );
     let changed = flags(comparison, "changed")?;
-    let mut totals: BTreeMap<&str, (i64, i64, i128, i128)> = BTreeMap::new();
+    let mut totals: BTreeMap<&str, CompareTotals> = BTreeMap::new();
     for r in 0..comparison.num_rows() {
         let t = totals.entry(currency.value(r)).or_default();
         t.0 += 1;
@@ -271,7 +276,7 @@ pub fn comparison_totals(comparison: &RecordBatch) -> Result<RecordBatch> {
         t.2 += before.value(r);
         t.3 += after.value(r);
     }
-    let money = |f: &dyn Fn(&(i64, i64, i128, i128)) -> i128| -> ArrayRef {
+    let money = |f: &dyn Fn(&CompareTotals) -> i128| -> ArrayRef {
         Arc::new(
             Decimal128Array::from(totals.values().map(f).collect::<Vec<_>>())
                 .with_data_type(MONEY_SUM),
