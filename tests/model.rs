@@ -572,3 +572,75 @@ fn features_in_customer_slices_score_like_the_whole_snapshot() {
         "{stderr}"
     );
 }
+
+/// The check of the reason codes over the whole demo snapshot: every reason the
+/// model gives raises that customer's risk (a positive contribution against the
+/// portfolio's typical customer), on an adverse value, and names each fact once.
+#[test]
+fn every_reason_on_the_demo_raises_the_risk_on_an_adverse_value() {
+    use arq_models::features::{Adverse, features_sql, reason_rule};
+    let dir = tempfile::tempdir().unwrap();
+    let day = arq_udfs::dates::to_days(arq_udfs::dates::parse("2026-10-31").unwrap());
+    let sql = dir.path().join("features.sql");
+    std::fs::write(&sql, features_sql(day, day)).unwrap();
+    let out = dir.path().join("features.parquet");
+    run_ok(&[
+        "sql",
+        "-f",
+        sql.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&out).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let batch = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    assert_eq!(batch.num_rows(), 2000);
+    let text = std::fs::read_to_string(default_model()).unwrap();
+    let model = arq_models::RiskModel::from_json(&text, "default.json").unwrap();
+    let columns: Vec<_> = model
+        .bind(&batch.schema(), "default.json")
+        .unwrap()
+        .into_iter()
+        .map(|i| batch.column(i).clone())
+        .collect();
+    let picked = model.reason_features(&columns, 3).unwrap();
+    let contributions = model.contribution_matrix(&columns).unwrap();
+    let mut reasons = 0;
+    for (row, features) in picked.iter().enumerate() {
+        let mut groups = Vec::new();
+        for &j in features {
+            let feature = &model.features[j];
+            assert!(
+                contributions[row][j] > 0.0,
+                "row {row}: {} lowers the risk",
+                feature.name
+            );
+            let rule = reason_rule(&feature.name).expect("one of arq's features");
+            assert!(
+                !groups.contains(&rule.group),
+                "row {row}: {} twice",
+                rule.group
+            );
+            groups.push(rule.group);
+            match rule.adverse {
+                Adverse::Never => panic!("row {row}: {} is never a reason", feature.name),
+                Adverse::High => {
+                    let value = cast(&columns[j], &DataType::Float64).unwrap();
+                    let value = value.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                    assert!(
+                        value.value(row) > 0.0,
+                        "row {row}: {} = {}",
+                        feature.name,
+                        value.value(row)
+                    );
+                }
+                Adverse::Low => {}
+            }
+            reasons += 1;
+        }
+    }
+    assert!(reasons > 2000, "{reasons} reasons over 2000 customers");
+}

@@ -796,6 +796,59 @@ multiple = "0"
     }
 
     #[test]
+    fn review_applications_and_escalation_keys_are_read_and_checked() {
+        let text = format!(
+            "{}\n[review]\nclass_migration = 3\nbroken_promise_amount = \"500\"\n\
+             [applications]\nrating_pd = [\"0.01\", \"0.5\"]\nrefer_classes = [\"C\"]\n\
+             segment_pd = {{ retail = \"0.2\" }}\n\
+             [queues]\npromise_hold_coverage = \"0.5\"\nfinal_demand_dpd = 60\nlegal_min_overdue = 1000\n",
+            POLICY.replace("name = \"D\"\n", "name = \"D\"\nreview_months = 3\n")
+        );
+        let p = Policy::parse(&text, "t.toml").unwrap();
+        assert_eq!(p.limits.classes[3].review_months, 3);
+        assert_eq!(p.limits.classes[0].review_months, 12);
+        assert_eq!(p.limits.review.class_migration, 3);
+        assert_eq!(p.limits.review.broken_promise_amount, d("500"));
+        assert_eq!(p.limits.review.over_limit_days, 30);
+        assert_eq!(p.limits.applications.rating_pd, [d("0.01"), d("0.5")]);
+        assert_eq!(p.limits.applications.refer_classes, ["C"]);
+        // Not given: the last class is declined.
+        assert_eq!(p.limits.applications.decline_classes, ["E"]);
+        assert_eq!(p.limits.applications.segment_pd.len(), 1);
+        assert_eq!(p.queues.promise_hold_coverage, d("0.5"));
+        assert_eq!(p.queues.escalation.final_demand_dpd, 60);
+        assert_eq!(p.queues.escalation.legal_min_overdue, d("1000"));
+        for (extra, expected) in [
+            (
+                "[review]\nclass_migration = 0\n",
+                "`review.class_migration`",
+            ),
+            ("[review]\nspeed = 1\n", "`review.speed`: unknown key"),
+            (
+                "[applications]\nrating_pd = [\"0.5\", \"0.1\"]\n",
+                "`applications.rating_pd`: must list",
+            ),
+            (
+                "[applications]\nrefer_classes = [\"Z\"]\n",
+                "`applications.refer_classes`",
+            ),
+            (
+                "[queues]\nlegal_dpd = 100\n",
+                "`queues.legal_dpd`: 100 is below agency_dpd 120",
+            ),
+            (
+                "[queues]\npromise_hold_coverage = \"0\"\n",
+                "`queues.promise_hold_coverage`",
+            ),
+        ] {
+            let err = Policy::parse(&format!("{POLICY}\n{extra}"), "p.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
     fn bad_policies_name_the_key() {
         let cases = [
             (
