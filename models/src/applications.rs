@@ -43,9 +43,50 @@ impl LimitPolicy {
     /// Decides one application; an unknown segment or a rating outside the policy's scale
     /// is an error naming the application.
     pub fn decide_application(&self, a: &Application) -> Result<ApplicationDecision> {
-        let rules = &self.applications;
         let mut reasons = Vec::new();
-        let pd = match a.external_rating {
+        let pd = self.application_pd(a, &mut reasons)?;
+        let rules = &self.applications;
+        let class = self.class_for(pd);
+        if rules.decline_classes.contains(&class.name) {
+            reasons.push(format!("risk class {}: declined by policy", class.name));
+            return Ok(ApplicationDecision {
+                pd,
+                risk_class: class.name.clone(),
+                decision: "decline",
+                limit: Decimal::ZERO,
+                reasons,
+            });
+        }
+        let limit = self.application_limit(a, &mut reasons);
+        let decision = if rules.refer_classes.contains(&class.name) {
+            reasons.push(format!(
+                "risk class {}: referred to a credit officer",
+                class.name
+            ));
+            "refer"
+        } else if limit > rules.approve_up_to {
+            reasons.push(format!(
+                "limit above the auto-approval amount {}: referred to a credit officer",
+                rules.approve_up_to
+            ));
+            "refer"
+        } else {
+            reasons.push(format!("risk class {}: approved", class.name));
+            "approve"
+        };
+        Ok(ApplicationDecision {
+            pd,
+            risk_class: class.name.clone(),
+            decision,
+            limit: limit.round_dp(2),
+            reasons,
+        })
+    }
+    /// The PD of an application: its external rating's, else its segment's (with the
+    /// reason in `reasons`).
+    fn application_pd(&self, a: &Application, reasons: &mut Vec<String>) -> Result<Decimal> {
+        let rules = &self.applications;
+        Ok(match a.external_rating {
             Some(rating) => {
                 let pd = rating
                     .checked_sub(1)
@@ -79,22 +120,13 @@ impl LimitPolicy {
                 ));
                 *pd
             }
-        };
-        let class = self
-            .classes
-            .iter()
-            .find(|c| c.max_pd.is_some_and(|m| pd < m))
-            .unwrap_or_else(|| self.classes.last().expect("a policy has classes"));
-        if rules.decline_classes.contains(&class.name) {
-            reasons.push(format!("risk class {}: declined by policy", class.name));
-            return Ok(ApplicationDecision {
-                pd,
-                risk_class: class.name.clone(),
-                decision: "decline",
-                limit: Decimal::ZERO,
-                reasons,
-            });
-        }
+        })
+    }
+
+    /// The limit of an application: the requested amount, at most the revenue share or
+    /// the starter limit and the cap, rounded down to the step, at least the floor.
+    fn application_limit(&self, a: &Application, reasons: &mut Vec<String>) -> Decimal {
+        let rules = &self.applications;
         let mut limit = a.requested_limit;
         if let Some(revenue) = a.annual_revenue {
             let by_revenue = revenue * rules.revenue_share;
@@ -121,29 +153,7 @@ impl LimitPolicy {
             limit = self.floor;
             reasons.push(format!("raised to the policy floor {}", self.floor));
         }
-        let decision = if rules.refer_classes.contains(&class.name) {
-            reasons.push(format!(
-                "risk class {}: referred to a credit officer",
-                class.name
-            ));
-            "refer"
-        } else if limit > rules.approve_up_to {
-            reasons.push(format!(
-                "limit above the auto-approval amount {}: referred to a credit officer",
-                rules.approve_up_to
-            ));
-            "refer"
-        } else {
-            reasons.push(format!("risk class {}: approved", class.name));
-            "approve"
-        };
-        Ok(ApplicationDecision {
-            pd,
-            risk_class: class.name.clone(),
-            decision,
-            limit: limit.round_dp(2),
-            reasons,
-        })
+        limit
     }
 }
 

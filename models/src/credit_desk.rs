@@ -6,38 +6,33 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::{ModelError, Result};
 use crate::money::{MONEY, MONEY_SUM};
+use crate::named::Named;
 use crate::policy::Policy;
 
 /// The label of a total over every class or action.
 pub const ALL: &str = "all";
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| ModelError::Data(format!("the limits have no column `{name}`")))
+    Named::new(batch, "the limits").column(name)
 }
 
 fn texts(batch: &RecordBatch, name: &str) -> Result<StringArray> {
-    Ok(cast(column(batch, name)?, &DataType::Utf8)?
-        .as_string::<i32>()
-        .clone())
+    Named::new(batch, "the limits").text(name)
 }
 
 fn cents(batch: &RecordBatch, name: &str) -> Result<Decimal128Array> {
-    Ok(cast(column(batch, name)?, &MONEY_SUM)?
-        .as_primitive::<Decimal128Type>()
-        .clone())
+    Named::new(batch, "the limits").money(name)
 }
 
 fn flags(batch: &RecordBatch, name: &str) -> Result<BooleanArray> {
-    Ok(column(batch, name)?.as_boolean().clone())
+    Named::new(batch, "the limits").flag(name)
 }
 
 /// The columns of the limits summary.

@@ -30,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod money;
+pub(crate) mod named;
 pub mod policy;
 pub mod queues;
 pub mod report;

@@ -9,17 +9,18 @@ use std::sync::Arc;
 
 use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+    Array, ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
     RecordBatch, StringArray,
 };
-use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Schema, SchemaRef};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
 use crate::money::{self, MONEY};
+use crate::named::Named;
 use crate::policy::{LimitPolicy, Policy, RiskClass};
 use crate::queues::with_promises;
 pub use crate::review::{Review, ReviewInput};
@@ -78,7 +79,11 @@ pub struct LimitRecommendation {
 impl LimitPolicy {
     /// The risk class of a PD.
     pub fn class_of(&self, pd: f64) -> &RiskClass {
-        let pd = money::pd_decimal(pd);
+        self.class_for(money::pd_decimal(pd))
+    }
+
+    /// The risk class of a PD given as a decimal.
+    pub fn class_for(&self, pd: Decimal) -> &RiskClass {
         self.classes
             .iter()
             .find(|c| c.max_pd.is_some_and(|m| pd < m))
@@ -258,38 +263,20 @@ async fn limit_inputs(
             rows.num_rows()
         )));
     }
-    let column = |name: &str| -> Result<&ArrayRef> {
-        rows.column_by_name(name)
-            .ok_or_else(|| ModelError::Data(format!("the limit inputs have no column `{name}`")))
-    };
-    let ids = cast(column("customer_id")?, &DataType::Utf8)?;
-    if ids.as_ref() != &scores.customer_id as &dyn Array {
+    let n = Named::new(&rows, "the limit inputs");
+    if n.text("customer_id")? != scores.customer_id {
         return Err(ModelError::Data(
             "scores and limit inputs are not in the same customer order".into(),
         ));
     }
-    let money = |name: &str| -> Result<Decimal128Array> {
-        Ok(cast(column(name)?, &money::MONEY_SUM)?
-            .as_primitive::<Decimal128Type>()
-            .clone())
-    };
-    let int = |name: &str| -> Result<Int32Array> {
-        Ok(cast(column(name)?, &DataType::Int32)?
-            .as_primitive::<Int32Type>()
-            .clone())
-    };
-    let (current, exposure, sales, broken) = (
-        money("credit_limit")?,
-        money("exposure")?,
-        money("credit_sales_12m")?,
-        money("broken_amount")?,
-    );
+    let (current, exposure) = (n.money("credit_limit")?, n.money("exposure")?);
+    let (sales, broken) = (n.money("credit_sales_12m")?, n.money("broken_amount")?);
     let (months, since, review_day) = (
-        int("history_months")?,
-        int("since_day")?,
-        int("review_day")?,
+        n.int("history_months")?,
+        n.int("since_day")?,
+        n.int("review_day")?,
     );
-    let (over_since, broken_day) = (int("over_since")?, int("broken_day")?);
+    let (over_since, broken_day) = (n.int("over_since")?, n.int("broken_day")?);
     let opt = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
     let d = money::from_cents;
     let inputs = (0..rows.num_rows())
@@ -321,8 +308,8 @@ async fn limit_inputs(
         })
         .collect();
     Ok(LimitInputs {
-        currency: cast(column("currency")?, &DataType::Utf8)?,
-        names: cast(column("name")?, &DataType::Utf8)?,
+        currency: Arc::new(n.text("currency")?),
+        names: Arc::new(n.text("name")?),
         inputs,
         reviews,
     })

@@ -36,38 +36,22 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use arq_udfs::dates;
-use arq_udfs::table_function::collect_sql;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
-    RecordBatch, StringArray, UInt32Array,
-};
-use datafusion::arrow::compute::{cast, concat_batches};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Schema, SchemaRef};
-use datafusion::catalog::Session;
 use rust_decimal::Decimal;
 
-use crate::error::{ModelError, Result};
-use crate::money::{self, MONEY};
+use crate::money::{self};
 pub use crate::policy::{EscalationPolicy, QueuePolicy};
-use crate::scores::Scores;
 
-/// The query for the queues' inputs; `{day}` is the snapshot (days since 1970), `{grace}`
-/// the promises' grace in days.
-pub const QUEUE_INPUTS_SQL: &str = include_str!("../sql/queue_inputs.sql");
+mod rules;
+mod table;
 
-/// The promises of the 12 months before a snapshot and whether each was broken: CTEs
-/// that [`QUEUE_INPUTS_SQL`] and the limits' inputs put in place of `{promises}`.
-pub const PROMISES_SQL: &str = include_str!("../sql/promises.sql");
-
-/// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}` filled.
-pub fn with_promises(sql: &str, day: i32, grace: i32) -> String {
-    sql.replace("{promises}", PROMISES_SQL)
-        .replace("{day}", &day.to_string())
-        .replace("{grace}", &grace.to_string())
-}
+use rules::{Hold, dispute_age, hold};
+pub use rules::{escalation_step, suggested_action};
+pub use table::{
+    OVERDUE_ITEMS_SQL, PROMISES_SQL, QUEUE_INPUTS_SQL, load_collectors, overdue_items,
+    queue_customers, queue_schema, queue_snapshot, with_promises,
+};
 
 /// The role of the people who work disputes (optional in the collectors table).
 pub const RESOLVER_ROLE: &str = "resolver";
@@ -201,183 +185,6 @@ pub fn priority(
         .then(a.customer_id.cmp(&b.customer_id))
 }
 
-/// Whether the customer broke a promise within the policy's look-back.
-fn broke_recently(c: &QueueCustomer, policy: &QueuePolicy, as_of: i32) -> bool {
-    c.last_broken
-        .is_some_and(|(day, _)| day + policy.broken_promise_days >= as_of)
-}
-
-/// The suggested action of a case worked by a collector or supervisor, with its trigger,
-/// following the dunning sequence that the escalation track continues: a recently broken
-/// promise is called first; 61–89 days past due is the second reminder letter (with a
-/// phone follow-up when the PD is at `call_pd` or above); a risky customer is called;
-/// 31–60 days past due is the first call; younger arrears get an e-mail reminder. From
-/// the escalation track on (90+ days past due by default), its step.
-pub fn suggested_action(
-    c: &QueueCustomer,
-    policy: &QueuePolicy,
-    as_of: i32,
-) -> (&'static str, String) {
-    if let Some((step, trigger)) = escalation_step(c, &policy.escalation) {
-        return (step, trigger);
-    }
-    let pd = money::percent(money::pd_decimal(c.pd));
-    if broke_recently(c, policy, as_of)
-        && let Some((day, amount)) = c.last_broken
-    {
-        return (
-            "call",
-            format!("promise of {amount} broken on {}", dates::text(day)),
-        );
-    }
-    if c.max_dpd >= 61 {
-        let follow_up = if c.pd >= policy.call_pd {
-            format!("; PD {pd}: follow up by phone")
-        } else {
-            String::new()
-        };
-        return (
-            "letter",
-            format!(
-                "{} DPD (61–89): second reminder letter due{follow_up}",
-                c.max_dpd
-            ),
-        );
-    }
-    if c.pd >= policy.call_pd {
-        return (
-            "call",
-            format!(
-                "PD {pd} (call from {})",
-                money::percent(money::pd_decimal(policy.call_pd))
-            ),
-        );
-    }
-    if c.max_dpd >= 31 {
-        ("call", format!("{} DPD (31–60): first call due", c.max_dpd))
-    } else {
-        (
-            "email",
-            format!("{} DPD (1–30): payment reminder", c.max_dpd),
-        )
-    }
-}
-
-/// The step of the escalation track for a late-stage account, with its trigger; None
-/// while the account is not late-stage.
-pub fn escalation_step(c: &QueueCustomer, e: &EscalationPolicy) -> Option<(&'static str, String)> {
-    let dpd = c.max_dpd;
-    let large = c.overdue >= e.legal_min_overdue;
-    if dpd >= e.write_off_review_dpd && !large {
-        return Some((
-            "write_off_review",
-            format!(
-                "{dpd} DPD (review from {}), overdue {} below the legal minimum {}",
-                e.write_off_review_dpd, c.overdue, e.legal_min_overdue
-            ),
-        ));
-    }
-    if dpd >= e.legal_dpd && large {
-        return Some((
-            "legal",
-            format!(
-                "{dpd} DPD (legal from {}) with overdue {} (from {})",
-                e.legal_dpd, c.overdue, e.legal_min_overdue
-            ),
-        ));
-    }
-    if dpd >= e.agency_dpd {
-        return Some((
-            "agency",
-            format!(
-                "{dpd} DPD: place with a collection agency (from {})",
-                e.agency_dpd
-            ),
-        ));
-    }
-    if dpd >= e.final_demand_dpd {
-        return Some((
-            "final_demand",
-            format!(
-                "{dpd} DPD: final demand letter (from {})",
-                e.final_demand_dpd
-            ),
-        ));
-    }
-    if dpd >= 31 && c.broken_promises_12m as i32 >= e.final_demand_broken_promises {
-        return Some((
-            "final_demand",
-            format!(
-                "{} promises broken in 12 months at {dpd} DPD",
-                c.broken_promises_12m
-            ),
-        ));
-    }
-    None
-}
-
-/// How much of the overdue an open promise holds: the whole account (`Held`), nothing
-/// with the reason the promise does not hold, or none when there is no open promise.
-enum Hold {
-    None,
-    Whole(String),
-    Partial { covered: Decimal, note: String },
-}
-
-fn hold(c: &QueueCustomer, policy: &QueuePolicy, as_of: i32) -> Hold {
-    let Some((date, amount)) = c.promise else {
-        return Hold::None;
-    };
-    if date + policy.promise_grace_days < as_of {
-        return Hold::None;
-    }
-    let by = format!(
-        "promise of {amount} by {} (+{} days grace)",
-        dates::text(date),
-        policy.promise_grace_days
-    );
-    let covered = amount.min(c.overdue);
-    let share = if c.overdue.is_zero() {
-        Decimal::ONE
-    } else {
-        covered / c.overdue
-    };
-    let after_broken = broke_recently(c, policy, as_of);
-    let needed = if after_broken {
-        policy.promise_hold_coverage_after_broken
-    } else {
-        policy.promise_hold_coverage
-    };
-    if c.max_dpd >= policy.promise_hold_max_dpd {
-        return Hold::Partial {
-            covered,
-            note: format!(
-                "{by} does not hold an account {} days past due (limit {})",
-                c.max_dpd, policy.promise_hold_max_dpd
-            ),
-        };
-    }
-    if share >= needed {
-        return Hold::Whole(format!(
-            "{by} covers {} of the overdue",
-            money::percent(share)
-        ));
-    }
-    Hold::Partial {
-        covered,
-        note: format!(
-            "{by} covers only {} of the overdue (holding needs {}{})",
-            money::percent(share),
-            money::percent(needed),
-            if after_broken {
-                " after a recently broken promise"
-            } else {
-                ""
-            }
-        ),
-    }
-}
-
 /// Places every eligible customer (overdue > 0) of `customers` at `as_of` (days since
 /// 1970). Customers without overdue balance are not in the result.
 pub fn build_queues(
@@ -405,6 +212,39 @@ pub fn build_queues(
         collectors: Capacity::new(collectors, "collector", true),
         resolvers: Capacity::new(collectors, RESOLVER_ROLE, false),
     };
+    let mut entries = place_all(&eligible, &mut pools, policy, as_of);
+    assign_supervisors(&mut entries, collectors);
+    let segment_of: BTreeMap<&str, &str> = eligible
+        .iter()
+        .map(|(c, _, _)| (c.customer_id.as_str(), c.segment.as_str()))
+        .collect();
+    overflow(&mut entries, &mut pools.collectors, &segment_of);
+    // Ranks within each queue follow the priority order of `entries`.
+    let mut next: BTreeMap<Placement, u32> = BTreeMap::new();
+    for e in &mut entries {
+        let n = next.entry(e.placement.clone()).or_insert(0);
+        *n += 1;
+        e.rank = *n;
+    }
+    mark_highest_pd(
+        &mut entries,
+        &eligible
+            .iter()
+            .map(|(c, _, _)| (c.customer_id.as_str(), c.pd))
+            .collect(),
+    );
+    entries
+}
+
+/// Places every case of `eligible` (in priority order, with its workable overdue and
+/// hold) and says what to do; the entries keep the priority order.
+fn place_all(
+    eligible: &[(&QueueCustomer, Decimal, Hold)],
+    pools: &mut Pools,
+    policy: &QueuePolicy,
+    as_of: i32,
+) -> Vec<QueueEntry> {
+    let loss = |c: &QueueCustomer, workable: Decimal| expected_loss(c.pd, workable, policy.lgd);
     // Disputes claim capacity first: an open dispute blocks payment of the whole overdue,
     // so resolving it comes before calling anyone else. Then everything else, by priority.
     let is_dispute = |c: &QueueCustomer, h: &Hold| {
@@ -420,7 +260,7 @@ pub fn build_queues(
                 continue;
             }
             let (action, mut why_now) = suggested_action(c, policy, as_of);
-            let (placement, assigned_to, reason) = place(c, h, &mut pools, policy);
+            let (placement, assigned_to, reason) = place(c, h, pools, policy);
             if let Hold::Partial { note, .. } = h {
                 why_now = format!("{why_now}; {note}");
             }
@@ -449,28 +289,7 @@ pub fn build_queues(
             });
         }
     }
-    let mut entries: Vec<QueueEntry> = placed.into_iter().flatten().collect();
-    assign_supervisors(&mut entries, collectors);
-    let segment_of: BTreeMap<&str, &str> = eligible
-        .iter()
-        .map(|(c, _, _)| (c.customer_id.as_str(), c.segment.as_str()))
-        .collect();
-    overflow(&mut entries, &mut pools.collectors, &segment_of);
-    // Ranks within each queue follow the priority order of `entries`.
-    let mut next: BTreeMap<Placement, u32> = BTreeMap::new();
-    for e in &mut entries {
-        let n = next.entry(e.placement.clone()).or_insert(0);
-        *n += 1;
-        e.rank = *n;
-    }
-    mark_highest_pd(
-        &mut entries,
-        &eligible
-            .iter()
-            .map(|(c, _, _)| (c.customer_id.as_str(), c.pd))
-            .collect(),
-    );
-    entries
+    placed.into_iter().flatten().collect()
 }
 
 /// Among the cases each person calls because of their PD, the highest is said to be so.
@@ -492,18 +311,6 @@ fn mark_highest_pd(entries: &mut [QueueEntry], pd_of: &BTreeMap<&str, f64>) {
             Some((trigger, rest)) => format!("{trigger}, highest in your list;{rest}"),
             None => format!("{}, highest in your list", e.why_now),
         };
-    }
-}
-
-/// The age of a customer's oldest open dispute, for the resolver.
-fn dispute_age(c: &QueueCustomer, as_of: i32) -> String {
-    match c.dispute_since {
-        Some(day) => format!(
-            "in dispute since {} ({} days)",
-            dates::text(day),
-            as_of - day
-        ),
-        None => "in dispute (no dispute activity recorded)".into(),
     }
 }
 
@@ -776,371 +583,6 @@ fn resolver(c: &QueueCustomer, pools: &mut Pools) -> (Option<String>, String) {
                 .into(),
         ),
     }
-}
-
-/// The columns of a call list.
-pub fn queue_schema() -> SchemaRef {
-    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
-    let date = |name: &str| Field::new(name, DataType::Date32, true);
-    let int = |name: &str, nullable: bool| Field::new(name, DataType::Int32, nullable);
-    Arc::new(Schema::new(vec![
-        text("queue", false),
-        Field::new("rank", DataType::UInt32, false),
-        text("customer_id", false),
-        text("name", false),
-        text("currency", false),
-        text("assigned_to", true),
-        Field::new("overflow", DataType::Boolean, false),
-        text("action", false),
-        text("why_now", false),
-        text("contact_name", true),
-        text("contact_phone", true),
-        text("contact_email", true),
-        Field::new("overdue", MONEY, false),
-        Field::new("workable", MONEY, false),
-        int("overdue_items", false),
-        int("max_dpd", false),
-        Field::new("pd", DataType::Float64, false),
-        int("score", false),
-        Field::new("expected_loss", MONEY, false),
-        text("risk_reasons", false),
-        text("why_here", false),
-        date("promise_date"),
-        Field::new("promise_amount", MONEY, true),
-        date("last_contact_date"),
-        text("last_contact_kind", true),
-        text("last_contact_outcome", true),
-        int("promises_12m", false),
-        int("broken_promises_12m", false),
-        date("last_broken_promise_date"),
-        Field::new("last_broken_promise_amount", MONEY, true),
-        date("dispute_since"),
-    ]))
-}
-
-/// The work queues of the scored snapshot: every eligible customer once, ordered by
-/// queue and rank, with PDs, scores and reasons from `scores`.
-pub async fn queue_snapshot(
-    session: &dyn Session,
-    scores: &Scores,
-    policy: &QueuePolicy,
-) -> Result<RecordBatch> {
-    let customers = queue_customers(session, scores, policy.promise_grace_days).await?;
-    if customers.is_empty() {
-        return Ok(RecordBatch::new_empty(queue_schema()));
-    }
-    let collectors = load_collectors(session).await?;
-    let mut entries = build_queues(&customers, &collectors, policy, scores.day);
-    entries.sort_by(|a, b| a.placement.cmp(&b.placement).then(a.rank.cmp(&b.rank)));
-    queue_batch(&entries, &customers, scores)
-}
-
-/// The rows of the queues in `entries`' order; `customers` and `scores` are by customer.
-fn queue_batch(
-    entries: &[QueueEntry],
-    customers: &[QueueCustomer],
-    scores: &Scores,
-) -> Result<RecordBatch> {
-    let row_of: BTreeMap<&str, usize> = customers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.customer_id.as_str(), i))
-        .collect();
-    let rows: Vec<usize> = entries
-        .iter()
-        .map(|e| row_of[e.customer_id.as_str()])
-        .collect();
-    let cs: Vec<&QueueCustomer> = rows.iter().map(|&r| &customers[r]).collect();
-    // Money of each row, named by customer when it does not fit Decimal(18, 2).
-    let money_column = |what: &str, f: &dyn Fn(usize) -> Option<Decimal>| -> Result<ArrayRef> {
-        let cents = (0..entries.len())
-            .map(|i| {
-                f(i).map(|a| {
-                    money::to_cents(a, || format!("{what} of customer {}", cs[i].customer_id))
-                })
-                .transpose()
-            })
-            .collect::<Result<Vec<Option<i128>>>>()?;
-        Ok(Arc::new(Decimal128Array::from(cents).with_data_type(MONEY)))
-    };
-    let texts = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from(
-            (0..entries.len()).map(f).collect::<Vec<_>>(),
-        ))
-    };
-    let ints = |f: &dyn Fn(usize) -> i32| -> ArrayRef {
-        Arc::new(Int32Array::from(
-            (0..entries.len()).map(f).collect::<Vec<_>>(),
-        ))
-    };
-    let days = |f: &dyn Fn(usize) -> Option<i32>| -> ArrayRef {
-        Arc::new(Date32Array::from(
-            (0..entries.len()).map(f).collect::<Vec<_>>(),
-        ))
-    };
-    let e = entries;
-    let columns: Vec<ArrayRef> = vec![
-        texts(&|i| Some(e[i].placement.queue())),
-        Arc::new(UInt32Array::from(
-            e.iter().map(|e| e.rank).collect::<Vec<_>>(),
-        )),
-        texts(&|i| Some(e[i].customer_id.clone())),
-        texts(&|i| Some(cs[i].context.name.clone())),
-        texts(&|i| Some(cs[i].currency.clone())),
-        texts(&|i| e[i].assigned_to.clone()),
-        Arc::new(BooleanArray::from(
-            e.iter().map(|e| e.overflow).collect::<Vec<_>>(),
-        )),
-        texts(&|i| Some(e[i].action.to_string())),
-        texts(&|i| Some(e[i].why_now.clone())),
-        texts(&|i| cs[i].context.contact_name.clone()),
-        texts(&|i| cs[i].context.contact_phone.clone()),
-        texts(&|i| cs[i].context.contact_email.clone()),
-        money_column("overdue", &|i| Some(cs[i].overdue))?,
-        money_column("workable overdue", &|i| Some(e[i].workable))?,
-        ints(&|i| cs[i].context.overdue_items),
-        ints(&|i| scores.max_dpd.value(rows[i])),
-        Arc::new(Float64Array::from(
-            rows.iter().map(|&r| scores.pd.value(r)).collect::<Vec<_>>(),
-        )),
-        ints(&|i| scores.score.value(rows[i])),
-        money_column("expected loss", &|i| Some(e[i].expected_loss))?,
-        texts(&|i| Some(scores.reason_text(rows[i]))),
-        texts(&|i| Some(e[i].reason.clone())),
-        days(&|i| cs[i].promise.map(|p| p.0)),
-        money_column("promise amount", &|i| cs[i].promise.map(|p| p.1))?,
-        days(&|i| cs[i].context.last_contact.as_ref().map(|l| l.0)),
-        texts(&|i| cs[i].context.last_contact.as_ref().map(|l| l.1.clone())),
-        texts(&|i| {
-            cs[i]
-                .context
-                .last_contact
-                .as_ref()
-                .and_then(|l| l.2.clone())
-        }),
-        ints(&|i| cs[i].context.promises_12m as i32),
-        ints(&|i| cs[i].broken_promises_12m as i32),
-        days(&|i| cs[i].last_broken.map(|p| p.0)),
-        money_column("broken promise amount", &|i| cs[i].last_broken.map(|p| p.1))?,
-        days(&|i| cs[i].dispute_since),
-    ];
-    Ok(RecordBatch::try_new(queue_schema(), columns)?)
-}
-
-/// What the queues need of every customer of the scored snapshot, by customer id, with
-/// PD and max DPD from `scores`; `grace` is the promises' grace in days. The inputs are
-/// read by name from [`QUEUE_INPUTS_SQL`].
-pub async fn queue_customers(
-    session: &dyn Session,
-    scores: &Scores,
-    grace: i32,
-) -> Result<Vec<QueueCustomer>> {
-    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace);
-    let batches = collect_sql(session, &sql).await?;
-    let Some(first) = batches.first() else {
-        return Ok(Vec::new());
-    };
-    let inputs = concat_batches(&first.schema(), &batches)?;
-    let column = |name: &str| -> Result<&ArrayRef> {
-        inputs
-            .column_by_name(name)
-            .ok_or_else(|| ModelError::Data(format!("the queue inputs have no column `{name}`")))
-    };
-    let ids = cast(column("customer_id")?, &DataType::Utf8)?;
-    if ids.as_ref() != &scores.customer_id as &dyn Array {
-        return Err(ModelError::Data(
-            "scores and queue inputs are not in the same customer order".into(),
-        ));
-    }
-    let text = |name: &str| -> Result<ArrayRef> { Ok(cast(column(name)?, &DataType::Utf8)?) };
-    let money = |name: &str| -> Result<ArrayRef> { Ok(cast(column(name)?, &money::MONEY_SUM)?) };
-    let int = |name: &str| -> Result<ArrayRef> { Ok(cast(column(name)?, &DataType::Int32)?) };
-    let [
-        segment,
-        collector,
-        currency,
-        name,
-        contact,
-        phone,
-        email,
-        kind,
-        outcome,
-    ] = [
-        "segment",
-        "collector_id",
-        "currency",
-        "name",
-        "contact_name",
-        "contact_phone",
-        "contact_email",
-        "contact_kind",
-        "contact_outcome",
-    ]
-    .map(text);
-    let [overdue, disputed, exposure, promise_amount, broken_amount] = [
-        "overdue",
-        "overdue_disputed",
-        "exposure",
-        "promise_amount",
-        "last_broken_amount",
-    ]
-    .map(money);
-    let [
-        promise_day,
-        items,
-        contact_day,
-        promises,
-        broken,
-        broken_day,
-        dispute_day,
-    ] = [
-        "promise_day",
-        "overdue_items",
-        "contact_day",
-        "promises_12m",
-        "broken_promises_12m",
-        "last_broken_day",
-        "dispute_day",
-    ]
-    .map(int);
-    let strings =
-        |a: Result<ArrayRef>| -> Result<StringArray> { Ok(a?.as_string::<i32>().clone()) };
-    let decimals = |a: Result<ArrayRef>| -> Result<Decimal128Array> {
-        Ok(a?.as_primitive::<Decimal128Type>().clone())
-    };
-    let ints =
-        |a: Result<ArrayRef>| -> Result<Int32Array> { Ok(a?.as_primitive::<Int32Type>().clone()) };
-    let [
-        segment,
-        collector,
-        currency,
-        name,
-        contact,
-        phone,
-        email,
-        kind,
-        outcome,
-    ] = [
-        segment, collector, currency, name, contact, phone, email, kind, outcome,
-    ]
-    .map(strings);
-    let (segment, collector, currency, name) = (segment?, collector?, currency?, name?);
-    let (contact, phone, email, kind, outcome) = (contact?, phone?, email?, kind?, outcome?);
-    let [overdue, disputed, exposure, promise_amount, broken_amount] =
-        [overdue, disputed, exposure, promise_amount, broken_amount].map(decimals);
-    let (overdue, disputed, exposure) = (overdue?, disputed?, exposure?);
-    let (promise_amount, broken_amount) = (promise_amount?, broken_amount?);
-    let [
-        promise_day,
-        items,
-        contact_day,
-        promises,
-        broken,
-        broken_day,
-        dispute_day,
-    ] = [
-        promise_day,
-        items,
-        contact_day,
-        promises,
-        broken,
-        broken_day,
-        dispute_day,
-    ]
-    .map(ints);
-    let (promise_day, items, contact_day) = (promise_day?, items?, contact_day?);
-    let (promises, broken, broken_day, dispute_day) =
-        (promises?, broken?, broken_day?, dispute_day?);
-    let high_profile = column("high_profile")?.as_boolean().clone();
-    let fraud = column("fraud_suspected")?.as_boolean().clone();
-    let d = money::from_cents;
-    let opt_text = |a: &StringArray, r: usize| a.is_valid(r).then(|| a.value(r).to_string());
-    let opt_int = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
-    let amount_or_zero =
-        |a: &Decimal128Array, r: usize| d(if a.is_valid(r) { a.value(r) } else { 0 });
-    let customers = (0..inputs.num_rows())
-        .map(|r| QueueCustomer {
-            customer_id: scores.customer_id.value(r).to_string(),
-            segment: segment.value(r).to_string(),
-            currency: currency.value(r).to_string(),
-            collector_id: opt_text(&collector, r),
-            high_profile: high_profile.value(r),
-            fraud_suspected: fraud.value(r),
-            overdue: d(overdue.value(r)),
-            overdue_disputed: d(disputed.value(r)),
-            exposure: d(exposure.value(r)),
-            max_dpd: scores.max_dpd.value(r),
-            pd: scores.pd.value(r),
-            promise: opt_int(&promise_day, r).map(|day| (day, amount_or_zero(&promise_amount, r))),
-            broken_promises_12m: broken.value(r).max(0) as u32,
-            last_broken: opt_int(&broken_day, r)
-                .map(|day| (day, amount_or_zero(&broken_amount, r))),
-            dispute_since: opt_int(&dispute_day, r),
-            context: CallContext {
-                name: name.value(r).to_string(),
-                contact_name: opt_text(&contact, r),
-                contact_phone: opt_text(&phone, r),
-                contact_email: opt_text(&email, r),
-                overdue_items: items.value(r),
-                last_contact: opt_int(&contact_day, r)
-                    .map(|day| (day, kind.value(r).to_string(), opt_text(&outcome, r))),
-                promises_12m: promises.value(r).max(0) as u32,
-            },
-        })
-        .collect();
-    Ok(customers)
-}
-
-/// The overdue invoices behind the call lists at snapshot `day`: one row per open item
-/// past due, by customer, oldest due date first.
-pub const OVERDUE_ITEMS_SQL: &str = "SELECT customer_id, invoice_id, invoice_date, due_date, \
-     days_past_due(due_date, snapshot_date) AS days_past_due, currency, amount, open_amount, \
-     disputed, promise_date, promise_amount \
-     FROM open_items \
-     WHERE CAST(snapshot_date AS INT) = {day} AND days_past_due(due_date, snapshot_date) > 0 \
-     ORDER BY customer_id, due_date, invoice_id";
-
-/// The overdue invoices of the snapshot (see [`OVERDUE_ITEMS_SQL`]) as one batch.
-pub async fn overdue_items(session: &dyn Session, day: i32) -> Result<RecordBatch> {
-    let batches = collect_sql(
-        session,
-        &OVERDUE_ITEMS_SQL.replace("{day}", &day.to_string()),
-    )
-    .await?;
-    match batches.first() {
-        Some(first) => Ok(concat_batches(&first.schema(), &batches)?),
-        None => Err(ModelError::Data(
-            "the overdue items query returned no schema".into(),
-        )),
-    }
-}
-
-/// The `collectors` table.
-pub async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
-    let batches = collect_sql(
-        session,
-        "SELECT collector_id, role, daily_capacity, segments FROM collectors ORDER BY collector_id",
-    )
-    .await?;
-    let mut out = Vec::new();
-    for b in &batches {
-        let id = cast(b.column(0), &DataType::Utf8)?;
-        let role = cast(b.column(1), &DataType::Utf8)?;
-        let capacity = cast(b.column(2), &DataType::Int32)?;
-        let capacity = capacity.as_primitive::<Int32Type>();
-        let segments = b.column(3).as_list::<i32>();
-        for r in 0..b.num_rows() {
-            let list = cast(&segments.value(r), &DataType::Utf8)?;
-            let list = list.as_string::<i32>();
-            out.push(Collector {
-                collector_id: id.as_string::<i32>().value(r).to_string(),
-                role: role.as_string::<i32>().value(r).to_string(),
-                daily_capacity: capacity.value(r).max(0) as u32,
-                segments: list.iter().flatten().map(str::to_string).collect(),
-            });
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

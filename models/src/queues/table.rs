@@ -1,0 +1,323 @@
+//! The queues as a table: their inputs from the warehouse (SQL), the rows of the call
+//! lists, the overdue invoices behind them, and the collectors table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arq_udfs::table_function::collect_sql;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
+    RecordBatch, StringArray, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use rust_decimal::Decimal;
+
+use super::{CallContext, Collector, QueueCustomer, QueueEntry, build_queues};
+use crate::error::{ModelError, Result};
+use crate::money::{self, MONEY};
+use crate::named::Named;
+use crate::policy::QueuePolicy;
+use crate::scores::Scores;
+
+/// The query for the queues' inputs; `{day}` is the snapshot (days since 1970), `{grace}`
+/// the promises' grace in days.
+pub const QUEUE_INPUTS_SQL: &str = include_str!("../../sql/queue_inputs.sql");
+
+/// The promises of the 12 months before a snapshot and whether each was broken: CTEs
+/// that [`QUEUE_INPUTS_SQL`] and the limits' inputs put in place of `{promises}`.
+pub const PROMISES_SQL: &str = include_str!("../../sql/promises.sql");
+
+/// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}` filled.
+pub fn with_promises(sql: &str, day: i32, grace: i32) -> String {
+    sql.replace("{promises}", PROMISES_SQL)
+        .replace("{day}", &day.to_string())
+        .replace("{grace}", &grace.to_string())
+}
+
+/// The columns of a call list.
+pub fn queue_schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let date = |name: &str| Field::new(name, DataType::Date32, true);
+    let int = |name: &str, nullable: bool| Field::new(name, DataType::Int32, nullable);
+    Arc::new(Schema::new(vec![
+        text("queue", false),
+        Field::new("rank", DataType::UInt32, false),
+        text("customer_id", false),
+        text("name", false),
+        text("currency", false),
+        text("assigned_to", true),
+        Field::new("overflow", DataType::Boolean, false),
+        text("action", false),
+        text("why_now", false),
+        text("contact_name", true),
+        text("contact_phone", true),
+        text("contact_email", true),
+        Field::new("overdue", MONEY, false),
+        Field::new("workable", MONEY, false),
+        int("overdue_items", false),
+        int("max_dpd", false),
+        Field::new("pd", DataType::Float64, false),
+        int("score", false),
+        Field::new("expected_loss", MONEY, false),
+        text("risk_reasons", false),
+        text("why_here", false),
+        date("promise_date"),
+        Field::new("promise_amount", MONEY, true),
+        date("last_contact_date"),
+        text("last_contact_kind", true),
+        text("last_contact_outcome", true),
+        int("promises_12m", false),
+        int("broken_promises_12m", false),
+        date("last_broken_promise_date"),
+        Field::new("last_broken_promise_amount", MONEY, true),
+        date("dispute_since"),
+    ]))
+}
+
+/// The work queues of the scored snapshot: every eligible customer once, ordered by
+/// queue and rank, with PDs, scores and reasons from `scores`.
+pub async fn queue_snapshot(
+    session: &dyn Session,
+    scores: &Scores,
+    policy: &QueuePolicy,
+) -> Result<RecordBatch> {
+    let customers = queue_customers(session, scores, policy.promise_grace_days).await?;
+    if customers.is_empty() {
+        return Ok(RecordBatch::new_empty(queue_schema()));
+    }
+    let collectors = load_collectors(session).await?;
+    let mut entries = build_queues(&customers, &collectors, policy, scores.day);
+    entries.sort_by(|a, b| a.placement.cmp(&b.placement).then(a.rank.cmp(&b.rank)));
+    queue_batch(&entries, &customers, scores)
+}
+
+/// The rows of the queues in `entries`' order; `customers` and `scores` are by customer.
+fn queue_batch(
+    entries: &[QueueEntry],
+    customers: &[QueueCustomer],
+    scores: &Scores,
+) -> Result<RecordBatch> {
+    let row_of: BTreeMap<&str, usize> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.customer_id.as_str(), i))
+        .collect();
+    let rows: Vec<usize> = entries
+        .iter()
+        .map(|e| row_of[e.customer_id.as_str()])
+        .collect();
+    let cs: Vec<&QueueCustomer> = rows.iter().map(|&r| &customers[r]).collect();
+    // Money of each row, named by customer when it does not fit Decimal(18, 2).
+    let money_column = |what: &str, f: &dyn Fn(usize) -> Option<Decimal>| -> Result<ArrayRef> {
+        let cents = (0..entries.len())
+            .map(|i| {
+                f(i).map(|a| {
+                    money::to_cents(a, || format!("{what} of customer {}", cs[i].customer_id))
+                })
+                .transpose()
+            })
+            .collect::<Result<Vec<Option<i128>>>>()?;
+        Ok(Arc::new(Decimal128Array::from(cents).with_data_type(MONEY)))
+    };
+    let texts = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(
+            (0..entries.len()).map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let ints = |f: &dyn Fn(usize) -> i32| -> ArrayRef {
+        Arc::new(Int32Array::from(
+            (0..entries.len()).map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let days = |f: &dyn Fn(usize) -> Option<i32>| -> ArrayRef {
+        Arc::new(Date32Array::from(
+            (0..entries.len()).map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let e = entries;
+    let columns: Vec<ArrayRef> = vec![
+        texts(&|i| Some(e[i].placement.queue())),
+        Arc::new(UInt32Array::from(
+            e.iter().map(|e| e.rank).collect::<Vec<_>>(),
+        )),
+        texts(&|i| Some(e[i].customer_id.clone())),
+        texts(&|i| Some(cs[i].context.name.clone())),
+        texts(&|i| Some(cs[i].currency.clone())),
+        texts(&|i| e[i].assigned_to.clone()),
+        Arc::new(BooleanArray::from(
+            e.iter().map(|e| e.overflow).collect::<Vec<_>>(),
+        )),
+        texts(&|i| Some(e[i].action.to_string())),
+        texts(&|i| Some(e[i].why_now.clone())),
+        texts(&|i| cs[i].context.contact_name.clone()),
+        texts(&|i| cs[i].context.contact_phone.clone()),
+        texts(&|i| cs[i].context.contact_email.clone()),
+        money_column("overdue", &|i| Some(cs[i].overdue))?,
+        money_column("workable overdue", &|i| Some(e[i].workable))?,
+        ints(&|i| cs[i].context.overdue_items),
+        ints(&|i| scores.max_dpd.value(rows[i])),
+        Arc::new(Float64Array::from(
+            rows.iter().map(|&r| scores.pd.value(r)).collect::<Vec<_>>(),
+        )),
+        ints(&|i| scores.score.value(rows[i])),
+        money_column("expected loss", &|i| Some(e[i].expected_loss))?,
+        texts(&|i| Some(scores.reason_text(rows[i]))),
+        texts(&|i| Some(e[i].reason.clone())),
+        days(&|i| cs[i].promise.map(|p| p.0)),
+        money_column("promise amount", &|i| cs[i].promise.map(|p| p.1))?,
+        days(&|i| cs[i].context.last_contact.as_ref().map(|l| l.0)),
+        texts(&|i| cs[i].context.last_contact.as_ref().map(|l| l.1.clone())),
+        texts(&|i| {
+            cs[i]
+                .context
+                .last_contact
+                .as_ref()
+                .and_then(|l| l.2.clone())
+        }),
+        ints(&|i| cs[i].context.promises_12m as i32),
+        ints(&|i| cs[i].broken_promises_12m as i32),
+        days(&|i| cs[i].last_broken.map(|p| p.0)),
+        money_column("broken promise amount", &|i| cs[i].last_broken.map(|p| p.1))?,
+        days(&|i| cs[i].dispute_since),
+    ];
+    Ok(RecordBatch::try_new(queue_schema(), columns)?)
+}
+
+/// What the queues need of every customer of the scored snapshot, by customer id, with
+/// PD and max DPD from `scores`; `grace` is the promises' grace in days. The inputs are
+/// read by name from [`QUEUE_INPUTS_SQL`].
+pub async fn queue_customers(
+    session: &dyn Session,
+    scores: &Scores,
+    grace: i32,
+) -> Result<Vec<QueueCustomer>> {
+    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace);
+    let batches = collect_sql(session, &sql).await?;
+    let Some(first) = batches.first() else {
+        return Ok(Vec::new());
+    };
+    let inputs = concat_batches(&first.schema(), &batches)?;
+    let n = Named::new(&inputs, "the queue inputs");
+    if n.text("customer_id")? != scores.customer_id {
+        return Err(ModelError::Data(
+            "scores and queue inputs are not in the same customer order".into(),
+        ));
+    }
+    let (segment, collector, currency) = (
+        n.text("segment")?,
+        n.text("collector_id")?,
+        n.text("currency")?,
+    );
+    let (name, contact, phone, email) = (
+        n.text("name")?,
+        n.text("contact_name")?,
+        n.text("contact_phone")?,
+        n.text("contact_email")?,
+    );
+    let (kind, outcome) = (n.text("contact_kind")?, n.text("contact_outcome")?);
+    let (overdue, disputed, exposure) = (
+        n.money("overdue")?,
+        n.money("overdue_disputed")?,
+        n.money("exposure")?,
+    );
+    let (promise_amount, broken_amount) =
+        (n.money("promise_amount")?, n.money("last_broken_amount")?);
+    let (promise_day, items, contact_day) = (
+        n.int("promise_day")?,
+        n.int("overdue_items")?,
+        n.int("contact_day")?,
+    );
+    let (promises, broken) = (n.int("promises_12m")?, n.int("broken_promises_12m")?);
+    let (broken_day, dispute_day) = (n.int("last_broken_day")?, n.int("dispute_day")?);
+    let (high_profile, fraud) = (n.flag("high_profile")?, n.flag("fraud_suspected")?);
+    let d = money::from_cents;
+    let opt_text = |a: &StringArray, r: usize| a.is_valid(r).then(|| a.value(r).to_string());
+    let opt_int = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
+    let amount_or_zero =
+        |a: &Decimal128Array, r: usize| d(if a.is_valid(r) { a.value(r) } else { 0 });
+    let customers = (0..inputs.num_rows())
+        .map(|r| QueueCustomer {
+            customer_id: scores.customer_id.value(r).to_string(),
+            segment: segment.value(r).to_string(),
+            currency: currency.value(r).to_string(),
+            collector_id: opt_text(&collector, r),
+            high_profile: high_profile.value(r),
+            fraud_suspected: fraud.value(r),
+            overdue: d(overdue.value(r)),
+            overdue_disputed: d(disputed.value(r)),
+            exposure: d(exposure.value(r)),
+            max_dpd: scores.max_dpd.value(r),
+            pd: scores.pd.value(r),
+            promise: opt_int(&promise_day, r).map(|day| (day, amount_or_zero(&promise_amount, r))),
+            broken_promises_12m: broken.value(r).max(0) as u32,
+            last_broken: opt_int(&broken_day, r)
+                .map(|day| (day, amount_or_zero(&broken_amount, r))),
+            dispute_since: opt_int(&dispute_day, r),
+            context: CallContext {
+                name: name.value(r).to_string(),
+                contact_name: opt_text(&contact, r),
+                contact_phone: opt_text(&phone, r),
+                contact_email: opt_text(&email, r),
+                overdue_items: items.value(r),
+                last_contact: opt_int(&contact_day, r)
+                    .map(|day| (day, kind.value(r).to_string(), opt_text(&outcome, r))),
+                promises_12m: promises.value(r).max(0) as u32,
+            },
+        })
+        .collect();
+    Ok(customers)
+}
+
+/// The overdue invoices behind the call lists at snapshot `day`: one row per open item
+/// past due, by customer, oldest due date first.
+pub const OVERDUE_ITEMS_SQL: &str = "SELECT customer_id, invoice_id, invoice_date, due_date, \
+     days_past_due(due_date, snapshot_date) AS days_past_due, currency, amount, open_amount, \
+     disputed, promise_date, promise_amount \
+     FROM open_items \
+     WHERE CAST(snapshot_date AS INT) = {day} AND days_past_due(due_date, snapshot_date) > 0 \
+     ORDER BY customer_id, due_date, invoice_id";
+
+/// The overdue invoices of the snapshot (see [`OVERDUE_ITEMS_SQL`]) as one batch.
+pub async fn overdue_items(session: &dyn Session, day: i32) -> Result<RecordBatch> {
+    let batches = collect_sql(
+        session,
+        &OVERDUE_ITEMS_SQL.replace("{day}", &day.to_string()),
+    )
+    .await?;
+    match batches.first() {
+        Some(first) => Ok(concat_batches(&first.schema(), &batches)?),
+        None => Err(ModelError::Data(
+            "the overdue items query returned no schema".into(),
+        )),
+    }
+}
+
+/// The `collectors` table.
+pub async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
+    let batches = collect_sql(
+        session,
+        "SELECT collector_id, role, daily_capacity, segments FROM collectors ORDER BY collector_id",
+    )
+    .await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let id = cast(b.column(0), &DataType::Utf8)?;
+        let role = cast(b.column(1), &DataType::Utf8)?;
+        let capacity = cast(b.column(2), &DataType::Int32)?;
+        let capacity = capacity.as_primitive::<Int32Type>();
+        let segments = b.column(3).as_list::<i32>();
+        for r in 0..b.num_rows() {
+            let list = cast(&segments.value(r), &DataType::Utf8)?;
+            let list = list.as_string::<i32>();
+            out.push(Collector {
+                collector_id: id.as_string::<i32>().value(r).to_string(),
+                role: role.as_string::<i32>().value(r).to_string(),
+                daily_capacity: capacity.value(r).max(0) as u32,
+                segments: list.iter().flatten().map(str::to_string).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
