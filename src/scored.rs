@@ -43,6 +43,15 @@ impl ScoredSnapshot {
 }
 
 impl ScoredSnapshot {
+    /// The complete snapshot before this one, if any.
+    pub fn previous_day(&self, warehouse: &Warehouse) -> Option<i32> {
+        warehouse
+            .snapshots()
+            .complete_days()
+            .into_iter()
+            .rfind(|&d| d < self.scores.day)
+    }
+
     /// The scores of the complete snapshot before this one (for the credit review's
     /// class migration), or `None` when this is the first.
     pub async fn previous(
@@ -51,12 +60,7 @@ impl ScoredSnapshot {
         model: &SessionModel,
         slice: usize,
     ) -> Result<Option<Scores>> {
-        let Some(&day) = warehouse
-            .snapshots()
-            .complete_days()
-            .iter()
-            .rfind(|&&d| d < self.scores.day)
-        else {
+        let Some(day) = self.previous_day(warehouse) else {
             return Ok(None);
         };
         Ok(Some(

@@ -228,6 +228,18 @@ fn tonight_is_compared_with_the_previous_night() {
     let resolved = then.keys().filter(|id| !tonight.contains(**id)).count() as u64;
     assert_eq!((total("new"), total("resolved")), (new, resolved));
     assert!(new > 0 && resolved > 0 && total("rolled_worse") > 0);
+    // The credit review read the previous night's scores instead of scoring that snapshot
+    // again: the limits are the same bytes as a run that scored it.
+    let alone = tmp.path().join("alone");
+    nightly(&alone);
+    let limits = |dir: &Path| std::fs::read(dir.join("2026-10-31/limits.csv")).unwrap();
+    assert!(limits(&out) == limits(&alone), "the limits differ");
+    assert_eq!(
+        manifest["previous_scores"],
+        "read from the previous night's outputs"
+    );
+    let alone = manifest_without_timings(&alone.join("2026-10-31"));
+    assert_eq!(alone["previous_scores"], "scored");
 }
 
 /// A policy that changes the queues and limits, so a run with it would change files.

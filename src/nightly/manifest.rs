@@ -65,6 +65,9 @@ pub struct Manifest {
     pub overdue: BTreeMap<String, String>,
     pub queues: BTreeMap<String, QueueRecord>,
     pub limit_actions: BTreeMap<String, usize>,
+    /// Where the previous snapshot's scores came from (the credit review's class
+    /// migration): read from its committed night, or scored.
+    pub previous_scores: &'static str,
     /// The previous committed night the changes are counted against, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compared_with: Option<String>,

@@ -72,6 +72,8 @@ struct Decisions {
     items: RecordBatch,
     /// The limits' totals by currency, risk class and action.
     limits_summary: RecordBatch,
+    /// Where the previous snapshot's scores (the review's class migration) came from.
+    previous_scores: &'static str,
     limits: RecordBatch,
     collectors: Vec<String>,
 }
@@ -135,6 +137,7 @@ pub fn run(
         queues: summary.queue_records(),
         limit_actions: summary.limit_actions.clone(),
         compared_with: summary.changes.as_ref().map(|c| c.since.clone()),
+        previous_scores: decisions.previous_scores,
         changes: summary.changes.as_ref().map(|c| c.queues.clone()),
         outputs: writer.records(),
         timings_ms: stages.timings.clone(),
@@ -177,9 +180,25 @@ async fn decide(
             .await?;
     let items = arq_models::queues::overdue_items(&snapshot.state, snapshot.scores.day).await?;
     stages.done("queues");
-    let previous = snapshot
-        .previous(warehouse, model, options.feature_slice)
-        .await?;
+    // The previous snapshot's scores for the credit review: from its committed night
+    // when there is one scored with this model, else scored now.
+    let night = snapshot
+        .previous_day(warehouse)
+        .and_then(|day| changes::scores_of_night(&options.out, day, &options.model.fingerprint));
+    let (previous, previous_scores) = match night {
+        Some(scores) => (Some(scores), "read from the previous night's outputs"),
+        None => {
+            let scores = snapshot
+                .previous(warehouse, model, options.feature_slice)
+                .await?;
+            let how = if scores.is_some() {
+                "scored"
+            } else {
+                "none: first snapshot"
+            };
+            (scores, how)
+        }
+    };
     let limits = arq_models::limits::recommend_snapshot(
         &snapshot.state,
         &snapshot.scores,
@@ -194,6 +213,7 @@ async fn decide(
         queues,
         items,
         limits_summary: arq_models::credit_desk::summary(&limits, policy)?,
+        previous_scores,
         limits,
         collectors,
     })
