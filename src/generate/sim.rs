@@ -788,6 +788,36 @@ fn terms_fraction(rng: &mut Rng) -> f64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn contacts_are_deterministic_reachable_and_reviews_follow_their_cycle() {
+        let w = world();
+        let mut h = History::default();
+        for index in 0..40 {
+            simulate(&w, index, &mut h);
+            let c = Contact::of(w.seed, index, &h.customer);
+            let again = Contact::of(w.seed, index, &h.customer);
+            assert_eq!(
+                (&c.name, &c.phone, &c.email),
+                (&again.name, &again.phone, &again.email)
+            );
+            assert!(
+                c.email.ends_with(".example") && c.email.contains('@'),
+                "{c:?}"
+            );
+            assert!(c.phone.starts_with('+'), "{c:?}");
+            if h.customer.segment == 3 {
+                assert_eq!(c.name, h.customer.name, "a consumer is their own contact");
+            }
+            assert_eq!(c.last_review_on(c.review_from - 1), None);
+            assert_eq!(c.last_review_on(c.review_from), Some(c.review_from));
+            let later = c.review_from + c.review_every + 10;
+            assert_eq!(
+                c.last_review_on(later),
+                Some(c.review_from + c.review_every)
+            );
+        }
+    }
+
     fn world() -> World {
         World {
             seed: 3,
