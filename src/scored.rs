@@ -43,13 +43,9 @@ impl ScoredSnapshot {
 }
 
 impl ScoredSnapshot {
-    /// The complete snapshot before this one, if any.
+    /// The complete snapshot before this one (the warehouse's), if any.
     pub fn previous_day(&self, warehouse: &Warehouse) -> Option<i32> {
-        warehouse
-            .snapshots()
-            .complete_days()
-            .into_iter()
-            .rfind(|&d| d < self.scores.day)
+        warehouse.previous_snapshot().map(arq_udfs::dates::to_days)
     }
 
     /// The scores of the complete snapshot before this one (for the credit review's

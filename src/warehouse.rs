@@ -194,8 +194,14 @@ impl Warehouse {
             .collect()
     }
 
+    /// The complete snapshot before the run's, if any (the `*_previous` views).
+    pub fn previous_snapshot(&self) -> Option<NaiveDate> {
+        self.snapshot_dates().into_iter().rfind(|d| *d < self.as_of)
+    }
+
     /// The one way to a session over the warehouse: arq-udfs' functions, the model's
-    /// functions (when a model is given), every table and the `*_latest` views.
+    /// functions (when a model is given), every table, the `*_latest` views and the
+    /// `*_previous` views (the complete snapshot before).
     pub async fn session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -241,6 +247,17 @@ impl Warehouse {
                      WHERE {SNAPSHOT_COLUMN} = DATE '{as_of}'",
                     name = table.contract.name,
                     as_of = self.as_of.format("%Y-%m-%d"),
+                );
+                ctx.sql(&view).await?;
+                // The complete snapshot before it, so "this month against last" is a join;
+                // empty when the run's snapshot is the first.
+                let previous = match self.previous_snapshot() {
+                    Some(day) => format!("{SNAPSHOT_COLUMN} = DATE '{}'", day.format("%Y-%m-%d")),
+                    None => "FALSE".into(),
+                };
+                let view = format!(
+                    "CREATE VIEW {name}_previous AS SELECT * FROM {name} WHERE {previous}",
+                    name = table.contract.name,
                 );
                 ctx.sql(&view).await?;
             }
