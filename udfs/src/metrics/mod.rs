@@ -176,11 +176,16 @@ pub fn table_function_docs() -> Vec<(&'static str, datafusion::logical_expr::Doc
                 Documentation::builder(
                     SECTION,
                     "Roll rates between consecutive snapshots: for each aging bucket at the previous \
-                     snapshot, the share of its balance whose items are one bucket older at the period end.",
+                     snapshot, the share of its balance whose items are one bucket older at the period end. \
+                     Output columns: period_end, previous_snapshot, the dimension's column (when split), \
+                     currency, from_bucket, to_bucket, from_rank and to_rank (aging_bucket_rank of the \
+                     buckets: ORDER BY from_rank sorts in aging order), balance_from (the bucket's balance \
+                     at the previous snapshot), balance_rolled (the part one bucket older at period_end) \
+                     and roll_rate = balance_rolled / balance_from (NULL for a zero balance).",
                     "roll_rates(from, to [, dimension [, bounds]])",
                 )
                 .with_sql_example(
-                    "```sql\n> SELECT period_end, from_bucket, to_bucket, roll_rate\n  FROM roll_rates('2026-06-30', '2026-10-31') WHERE currency = 'USD';\n```",
+                    "```sql\n> SELECT period_end, from_bucket, to_bucket, roll_rate\n  FROM roll_rates('2026-06-30', '2026-10-31') WHERE currency = 'USD'\n  ORDER BY period_end, from_rank;\n```",
                 ),
                 &[("bounds", "Optional aging bounds as for aging_bucket, e.g. '30,60,90'.")],
             ),
@@ -191,7 +196,10 @@ pub fn table_function_docs() -> Vec<(&'static str, datafusion::logical_expr::Doc
                 Documentation::builder(
                     SECTION,
                     "Promises to pay due in each month of [from, to]: how many, how much, and the share of \
-                     the promised amount paid in full by the promise date plus grace days.",
+                     the promised amount paid in full by the promise date plus grace days. Output columns: \
+                     period_start, period_end, the dimension's column (when split), currency, promises, \
+                     promises_kept, promised_amount, kept_amount and promise_kept_rate = kept_amount / \
+                     promised_amount (NULL when nothing was promised).",
                     "promise_kept_rate(from, to [, dimension [, grace_days]])",
                 )
                 .with_sql_example(

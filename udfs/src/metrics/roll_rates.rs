@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, Date32Array, Decimal128Array, Float64Array, RecordBatch, StringArray,
+    ArrayRef, Date32Array, Decimal128Array, Float64Array, Int32Array, RecordBatch, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -25,7 +25,8 @@ use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
 /// balance in `b` at the previous snapshot, `balance_rolled` the part of it (measured at
 /// the previous snapshot) whose items are in bucket `b + 1` at `t`, and `roll_rate`
 /// their ratio (NULL when `balance_from` is zero). Buckets are those of `aging_bucket`
-/// with the given bounds (default 30,60,90,120).
+/// with the given bounds (default 30,60,90,120); `from_rank` and `to_rank` are their
+/// `aging_bucket_rank`s, so `ORDER BY from_rank` sorts in aging order.
 #[derive(Debug)]
 pub struct RollRates;
 
@@ -48,6 +49,8 @@ impl TableFunctionImpl for RollRates {
             Field::new("currency", DataType::Utf8, false),
             Field::new("from_bucket", DataType::Utf8, false),
             Field::new("to_bucket", DataType::Utf8, false),
+            Field::new("from_rank", DataType::Int32, false),
+            Field::new("to_rank", DataType::Int32, false),
             Field::new("balance_from", MONEY_SUM, false),
             Field::new("balance_rolled", MONEY_SUM, false),
             Field::new("roll_rate", DataType::Float64, true),
@@ -152,6 +155,8 @@ impl Metric for RollRatesTable {
                     rows.currency.push(c.text(3, row));
                     rows.from_bucket.push(self.bounds.labels()[rank].clone());
                     rows.to_bucket.push(self.bounds.labels()[rank + 1].clone());
+                    rows.from_rank.push(rank as i32);
+                    rows.to_rank.push(rank as i32 + 1);
                     rows.balance_from.push(from_balance);
                     rows.balance_rolled.push(rolled);
                     rows.roll_rate.push(ratio(rolled, from_balance));
@@ -170,6 +175,8 @@ struct RollRows {
     currency: Vec<String>,
     from_bucket: Vec<String>,
     to_bucket: Vec<String>,
+    from_rank: Vec<i32>,
+    to_rank: Vec<i32>,
     balance_from: Vec<i128>,
     balance_rolled: Vec<i128>,
     roll_rate: Vec<Option<f64>>,
@@ -189,6 +196,8 @@ impl RollRows {
             Arc::new(StringArray::from(self.currency)) as ArrayRef,
             Arc::new(StringArray::from(self.from_bucket)),
             Arc::new(StringArray::from(self.to_bucket)),
+            Arc::new(Int32Array::from(self.from_rank)),
+            Arc::new(Int32Array::from(self.to_rank)),
             Arc::new(Decimal128Array::from(self.balance_from).with_data_type(MONEY_SUM)),
             Arc::new(Decimal128Array::from(self.balance_rolled).with_data_type(MONEY_SUM)),
             Arc::new(Float64Array::from(self.roll_rate)),
