@@ -50,7 +50,7 @@ pub enum ArqError {
     },
 
     /// A query failed to plan or run.
-    #[error("{}", one_line(&.0.to_string()))]
+    #[error("{}", short_sql_error(&one_line(&.0.to_string())))]
     DataFusion(#[from] DataFusionError),
 
     /// Features, training, a model artifact, a policy or scoring failed.
@@ -108,6 +108,31 @@ pub fn one_line(message: &str) -> String {
         .join(" ")
 }
 
+/// DataFusion answers SQL it parses but cannot plan (PIVOT, UNPIVOT, ...) with a dump of
+/// the syntax tree; this says which construct in one short line, with the way round.
+fn short_sql_error(message: &str) -> String {
+    const MARK: &str = "Unsupported ast node ";
+    let Some(at) = message.find(MARK) else {
+        return message.to_string();
+    };
+    let rest = &message[at + MARK.len()..];
+    let node: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let hint = match node.as_str() {
+        "Pivot" => {
+            ": write the pivot with FILTER, e.g. sum(open_amount) FILTER (WHERE segment = 'consumer') AS consumer"
+        }
+        "Unpivot" => ": write the unpivot as a UNION ALL of one SELECT per column",
+        _ => "",
+    };
+    format!(
+        "this SQL is not supported: {} is not implemented{hint}",
+        node.to_uppercase()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +145,22 @@ mod tests {
         assert_eq!(internal.exit_code(), 1);
         assert!(internal.to_string().contains("this is a bug"), "{internal}");
         assert_eq!(one_line("a\n  b\n\n c"), "a b c");
+    }
+
+    #[test]
+    fn unsupported_syntax_is_one_short_line() {
+        let pivot = "This feature is not implemented: Unsupported ast node Pivot { table: Table { name: ... } }";
+        let short = short_sql_error(pivot);
+        assert!(
+            short.starts_with(
+                "this SQL is not supported: PIVOT is not implemented: write the pivot with FILTER"
+            ),
+            "{short}"
+        );
+        assert!(!short.contains("Table {"));
+        assert_eq!(
+            short_sql_error("table 'x' not found"),
+            "table 'x' not found"
+        );
     }
 }

@@ -386,3 +386,18 @@ fn a_script_stops_at_its_first_failing_statement_naming_it_or_goes_on_when_asked
         "SELECT 1 AS one;\none\n1\nSELECT 2 AS two;\ntwo\n2\n"
     );
 }
+
+#[test]
+fn unsupported_syntax_is_named_in_one_short_line() {
+    let err = run_err(&[
+        "sql",
+        "SELECT * FROM customers_latest PIVOT (count(*) FOR segment IN ('enterprise', 'consumer'))",
+    ]);
+    assert!(
+        err.contains(
+            "this SQL is not supported: PIVOT is not implemented: write the pivot with FILTER"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("Ident {"), "{err}");
+}
