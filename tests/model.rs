@@ -644,3 +644,32 @@ fn every_reason_on_the_demo_raises_the_risk_on_an_adverse_value() {
     }
     assert!(reasons > 2000, "{reasons} reasons over 2000 customers");
 }
+
+/// `arq train --as-of` trains as if the warehouse ended on that day: its snapshots up to
+/// then, labelled only with what was known by then — so a backtest after it is out of
+/// sample.
+#[test]
+fn training_as_of_a_date_reads_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.json");
+    run_ok(&[
+        "--as-of",
+        "2026-07-31",
+        "train",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let model: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let training = &model["training"];
+    // A label needs 90 days after its snapshot: the last labelled snapshot is 2026-04-30.
+    let last = training["validation_to"].as_str().unwrap();
+    assert!(last <= "2026-04-30", "{training}");
+    assert!(training["train_to"].as_str().unwrap() < last, "{training}");
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(default_model()).unwrap()).unwrap();
+    assert_ne!(
+        training["fingerprint"],
+        committed["training"]["fingerprint"]
+    );
+}

@@ -8,19 +8,23 @@
 -- after t + 90 is what shows an item that turned 90 between the last snapshot in the
 -- window and t + 90.) went_bad is NULL while t + 90 is after the newest snapshot: the
 -- outcome is not known yet, and such rows are never used for training.
+--
+-- Nothing after the day {horizon} is read (snapshots, write-offs), and it counts as the
+-- newest snapshot: `arq train --as-of` trains as if the warehouse ended there.
 WITH base AS (
     SELECT customer_id, snapshot_date, CAST(snapshot_date AS INT) AS t
     FROM customers
     WHERE CAST(snapshot_date AS INT) BETWEEN {from_day} AND {to_day}
 ),
 newest AS (
-    SELECT max(CAST(snapshot_date AS INT)) AS last_day FROM customers
+    SELECT least(max(CAST(snapshot_date AS INT)), {horizon}) AS last_day FROM customers
 ),
 reached_90 AS (
     SELECT DISTINCT b.customer_id, b.t
     FROM base b
     JOIN open_items o ON o.customer_id = b.customer_id
     WHERE CAST(o.snapshot_date AS INT) > b.t
+      AND CAST(o.snapshot_date AS INT) <= {horizon}
       AND CAST(o.due_date AS INT) + 90 <= least(CAST(o.snapshot_date AS INT), b.t + 90)
 ),
 written_off AS (
@@ -30,6 +34,7 @@ written_off AS (
     WHERE w.reason = 'bad_debt'
       AND CAST(w.write_off_date AS INT) > b.t
       AND CAST(w.write_off_date AS INT) <= b.t + 90
+      AND CAST(w.write_off_date AS INT) <= {horizon}
 )
 SELECT
     b.customer_id,

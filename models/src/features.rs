@@ -136,7 +136,13 @@ pub const DEFAULT_SLICE: usize = 25_000;
 
 /// The label query for the snapshots between two days (inclusive).
 pub fn labels_sql(from_day: i32, to_day: i32) -> String {
-    fill(LABELS_SQL, from_day, to_day)
+    labels_sql_until(from_day, to_day, i32::MAX)
+}
+
+/// The label query reading nothing after the day `horizon` (which counts as the newest
+/// snapshot): the labels a warehouse that ended on that day would give.
+pub fn labels_sql_until(from_day: i32, to_day: i32, horizon: i32) -> String {
+    fill(LABELS_SQL, from_day, to_day).replace("{horizon}", &horizon.to_string())
 }
 
 fn fill(sql: &str, from_day: i32, to_day: i32) -> String {
@@ -398,17 +404,26 @@ pub async fn compute_labels(
     collect_one(session, &labels_sql(from_day, to_day)).await
 }
 
-/// The training rows of a warehouse: every customer and snapshot with a known label and
-/// below 90 days past due, with the current max DPD as the baseline.
-pub async fn training_data(session: &dyn Session, source: &str) -> Result<LabelledData> {
-    let days = snapshot_days(session).await?;
+/// The training rows of a warehouse as it stood on `as_of`: every customer and snapshot up
+/// to that day with a label known by then (nothing later is read) and below 90 days past
+/// due, with the current max DPD as the baseline.
+pub async fn training_data(
+    session: &dyn Session,
+    source: &str,
+    as_of: i32,
+) -> Result<LabelledData> {
+    let days: Vec<i32> = snapshot_days(session)
+        .await?
+        .into_iter()
+        .filter(|&d| d <= as_of)
+        .collect();
     let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
         return Err(ModelError::Data(format!(
             "warehouse {source} has no snapshots"
         )));
     };
     let features = compute_features(session, first, last).await?;
-    let labels = compute_labels(session, first, last).await?;
+    let labels = collect_one(session, &labels_sql_until(first, last, as_of)).await?;
     if features.num_rows() != labels.num_rows() {
         return Err(ModelError::Data(format!(
             "{} feature rows but {} label rows: the warehouse changed while reading it",
