@@ -32,6 +32,8 @@ Statements end with `;` and may span lines.
   \\functions [NAME]  arq's SQL functions with docs and examples
   \\i FILE       run the statements and commands of a file
   \\format FMT    output format: table, csv, json, ndjson
+  \\o FILE        send results to FILE (appended); \\o alone: back to the terminal
+  \\timing        print each statement's time (again: stop)
   \\?             this help
   \\q             quit (or Ctrl-D)";
 
@@ -60,6 +62,10 @@ struct Shell<'a> {
     on_error: OnError,
     /// The first error of a script that goes on after errors.
     first_failure: Option<ArqError>,
+    /// `\o FILE`: where results go instead of the terminal.
+    redirect: Option<(PathBuf, std::fs::File)>,
+    /// `\timing`: print each statement's time.
+    timing: bool,
 }
 
 /// What an error does to the session.
@@ -145,17 +151,28 @@ impl Shell<'_> {
 
     async fn run(&mut self, statement: &str, out: &mut dyn Write) -> Result<()> {
         self.count += 1;
+        let started = std::time::Instant::now();
+        let format = self.format;
+        let (ctx, redirect) = (self.ctx, &mut self.redirect);
         let outcome = async {
             let mut buffer = Vec::new();
-            for result in sql::run_statements(self.ctx, statement).await? {
+            for result in sql::run_statements(ctx, statement).await? {
                 if result.has_columns() {
-                    output::write_result(&result, self.format, &mut buffer)?;
+                    output::write_result(&result, format, &mut buffer)?;
                 }
             }
-            out.write_all(&buffer)
-                .map_err(|e| ArqError::io("<stdout>", e))
+            match redirect {
+                Some((path, file)) => file.write_all(&buffer).map_err(|e| ArqError::io(&*path, e)),
+                None => out
+                    .write_all(&buffer)
+                    .map_err(|e| ArqError::io("<stdout>", e)),
+            }
         }
         .await;
+        if self.timing {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            writeln!(out, "Time: {ms:.3} ms").map_err(|e| ArqError::io("<stdout>", e))?;
+        }
         match outcome {
             Ok(()) => Ok(()),
             Err(e) => self.failed(statement, e),
@@ -180,6 +197,20 @@ impl Shell<'_> {
             ("\\functions" | "\\df", name) => {
                 let text = sql::describe_functions(name, self.model)?;
                 write!(out, "{text}").map_err(io)?
+            }
+            ("\\o", None) => self.redirect = None,
+            ("\\o", Some(path)) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| ArqError::io(Path::new(path), e))?;
+                self.redirect = Some((PathBuf::from(path), file));
+            }
+            ("\\timing", _) => {
+                self.timing = !self.timing;
+                let state = if self.timing { "on" } else { "off" };
+                writeln!(out, "Timing is {state}.").map_err(io)?
             }
             ("\\format", Some(name)) => {
                 match <OutputFormat as clap::ValueEnum>::from_str(name, true) {
@@ -250,6 +281,8 @@ pub async fn run(
             (true, true) => OnError::Continue,
         },
         first_failure: None,
+        redirect: None,
+        timing: false,
     };
     if script {
         return run_script(&mut shell, file).await;

@@ -124,3 +124,27 @@ fn duckdb_dot_commands_are_answered_with_the_arq_equivalent() {
         "{err}"
     );
 }
+
+#[test]
+fn results_go_to_a_file_with_backslash_o_and_timing_prints_each_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.csv");
+    let script = format!(
+        "\\timing\nSELECT 1 AS one;\n\\o {}\n\\format csv\nSELECT 2 AS two;\n\\o\nSELECT 3 AS three;\n",
+        file.display()
+    );
+    let out = run_with_stdin(&["shell"], &script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("Timing is on.\n"), "{stdout}");
+    assert_eq!(stdout.matches("Time: ").count(), 3, "{stdout}");
+    assert!(
+        stdout.contains("three\n3\n") && !stdout.contains("two"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "two\n2\n");
+}
