@@ -14,6 +14,7 @@ pub mod cli;
 pub mod commands;
 pub mod contract;
 pub mod error;
+pub mod files;
 pub mod generate;
 pub mod labelled;
 pub mod loaded;

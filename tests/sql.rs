@@ -401,3 +401,59 @@ fn unsupported_syntax_is_named_in_one_short_line() {
     );
     assert!(!err.contains("Ident {"), "{err}");
 }
+
+#[test]
+fn files_beside_the_warehouse_join_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.csv");
+    std::fs::write(
+        &notes,
+        "customer_id,note\nC0000001,call back\nC0000042,vip\n",
+    )
+    .unwrap();
+    let joined = run_ok(&[
+        "sql",
+        &format!(
+            "SELECT c.customer_id, c.name, n.note FROM read_csv('{}') n \
+             JOIN customers_latest c USING (customer_id) ORDER BY 1",
+            notes.display()
+        ),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(
+        joined,
+        "customer_id,name,note\nC0000001,Ironwood Print LLC,call back\nC0000042,Vantage Textiles SA,vip\n"
+    );
+    // A path as a table name, and read_parquet over a folder of Parquet files.
+    let parquet = dir.path().join("limits.parquet");
+    run_ok(&[
+        "sql",
+        "SELECT customer_id, credit_limit FROM customers_latest",
+        "--out",
+        parquet.to_str().unwrap(),
+    ]);
+    let count = run_ok(&[
+        "sql",
+        &format!("SELECT count(*) AS n FROM '{}'", parquet.display()),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(count, "n\n2000\n");
+    let folder = crate::util::demo().join("collectors");
+    let count = run_ok(&[
+        "sql",
+        &format!(
+            "SELECT count(*) AS n FROM read_parquet('{}')",
+            folder.display()
+        ),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(count, "n\n8\n");
+    let err = run_err(&["sql", "SELECT * FROM read_csv(1)"]);
+    assert!(
+        err.contains("read_csv takes one argument: a file or folder path"),
+        "{err}"
+    );
+}

@@ -8,7 +8,7 @@ use crate::error::Result;
 pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
     let warehouse = config.warehouse()?;
     config.block_on(async {
-        let ctx = warehouse.session(config.session_model()).await?;
+        let ctx = crate::files::enable(warehouse.session(config.session_model()).await?);
         crate::shell::run(
             &ctx,
             config.session_model(),

@@ -17,7 +17,7 @@ pub fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     let statements = sql::parse_script(&text)?;
     let several = statements.len() > 1;
     config.block_on(async {
-        let ctx = warehouse.session(config.session_model()).await?;
+        let ctx = crate::files::enable(warehouse.session(config.session_model()).await?);
         let mut last = None;
         let mut first_failure = None;
         for (i, statement) in statements.into_iter().enumerate() {
