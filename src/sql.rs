@@ -1,5 +1,9 @@
 //! Running SQL over a warehouse session, and the listings of its tables and functions.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
@@ -31,9 +35,84 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     let plan = ctx.state().statement_to_plan(statement).await?;
     sql_options().verify_plan(&plan)?;
     let frame = ctx.execute_logical_plan(plan).await?;
-    let schema = frame.schema().inner().clone();
-    let batches = frame.collect().await?;
+    let schema = readable_schema(frame.schema().inner());
+    let batches = frame
+        .collect()
+        .await?
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(QueryResult { schema, batches })
+}
+
+/// The result's columns named as they were written: DataFusion names an unaliased literal
+/// by its type (`Int64(1)`, `Utf8("a")`), `SELECT 1 + 2` reads `1 + 2` here, as in DuckDB
+/// and psql. Aliased and plain column names are untouched.
+fn readable_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_name(readable_name(f.name())))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `name` with every typed literal written as its value: `Int64(1)` → `1`, `Utf8("a")` →
+/// `'a'`, `Boolean(true)` → `true`, `Float64(2.5)` → `2.5`.
+pub fn readable_name(name: &str) -> String {
+    const TYPES: [&str; 12] = [
+        "Int8",
+        "Int16",
+        "Int32",
+        "Int64",
+        "UInt8",
+        "UInt16",
+        "UInt32",
+        "UInt64",
+        "Float32",
+        "Float64",
+        "Boolean",
+        "Decimal128",
+    ];
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    'scan: while !rest.is_empty() {
+        // A literal starts where the previous character is not part of a name.
+        let boundary = out
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        if boundary {
+            for prefix in ["Utf8View(\"", "LargeUtf8(\"", "Utf8(\""] {
+                if let Some(after) = rest.strip_prefix(prefix)
+                    && let Some(end) = after.find("\")")
+                {
+                    out.push('\'');
+                    out.push_str(&after[..end]);
+                    out.push('\'');
+                    rest = &after[end + 2..];
+                    continue 'scan;
+                }
+            }
+            for t in TYPES {
+                if let Some(after) = rest.strip_prefix(t).and_then(|r| r.strip_prefix('('))
+                    && let Some(end) = after.find(')')
+                    && !after[..end].contains('(')
+                {
+                    // Decimal128(Some(250),3,1) and the like stay as they are.
+                    if !after[..end].starts_with("Some") {
+                        out.push_str(&after[..end]);
+                        rest = &after[end + 1..];
+                        continue 'scan;
+                    }
+                }
+            }
+        }
+        let c = rest.chars().next().expect("not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// Runs every statement in `sql` (separated by `;`), in order, and returns each result.
@@ -156,4 +235,21 @@ pub fn describe_functions(
         text.push_str(&format!("Also matching: {}\n", also.join(", ")));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_headers_read_as_written() {
+        assert_eq!(readable_name("Int64(1)"), "1");
+        assert_eq!(readable_name("Int64(1) + Int64(2)"), "1 + 2");
+        assert_eq!(readable_name("upper(Utf8(\"x\"))"), "upper('x')");
+        assert_eq!(readable_name("Boolean(true)"), "true");
+        assert_eq!(readable_name("Float64(-2.5)"), "-2.5");
+        assert_eq!(readable_name("customer_id"), "customer_id");
+        assert_eq!(readable_name("count(*)"), "count(*)");
+        assert_eq!(readable_name("my_Int64(1)"), "my_Int64(1)");
+    }
 }

@@ -457,3 +457,14 @@ fn files_beside_the_warehouse_join_it() {
         "{err}"
     );
 }
+
+#[test]
+fn literal_columns_are_headed_as_written() {
+    let csv = run_ok(&[
+        "sql",
+        "SELECT 1, 'a', 1 + 2, upper('x') AS shout",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(csv, "1,'a',1 + 2,shout\n1,a,3,X\n");
+}
