@@ -578,7 +578,8 @@ fn features_in_customer_slices_score_like_the_whole_snapshot() {
 /// portfolio's typical customer), on an adverse value, and names each fact once.
 #[test]
 fn every_reason_on_the_demo_raises_the_risk_on_an_adverse_value() {
-    use arq_models::features::{Adverse, features_sql, reason_rule};
+    use arq_models::features::features_sql;
+    use arq_models::reasons::{Adverse, reason_rule};
     let dir = tempfile::tempdir().unwrap();
     let day = arq_udfs::dates::to_days(arq_udfs::dates::parse("2026-10-31").unwrap());
     let sql = dir.path().join("features.sql");

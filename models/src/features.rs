@@ -237,58 +237,6 @@ pub fn reason_texts(feature: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-/// Which side of the portfolio's typical customer (the training mean) is adverse for
-/// a feature: reasons name a feature only when this customer is on that side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Adverse {
-    /// Higher than typical is worse (days past due, disputes, broken promises, ...).
-    High,
-    /// Lower than typical is worse (tenure).
-    Low,
-    /// Never a reason: a volume or a segment says nothing against the customer by itself,
-    /// and the aging bucket repeats max_dpd in other words.
-    Never,
-}
-
-/// How a feature may be a reason code: its adverse side, and its group — features that
-/// say the same thing in other words share a group, and a row names a group once (by its
-/// strongest feature).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReasonRule {
-    pub adverse: Adverse,
-    pub group: &'static str,
-}
-
-/// The reason rule of one of arq's warehouse features (None for other names: a model
-/// trained on a user's table falls back to the coefficients' signs).
-pub fn reason_rule(feature: &str) -> Option<ReasonRule> {
-    use Adverse::*;
-    let feature: &'static str = FEATURE_COLUMNS.iter().find(|f| **f == feature)?;
-    let (adverse, group) = match feature {
-        "segment" | "invoices_12m" | "open_items" => (Never, feature),
-        // Days past due now, on average and in the last months: one fact, named once.
-        "worst_bucket" => (Never, "days_past_due"),
-        "max_dpd" | "weighted_dpd" | "max_dpd_3m" | "max_dpd_6m" | "max_dpd_12m" => {
-            (High, "days_past_due")
-        }
-        "paid_late_6m" | "paid_late_share_6m" | "paid_late_12m" | "paid_late_share_12m" => {
-            (High, "paid_late")
-        }
-        "overdue_share"
-        | "share_61_90"
-        | "avg_days_late_6m"
-        | "days_late_trend"
-        | "utilization"
-        | "broken_promises_12m"
-        | "open_disputes"
-        | "contacts_3m"
-        | "days_since_last_payment" => (High, feature),
-        "tenure_months" => (Low, feature),
-        _ => return None,
-    };
-    Some(ReasonRule { adverse, group })
-}
-
 /// Every snapshot day of the warehouse (from `customers`), ascending.
 pub async fn snapshot_days(session: &dyn Session) -> Result<Vec<i32>> {
     let batches = collect_sql(

@@ -33,6 +33,7 @@ pub mod money;
 pub(crate) mod named;
 pub mod policy;
 pub mod queues;
+pub mod reasons;
 pub mod report;
 pub mod review;
 pub mod scores;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{Encoding, Feature, MISSING_LEVEL, Scaler, design_matrix, numeric_values};
 use crate::error::{ModelError, Result};
-use crate::features::{self, Adverse, ReasonRule};
+use crate::reasons::{self, Adverse, ReasonRule};
 use crate::report::Report;
 
 /// The artifact format this build writes and reads.
@@ -294,7 +294,7 @@ impl RiskModel {
     /// row's log-odds the most against the portfolio's typical customer (contribution =
     /// coefficient × standardized value, summed over a text feature's levels, measured
     /// from the training mean), strongest first. Only contributions above zero count, and
-    /// for arq's own features ([`crate::features::reason_rule`]) only values on the
+    /// for arq's own features ([`crate::reasons::reason_rule`]) only values on the
     /// feature's adverse side (and, for features where higher is worse, above zero): a
     /// favourable value (no disputes, pays early) is never a reason, whatever sign the
     /// coefficient took; features that say one thing in other
@@ -331,7 +331,7 @@ impl RiskModel {
         let rules: Vec<Option<ReasonRule>> = self
             .features
             .iter()
-            .map(|f| f.reason_high.as_ref().and(features::reason_rule(&f.name)))
+            .map(|f| f.reason_high.as_ref().and(reasons::reason_rule(&f.name)))
             .collect();
         z.rows()
             .into_iter()
