@@ -13,16 +13,11 @@ promise_history AS (
     SELECT customer_id,
            count(*) AS promises_12m,
            count(*) FILTER (WHERE broken) AS broken_12m,
-           max(promise_day) FILTER (WHERE broken) AS last_broken_day
+           max(promise_day) FILTER (WHERE broken) AS last_broken_day,
+           -- The amount of the last broken promise (the larger one on a day with several).
+           last_value(promise_amount ORDER BY promise_day, promise_amount) FILTER (WHERE broken) AS last_broken_amount
     FROM promise_outcomes
     GROUP BY customer_id
-),
-last_broken AS (
-    SELECT o.customer_id, o.promise_day, sum(o.promise_amount) AS amount
-    FROM promise_outcomes o
-    JOIN promise_history h ON h.customer_id = o.customer_id AND h.last_broken_day = o.promise_day
-    WHERE o.broken
-    GROUP BY o.customer_id, o.promise_day
 ),
 last_contact AS (
     SELECT customer_id,
@@ -80,14 +75,13 @@ SELECT
     lc.contact_outcome,
     CAST(coalesce(h.promises_12m, 0) AS INT) AS promises_12m,
     CAST(coalesce(h.broken_12m, 0) AS INT) AS broken_promises_12m,
-    lb.promise_day AS last_broken_day,
-    CAST(lb.amount AS DECIMAL(38, 2)) AS last_broken_amount,
+    h.last_broken_day,
+    CAST(h.last_broken_amount AS DECIMAL(38, 2)) AS last_broken_amount,
     od.dispute_day
 FROM customers c
 LEFT JOIN items i ON i.customer_id = c.customer_id
 LEFT JOIN last_contact lc ON lc.customer_id = c.customer_id
 LEFT JOIN promise_history h ON h.customer_id = c.customer_id
-LEFT JOIN last_broken lb ON lb.customer_id = c.customer_id
 LEFT JOIN open_disputes od ON od.customer_id = c.customer_id
 WHERE CAST(c.snapshot_date AS INT) = {day}
 ORDER BY c.customer_id
