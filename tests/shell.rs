@@ -148,3 +148,9 @@ fn results_go_to_a_file_with_backslash_o_and_timing_prints_each_statement() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "two\n2\n");
 }
+
+#[test]
+fn the_shell_refuses_parquet_on_a_terminal() {
+    let err = crate::util::run_usage_err(&["shell", "--format", "parquet"]);
+    assert!(err.contains("the shell prints text"), "{err}");
+}

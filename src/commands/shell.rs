@@ -2,10 +2,18 @@
 
 use crate::cli::args::ShellArgs;
 use crate::cli::config::Config;
-use crate::error::Result;
+use crate::error::{ArqError, Result};
+use crate::output::OutputFormat;
 
 /// Opens a session with the model's functions and runs the prompt until `\q`.
 pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
+    if args.format == OutputFormat::Parquet {
+        return Err(ArqError::Usage(
+            "the shell prints text (table, csv, json, ndjson): write Parquet with \
+             arq sql --out FILE.parquet"
+                .into(),
+        ));
+    }
     let warehouse = config.warehouse()?;
     config.block_on(async {
         let ctx = crate::files::enable(warehouse.session(config.session_model()).await?);
