@@ -65,17 +65,8 @@ impl ScoredSnapshot {
     }
 }
 
-/// The rows whose text column `column` equals `value`; `None` when there are none.
-pub fn rows_where(batch: &RecordBatch, column: &str, value: &str) -> Result<Option<RecordBatch>> {
-    let rows = all_rows_where(batch, column, value)?;
-    if rows.num_rows() == 0 {
-        return Ok(None);
-    }
-    Ok(Some(rows))
-}
-
 /// The rows whose text column `column` equals `value` (NULL equals nothing), maybe none.
-pub fn all_rows_where(batch: &RecordBatch, column: &str, value: &str) -> Result<RecordBatch> {
+pub fn rows_where(batch: &RecordBatch, column: &str, value: &str) -> Result<RecordBatch> {
     let Some(ids) = batch.column_by_name(column) else {
         return Err(crate::ArqError::Internal(format!("no column `{column}`")));
     };

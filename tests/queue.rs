@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::util::{Table, demo, generate_small, rewrite, run_err, run_ok};
+use crate::util::{Table, generate_small, rewrite, run_err, run_ok};
 
 /// The demo's queues as CSV.
 fn demo_queues() -> (String, Table) {
@@ -367,7 +367,6 @@ fn one_person_one_queue_empty_queues_and_unknown_names() {
     ]);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.starts_with("queue,rank,"));
-    let _ = demo();
 }
 
 #[test]

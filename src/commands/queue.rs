@@ -6,7 +6,7 @@ use arq_models::queues::{SPECIAL_QUEUES, load_collectors, queue_snapshot};
 use crate::cli::args::QueueArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
-use crate::scored::{ScoredSnapshot, all_rows_where};
+use crate::scored::{ScoredSnapshot, rows_where};
 
 /// Builds the queues and writes or prints them. `--collector ID` gives what that person
 /// (collector, supervisor or resolver) works today, as the nightly's
@@ -28,10 +28,8 @@ pub fn run(config: &Config, args: &QueueArgs) -> Result<()> {
     })?;
     let batch = match &args.collector {
         None => batch,
-        Some(name) if people.contains(name) => all_rows_where(&batch, "assigned_to", name)?,
-        Some(name) if SPECIAL_QUEUES.contains(&name.as_str()) => {
-            all_rows_where(&batch, "queue", name)?
-        }
+        Some(name) if people.contains(name) => rows_where(&batch, "assigned_to", name)?,
+        Some(name) if SPECIAL_QUEUES.contains(&name.as_str()) => rows_where(&batch, "queue", name)?,
         Some(name) => {
             return Err(ArqError::NotFound(format!(
                 "no queue `{name}`: the queues are the people of the collectors table ({}) and {}",

@@ -25,7 +25,6 @@ use std::time::Instant;
 
 use arq_models::Policy;
 use arq_models::sql::SessionModel;
-use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -346,24 +345,9 @@ impl Stages {
 /// were checked to be usable as file names with the snapshot's rows
 /// ([`validate::snapshot`]).
 async fn collector_ids(snapshot: &ScoredSnapshot) -> Result<Vec<String>> {
-    let batches = collect_sql(
-        &snapshot.state,
-        "SELECT collector_id FROM collectors ORDER BY collector_id",
-    )
-    .await?;
-    let mut ids = Vec::new();
-    for batch in &batches {
-        let column = datafusion::arrow::compute::cast(
-            batch.column(0),
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )?;
-        ids.extend(
-            column
-                .as_string::<i32>()
-                .iter()
-                .flatten()
-                .map(str::to_string),
-        );
-    }
-    Ok(ids)
+    Ok(arq_models::queues::load_collectors(&snapshot.state)
+        .await?
+        .into_iter()
+        .map(|c| c.collector_id)
+        .collect())
 }
