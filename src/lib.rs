@@ -12,6 +12,7 @@
 pub mod applications;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod contract;
 pub mod error;
 pub mod files;

@@ -2,11 +2,11 @@
 //!
 //! Statements may span several lines and run when a line ends with `;`. Backslash
 //! commands: `\d` lists tables and views with their columns, `\d NAME` one of them,
-//! `\functions` documents arq's SQL functions,
-//! `\format FMT` switches the output format, `\?` helps, `\q` quits. With a terminal
-//! the prompt has line editing and a history file (`$ARQ_HISTORY`, else
-//! `~/.arq_history`); without one (a script piped into stdin) lines are read as they
-//! come and no prompt is printed.
+//! `\functions` documents arq's SQL functions, `\format FMT` switches the output format,
+//! `\pset` and `\x` set how tables print, `\?` helps, `\q` quits. With a terminal the
+//! prompt has line editing, tab completion ([`crate::completion`]) and a history file
+//! (`$ARQ_HISTORY`, else `~/.arq_history`); without one (a script piped into stdin) lines
+//! are read as they come and no prompt is printed.
 //!
 //! Errors go to stderr. At the prompt the session goes on; in a script the first failing
 //! statement or command stops it with exit code 1, naming the statement's number and
@@ -19,10 +19,12 @@ use std::path::{Path, PathBuf};
 
 use arq_models::sql::SessionModel;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use rustyline::error::ReadlineError;
 
+use crate::completion::SqlCompleter;
 use crate::error::{ArqError, Result};
-use crate::output::{self, OutputFormat};
+use crate::output::{Encoder, Expanded, OutputFormat, StdoutWriter, TableView};
 use crate::sql;
 
 const HELP: &str = "\
@@ -55,6 +57,7 @@ struct Shell<'a> {
     ctx: &'a SessionContext,
     model: Option<&'a SessionModel>,
     format: OutputFormat,
+    view: TableView,
     buffer: String,
     /// Statements and commands run so far (for error messages).
     count: usize,
@@ -81,7 +84,7 @@ pub enum OnError {
 
 impl Shell<'_> {
     /// Feeds one line; runs a statement once it is complete.
-    async fn line(&mut self, line: &str, out: &mut dyn Write) -> Result<Step> {
+    async fn line(&mut self, line: &str, out: &mut (dyn Write + Send)) -> Result<Step> {
         let trimmed = line.trim();
         if self.buffer.trim().is_empty() && trimmed.starts_with('.') {
             // DuckDB's and sqlite's dot commands, answered with arq's equivalent rather
@@ -118,7 +121,7 @@ impl Shell<'_> {
     }
 
     /// Feeds every line of `text` (a file read with `-f` or `\i`); stops at `\q`.
-    async fn feed(&mut self, text: &str, out: &mut dyn Write) -> Result<Step> {
+    async fn feed(&mut self, text: &str, out: &mut (dyn Write + Send)) -> Result<Step> {
         for line in text.lines() {
             if let Step::Quit = self.line(line, out).await? {
                 return Ok(Step::Quit);
@@ -149,26 +152,10 @@ impl Shell<'_> {
         }
     }
 
-    async fn run(&mut self, statement: &str, out: &mut dyn Write) -> Result<()> {
+    async fn run(&mut self, statement: &str, out: &mut (dyn Write + Send)) -> Result<()> {
         self.count += 1;
         let started = std::time::Instant::now();
-        let format = self.format;
-        let (ctx, redirect) = (self.ctx, &mut self.redirect);
-        let outcome = async {
-            let mut buffer = Vec::new();
-            for result in sql::run_statements(ctx, statement).await? {
-                if result.has_columns() {
-                    output::write_result(&result, format, &mut buffer)?;
-                }
-            }
-            match redirect {
-                Some((path, file)) => file.write_all(&buffer).map_err(|e| ArqError::io(&*path, e)),
-                None => out
-                    .write_all(&buffer)
-                    .map_err(|e| ArqError::io("<stdout>", e)),
-            }
-        }
-        .await;
+        let outcome = self.execute(statement, out).await;
         if self.timing {
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             writeln!(out, "Time: {ms:.3} ms").map_err(|e| ArqError::io("<stdout>", e))?;
@@ -179,7 +166,64 @@ impl Shell<'_> {
         }
     }
 
-    async fn command(&mut self, command: &str, out: &mut dyn Write) -> Result<Step> {
+    /// Runs the statements of `text`, each result streamed to the terminal or the `\o`
+    /// file as its rows come.
+    async fn execute(&mut self, text: &str, out: &mut (dyn Write + Send)) -> Result<()> {
+        for statement in sql::parse_script(text)? {
+            let mut stream = sql::stream_statement(self.ctx, statement).await?;
+            let schema = stream.schema();
+            if schema.fields().is_empty() {
+                while let Some(batch) = stream.next().await {
+                    batch?;
+                }
+                continue;
+            }
+            let target: &mut (dyn Write + Send) = match &mut self.redirect {
+                Some((_, file)) => file,
+                None => out,
+            };
+            let mut encoder =
+                Encoder::new(self.format, &schema, self.view.clone(), "result", target)?;
+            while let Some(batch) = stream.next().await {
+                encoder.push(&batch?)?;
+            }
+            encoder.finish()?;
+            if let Some((path, file)) = &mut self.redirect {
+                file.flush().map_err(|e| ArqError::io(&*path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `\pset [NAME [VALUE]]`.
+    fn pset(&mut self, name: Option<&str>, value: Option<&str>) -> Result<String> {
+        let usage = || {
+            ArqError::Usage(
+                "\\pset takes max_rows N (0: all), null TEXT or expanded on|off|auto".into(),
+            )
+        };
+        match (name, value) {
+            (None, _) => {}
+            (Some("max_rows"), Some(n)) => {
+                let n: usize = n.parse().map_err(|_| usage())?;
+                self.view.max_rows = (n > 0).then_some(n);
+            }
+            (Some("null"), text) => self.view.null = text.unwrap_or_default().to_string(),
+            (Some("expanded"), Some(when)) => self.view.expanded = expanded(when)?,
+            _ => return Err(usage()),
+        }
+        let max_rows = self
+            .view
+            .max_rows
+            .map_or_else(|| "0 (all)".to_string(), |n| n.to_string());
+        Ok(format!(
+            "max_rows {max_rows}\nnull '{}'\nexpanded {}\n",
+            self.view.null,
+            value_name(self.view.expanded)
+        ))
+    }
+
+    async fn command(&mut self, command: &str, out: &mut (dyn Write + Send)) -> Result<Step> {
         let mut words = command.split_whitespace();
         let io = |e| ArqError::io("<stdout>", e);
         match (words.next().unwrap_or_default(), words.next()) {
@@ -207,6 +251,20 @@ impl Shell<'_> {
                     .map_err(|e| ArqError::io(Path::new(path), e))?;
                 self.redirect = Some((PathBuf::from(path), file));
             }
+            ("\\pset", name) => {
+                let value = words.next();
+                let text = self.pset(name, value)?;
+                write!(out, "{text}").map_err(io)?
+            }
+            ("\\x", when) => {
+                self.view.expanded = match when {
+                    Some(w) => expanded(w)?,
+                    None if self.view.expanded == Expanded::On => Expanded::Off,
+                    None => Expanded::On,
+                };
+                let state = value_name(self.view.expanded);
+                writeln!(out, "Expanded display is {state}.").map_err(io)?
+            }
             ("\\timing", _) => {
                 self.timing = !self.timing;
                 let state = if self.timing { "on" } else { "off" };
@@ -214,7 +272,7 @@ impl Shell<'_> {
             }
             ("\\format", Some(name)) => {
                 match <OutputFormat as clap::ValueEnum>::from_str(name, true) {
-                    Ok(OutputFormat::Parquet) | Err(_) => {
+                    Ok(OutputFormat::Parquet | OutputFormat::Xlsx) | Err(_) => {
                         return Err(ArqError::Usage(
                             "format must be one of table, csv, json, ndjson".into(),
                         ));
@@ -234,16 +292,21 @@ impl Shell<'_> {
 
 /// Runs a script from stdin: every line, then a last statement without `;`.
 async fn run_script(shell: &mut Shell<'_>, file: Option<&Path>) -> Result<()> {
-    let stdout = std::io::stdout();
+    let mut stdout = StdoutWriter::default();
+    let flushed = |stdout: &mut StdoutWriter| stdout.flush().map_err(|e| ArqError::io("<stdout>", e));
     match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| ArqError::io(path, e))?;
-            shell.feed(&text, &mut stdout.lock()).await?;
+            let fed = shell.feed(&text, &mut stdout).await;
+            flushed(&mut stdout)?;
+            fed?;
         }
         None => {
             for line in std::io::stdin().lock().lines() {
                 let line = line.map_err(|e| ArqError::io("<stdin>", e))?;
-                if let Step::Quit = shell.line(&line, &mut stdout.lock()).await? {
+                let step = shell.line(&line, &mut stdout).await;
+                flushed(&mut stdout)?;
+                if let Step::Quit = step? {
                     break;
                 }
             }
@@ -252,7 +315,9 @@ async fn run_script(shell: &mut Shell<'_>, file: Option<&Path>) -> Result<()> {
     if !shell.buffer.trim().is_empty() {
         // A last statement without `;` still runs at end of input.
         let statement = std::mem::take(&mut shell.buffer);
-        shell.run(&statement, &mut stdout.lock()).await?;
+        let ran = shell.run(&statement, &mut stdout).await;
+        flushed(&mut stdout)?;
+        ran?;
     }
     match shell.first_failure.take() {
         Some(e) => Err(e),
@@ -265,6 +330,7 @@ pub async fn run(
     ctx: &SessionContext,
     model: Option<&SessionModel>,
     format: OutputFormat,
+    view: TableView,
     continue_on_error: bool,
     file: Option<&Path>,
 ) -> Result<()> {
@@ -273,6 +339,7 @@ pub async fn run(
         ctx,
         model,
         format,
+        view,
         buffer: String::new(),
         count: 0,
         on_error: match (script, continue_on_error) {
@@ -287,10 +354,18 @@ pub async fn run(
     if script {
         return run_script(&mut shell, file).await;
     }
-    let stdout = std::io::stdout();
+    prompt(&mut shell).await
+}
 
-    let mut editor = rustyline::DefaultEditor::new()
-        .map_err(|e| ArqError::Input(format!("cannot start the line editor: {e}")))?;
+/// The interactive prompt: line editing, completion, history.
+async fn prompt(shell: &mut Shell<'_>) -> Result<()> {
+    let mut stdout = StdoutWriter::default();
+    let mut editor: rustyline::Editor<SqlCompleter, rustyline::history::DefaultHistory> =
+        rustyline::Editor::new()
+            .map_err(|e| ArqError::Input(format!("cannot start the line editor: {e}")))?;
+    let mut completer = SqlCompleter::default();
+    completer.refresh(shell.ctx).await?;
+    editor.set_helper(Some(completer));
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -307,8 +382,16 @@ pub async fn run(
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                if let Step::Quit = shell.line(&line, &mut stdout.lock()).await? {
+                let step = shell.line(&line, &mut stdout).await;
+                stdout.flush().map_err(|e| ArqError::io("<stdout>", e))?;
+                if let Step::Quit = step? {
                     break;
+                }
+                if changes_names(&line)
+                    && let Some(completer) = editor.helper_mut()
+                {
+                    // A new view's name and columns complete from now on.
+                    let _ = completer.refresh(shell.ctx).await;
                 }
             }
             Err(ReadlineError::Interrupted) => shell.buffer.clear(),
@@ -320,4 +403,22 @@ pub async fn run(
         let _ = editor.save_history(h);
     }
     Ok(())
+}
+
+/// Whether a line may have created or dropped a table or view.
+fn changes_names(line: &str) -> bool {
+    let lower = line.to_ascii_lowercase();
+    lower.contains("create") || lower.contains("drop")
+}
+
+/// `on`, `off` or `auto`.
+fn expanded(when: &str) -> Result<Expanded> {
+    <Expanded as clap::ValueEnum>::from_str(when, true)
+        .map_err(|_| ArqError::Usage(format!("expanded display is on, off or auto, not `{when}`")))
+}
+
+fn value_name(expanded: Expanded) -> String {
+    clap::ValueEnum::to_possible_value(&expanded)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }

@@ -4,9 +4,13 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
+use futures::StreamExt;
 
 use crate::error::{ArqError, Result};
 use crate::output::QueryResult;
@@ -30,19 +34,37 @@ pub fn parse_script(sql: &str) -> Result<Vec<Statement>> {
     Ok(statements)
 }
 
-/// Runs one statement (read-only towards the disk, see [`sql_options`]).
+/// Runs one statement (read-only towards the disk, see [`sql_options`]) and collects its
+/// result.
 pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result<QueryResult> {
+    let mut stream = stream_statement(ctx, statement).await?;
+    let schema = stream.schema();
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        batches.push(batch?);
+    }
+    Ok(QueryResult { schema, batches })
+}
+
+/// Runs one statement (read-only towards the disk, see [`sql_options`]); its rows come
+/// as the stream is read, under readable column names.
+pub async fn stream_statement(
+    ctx: &SessionContext,
+    statement: Statement,
+) -> Result<SendableRecordBatchStream> {
     let plan = ctx.state().statement_to_plan(statement).await?;
     sql_options().verify_plan(&plan)?;
     let frame = ctx.execute_logical_plan(plan).await?;
     let schema = readable_schema(frame.schema().inner());
-    let batches = frame
-        .collect()
-        .await?
-        .into_iter()
-        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(QueryResult { schema, batches })
+    let stream = frame.execute_stream().await?;
+    let renamed = schema.clone();
+    let batches = stream.map(move |batch| {
+        batch.and_then(|b| {
+            RecordBatch::try_new(renamed.clone(), b.columns().to_vec())
+                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+        })
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
 }
 
 /// The result's columns named as they were written: DataFusion names an unaliased literal

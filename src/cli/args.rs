@@ -9,63 +9,166 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::generate;
 use crate::memory::MemoryLimit;
-use crate::output::OutputFormat;
+use crate::output::{Expanded, OutputFormat, TableView};
 use crate::warehouse::AsOf;
 
 /// arq: analytic SQL, risk scores and call lists over accounts-receivable snapshots.
+///
+/// `--warehouse`, `--as-of` and `--model` may come before the subcommand (`arq -w W sql
+/// ...`) or after it, with the subcommands that read them; `arq COMMAND --help` lists
+/// only what that command takes.
 #[derive(Debug, Parser)]
-#[command(name = "arq", version, about, propagate_version = true)]
+#[command(
+    name = "arq",
+    version,
+    about,
+    propagate_version = true,
+    after_help = EXAMPLES
+)]
 pub struct Cli {
-    /// Warehouse folder (default: data/demo, the bundled demo warehouse).
-    #[arg(long, short = 'w', global = true, env = "ARQ_WAREHOUSE")]
-    pub warehouse: Option<PathBuf>,
-
-    /// Snapshot to read: a date (the newest snapshot on or before it) or `latest`.
-    #[arg(long, global = true, default_value = "latest")]
-    pub as_of: AsOf,
-
-    /// Risk model for `risk_score()` & co. in SQL and for scoring (default:
-    /// data/models/default.json, the model trained on the demo warehouse).
-    #[arg(long, short = 'm', global = true, env = "ARQ_MODEL")]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  arq nightly --warehouse data/demo --out out      the nightly job on the demo warehouse
+  arq sql \"SELECT * FROM ar_metrics('USD')\"        SQL over the warehouse
+  arq shell                                        the interactive prompt
+  arq queue --collector ana --out ana.xlsx         one collector's call list as a spreadsheet";
+
+/// The warehouse a command reads.
+#[derive(Debug, Args, Default)]
+pub struct WarehouseArgs {
+    /// Warehouse folder (default: data/demo, the bundled demo warehouse).
+    #[arg(long, short = 'w', env = "ARQ_WAREHOUSE", value_name = "DIR")]
+    pub warehouse: Option<PathBuf>,
+}
+
+/// The snapshot a command reads.
+#[derive(Debug, Args, Default)]
+pub struct AsOfArgs {
+    /// Snapshot to read: a date (the newest snapshot on or before it) or `latest`
+    /// (the default).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<AsOf>,
+}
+
+/// The risk model a command reads.
+#[derive(Debug, Args, Default)]
+pub struct ModelArgs {
+    /// Risk model for `risk_score()` & co. in SQL and for scoring (default:
+    /// data/models/default.json, the model trained on the demo warehouse).
+    #[arg(long, short = 'm', env = "ARQ_MODEL", value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
+/// The warehouse, snapshot and model flags of a command (given after it).
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run SQL over the warehouse and print or save the result.
+    #[command(after_help = "\
+Examples:
+  arq sql \"SELECT aging_bucket(days_past_due(due_date, snapshot_date)) AS bucket, currency,
+           sum(amount_open) FROM open_items_latest GROUP BY ALL ORDER BY ALL\"
+  arq sql -c \"SELECT * FROM ar_metrics('USD')\" --out metrics.xlsx
+  arq sql -f month_end.sql --echo
+  echo \"SELECT count(*) FROM customers_latest\" | arq sql --format csv
+  arq sql \"SELECT * FROM read_csv('export.csv') e JOIN customers_latest c USING (customer_id)\"")]
     Sql(SqlArgs),
-    /// Interactive SQL shell (multi-line statements, history, `\d` lists tables).
+    /// Interactive SQL shell (multi-line statements, history, tab completion, `\d` lists
+    /// tables).
+    #[command(after_help = "\
+Examples:
+  arq shell
+  arq shell --as-of 2026-06-30 --max-rows 100
+  arq shell -f checks.sql --continue-on-error")]
     Shell(ShellArgs),
     /// List the warehouse's tables and views with their columns.
-    Tables,
+    #[command(after_help = "\
+Examples:
+  arq tables
+  arq tables --warehouse /srv/ar/warehouse")]
+    Tables(TablesArgs),
     /// List arq's SQL functions with their documentation and examples.
+    #[command(after_help = "\
+Examples:
+  arq functions
+  arq functions aging_bucket")]
     Functions(FunctionsArgs),
     /// Train the risk model (logistic regression champion, random-forest challenger) on
     /// the warehouse, or on any labelled table with --table and --label.
+    #[command(after_help = "\
+Examples:
+  arq train --out model.json --report report.json
+  arq train --as-of 2026-07-31 --out m.json       only snapshots up to that date
+  arq train --table loans.csv --label bad --id loan_id --time issue_month --out loans.json")]
     Train(TrainArgs),
     /// Score every customer of a snapshot (--as-of, default the newest) with the model,
     /// or every row of a table with --table.
+    #[command(after_help = "\
+Examples:
+  arq score --out scores.parquet
+  arq score --model loans.json --table test.csv --out scored.csv")]
     Score(ScoreArgs),
     /// Today's call lists from the snapshot (--as-of, default the newest): every customer
     /// with an overdue balance once, in a collector's list, a supervisor queue, the
     /// dispute queue, held back by a promise, or carried over.
+    #[command(after_help = "\
+Examples:
+  arq queue --collector ana
+  arq queue --collector dispute --out disputes.xlsx
+  arq queue --out queues.csv")]
     Queue(QueueArgs),
     /// Credit-limit recommendations for every customer of the snapshot (--as-of, default
     /// the newest), from the model's PDs and a credit policy.
+    #[command(after_help = "\
+Examples:
+  arq limits --action increase,decrease --out changes.xlsx
+  arq limits --due-for-review
+  arq limits --summary
+  arq limits --compare-policy proposed.toml --summary
+  arq limits --applications applications.csv")]
     Limits(LimitsArgs),
     /// The nightly job: check the snapshot (--as-of, default the newest), score every
     /// customer, build the work queues and the credit-limit recommendations, and write
     /// them (CSV and Parquet, with a manifest) to OUT/<as-of>/ in one atomic step.
+    #[command(after_help = "\
+Examples:
+  arq nightly --warehouse data/demo --out out
+  arq nightly --warehouse /srv/ar/warehouse --out /srv/ar/out --xlsx --quiet")]
     Nightly(NightlyArgs),
     /// Replay the queue order on past snapshots: the share of the next 90 days'
     /// newly-bad balance in the top 10 % / 20 % of the queue, for arq's order and for
     /// oldest-first and largest-balance-first.
+    #[command(after_help = "\
+Examples:
+  arq backtest --from 2026-01-31 --to 2026-07-31
+  arq backtest --from 2026-01-31 --to 2026-07-31 --model m.json --out backtest.csv")]
     Backtest(BacktestArgs),
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
+    #[command(after_help = "\
+Examples:
+  arq generate --out /tmp/wh
+  arq generate --out /tmp/big --customers 250000 --months 12 --seed 1")]
     Generate(GenerateArgs),
 }
 
@@ -77,7 +180,7 @@ impl Command {
             || matches!(self, Command::Limits(a) if a.applications.is_none());
         let (warehouse, model, policy) = match self {
             Command::Sql(_) | Command::Shell(_) => (true, Need::Optional, false),
-            Command::Tables => (true, Need::No, false),
+            Command::Tables(_) => (true, Need::No, false),
             Command::Functions(_) => (false, Need::Optional, false),
             Command::Train(a) => (a.table.is_none(), Need::No, false),
             Command::Score(a) => (a.table.is_none(), Need::Required, false),
@@ -107,6 +210,24 @@ impl Command {
         }
     }
 
+    /// The warehouse, snapshot and model flags given after the command.
+    fn inputs(&self) -> (Option<&WarehouseArgs>, Option<&AsOfArgs>, Option<&ModelArgs>) {
+        let i = match self {
+            Command::Sql(x) => &x.inputs,
+            Command::Shell(x) => &x.inputs,
+            Command::Score(x) => &x.inputs,
+            Command::Queue(x) => &x.inputs,
+            Command::Limits(x) => &x.inputs,
+            Command::Nightly(x) => &x.inputs,
+            Command::Tables(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
+            Command::Train(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
+            Command::Backtest(x) => return (Some(&x.warehouse), None, Some(&x.model)),
+            Command::Functions(x) => return (None, None, Some(&x.model)),
+            Command::Generate(_) => return (None, None, None),
+        };
+        (Some(&i.warehouse), Some(&i.as_of), Some(&i.model))
+    }
+
     /// The memory limit given to an analyst's command.
     pub fn memory_limit(&self) -> Option<MemoryLimit> {
         match self {
@@ -126,6 +247,33 @@ impl Command {
             Command::Backtest(a) => Some(&a.output),
             _ => None,
         }
+    }
+}
+
+impl Cli {
+    /// The warehouse folder given after the command, else before it.
+    pub fn warehouse(&self) -> Option<&PathBuf> {
+        let (after, _, _) = self.command.inputs();
+        after
+            .and_then(|w| w.warehouse.as_ref())
+            .or(self.warehouse.warehouse.as_ref())
+    }
+
+    /// The snapshot asked for after the command, else before it, else the newest.
+    pub fn as_of(&self) -> AsOf {
+        let (_, after, _) = self.command.inputs();
+        after
+            .and_then(|a| a.as_of)
+            .or(self.as_of.as_of)
+            .unwrap_or(AsOf::Latest)
+    }
+
+    /// The model file given after the command, else before it.
+    pub fn model(&self) -> Option<&PathBuf> {
+        let (_, _, after) = self.command.inputs();
+        after
+            .and_then(|m| m.model.as_ref())
+            .or(self.model.model.as_ref())
     }
 }
 
@@ -154,12 +302,57 @@ pub struct Needs {
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Write the result to this file (atomically: a failed run leaves an existing file
-    /// untouched) instead of stdout.
+    /// untouched) instead of stdout; the format follows the extension: .csv, .json,
+    /// .ndjson, .parquet, .xlsx (a spreadsheet), .txt (a table).
     #[arg(long = "out", short = 'o', alias = "output", value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Output format (default: from --out's extension, else a table).
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+/// How a text table is printed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Table display")]
+pub struct DisplayArgs {
+    /// Rows a table shows; the others are counted ("… 211,949 more rows"). 0 shows all.
+    /// Default 40 on a terminal, all in a file.
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// How NULL reads in a table.
+    #[arg(long, value_name = "TEXT", default_value = "NULL")]
+    pub null: String,
+    /// One field per line (psql's expanded display): auto when the table is wider than
+    /// the terminal (or $COLUMNS).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t)]
+    pub expanded: Expanded,
+}
+
+impl DisplayArgs {
+    /// The table view these flags ask for, on a terminal or (`to_file`) in a file.
+    pub fn view(&self, to_file: bool) -> TableView {
+        let base = if to_file {
+            TableView::whole()
+        } else {
+            TableView::default()
+        };
+        TableView {
+            max_rows: match self.max_rows {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => base.max_rows,
+            },
+            null: self.null.clone(),
+            expanded: if to_file && self.expanded == Expanded::Auto {
+                Expanded::Off
+            } else {
+                self.expanded
+            },
+            width: base.width,
+        }
+    }
 }
 
 /// Limits of an analyst's session.
@@ -196,6 +389,8 @@ pub struct ScorecardArgs {
 /// `arq sql`.
 #[derive(Debug, Args)]
 pub struct SqlArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// The SQL to run (several statements separated by `;` run in order; with --out, the
     /// last one's result is written). Without it, `-c` or `-f`, the SQL is read from stdin.
     #[arg(conflicts_with_all = ["file", "command"])]
@@ -227,9 +422,13 @@ pub struct SqlArgs {
 /// `arq shell`.
 #[derive(Debug, Args)]
 pub struct ShellArgs {
-    /// Output format.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Output format (table, csv, json, ndjson; `\format` changes it at the prompt).
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub display: DisplayArgs,
     /// In a script (stdin not a terminal): run every statement even after one fails
     /// (errors on stderr, exit code 1 at the end); without it the first error stops the
     /// script.
@@ -242,9 +441,20 @@ pub struct ShellArgs {
     pub session: SessionArgs,
 }
 
+/// `arq tables`.
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+}
+
 /// `arq functions`.
 #[derive(Debug, Args)]
 pub struct FunctionsArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Only functions whose name contains this text.
     pub name: Option<String>,
 }
@@ -252,6 +462,10 @@ pub struct FunctionsArgs {
 /// `arq train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
     /// Where to write the model (JSON).
     #[arg(long, short = 'o', alias = "output", default_value = "model.json")]
     pub out: PathBuf,
@@ -290,6 +504,8 @@ pub struct TrainArgs {
 /// `arq score`.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Score this table (.parquet or .csv) instead of the warehouse.
     #[arg(long)]
     pub table: Option<PathBuf>,
@@ -300,6 +516,8 @@ pub struct ScoreArgs {
 /// `arq queue`.
 #[derive(Debug, Args)]
 pub struct QueueArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Only what this person (collector, supervisor, resolver) works today, or only this
     /// queue: `supervisor:high_risk`, `dispute`, `escalation`, `held`, `carry_over`, ...
     #[arg(long)]
@@ -313,6 +531,8 @@ pub struct QueueArgs {
 /// `arq limits`.
 #[derive(Debug, Args)]
 pub struct LimitsArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Only this customer.
     #[arg(long)]
     pub customer: Option<String>,
@@ -354,11 +574,19 @@ pub struct LimitsArgs {
 #[derive(Debug, Args)]
 pub struct NightlyArgs {
     #[command(flatten)]
+    pub inputs: InputArgs,
+    #[command(flatten)]
     pub policy: PolicyArgs,
     /// Folder under which the run's `<as-of>/` folder is written (replacing that
     /// night's earlier outputs as a whole, and nothing else).
     #[arg(long, short = 'o', alias = "output", default_value = "out")]
     pub out: PathBuf,
+    /// Also write the lists people read as spreadsheets: `call_lists/<person>.xlsx`
+    /// (the list, and its overdue invoices on a second sheet), `supervisors.xlsx`,
+    /// `dispute.xlsx`, `escalation.xlsx`, `held.xlsx`, `carry_over.xlsx` and `limits.xlsx`
+    /// (the changed recommendations and the totals).
+    #[arg(long)]
+    pub xlsx: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -367,6 +595,10 @@ pub struct NightlyArgs {
 /// `arq backtest`.
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// First snapshot date to replay.
     #[arg(long)]
     pub from: NaiveDate,

@@ -43,7 +43,11 @@ impl Config {
     pub fn from_args(cli: &Cli) -> Result<Config> {
         let needs = cli.command.needs();
         let output = match cli.command.output() {
-            Some(o) => Some(Output::new(o.out.clone(), o.format)?),
+            Some(o) => Some(Output::new(
+                o.out.clone(),
+                o.format,
+                o.display.view(o.out.is_some()),
+            )?),
             None => None,
         };
         // Only the commands that score read the feature slice.
@@ -51,7 +55,7 @@ impl Config {
             Need::Required => feature_slice()?,
             _ => arq_models::features::DEFAULT_SLICE,
         };
-        let model = match (needs.model, model_path(cli.model.as_deref())) {
+        let model = match (needs.model, model_path(cli.model().map(PathBuf::as_path))) {
             (Need::No, _) | (Need::Optional, None) => None,
             (_, Some(path)) => Some(load_model(&path)?),
             (Need::Required, None) => {
@@ -75,7 +79,7 @@ impl Config {
                     .command
                     .memory_limit()
                     .or_else(MemoryLimit::default_for_machine);
-                Some(Warehouse::open(path, cli.as_of)?.with_memory_limit(limit))
+                Some(Warehouse::open(path, cli.as_of())?.with_memory_limit(limit))
             }
             false => None,
         };
@@ -151,7 +155,7 @@ fn load_model(path: &Path) -> Result<Loaded<SessionModel>> {
 /// arq was built from. A command that writes decisions is never given that demo silently:
 /// a cron job started in the wrong folder must not send out demo call lists.
 fn warehouse_path(cli: &Cli, decisions: bool) -> Result<PathBuf> {
-    if let Some(w) = &cli.warehouse {
+    if let Some(w) = cli.warehouse() {
         return Ok(w.clone());
     }
     let local = PathBuf::from(DEFAULT_WAREHOUSE);

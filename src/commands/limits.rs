@@ -12,7 +12,7 @@ use crate::cli::args::LimitsArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
-use crate::output::{Output, OutputFormat};
+use crate::output::Output;
 use crate::scored::ScoredSnapshot;
 
 /// Recommends (or compares, or decides applications), filters, and writes the rows or
@@ -74,7 +74,7 @@ pub fn run(config: &Config, args: &LimitsArgs) -> Result<()> {
     } else {
         output.write_batch(rows)?;
         if output.path.is_some() {
-            Output::new(None, Some(OutputFormat::Table))?.write_batch(totals)?;
+            Output::terminal().write_batch(totals)?;
         }
     }
     eprintln!("credit limits from {}", config.inputs_note());

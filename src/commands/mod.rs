@@ -23,7 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Sql(args) => sql::run(&config, args),
         Command::Shell(args) => shell::run(&config, args),
-        Command::Tables => tables::run(&config),
+        Command::Tables(_) => tables::run(&config),
         Command::Functions(args) => functions::run(&config, args),
         Command::Train(args) => train::run(&config, args),
         Command::Score(args) => score::run(&config, args),

@@ -14,6 +14,7 @@ pub fn run(config: &Config, args: &NightlyArgs) -> Result<()> {
         policy: config.policy()?,
         feature_slice: config.feature_slice,
         progress: !args.quiet,
+        xlsx: args.xlsx,
     };
     let summary = nightly::run(config.runtime(), config.warehouse()?, &options)?;
     print_text(&summary)

@@ -3,14 +3,13 @@
 use crate::cli::args::ShellArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
-use crate::output::OutputFormat;
 
 /// Opens a session with the model's functions and runs the prompt until `\q`.
 pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
-    if args.format == OutputFormat::Parquet {
+    if args.format.is_binary() {
         return Err(ArqError::Usage(
-            "the shell prints text (table, csv, json, ndjson): write Parquet with \
-             arq sql --out FILE.parquet"
+            "the shell prints text (table, csv, json, ndjson): write Parquet or xlsx with \
+             arq sql --out FILE.parquet (or FILE.xlsx)"
                 .into(),
         ));
     }
@@ -21,6 +20,7 @@ pub fn run(config: &Config, args: &ShellArgs) -> Result<()> {
             &ctx,
             config.session_model(),
             args.format,
+            args.display.view(false),
             args.continue_on_error,
             args.file.as_deref(),
         )

@@ -1,9 +1,12 @@
 //! `arq sql`: run SQL over the warehouse and print the results, or write the last one
 //! to a file.
 
-use crate::cli::args::SqlArgs;
 use std::io::{IsTerminal, Read};
 
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
+use crate::cli::args::SqlArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
 use crate::output::print_text;
@@ -18,17 +21,27 @@ pub fn run(config: &Config, args: &SqlArgs) -> Result<()> {
     let several = statements.len() > 1;
     config.block_on(async {
         let ctx = crate::files::enable(warehouse.session(config.session_model()).await?);
-        let mut last = None;
         let mut first_failure = None;
+        let count = statements.len();
         for (i, statement) in statements.into_iter().enumerate() {
             if args.echo {
                 print_text(&format!("{statement};\n"))?;
             }
             let shown = statement.clone();
-            match sql::run_statement(&ctx, statement).await {
-                Ok(result) if output.path.is_some() => last = Some(result),
-                Ok(result) if result.has_columns() => output.write(&result)?,
-                Ok(_) => {}
+            // With --out only the last statement's result goes to the file; the others'
+            // rows are read and dropped.
+            let last = i + 1 == count;
+            let ran = async {
+                let stream = sql::stream_statement(&ctx, statement).await?;
+                match (&output.path, last) {
+                    (Some(_), true) => output.write_stream(stream).await,
+                    (Some(_), false) => drain(stream).await,
+                    (None, _) if stream.schema().fields().is_empty() => drain(stream).await,
+                    (None, _) => output.write_stream(stream).await,
+                }
+            };
+            match ran.await {
+                Ok(()) => {}
                 Err(e) if !several => return Err(e),
                 Err(e) if !args.continue_on_error => return Err(sql::located(i + 1, &shown, e)),
                 Err(e) => {
@@ -38,11 +51,17 @@ pub fn run(config: &Config, args: &SqlArgs) -> Result<()> {
                 }
             }
         }
-        if let (Some(result), Some(_)) = (&last, &output.path) {
-            output.write(result)?;
-        }
         first_failure.map_or(Ok(()), Err)
     })
+}
+
+/// Runs a statement to its end without keeping its rows (DDL, or a result that is not
+/// the one written to --out).
+async fn drain(mut stream: SendableRecordBatchStream) -> Result<()> {
+    while let Some(batch) = stream.next().await {
+        batch?;
+    }
+    Ok(())
 }
 
 /// The SQL: the query, `-c SQL`, `-f FILE` (`-f -`: stdin), else stdin when it is not a

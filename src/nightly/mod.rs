@@ -11,6 +11,7 @@
 //! - `supervisors.*`, `dispute.*`, `escalation.*` (the manager's list of late-stage
 //!   accounts with their step), `held.*`, `carry_over.*` (with `supervisor:carry_over`);
 //! - `limits.*`, `scores.*`;
+//! - with `--xlsx`, spreadsheets of the lists people read (see [`workbooks`]);
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
 //!   fingerprint, and timings. Everything but the `timings_ms` object is byte-identical
@@ -32,7 +33,7 @@ use indicatif::ProgressBar;
 
 use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
-use crate::output::folder::FolderWriter;
+use crate::output::folder::{FolderWriter, Workbook};
 use crate::output::staging::StagingDir;
 use crate::scored::{ScoredSnapshot, take_rows};
 use crate::validate;
@@ -51,6 +52,8 @@ pub struct NightlyOptions<'a> {
     pub feature_slice: usize,
     /// Show a progress bar (on a terminal only).
     pub progress: bool,
+    /// Also write the lists people read as spreadsheets (`--xlsx`).
+    pub xlsx: bool,
 }
 
 /// The stages, in order, as the progress bar names them.
@@ -102,7 +105,11 @@ pub fn run(
     let changes = changes::against_previous(&options.out, warehouse.as_of(), &decisions.queues)?;
     let staging = StagingDir::new(&target)?;
     let writer = FolderWriter::new(staging.path())?;
-    writer.tables(&output_tables(&decisions)?)?;
+    let tables = output_tables(&decisions)?;
+    writer.tables(&tables)?;
+    if options.xlsx {
+        writer.workbooks(tables.len(), &workbooks(&tables)?)?;
+    }
     stages.done("write");
 
     let mut summary = Summary::of(
@@ -216,6 +223,59 @@ async fn decide(
         limits,
         collectors,
     })
+}
+
+/// The spreadsheets of `--xlsx`: each person's call list with its overdue invoices on a
+/// second sheet, the supervisors', dispute, escalation, held and carry-over lists, and
+/// the credit desk's changes (every recommendation but `keep`) with the totals. The
+/// queues and scores of every customer stay CSV and Parquet: they are for programs, and
+/// at a million customers more rows than a sheet holds.
+fn workbooks(tables: &[(String, RecordBatch)]) -> Result<Vec<Workbook>> {
+    let table = |name: &str| -> Result<RecordBatch> {
+        tables
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| ArqError::Internal(format!("no output table `{name}`")))
+    };
+    let sheet = |name: &str, batch: RecordBatch| (name.to_string(), batch);
+    let mut books = Vec::new();
+    for (name, batch) in tables {
+        if name.starts_with("call_lists/") && !name.ends_with("_items") {
+            books.push(Workbook {
+                name: name.clone(),
+                sheets: vec![
+                    sheet("call list", batch.clone()),
+                    sheet("overdue items", table(&format!("{name}_items"))?),
+                ],
+            });
+        }
+    }
+    for name in ["supervisors", "dispute", "escalation", "held", "carry_over"] {
+        books.push(Workbook {
+            name: name.into(),
+            sheets: vec![sheet(name, table(name)?)],
+        });
+    }
+    let limits = table("limits")?;
+    let actions = cast(
+        limits
+            .column_by_name("action")
+            .ok_or_else(|| ArqError::Internal("the limits have no action".into()))?,
+        &DataType::Utf8,
+    )?;
+    let changes: Vec<u32> = (0..limits.num_rows())
+        .filter(|&r| actions.as_string::<i32>().value(r) != "keep")
+        .map(|r| r as u32)
+        .collect();
+    books.push(Workbook {
+        name: "limits".into(),
+        sheets: vec![
+            sheet("changes", take_rows(&limits, &changes)?),
+            sheet("summary", table("limits_summary")?),
+        ],
+    });
+    Ok(books)
 }
 
 /// Every output table with its name (`call_lists/K0001`, `held`, ...), in manifest order.

@@ -15,23 +15,57 @@ pub fn write_atomically<T>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<T>,
 ) -> Result<T> {
-    let tmp = temporary_sibling(path);
-    let outcome = (|| {
+    let mut file = AtomicFile::create(path)?;
+    let value = write(file.writer())?;
+    file.commit()?;
+    Ok(value)
+}
+
+/// A file being written atomically, for writers that cannot be one closure (a result
+/// streamed from a query): [`AtomicFile::commit`] puts it in place; dropped without a
+/// commit, its temporary file is removed and the destination is untouched.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    buffered: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `path`.
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let tmp = temporary_sibling(path);
         let file = File::create(&tmp).map_err(|e| ArqError::io(&tmp, e))?;
-        let mut buffered = BufWriter::with_capacity(1 << 20, file);
-        let value = write(&mut buffered)?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+            buffered: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// Where the bytes go.
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        self.buffered.as_mut().expect("written only before the commit")
+    }
+
+    /// Flushes and fsyncs the file, renames it over the destination and fsyncs the
+    /// folder.
+    pub fn commit(mut self) -> Result<()> {
+        let buffered = self.buffered.take().expect("committed once");
         let file = buffered
             .into_inner()
-            .map_err(|e| ArqError::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| ArqError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| ArqError::io(path, e))?;
-        sync_folder(path.parent())?;
-        Ok(value)
-    })();
-    if outcome.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+            .map_err(|e| ArqError::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| ArqError::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| ArqError::io(&self.path, e))?;
+        sync_folder(self.path.parent())
     }
-    outcome
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // After a commit the temporary file is gone (renamed); otherwise a failed or
+        // abandoned write leaves nothing behind.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 /// Makes a rename or an exchange in `folder` durable (`.` when empty or none).

@@ -1,6 +1,7 @@
 //! Many files into one folder (the nightly job's staging folder): each table as CSV and
 //! Parquet, encoded straight into its file (never into memory first) by one thread per
-//! core, hashed on the way, and recorded for the manifest.
+//! core, hashed on the way, and recorded for the manifest; and, when asked, spreadsheets
+//! of the lists people read.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,46 @@ pub struct OutputRecord {
     pub rows: Option<usize>,
     pub bytes: u64,
     pub fingerprint: String,
+}
+
+/// A spreadsheet of several tables, one sheet each.
+#[derive(Debug, Clone)]
+pub struct Workbook {
+    /// The file name without `.xlsx`.
+    pub name: String,
+    pub sheets: Vec<(String, RecordBatch)>,
+}
+
+/// Runs `work(0..count)` on one thread per core (at most 8); the first error wins.
+fn in_parallel(count: usize, work: impl Fn(usize) -> Result<()> + Sync) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let worker = || -> Result<()> {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                return Ok(());
+            }
+            work(i)?;
+        }
+    };
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(ArqError::Internal(
+                        "an output writer thread panicked".into(),
+                    ))
+                })
+            })
+            .collect::<Result<Vec<()>>>()
+    })?;
+    Ok(())
 }
 
 /// Writes files into a folder and keeps their records.
@@ -48,34 +89,25 @@ impl FolderWriter {
     /// `name.csv` and `name.parquet` for every table, by one thread per core; the
     /// records list them in the order given.
     pub fn tables(&self, tables: &[(String, RecordBatch)]) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        let work = || -> Result<()> {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((name, batch)) = tables.get(i) else {
-                    return Ok(());
-                };
-                self.table(2 * i, name, batch)?;
-            }
-        };
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(ArqError::Internal(
-                            "an output writer thread panicked".into(),
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<()>>>()
-        })?;
-        Ok(())
+        in_parallel(tables.len(), |i| {
+            let (name, batch) = &tables[i];
+            self.table(2 * i, name, batch)
+        })
+    }
+
+    /// `name.xlsx` for every workbook (its sheets: name and rows), listed after the
+    /// `tables` tables of [`FolderWriter::tables`].
+    pub fn workbooks(&self, tables: usize, books: &[Workbook]) -> Result<()> {
+        in_parallel(books.len(), |i| {
+            let book = &books[i];
+            let sheets: Vec<(&str, &RecordBatch)> =
+                book.sheets.iter().map(|(n, b)| (n.as_str(), b)).collect();
+            let rows = book.sheets.first().map(|(_, b)| b.num_rows());
+            let bytes = super::xlsx::workbook(&sheets)?;
+            self.write_with(2 * tables + i, &format!("{}.xlsx", book.name), rows, |out| {
+                out.write_all(&bytes).map_err(|e| ArqError::io(&book.name, e))
+            })
+        })
     }
 
     fn table(&self, order: usize, name: &str, batch: &RecordBatch) -> Result<()> {

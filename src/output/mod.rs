@@ -7,16 +7,23 @@
 pub mod atomic;
 pub mod folder;
 pub mod staging;
+pub mod table;
+pub mod xlsx;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
 
 use crate::error::{ArqError, Result};
 
-pub use atomic::write_atomically;
+pub use atomic::{AtomicFile, write_atomically};
+pub use table::{Expanded, TablePrinter, TableView};
+pub use xlsx::XlsxWriter;
 
 /// How results are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -32,6 +39,9 @@ pub enum OutputFormat {
     Ndjson,
     /// Parquet (needs `--out`); money stays Decimal128.
     Parquet,
+    /// An Excel workbook (needs `--out`): money as numbers shown to two decimals, dates
+    /// as dates, a frozen header row with a filter.
+    Xlsx,
 }
 
 impl OutputFormat {
@@ -46,9 +56,17 @@ impl OutputFormat {
             Some("json") => Some(OutputFormat::Json),
             Some("ndjson" | "jsonl") => Some(OutputFormat::Ndjson),
             Some("parquet") => Some(OutputFormat::Parquet),
+            Some("xlsx") => Some(OutputFormat::Xlsx),
             Some("txt") => Some(OutputFormat::Table),
             _ => None,
         }
+    }
+}
+
+impl OutputFormat {
+    /// Formats that are bytes for a program, not text for a terminal.
+    pub fn is_binary(self) -> bool {
+        matches!(self, OutputFormat::Parquet | OutputFormat::Xlsx)
     }
 }
 
@@ -57,31 +75,58 @@ impl OutputFormat {
 pub struct Output {
     pub path: Option<PathBuf>,
     pub format: OutputFormat,
+    /// How a table is printed.
+    pub view: TableView,
 }
 
 impl Output {
+    /// A table on stdout as a terminal shows it.
+    pub fn terminal() -> Output {
+        Output {
+            path: None,
+            format: OutputFormat::Table,
+            view: TableView::default(),
+        }
+    }
+
     /// `--format`, else the format of `--out`'s extension (an unknown one is an error),
-    /// else a table on stdout; Parquet needs a file.
-    pub fn new(path: Option<PathBuf>, format: Option<OutputFormat>) -> Result<Output> {
+    /// else a table on stdout; Parquet and xlsx need a file. A table written into a file
+    /// has every row unless `view` limits it.
+    pub fn new(
+        path: Option<PathBuf>,
+        format: Option<OutputFormat>,
+        view: TableView,
+    ) -> Result<Output> {
         let format = match (format, &path) {
             (Some(f), _) => f,
             (None, None) => OutputFormat::Table,
             (None, Some(p)) => OutputFormat::for_path(p).ok_or_else(|| {
                 ArqError::Usage(format!(
                     "cannot tell the format of {} from its extension: name it .csv, .json, \
-                     .ndjson, .parquet or .txt, or give --format",
+                     .ndjson, .parquet, .xlsx or .txt, or give --format",
                     p.display()
                 ))
             })?,
         };
-        if format == OutputFormat::Parquet && path.is_none() {
-            return Err(ArqError::Usage(
-                "--format parquet needs an output file (--out FILE, also spelled --output): \
-                 Parquet is not for a terminal"
-                    .into(),
-            ));
+        if format.is_binary() && path.is_none() {
+            let name = clap::ValueEnum::to_possible_value(&format)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            return Err(ArqError::Usage(format!(
+                "--format {name} needs an output file (--out FILE, also spelled --output): \
+                 it is not for a terminal"
+            )));
         }
-        Ok(Output { path, format })
+        Ok(Output { path, format, view })
+    }
+
+    /// The sheet name of an xlsx file: its name without the extension.
+    fn sheet(&self) -> String {
+        self.path
+            .as_deref()
+            .and_then(Path::file_stem)
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "result".into())
     }
 
     /// Writes one batch to the file, or prints it.
@@ -94,14 +139,91 @@ impl Output {
 
     /// Writes a result to the file, or prints it.
     pub fn write(&self, result: &QueryResult) -> Result<()> {
+        let sheet = self.sheet();
+        let encode = |out: &mut (dyn Write + Send)| -> Result<()> {
+            let mut encoder =
+                Encoder::new(self.format, &result.schema, self.view.clone(), &sheet, out)?;
+            for batch in &result.batches {
+                encoder.push(batch)?;
+            }
+            encoder.finish()
+        };
         match &self.path {
-            Some(path) => write_atomically(path, |file| write_result(result, self.format, file)),
+            Some(path) => write_atomically(path, |file| encode(file)),
             None => {
-                let mut buffer = Vec::new();
-                write_result(result, self.format, &mut buffer)?;
-                print_stdout(&buffer)
+                let mut stdout = StdoutWriter::default();
+                encode(&mut stdout)?;
+                stdout.flush().map_err(|e| ArqError::io("<stdout>", e))
             }
         }
+    }
+
+    /// Writes the rows of `stream` as they come to the file (atomically: a failing
+    /// query leaves no file and an existing one untouched), or prints them.
+    pub async fn write_stream(&self, mut stream: SendableRecordBatchStream) -> Result<()> {
+        let schema = stream.schema();
+        let sheet = self.sheet();
+        let mut file = match &self.path {
+            Some(path) => Some(AtomicFile::create(path)?),
+            None => None,
+        };
+        let mut stdout = StdoutWriter::default();
+        let out: &mut (dyn Write + Send) = match &mut file {
+            Some(file) => file.writer(),
+            None => &mut stdout,
+        };
+        let mut encoder = Encoder::new(self.format, &schema, self.view.clone(), &sheet, out)?;
+        while let Some(batch) = stream.next().await {
+            encoder.push(&batch?)?;
+        }
+        encoder.finish()?;
+        match file {
+            Some(file) => file.commit(),
+            None => stdout.flush().map_err(|e| ArqError::io("<stdout>", e)),
+        }
+    }
+}
+
+/// Buffered stdout on which a closed pipe (`arq sql ... | head`) is not an error: what
+/// is written after the reader left is dropped.
+#[derive(Default)]
+pub struct StdoutWriter {
+    buffer: Vec<u8>,
+    closed: bool,
+}
+
+impl StdoutWriter {
+    fn drain(&mut self) -> std::io::Result<()> {
+        if self.closed || self.buffer.is_empty() {
+            self.buffer.clear();
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        let written = out.write_all(&self.buffer).and_then(|_| out.flush());
+        self.buffer.clear();
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+impl Write for StdoutWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if !self.closed {
+            self.buffer.extend_from_slice(bytes);
+            if self.buffer.len() >= 1 << 16 {
+                self.drain()?;
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.drain()
     }
 }
 
@@ -124,63 +246,110 @@ impl QueryResult {
     }
 }
 
-/// Encodes a result in `format` into `out`.
-pub fn write_result<W: Write + Send>(
+/// Encodes a result in `format` into `out` (a table: every row).
+pub fn write_result<W: Write + Send + ?Sized>(
     result: &QueryResult,
     format: OutputFormat,
     out: &mut W,
 ) -> Result<()> {
-    use datafusion::arrow::{csv, json};
-    let io = |e: std::io::Error| ArqError::io("<output>", e);
-    match format {
-        OutputFormat::Table => {
-            let text = datafusion::arrow::util::pretty::pretty_format_batches_with_schema(
-                result.schema.clone(),
-                &result.batches,
-            )?;
-            writeln!(out, "{text}").map_err(io)?;
-            let n = result.num_rows();
-            writeln!(out, "{n} row{}", if n == 1 { "" } else { "s" }).map_err(io)?;
-        }
-        OutputFormat::Csv => {
-            let mut writer = csv::WriterBuilder::new().with_header(true).build(out);
-            if result.batches.is_empty() {
-                // Still print the header so scripts see the columns.
-                writer.write(&RecordBatch::new_empty(result.schema.clone()))?;
-            }
-            for batch in &result.batches {
-                writer.write(batch)?;
-            }
-        }
-        OutputFormat::Json => {
-            // NULL fields are written as `null`, not left out of the object.
-            let mut writer = json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, json::writer::JsonArray>(&mut *out);
-            let batches: Vec<&RecordBatch> = result.batches.iter().collect();
-            writer.write_batches(&batches)?;
-            writer.finish()?;
-            drop(writer);
-            writeln!(out).map_err(io)?;
-        }
-        OutputFormat::Ndjson => {
-            let mut writer = json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, json::writer::LineDelimited>(out);
-            let batches: Vec<&RecordBatch> = result.batches.iter().collect();
-            writer.write_batches(&batches)?;
-            writer.finish()?;
-        }
-        OutputFormat::Parquet => {
-            let mut writer =
-                datafusion::parquet::arrow::ArrowWriter::try_new(out, result.schema.clone(), None)?;
-            for batch in &result.batches {
-                writer.write(batch)?;
-            }
-            writer.close()?;
-        }
+    let mut encoder = Encoder::new(format, &result.schema, TableView::whole(), "result", out)?;
+    for batch in &result.batches {
+        encoder.push(batch)?;
     }
-    Ok(())
+    encoder.finish()
+}
+
+/// Encodes batches as they come, in one format: nothing but the rows a table shows (and
+/// the sheet rows waiting in a temporary file) is kept.
+pub struct Encoder<'w, W: Write + Send + ?Sized> {
+    inner: Encoding<'w, W>,
+}
+
+enum Encoding<'w, W: Write + Send + ?Sized> {
+    Table(TablePrinter, &'w mut W),
+    /// The schema until a batch is written (an empty result still gets its header).
+    Csv(arrow::csv::Writer<&'w mut W>, Option<SchemaRef>),
+    Json(arrow::json::Writer<&'w mut W, arrow::json::writer::JsonArray>),
+    Ndjson(arrow::json::Writer<&'w mut W, arrow::json::writer::LineDelimited>),
+    Parquet(datafusion::parquet::arrow::ArrowWriter<&'w mut W>),
+    Xlsx(Box<XlsxWriter>, &'w mut W),
+}
+
+impl<'w, W: Write + Send + ?Sized> Encoder<'w, W> {
+    /// An encoder of `schema`'s rows into `out`; `sheet` names an xlsx sheet.
+    pub fn new(
+        format: OutputFormat,
+        schema: &SchemaRef,
+        view: TableView,
+        sheet: &str,
+        out: &'w mut W,
+    ) -> Result<Self> {
+        use arrow::{csv, json};
+        let inner = match format {
+            OutputFormat::Table => Encoding::Table(TablePrinter::new(schema.clone(), view), out),
+            OutputFormat::Csv => {
+                let writer = csv::WriterBuilder::new().with_header(true).build(out);
+                Encoding::Csv(writer, Some(schema.clone()))
+            }
+            // NULL fields are written as `null`, not left out of the object.
+            OutputFormat::Json => {
+                Encoding::Json(json::WriterBuilder::new().with_explicit_nulls(true).build(out))
+            }
+            OutputFormat::Ndjson => {
+                Encoding::Ndjson(json::WriterBuilder::new().with_explicit_nulls(true).build(out))
+            }
+            OutputFormat::Parquet => Encoding::Parquet(
+                datafusion::parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)?,
+            ),
+            OutputFormat::Xlsx => {
+                let mut writer = Box::new(XlsxWriter::new());
+                writer.begin_sheet(sheet, schema)?;
+                Encoding::Xlsx(writer, out)
+            }
+        };
+        Ok(Encoder { inner })
+    }
+
+    /// Encodes one batch.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        match &mut self.inner {
+            Encoding::Table(printer, _) => printer.push(batch),
+            Encoding::Csv(writer, unwritten) => {
+                writer.write(batch)?;
+                *unwritten = None;
+            }
+            Encoding::Json(writer) => writer.write(batch)?,
+            Encoding::Ndjson(writer) => writer.write(batch)?,
+            Encoding::Parquet(writer) => writer.write(batch)?,
+            Encoding::Xlsx(writer, _) => writer.push(batch)?,
+        }
+        Ok(())
+    }
+
+    /// Ends the encoding (the table is printed, the JSON array closed, the Parquet
+    /// footer and the workbook written).
+    pub fn finish(self) -> Result<()> {
+        let io = |e: std::io::Error| ArqError::io("<output>", e);
+        match self.inner {
+            Encoding::Table(printer, out) => printer.finish(out)?,
+            Encoding::Csv(mut writer, unwritten) => {
+                // Still print the header so scripts see the columns.
+                if let Some(schema) = unwritten {
+                    writer.write(&RecordBatch::new_empty(schema))?;
+                }
+            }
+            Encoding::Json(mut writer) => {
+                writer.finish()?;
+                writeln!(writer.into_inner()).map_err(io)?;
+            }
+            Encoding::Ndjson(mut writer) => writer.finish()?,
+            Encoding::Parquet(writer) => {
+                writer.close()?;
+            }
+            Encoding::Xlsx(writer, out) => out.write_all(&writer.finish()?).map_err(io)?,
+        }
+        Ok(())
+    }
 }
 
 /// Prints text on stdout.
