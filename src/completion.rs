@@ -31,10 +31,46 @@ pub const COMMANDS: [&str; 12] = [
 
 /// Keywords offered in the case they are typed in.
 const KEYWORDS: [&str; 40] = [
-    "select", "from", "where", "group", "by", "order", "having", "limit", "join", "left",
-    "right", "inner", "outer", "full", "on", "using", "as", "and", "or", "not", "null", "is",
-    "in", "between", "like", "case", "when", "then", "else", "end", "distinct", "with",
-    "union", "all", "desc", "asc", "over", "partition", "create", "view",
+    "select",
+    "from",
+    "where",
+    "group",
+    "by",
+    "order",
+    "having",
+    "limit",
+    "join",
+    "left",
+    "right",
+    "inner",
+    "outer",
+    "full",
+    "on",
+    "using",
+    "as",
+    "and",
+    "or",
+    "not",
+    "null",
+    "is",
+    "in",
+    "between",
+    "like",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "distinct",
+    "with",
+    "union",
+    "all",
+    "desc",
+    "asc",
+    "over",
+    "partition",
+    "create",
+    "view",
 ];
 
 /// What the prompt completes.
@@ -111,12 +147,13 @@ impl SqlCompleter {
             .filter(|n| n.to_lowercase().starts_with(&lower))
             .cloned()
             .collect();
-        found.extend(
-            KEYWORDS
-                .iter()
-                .filter(|k| k.starts_with(&lower))
-                .map(|k| if upper { k.to_uppercase() } else { k.to_string() }),
-        );
+        found.extend(KEYWORDS.iter().filter(|k| k.starts_with(&lower)).map(|k| {
+            if upper {
+                k.to_uppercase()
+            } else {
+                k.to_string()
+            }
+        }));
         found.sort();
         found.dedup();
         (start, found)
@@ -190,7 +227,11 @@ mod tests {
             c.candidates("SELECT * FROM cust"),
             (
                 14,
-                vec!["customer_id".into(), "customers".into(), "customers_latest".into()]
+                vec![
+                    "customer_id".into(),
+                    "customers".into(),
+                    "customers_latest".into()
+                ]
             )
         );
         assert_eq!(c.candidates("select agi"), (7, vec!["aging_bucket".into()]));

@@ -293,7 +293,8 @@ impl Shell<'_> {
 /// Runs a script from stdin: every line, then a last statement without `;`.
 async fn run_script(shell: &mut Shell<'_>, file: Option<&Path>) -> Result<()> {
     let mut stdout = StdoutWriter::default();
-    let flushed = |stdout: &mut StdoutWriter| stdout.flush().map_err(|e| ArqError::io("<stdout>", e));
+    let flushed =
+        |stdout: &mut StdoutWriter| stdout.flush().map_err(|e| ArqError::io("<stdout>", e));
     match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| ArqError::io(path, e))?;

@@ -86,3 +86,41 @@ fn help_of_every_command() {
         settings().bind(|| insta::assert_snapshot!(format!("help_{command}"), text));
     }
 }
+
+/// `arq sql ARGS` with `COLUMNS` set to `width`, as a terminal of that width.
+fn sql_at_width(width: &str, args: &[&str]) -> String {
+    let out = crate::util::arq()
+        .env("COLUMNS", width)
+        .arg("sql")
+        .args(args)
+        .output()
+        .expect("arq runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn table_printer_nulls_numbers_and_the_row_limit() {
+    let query = "SELECT customer_id, currency, open_amount, \
+                 CASE WHEN open_amount > 1000 THEN 'large' END AS size \
+                 FROM open_items_latest ORDER BY customer_id, invoice_id";
+    let text = sql_at_width("200", &["--max-rows", "6", query]);
+    settings().bind(|| insta::assert_snapshot!("table_row_limit", text));
+    let text = sql_at_width("200", &["--max-rows", "3", "--null", "∅", query]);
+    settings().bind(|| insta::assert_snapshot!("table_null_text", text));
+}
+
+#[test]
+fn table_printer_wide_tables_switch_to_expanded_display() {
+    let query = "SELECT * FROM customers_latest ORDER BY customer_id LIMIT 2";
+    let text = sql_at_width("80", &[query]);
+    settings().bind(|| insta::assert_snapshot!("table_wide_expanded", text));
+    // Asked not to, it stays a table however wide.
+    let boxed = sql_at_width("80", &["--expanded", "off", query]);
+    assert!(boxed.lines().next().unwrap().len() > 80, "{boxed}");
+    assert!(!boxed.contains("RECORD"));
+}

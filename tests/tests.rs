@@ -11,6 +11,7 @@ mod generate;
 mod limits;
 mod model;
 mod nightly;
+mod output;
 mod queue;
 mod shell;
 mod sql;

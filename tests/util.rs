@@ -19,6 +19,9 @@ pub fn arq() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_arq"));
     cmd.current_dir(repo_root())
         .env_remove("ARQ_WAREHOUSE")
+        .env_remove("ARQ_MODEL")
+        // Tables print the same whatever terminal the tests were started from.
+        .env_remove("COLUMNS")
         .env("ARQ_HISTORY", std::env::temp_dir().join("arq-test-history"))
         .stdin(Stdio::null());
     cmd

@@ -13,10 +13,6 @@ use crate::output::{Expanded, OutputFormat, TableView};
 use crate::warehouse::AsOf;
 
 /// arq: analytic SQL, risk scores and call lists over accounts-receivable snapshots.
-///
-/// `--warehouse`, `--as-of` and `--model` may come before the subcommand (`arq -w W sql
-/// ...`) or after it, with the subcommands that read them; `arq COMMAND --help` lists
-/// only what that command takes.
 #[derive(Debug, Parser)]
 #[command(
     name = "arq",
@@ -38,11 +34,14 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "\
+--warehouse, --as-of and --model go before the command (arq -w W sql ...) or after it;
+`arq COMMAND --help` lists the options of that command.
+
 Examples:
   arq nightly --warehouse data/demo --out out      the nightly job on the demo warehouse
-  arq sql \"SELECT * FROM ar_metrics('USD')\"        SQL over the warehouse
+  arq sql \"SELECT * FROM ar_metrics('2026-01-31', '2026-10-31')\"   DSO, CEI per month
   arq shell                                        the interactive prompt
-  arq queue --collector ana --out ana.xlsx         one collector's call list as a spreadsheet";
+  arq queue --collector K0001 --out K0001.xlsx     one collector's call list as a spreadsheet";
 
 /// The warehouse a command reads.
 #[derive(Debug, Args, Default)]
@@ -87,9 +86,9 @@ pub enum Command {
     /// Run SQL over the warehouse and print or save the result.
     #[command(after_help = "\
 Examples:
-  arq sql \"SELECT aging_bucket(days_past_due(due_date, snapshot_date)) AS bucket, currency,
-           sum(amount_open) FROM open_items_latest GROUP BY ALL ORDER BY ALL\"
-  arq sql -c \"SELECT * FROM ar_metrics('USD')\" --out metrics.xlsx
+  arq sql \"SELECT aging_bucket(due_date, snapshot_date) AS bucket, currency,
+           sum(open_amount) AS open FROM open_items_latest GROUP BY 1, 2 ORDER BY 2, 1\"
+  arq sql -c \"SELECT * FROM ar_metrics('2026-01-31', '2026-10-31')\" --out metrics.xlsx
   arq sql -f month_end.sql --echo
   echo \"SELECT count(*) FROM customers_latest\" | arq sql --format csv
   arq sql \"SELECT * FROM read_csv('export.csv') e JOIN customers_latest c USING (customer_id)\"")]
@@ -211,7 +210,13 @@ impl Command {
     }
 
     /// The warehouse, snapshot and model flags given after the command.
-    fn inputs(&self) -> (Option<&WarehouseArgs>, Option<&AsOfArgs>, Option<&ModelArgs>) {
+    fn inputs(
+        &self,
+    ) -> (
+        Option<&WarehouseArgs>,
+        Option<&AsOfArgs>,
+        Option<&ModelArgs>,
+    ) {
         let i = match self {
             Command::Sql(x) => &x.inputs,
             Command::Shell(x) => &x.inputs,
@@ -313,20 +318,28 @@ pub struct OutputArgs {
     pub display: DisplayArgs,
 }
 
+/// The help heading of [`DisplayArgs`].
+const DISPLAY: &str = "Table display";
+
 /// How a text table is printed.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Table display")]
 pub struct DisplayArgs {
     /// Rows a table shows; the others are counted ("… 211,949 more rows"). 0 shows all.
     /// Default 40 on a terminal, all in a file.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = DISPLAY)]
     pub max_rows: Option<usize>,
     /// How NULL reads in a table.
-    #[arg(long, value_name = "TEXT", default_value = "NULL")]
+    #[arg(long, value_name = "TEXT", default_value = "NULL", help_heading = DISPLAY)]
     pub null: String,
     /// One field per line (psql's expanded display): auto when the table is wider than
     /// the terminal (or $COLUMNS).
-    #[arg(long, value_enum, value_name = "WHEN", default_value_t)]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t,
+        help_heading = DISPLAY
+    )]
     pub expanded: Expanded,
 }
 

@@ -44,7 +44,9 @@ impl AtomicFile {
 
     /// Where the bytes go.
     pub fn writer(&mut self) -> &mut BufWriter<File> {
-        self.buffered.as_mut().expect("written only before the commit")
+        self.buffered
+            .as_mut()
+            .expect("written only before the commit")
     }
 
     /// Flushes and fsyncs the file, renames it over the destination and fsyncs the

@@ -104,9 +104,15 @@ impl FolderWriter {
                 book.sheets.iter().map(|(n, b)| (n.as_str(), b)).collect();
             let rows = book.sheets.first().map(|(_, b)| b.num_rows());
             let bytes = super::xlsx::workbook(&sheets)?;
-            self.write_with(2 * tables + i, &format!("{}.xlsx", book.name), rows, |out| {
-                out.write_all(&bytes).map_err(|e| ArqError::io(&book.name, e))
-            })
+            self.write_with(
+                2 * tables + i,
+                &format!("{}.xlsx", book.name),
+                rows,
+                |out| {
+                    out.write_all(&bytes)
+                        .map_err(|e| ArqError::io(&book.name, e))
+                },
+            )
         })
     }
 

@@ -292,12 +292,16 @@ impl<'w, W: Write + Send + ?Sized> Encoder<'w, W> {
                 Encoding::Csv(writer, Some(schema.clone()))
             }
             // NULL fields are written as `null`, not left out of the object.
-            OutputFormat::Json => {
-                Encoding::Json(json::WriterBuilder::new().with_explicit_nulls(true).build(out))
-            }
-            OutputFormat::Ndjson => {
-                Encoding::Ndjson(json::WriterBuilder::new().with_explicit_nulls(true).build(out))
-            }
+            OutputFormat::Json => Encoding::Json(
+                json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(out),
+            ),
+            OutputFormat::Ndjson => Encoding::Ndjson(
+                json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(out),
+            ),
             OutputFormat::Parquet => Encoding::Parquet(
                 datafusion::parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)?,
             ),

@@ -10,8 +10,9 @@
 //! zip format's own epoch, which `rust_xlsxwriter` also gives every entry).
 
 use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, SchemaRef, TimeUnit,
+    DataType, Date32Type, Date64Type, Decimal128Type, Float64Type, Int64Type, SchemaRef, TimeUnit,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -121,7 +122,9 @@ impl XlsxWriter {
                 .write_string_with_format(0, column(col)?, field.name(), &header)
                 .map_err(|e| failed(&name, e))?;
         }
-        worksheet.set_freeze_panes(1, 0).map_err(|e| failed(&name, e))?;
+        worksheet
+            .set_freeze_panes(1, 0)
+            .map_err(|e| failed(&name, e))?;
         let cells: Vec<Cell> = schema
             .fields()
             .iter()
@@ -160,18 +163,7 @@ impl XlsxWriter {
             set_widths(worksheet, batch)?;
             sheet.widths_set = true;
         }
-        let first_row = sheet.rows + 1;
-        for (col, array) in batch.columns().iter().enumerate() {
-            write_column(
-                worksheet,
-                array.as_ref(),
-                first_row,
-                column(col)?,
-                sheet.cells[col],
-                &sheet.formats[col],
-            )
-            .map_err(|e| failed(&sheet.name, e))?;
-        }
+        write_rows(worksheet, batch, sheet.rows + 1, sheet)?;
         sheet.rows += batch.num_rows();
         Ok(())
     }
@@ -215,7 +207,9 @@ pub fn workbook(sheets: &[(&str, &RecordBatch)]) -> Result<Vec<u8>> {
 }
 
 fn failed(sheet: &str, e: XlsxError) -> ArqError {
-    ArqError::Input(format!("cannot write the spreadsheet (sheet `{sheet}`): {e}"))
+    ArqError::Input(format!(
+        "cannot write the spreadsheet (sheet `{sheet}`): {e}"
+    ))
 }
 
 fn column(index: usize) -> Result<u16> {
@@ -254,7 +248,9 @@ fn set_widths(worksheet: &mut rust_xlsxwriter::Worksheet, batch: &RecordBatch) -
             .unwrap_or(0)
             // Thousands separators.
             + if matches!(Cell::of(field.data_type()), Cell::Decimal(_)) { 4 } else { 0 };
-        let width = widest.max(field.name().chars().count() + 2).min(MAX_COLUMN_WIDTH);
+        let width = widest
+            .max(field.name().chars().count() + 2)
+            .min(MAX_COLUMN_WIDTH);
         worksheet
             .set_column_width(column(col)?, width as f64 + 1.0)
             .map_err(|e| failed("widths", e))?;
@@ -262,84 +258,147 @@ fn set_widths(worksheet: &mut rust_xlsxwriter::Worksheet, batch: &RecordBatch) -
     Ok(())
 }
 
-/// Writes one column's cells of a batch, from `first_row` down.
-fn write_column(
-    worksheet: &mut rust_xlsxwriter::Worksheet,
-    array: &dyn Array,
-    first_row: usize,
-    col: u16,
-    cell: Cell,
-    format: &Format,
-) -> std::result::Result<(), XlsxError> {
-    let row_of = |i: usize| (first_row + i) as u32;
-    let days = |d: i64| {
-        (d >= FIRST_EXCEL_DAY).then_some(d as f64 + EXCEL_EPOCH_OFFSET)
-    };
-    match cell {
-        Cell::Decimal(scale) => {
-            let values = array.as_primitive::<Decimal128Type>();
-            let divisor = 10f64.powi(scale as i32);
-            for i in (0..array.len()).filter(|i| array.is_valid(*i)) {
-                let number = values.value(i) as f64 / divisor;
-                worksheet.write_number_with_format(row_of(i), col, number, format)?;
+/// A column of a batch ready to write cell by cell: numbers as f64, dates and times as
+/// Excel serial days (None: before 1900-03-01, written as text), text formatted.
+enum Values {
+    Numbers(Vec<Option<f64>>),
+    Serials(Vec<Option<Option<f64>>>),
+    Booleans(Vec<Option<bool>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Values {
+    fn of(array: &dyn Array, cell: Cell) -> Result<Values> {
+        let valid = |i: usize| array.is_valid(i);
+        let rows = 0..array.len();
+        let serial = |day: i64, fraction: f64| {
+            (day >= FIRST_EXCEL_DAY).then_some(day as f64 + EXCEL_EPOCH_OFFSET + fraction)
+        };
+        Ok(match cell {
+            Cell::Decimal(scale) => {
+                let values = array.as_primitive::<Decimal128Type>();
+                let divisor = 10f64.powi(scale as i32);
+                Values::Numbers(
+                    rows.map(|i| valid(i).then(|| values.value(i) as f64 / divisor))
+                        .collect(),
+                )
             }
-        }
-        Cell::Number => {
-            let numbers = datafusion::arrow::compute::cast(array, &DataType::Float64)
-                .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
-            let numbers = numbers.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-            for i in (0..array.len()).filter(|i| array.is_valid(*i)) {
-                worksheet.write_number(row_of(i), col, numbers.value(i))?;
+            Cell::Number => {
+                let numbers = cast(array, &DataType::Float64)?;
+                let numbers = numbers.as_primitive::<Float64Type>();
+                Values::Numbers(rows.map(|i| valid(i).then(|| numbers.value(i))).collect())
             }
-        }
-        Cell::Date => {
-            for i in (0..array.len()).filter(|i| array.is_valid(*i)) {
-                let day = match array.data_type() {
-                    DataType::Date64 => {
-                        array.as_primitive::<Date64Type>().value(i).div_euclid(86_400_000)
-                    }
+            Cell::Date => {
+                let day = |i: usize| match array.data_type() {
+                    DataType::Date64 => array
+                        .as_primitive::<Date64Type>()
+                        .value(i)
+                        .div_euclid(86_400_000),
                     _ => array.as_primitive::<Date32Type>().value(i) as i64,
                 };
-                match days(day) {
-                    Some(serial) => worksheet.write_number_with_format(row_of(i), col, serial, format)?,
-                    None => worksheet.write_string(row_of(i), col, text_of(array, i))?,
+                Values::Serials(
+                    rows.map(|i| valid(i).then(|| serial(day(i), 0.0)))
+                        .collect(),
+                )
+            }
+            Cell::Timestamp(unit) => {
+                let per_day: i64 = match unit {
+                    TimeUnit::Second => 86_400,
+                    TimeUnit::Millisecond => 86_400_000,
+                    TimeUnit::Microsecond => 86_400_000_000,
+                    TimeUnit::Nanosecond => 86_400_000_000_000,
                 };
+                let ticks = cast(array, &DataType::Int64)?;
+                let ticks = ticks.as_primitive::<Int64Type>();
+                Values::Serials(
+                    rows.map(|i| {
+                        valid(i).then(|| {
+                            let t = ticks.value(i);
+                            let fraction = t.rem_euclid(per_day) as f64 / per_day as f64;
+                            serial(t.div_euclid(per_day), fraction)
+                        })
+                    })
+                    .collect(),
+                )
             }
+            Cell::Boolean => {
+                let values = array.as_boolean();
+                Values::Booleans(rows.map(|i| valid(i).then(|| values.value(i))).collect())
+            }
+            Cell::Text => {
+                let formatter = ArrayFormatter::try_new(array, &FormatOptions::default())?;
+                Values::Text(
+                    rows.map(|i| valid(i).then(|| formatter.value(i).to_string()))
+                        .collect(),
+                )
+            }
+        })
+    }
+
+    /// Writes row `i`'s value (nothing for NULL) at (`row`, `col`).
+    fn write(
+        &self,
+        worksheet: &mut rust_xlsxwriter::Worksheet,
+        i: usize,
+        (row, col): (u32, u16),
+        format: &Format,
+        array: &dyn Array,
+    ) -> std::result::Result<(), XlsxError> {
+        match self {
+            Values::Numbers(v) => match v[i] {
+                Some(n) => worksheet
+                    .write_number_with_format(row, col, n, format)
+                    .map(drop),
+                None => Ok(()),
+            },
+            Values::Serials(v) => match v[i] {
+                Some(Some(serial)) => worksheet
+                    .write_number_with_format(row, col, serial, format)
+                    .map(drop),
+                Some(None) => worksheet
+                    .write_string(row, col, text_of(array, i))
+                    .map(drop),
+                None => Ok(()),
+            },
+            Values::Booleans(v) => match v[i] {
+                Some(b) => worksheet.write_boolean(row, col, b).map(drop),
+                None => Ok(()),
+            },
+            Values::Text(v) => match &v[i] {
+                Some(t) => worksheet.write_string(row, col, t).map(drop),
+                None => Ok(()),
+            },
         }
-        Cell::Timestamp(unit) => {
-            let per_day: i64 = match unit {
-                TimeUnit::Second => 86_400,
-                TimeUnit::Millisecond => 86_400_000,
-                TimeUnit::Microsecond => 86_400_000_000,
-                TimeUnit::Nanosecond => 86_400_000_000_000,
-            };
-            let ticks = datafusion::arrow::compute::cast(array, &DataType::Int64)
-                .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
-            let ticks = ticks.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            for i in (0..array.len()).filter(|i| array.is_valid(*i)) {
-                let t = ticks.value(i);
-                let day = t.div_euclid(per_day);
-                match days(day) {
-                    Some(serial) => {
-                        let fraction = t.rem_euclid(per_day) as f64 / per_day as f64;
-                        worksheet.write_number_with_format(row_of(i), col, serial + fraction, format)?
-                    }
-                    None => worksheet.write_string(row_of(i), col, text_of(array, i))?,
-                };
-            }
-        }
-        Cell::Boolean => {
-            let values = array.as_boolean();
-            for i in (0..array.len()).filter(|i| array.is_valid(*i)) {
-                worksheet.write_boolean(row_of(i), col, values.value(i))?;
-            }
-        }
-        Cell::Text => {
-            let formatter = ArrayFormatter::try_new(array, &FormatOptions::default())
-                .map_err(|e| XlsxError::ParameterError(e.to_string()))?;
-            for i in (0..array.len()).filter(|i| array.is_valid(*i)) {
-                worksheet.write_string(row_of(i), col, formatter.value(i).to_string())?;
-            }
+    }
+}
+
+/// Writes the rows of `batch` from sheet row `first_row` down, row by row (a constant
+/// memory sheet cannot go back to a row it has left).
+fn write_rows(
+    worksheet: &mut rust_xlsxwriter::Worksheet,
+    batch: &RecordBatch,
+    first_row: usize,
+    sheet: &Sheet,
+) -> Result<()> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(&sheet.cells)
+        .map(|(array, cell)| Values::of(array.as_ref(), *cell))
+        .collect::<Result<Vec<_>>>()?;
+    for i in 0..batch.num_rows() {
+        let row = (first_row + i) as u32;
+        for (col, values) in columns.iter().enumerate() {
+            let at = (row, column(col)?);
+            values
+                .write(
+                    worksheet,
+                    i,
+                    at,
+                    &sheet.formats[col],
+                    batch.column(col).as_ref(),
+                )
+                .map_err(|e| failed(&sheet.name, e))?;
         }
     }
     Ok(())
