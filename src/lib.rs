@@ -23,6 +23,7 @@ pub mod memory;
 pub mod nightly;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod scored;
 pub mod shell;
 pub mod sql;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -58,13 +57,31 @@ pub async fn stream_statement(
     let schema = readable_schema(frame.schema().inner());
     let stream = frame.execute_stream().await?;
     let renamed = schema.clone();
-    let batches = stream.map(move |batch| {
-        batch.and_then(|b| {
-            RecordBatch::try_new(renamed.clone(), b.columns().to_vec())
-                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
-        })
-    });
+    let batches = stream.map(move |batch| batch.and_then(|b| conform(&renamed, &b)));
     Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+}
+
+/// `batch` under `schema`: the readable names, and the planned types where an operator
+/// produced another (DataFusion may give a sum of decimals a wider precision than it
+/// planned); a value that does not fit the planned type is an error, never NULL.
+fn conform(schema: &SchemaRef, batch: &RecordBatch) -> datafusion::error::Result<RecordBatch> {
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(
+            |(column, field)| match column.data_type() == field.data_type() {
+                true => Ok(column.clone()),
+                false => cast_with_options(column, field.data_type(), &options),
+            },
+        )
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The result's columns named as they were written: DataFusion names an unaliased literal

@@ -468,3 +468,17 @@ fn literal_columns_are_headed_as_written() {
     ]);
     assert_eq!(csv, "1,'a',1 + 2,shout\n1,a,3,X\n");
 }
+
+#[test]
+fn a_ratio_of_decimal_sums_prints_and_saves() {
+    // DataFusion gives the division a wider precision than it planned; arq conforms the
+    // rows to the plan instead of failing.
+    let q = "SELECT sum(open_amount) / sum(amount) AS open_share FROM open_items_latest";
+    let csv = run_ok(&["sql", "--format", "csv", q]);
+    let share: f64 = csv.lines().nth(1).unwrap().parse().unwrap();
+    assert!(share > 0.0 && share <= 1.0, "{csv}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("share.parquet");
+    run_ok(&["sql", "--out", path.to_str().unwrap(), q]);
+    assert!(path.exists());
+}

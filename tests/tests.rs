@@ -13,6 +13,7 @@ mod model;
 mod nightly;
 mod output;
 mod queue;
+mod report;
 mod shell;
 mod sql;
 mod warehouse_errors;

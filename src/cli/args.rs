@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::generate;
 use crate::memory::MemoryLimit;
 use crate::output::{Expanded, OutputFormat, TableView};
+use crate::report::Section;
 use crate::warehouse::AsOf;
 
 /// arq: analytic SQL, risk scores and call lists over accounts-receivable snapshots.
@@ -163,6 +164,15 @@ Examples:
   arq backtest --from 2026-01-31 --to 2026-07-31
   arq backtest --from 2026-01-31 --to 2026-07-31 --model m.json --out backtest.csv")]
     Backtest(BacktestArgs),
+    /// The month's review on one self-contained HTML page: the portfolio per currency
+    /// (KPI tiles, aging, DSO and CEI trends, roll rates, top overdue customers, segment
+    /// and region) and each collector's month, with charts and their numbers.
+    #[command(after_help = "\
+Examples:
+  arq report                                       newest snapshot, 12 months → report.html
+  arq report --as-of 2026-09-30 --months 6 --out september.html
+  arq report --sections portfolio --warehouse /srv/ar/warehouse --out portfolio.html")]
+    Report(ReportArgs),
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     #[command(after_help = "\
 Examples:
@@ -188,6 +198,7 @@ impl Command {
             Command::Queue(_) | Command::Limits(_) | Command::Nightly(_) | Command::Backtest(_) => {
                 (true, Need::Required, true)
             }
+            Command::Report(_) => (true, Need::Optional, false),
             Command::Generate(_) => (false, Need::No, false),
         };
         Needs {
@@ -224,6 +235,7 @@ impl Command {
             Command::Queue(x) => &x.inputs,
             Command::Limits(x) => &x.inputs,
             Command::Nightly(x) => &x.inputs,
+            Command::Report(x) => &x.inputs,
             Command::Tables(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
             Command::Train(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
             Command::Backtest(x) => return (Some(&x.warehouse), None, Some(&x.model)),
@@ -603,6 +615,25 @@ pub struct NightlyArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `arq report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Months the trends cover, ending with the snapshot's.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
+    /// The sections, in order (comma-separated; default all).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Section::Portfolio, Section::Collectors])]
+    pub sections: Vec<Section>,
+    /// The CEI target line (%).
+    #[arg(long, value_name = "PERCENT", default_value_t = crate::report::DEFAULT_CEI_TARGET)]
+    pub cei_target: f64,
+    /// Where to write the report (atomically).
+    #[arg(long, short = 'o', alias = "output", default_value = "report.html")]
+    pub out: PathBuf,
 }
 
 /// `arq backtest`.

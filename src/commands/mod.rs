@@ -7,6 +7,7 @@ pub mod generate;
 pub mod limits;
 pub mod nightly;
 pub mod queue;
+pub mod report;
 pub mod score;
 pub mod shell;
 pub mod sql;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Limits(args) => limits::run(&config, args),
         Command::Nightly(args) => nightly::run(&config, args),
         Command::Backtest(args) => backtest::run(&config, args),
+        Command::Report(args) => report::run(&config, args),
         Command::Generate(args) => generate::run(&config, args),
     }
 }

@@ -1,0 +1,43 @@
+//! `arq report`: the month's review as one HTML file (see [`crate::report`]).
+
+use crate::cli::args::ReportArgs;
+use crate::cli::config::Config;
+use crate::error::{ArqError, Result};
+use crate::output::{print_text, write_atomically};
+use crate::report::{self, Period, Source};
+
+/// Builds the report over the configured warehouse (and model, when there is one) and
+/// writes it atomically.
+pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
+    let warehouse = config.warehouse()?;
+    let period = Period::new(
+        warehouse.as_of(),
+        warehouse.previous_snapshot(),
+        args.months,
+        args.cei_target,
+    )?;
+    let mut sections = args.sections.clone();
+    sections.sort();
+    sections.dedup();
+    let model = config.model().ok().map(|m| m.path.display().to_string());
+    let root = warehouse.root().display().to_string();
+    let source = Source {
+        warehouse: &root,
+        model: model.as_deref(),
+    };
+    let html = config.block_on(async {
+        let ctx = warehouse.session(config.session_model()).await?;
+        report::build(&ctx, &period, &sections, &source).await
+    })?;
+    write_atomically(&args.out, |file| {
+        use std::io::Write;
+        file.write_all(html.as_bytes())
+            .map_err(|e| ArqError::io(&args.out, e))
+    })?;
+    print_text(&format!(
+        "report of {} ({} months) written to {}\n",
+        period.as_of,
+        period.months,
+        args.out.display()
+    ))
+}

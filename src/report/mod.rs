@@ -1,0 +1,130 @@
+//! `arq report`: the month's review a collections manager forwards, on one self-contained
+//! HTML page (inline SVG charts and CSS, no JavaScript, nothing fetched; a print
+//! stylesheet for A4). Every figure comes from SQL over the session `arq sql` opens
+//! ([`rows::Rows`]), so the report and a query cannot disagree. HTML comes from a
+//! minijinja template that escapes every value (customer names and any warehouse text);
+//! only the SVG, which plotters escapes itself, is inserted as markup.
+//!
+//! Sections built so far: portfolio ([`portfolio`]) and the collectors' month
+//! ([`collectors`]).
+
+pub mod charts;
+pub mod collectors;
+pub mod format;
+pub mod portfolio;
+pub mod rows;
+pub mod view;
+
+use chrono::{Datelike, Months, NaiveDate};
+use datafusion::prelude::SessionContext;
+use minijinja::value::Serde;
+use minijinja::{Environment, Value, context};
+
+use crate::error::{ArqError, Result};
+
+/// The CEI target line when none is given (a common collections benchmark).
+pub const DEFAULT_CEI_TARGET: f64 = 80.0;
+
+/// The sections of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Section {
+    /// KPI tiles, aging, DSO and CEI trends, roll rates, top overdue, segment and region.
+    Portfolio,
+    /// Each collector's month, the CEI ranking and the special accounts.
+    Collectors,
+}
+
+/// The months a report covers.
+#[derive(Debug, Clone)]
+pub struct Period {
+    /// The snapshot (`YYYY-MM-DD`).
+    pub as_of: String,
+    /// The snapshot before it, if any.
+    pub previous: Option<String>,
+    /// The first day of the first month.
+    pub from: String,
+    /// The snapshot date again, as the end of the metrics' range.
+    pub to: String,
+    pub months: u32,
+    pub cei_target: f64,
+}
+
+impl Period {
+    /// `months` calendar months ending with the snapshot's.
+    pub fn new(
+        as_of: NaiveDate,
+        previous: Option<NaiveDate>,
+        months: u32,
+        cei_target: f64,
+    ) -> Result<Period> {
+        if months == 0 {
+            return Err(ArqError::Usage("--months must be at least 1".into()));
+        }
+        let first = as_of
+            .with_day(1)
+            .and_then(|d| d.checked_sub_months(Months::new(months - 1)))
+            .ok_or_else(|| ArqError::Usage(format!("--months {months} reaches before year 1")))?;
+        Ok(Period {
+            as_of: as_of.to_string(),
+            previous: previous.map(|p| p.to_string()),
+            from: first.to_string(),
+            to: as_of.to_string(),
+            months,
+            cei_target,
+        })
+    }
+}
+
+/// What the header names.
+pub struct Source<'a> {
+    pub warehouse: &'a str,
+    pub model: Option<&'a str>,
+}
+
+/// Builds the report's HTML.
+pub async fn build(
+    ctx: &SessionContext,
+    period: &Period,
+    sections: &[Section],
+    source: &Source<'_>,
+) -> Result<String> {
+    let has_model = source.model.is_some();
+    let portfolio = match sections.contains(&Section::Portfolio) {
+        true => Some(portfolio::build(ctx, period, has_model).await?),
+        false => None,
+    };
+    let collectors = match sections.contains(&Section::Collectors) {
+        true => collectors::build(ctx, period).await?,
+        false => None,
+    };
+    let mut shown = Vec::new();
+    if portfolio.is_some() {
+        shown.push(context! { id => "portfolio", title => "Portfolio" });
+    }
+    if sections.contains(&Section::Collectors) {
+        shown.push(context! { id => "collectors", title => "Collectors" });
+    }
+    let mut env = Environment::new();
+    env.add_template("report.html", include_str!("report.html"))
+        .map_err(template_error)?;
+    let template = env.get_template("report.html").map_err(template_error)?;
+    let html = template
+        .render(context! {
+            version => env!("CARGO_PKG_VERSION"),
+            as_of => period.as_of.clone(),
+            from => period.from.clone(),
+            months => period.months,
+            warehouse => source.warehouse,
+            model => source.model,
+            sections => shown,
+            portfolio => Value::from(Serde(&portfolio)),
+            collectors => Value::from(Serde(&collectors)),
+            one_snapshot => period.previous.is_none(),
+        })
+        .map_err(template_error)?;
+    Ok(html)
+}
+
+fn template_error(e: minijinja::Error) -> ArqError {
+    ArqError::Internal(format!("the report template failed: {e:#}"))
+}

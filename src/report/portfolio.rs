@@ -1,0 +1,661 @@
+//! The portfolio section, per currency: KPI tiles (total AR, overdue share, 90+ share,
+//! DSO, best possible DSO, ADD, CEI, each against the previous month), aging by bucket per
+//! month, the current aging, the DSO lines and CEI against its target, the roll-rate table,
+//! the 20 largest overdue customers, and the breakdown by segment and region.
+//!
+//! The figures are `ar_metrics`, `roll_rates`, `aging_bucket` and `days_past_due` over the
+//! session `arq sql` opens: a figure here equals the same query there.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::Period;
+use super::charts::{self, Axes, Series};
+use super::format::{self, Unit};
+use super::rows::Rows;
+use super::view::{Chart, Matrix, Shaded, Table, Tile};
+use crate::error::Result;
+use datafusion::prelude::SessionContext;
+
+/// The section for one currency.
+#[derive(Debug, Serialize)]
+pub struct CurrencyView {
+    pub currency: String,
+    pub tiles: Vec<Tile>,
+    pub charts: Vec<Chart>,
+    pub roll_rates: Option<Matrix>,
+    pub roll_reading: String,
+    pub top_overdue: Table,
+}
+
+/// The whole section.
+#[derive(Debug, Serialize)]
+pub struct Portfolio {
+    pub currencies: Vec<CurrencyView>,
+    pub by_segment: Table,
+    pub by_region: Table,
+}
+
+/// One month of `ar_metrics` for a currency.
+#[derive(Debug, Clone)]
+struct Month {
+    period_end: String,
+    ar_end: Decimal,
+    dso: Option<f64>,
+    best_possible_dso: Option<f64>,
+    add: Option<f64>,
+    cei: Option<f64>,
+}
+
+/// One month's aging of a currency: open by bucket (in rank order), overdue, over 90.
+#[derive(Debug, Clone, Default)]
+struct Aging {
+    buckets: BTreeMap<i64, (String, Decimal)>,
+    total: Decimal,
+    overdue: Decimal,
+    over_90: Decimal,
+}
+
+/// Builds the section.
+pub async fn build(ctx: &SessionContext, period: &Period, has_model: bool) -> Result<Portfolio> {
+    let metrics = metrics(ctx, period).await?;
+    let aging = aging(ctx, period).await?;
+    let roll = roll_rates(ctx, period).await?;
+    let top = top_overdue(ctx, has_model).await?;
+    let currencies: Vec<String> = aging.keys().chain(metrics.keys()).cloned().collect();
+    let mut currencies: Vec<String> = currencies;
+    currencies.sort();
+    currencies.dedup();
+    let mut views = Vec::new();
+    for currency in currencies {
+        let months = metrics.get(&currency).cloned().unwrap_or_default();
+        let aged = aging.get(&currency).cloned().unwrap_or_default();
+        let (roll_rates, roll_reading) = roll_matrix(roll.get(&currency));
+        views.push(CurrencyView {
+            tiles: tiles(&currency, &months, &aged, period),
+            charts: vec![
+                aging_trend(&currency, &aged)?,
+                current_aging(&currency, &aged, period)?,
+                dso_lines(&currency, &months)?,
+                cei_line(&currency, &months, period.cei_target)?,
+            ],
+            roll_rates,
+            roll_reading,
+            top_overdue: top.get(&currency).cloned().unwrap_or_else(top_table),
+            currency,
+        });
+    }
+    Ok(Portfolio {
+        currencies: views,
+        by_segment: breakdown(ctx, "segment").await?,
+        by_region: breakdown(ctx, "region").await?,
+    })
+}
+
+async fn metrics(ctx: &SessionContext, period: &Period) -> Result<BTreeMap<String, Vec<Month>>> {
+    let rows = Rows::query(
+        ctx,
+        "ar_metrics",
+        &format!(
+            "SELECT period_end, currency, ar_end, dso, best_possible_dso, \
+             average_days_delinquent, cei FROM ar_metrics('{}', '{}') \
+             ORDER BY currency, period_end",
+            period.from, period.to
+        ),
+    )
+    .await?;
+    let mut by_currency: BTreeMap<String, Vec<Month>> = BTreeMap::new();
+    for r in 0..rows.len() {
+        let currency = rows.text(r, "currency")?.unwrap_or_default();
+        by_currency.entry(currency).or_default().push(Month {
+            period_end: rows.date(r, "period_end")?.unwrap_or_default(),
+            ar_end: rows.money(r, "ar_end")?.unwrap_or_default(),
+            dso: rows.number(r, "dso")?,
+            best_possible_dso: rows.number(r, "best_possible_dso")?,
+            add: rows.number(r, "average_days_delinquent")?,
+            cei: rows.number(r, "cei")?,
+        });
+    }
+    Ok(by_currency)
+}
+
+/// Aging per snapshot month, by currency: `month -> Aging`.
+async fn aging(
+    ctx: &SessionContext,
+    period: &Period,
+) -> Result<BTreeMap<String, BTreeMap<String, Aging>>> {
+    let rows = Rows::query(
+        ctx,
+        "aging",
+        &format!(
+            "SELECT snapshot_date, currency, aging_bucket(due_date, snapshot_date) AS bucket, \
+             aging_bucket_rank(aging_bucket(due_date, snapshot_date)) AS bucket_rank, \
+             sum(open_amount) AS open, \
+             sum(CASE WHEN days_past_due(due_date, snapshot_date) > 0 THEN open_amount \
+                 ELSE 0 END) AS overdue, \
+             sum(CASE WHEN days_past_due(due_date, snapshot_date) > 90 THEN open_amount \
+                 ELSE 0 END) AS over_90 \
+             FROM open_items WHERE snapshot_date BETWEEN DATE '{}' AND DATE '{}' \
+             GROUP BY 1, 2, 3, 4 ORDER BY 2, 1, 4",
+            period.from, period.to
+        ),
+    )
+    .await?;
+    let mut by_currency: BTreeMap<String, BTreeMap<String, Aging>> = BTreeMap::new();
+    for r in 0..rows.len() {
+        let currency = rows.text(r, "currency")?.unwrap_or_default();
+        let month = rows.date(r, "snapshot_date")?.unwrap_or_default();
+        let open = rows.money(r, "open")?.unwrap_or_default();
+        let aging = by_currency
+            .entry(currency)
+            .or_default()
+            .entry(month)
+            .or_default();
+        let bucket = rows.text(r, "bucket")?.unwrap_or_default();
+        let rank = rows.int(r, "bucket_rank")?.unwrap_or_default();
+        aging.buckets.insert(rank, (bucket, open));
+        aging.total += open;
+        aging.overdue += rows.money(r, "overdue")?.unwrap_or_default();
+        aging.over_90 += rows.money(r, "over_90")?.unwrap_or_default();
+    }
+    Ok(by_currency)
+}
+
+/// Shares of a total (None for a zero total).
+fn share(part: Decimal, total: Decimal) -> Option<f64> {
+    use rust_decimal::prelude::ToPrimitive;
+    if total.is_zero() {
+        return None;
+    }
+    (part / total).to_f64()
+}
+
+fn tiles(
+    currency: &str,
+    months: &[Month],
+    aging: &BTreeMap<String, Aging>,
+    period: &Period,
+) -> Vec<Tile> {
+    let now = months.last();
+    let before = months.len().checked_sub(2).and_then(|i| months.get(i));
+    let aged_now = aging.get(&period.as_of);
+    let aged_before = aging.values().rev().nth(1).filter(|_| aged_now.is_some());
+    let unknown = || "–".to_string();
+    let ratio =
+        |a: Option<&Aging>, part: fn(&Aging) -> Decimal| a.and_then(|a| share(part(a), a.total));
+    let share_tile = |key, label, part: fn(&Aging) -> Decimal| {
+        let value = ratio(aged_now, part);
+        Tile {
+            key,
+            label,
+            value: value.map(format::percent).unwrap_or_else(unknown),
+            change: match value {
+                Some(v) => format::change(
+                    v * 100.0,
+                    ratio(aged_before, part).map(|b| b * 100.0),
+                    Unit::PercentagePoints,
+                ),
+                None => unknown(),
+            },
+        }
+    };
+    let days_tile = |key, label, pick: fn(&Month) -> Option<f64>, show: fn(f64) -> String, unit| {
+        let value = now.and_then(pick);
+        Tile {
+            key,
+            label,
+            value: value.map(show).unwrap_or_else(unknown),
+            change: match value {
+                Some(v) => format::change(v, before.and_then(pick), unit),
+                None => unknown(),
+            },
+        }
+    };
+    vec![
+        Tile {
+            key: "total_ar",
+            label: "Total AR",
+            value: now
+                .map(|m| format::money(currency, m.ar_end))
+                .unwrap_or_else(unknown),
+            change: now
+                .map(|m| format::money_change(currency, m.ar_end, before.map(|b| b.ar_end)))
+                .unwrap_or_else(unknown),
+        },
+        share_tile("overdue_share", "Overdue", |a| a.overdue),
+        share_tile("over_90_share", "90+ days", |a| a.over_90),
+        days_tile("dso", "DSO", |m| m.dso, format::days, Unit::Days),
+        days_tile(
+            "best_possible_dso",
+            "Best possible DSO",
+            |m| m.best_possible_dso,
+            format::days,
+            Unit::Days,
+        ),
+        days_tile("add", "ADD", |m| m.add, format::days, Unit::Days),
+        days_tile(
+            "cei",
+            "CEI",
+            |m| m.cei,
+            format::points_percent,
+            Unit::PercentagePoints,
+        ),
+    ]
+}
+
+/// `2026-10` of `2026-10-31`.
+fn month_label(date: &str) -> String {
+    date.get(..7).unwrap_or(date).to_string()
+}
+
+fn to_f64(d: Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64().unwrap_or(0.0)
+}
+
+fn aging_trend(currency: &str, aging: &BTreeMap<String, Aging>) -> Result<Chart> {
+    let key = format!("aging-trend-{currency}");
+    let title = format!("Aging by bucket per month ({currency})");
+    if aging.len() < 2 {
+        return Ok(Chart::missing(
+            key,
+            title,
+            "fewer than two monthly snapshots",
+        ));
+    }
+    let months: Vec<String> = aging.keys().map(|m| month_label(m)).collect();
+    let mut buckets: BTreeMap<i64, String> = BTreeMap::new();
+    for a in aging.values() {
+        for (rank, (name, _)) in &a.buckets {
+            buckets.insert(*rank, name.clone());
+        }
+    }
+    let mut headers = vec!["month".to_string()];
+    headers.extend(buckets.values().map(|b| format!("{b}!")));
+    headers.push("total!".into());
+    let mut table = Table::new(&headers.iter().map(String::as_str).collect::<Vec<_>>());
+    for (month, a) in aging {
+        let mut row = vec![month_label(month)];
+        for rank in buckets.keys() {
+            let open = a.buckets.get(rank).map(|(_, v)| *v).unwrap_or_default();
+            row.push(format::amount_text(open));
+        }
+        row.push(format::amount_text(a.total));
+        table.push(row);
+    }
+    let series: Vec<Series> = buckets
+        .iter()
+        .map(|(rank, name)| Series {
+            name: name.clone(),
+            values: aging
+                .values()
+                .map(|a| a.buckets.get(rank).map(|(_, v)| to_f64(*v)))
+                .collect(),
+        })
+        .collect();
+    let (first, last) = (aging.iter().next(), aging.iter().next_back());
+    let reading = match (first, last) {
+        (Some((m0, a0)), Some((m1, a1))) => format!(
+            "Overdue {} from {} ({}) in {} to {} ({}) in {}.",
+            if a1.overdue >= a0.overdue {
+                "rose"
+            } else {
+                "fell"
+            },
+            format::money(currency, a0.overdue),
+            share(a0.overdue, a0.total)
+                .map(format::percent)
+                .unwrap_or_default(),
+            month_label(m0),
+            format::money(currency, a1.overdue),
+            share(a1.overdue, a1.total)
+                .map(format::percent)
+                .unwrap_or_default(),
+            month_label(m1),
+        ),
+        _ => String::new(),
+    };
+    let axes = Axes {
+        title: &title,
+        x: "month end",
+        y: &format!("open amount ({currency})"),
+    };
+    let svg = charts::stacked_bars(&axes, &months, &series)?;
+    Ok(Chart::drawn(key, title, reading, svg, table))
+}
+
+fn current_aging(
+    currency: &str,
+    aging: &BTreeMap<String, Aging>,
+    period: &Period,
+) -> Result<Chart> {
+    let key = format!("aging-now-{currency}");
+    let title = format!("Aging on {} ({currency})", period.as_of);
+    let Some(now) = aging.get(&period.as_of).filter(|a| !a.total.is_zero()) else {
+        return Ok(Chart::missing(key, title, "nothing open on this snapshot"));
+    };
+    let mut table = Table::new(&["bucket", "open!", "share!"]);
+    for (name, open) in now.buckets.values() {
+        table.push(vec![
+            name.clone(),
+            format::amount_text(*open),
+            share(*open, now.total)
+                .map(format::percent)
+                .unwrap_or_default(),
+        ]);
+    }
+    let labels: Vec<String> = now.buckets.values().map(|(n, _)| n.clone()).collect();
+    let values: Vec<f64> = now.buckets.values().map(|(_, v)| to_f64(*v)).collect();
+    let overdue: Vec<&(String, Decimal)> = now
+        .buckets
+        .iter()
+        .filter(|(rank, _)| **rank > 0)
+        .map(|(_, b)| b)
+        .collect();
+    let reading = match overdue.iter().max_by_key(|(_, v)| *v) {
+        Some((name, v)) if !v.is_zero() => format!(
+            "{} of {} is overdue; the largest overdue bucket is {name} with {}.",
+            share(now.overdue, now.total)
+                .map(format::percent)
+                .unwrap_or_default(),
+            format::money(currency, now.total),
+            format::money(currency, *v)
+        ),
+        _ => format!(
+            "Nothing is overdue of {}.",
+            format::money(currency, now.total)
+        ),
+    };
+    let axes = Axes {
+        title: &title,
+        x: &format!("open amount ({currency})"),
+        y: "aging bucket",
+    };
+    let svg = charts::bars(&axes, &labels, &values)?;
+    Ok(Chart::drawn(key, title, reading, svg, table))
+}
+
+fn dso_lines(currency: &str, months: &[Month]) -> Result<Chart> {
+    let key = format!("dso-{currency}");
+    let title = format!("DSO, best possible DSO and ADD ({currency})");
+    if months.iter().filter(|m| m.dso.is_some()).count() < 2 {
+        return Ok(Chart::missing(
+            key,
+            title,
+            "fewer than two months with credit sales",
+        ));
+    }
+    let labels: Vec<String> = months.iter().map(|m| month_label(&m.period_end)).collect();
+    let days = |v: Option<f64>| v.map(|d| format!("{d:.1}")).unwrap_or_else(|| "–".into());
+    let mut table = Table::new(&[
+        "month",
+        "DSO (days)!",
+        "best possible DSO (days)!",
+        "ADD (days)!",
+    ]);
+    for m in months {
+        table.push(vec![
+            month_label(&m.period_end),
+            days(m.dso),
+            days(m.best_possible_dso),
+            days(m.add),
+        ]);
+    }
+    let series = vec![
+        Series {
+            name: "DSO".into(),
+            values: months.iter().map(|m| m.dso).collect(),
+        },
+        Series {
+            name: "best possible DSO".into(),
+            values: months.iter().map(|m| m.best_possible_dso).collect(),
+        },
+        Series {
+            name: "ADD".into(),
+            values: months.iter().map(|m| m.add).collect(),
+        },
+    ];
+    let with_dso: Vec<&Month> = months.iter().filter(|m| m.dso.is_some()).collect();
+    let (a, b) = (with_dso[with_dso.len() - 2], with_dso[with_dso.len() - 1]);
+    let (da, db) = (a.dso.unwrap_or_default(), b.dso.unwrap_or_default());
+    let reading = format!(
+        "DSO {} {:.1} days since {}, to {:.1} days in {}.",
+        if db >= da { "rose" } else { "fell" },
+        (db - da).abs(),
+        month_label(&a.period_end),
+        db,
+        month_label(&b.period_end)
+    );
+    let axes = Axes {
+        title: &title,
+        x: "month end",
+        y: "days",
+    };
+    let svg = charts::lines(&axes, &labels, &series, None)?;
+    Ok(Chart::drawn(key, title, reading, svg, table))
+}
+
+fn cei_line(currency: &str, months: &[Month], target: f64) -> Result<Chart> {
+    let key = format!("cei-{currency}");
+    let title = format!("Collection effectiveness index ({currency})");
+    let with_cei: Vec<&Month> = months.iter().filter(|m| m.cei.is_some()).collect();
+    if with_cei.len() < 2 {
+        return Ok(Chart::missing(
+            key,
+            title,
+            "fewer than two months with a CEI",
+        ));
+    }
+    let labels: Vec<String> = months.iter().map(|m| month_label(&m.period_end)).collect();
+    let mut table = Table::new(&["month", "CEI (%)!"]);
+    for m in months {
+        table.push(vec![
+            month_label(&m.period_end),
+            m.cei
+                .map(|c| format!("{c:.1}"))
+                .unwrap_or_else(|| "–".into()),
+        ]);
+    }
+    let last = with_cei[with_cei.len() - 1];
+    let cei = last.cei.unwrap_or_default();
+    let reading = format!(
+        "CEI {:.1} % in {}, {} the {:.0} % target.",
+        cei,
+        month_label(&last.period_end),
+        if cei >= target {
+            "at or above"
+        } else {
+            "below"
+        },
+        target
+    );
+    let series = vec![Series {
+        name: "CEI".into(),
+        values: months.iter().map(|m| m.cei).collect(),
+    }];
+    let target_name = format!("target {target:.0} %");
+    let axes = Axes {
+        title: &title,
+        x: "month end",
+        y: "CEI (%)",
+    };
+    let svg = charts::lines(&axes, &labels, &series, Some((&target_name, target)))?;
+    Ok(Chart::drawn(key, title, reading, svg, table))
+}
+
+/// Roll rates by currency: `(from_rank, from_bucket) -> period_end -> rate`.
+type Rolls = BTreeMap<(i64, String), BTreeMap<String, Option<f64>>>;
+
+async fn roll_rates(ctx: &SessionContext, period: &Period) -> Result<BTreeMap<String, Rolls>> {
+    let rows = Rows::query(
+        ctx,
+        "roll_rates",
+        &format!(
+            "SELECT period_end, currency, from_bucket, from_rank, roll_rate \
+             FROM roll_rates('{}', '{}') ORDER BY currency, from_rank, period_end",
+            period.from, period.to
+        ),
+    )
+    .await?;
+    let mut by_currency: BTreeMap<String, Rolls> = BTreeMap::new();
+    for r in 0..rows.len() {
+        let currency = rows.text(r, "currency")?.unwrap_or_default();
+        let bucket = rows.text(r, "from_bucket")?.unwrap_or_default();
+        let rank = rows.int(r, "from_rank")?.unwrap_or_default();
+        let month = rows.date(r, "period_end")?.unwrap_or_default();
+        by_currency
+            .entry(currency)
+            .or_default()
+            .entry((rank, bucket))
+            .or_default()
+            .insert(month, rows.number(r, "roll_rate")?);
+    }
+    Ok(by_currency)
+}
+
+fn roll_matrix(rolls: Option<&Rolls>) -> (Option<Matrix>, String) {
+    let Some(rolls) = rolls.filter(|r| !r.is_empty()) else {
+        return (
+            None,
+            "Not enough data: no two consecutive snapshots.".into(),
+        );
+    };
+    let mut months: Vec<String> = rolls.values().flat_map(|m| m.keys().cloned()).collect();
+    months.sort();
+    months.dedup();
+    let mut worst: Option<(f64, String)> = None;
+    let last = months.last().cloned().unwrap_or_default();
+    let rows = rolls
+        .iter()
+        .map(|((_, bucket), by_month)| {
+            if let Some(Some(rate)) = by_month.get(&last)
+                && worst.as_ref().is_none_or(|(w, _)| rate > w)
+            {
+                worst = Some((*rate, bucket.clone()));
+            }
+            let cells = months
+                .iter()
+                .map(|m| Shaded::share(by_month.get(m).copied().flatten(), 0.6))
+                .collect();
+            (bucket.clone(), cells)
+        })
+        .collect();
+    let reading = match worst {
+        Some((rate, bucket)) => format!(
+            "In {}, {} of the {bucket} balance rolled one bucket older, the highest roll rate.",
+            month_label(&last),
+            format::percent(rate)
+        ),
+        None => String::new(),
+    };
+    let matrix = Matrix {
+        corner: "from bucket".into(),
+        columns: months.iter().map(|m| month_label(m)).collect(),
+        rows,
+    };
+    (Some(matrix), reading)
+}
+
+fn top_table() -> Table {
+    Table::new(&[
+        "#!",
+        "customer",
+        "name",
+        "overdue!",
+        "oldest bucket",
+        "max DPD!",
+        "PD!",
+        "collector",
+    ])
+}
+
+/// The 20 largest overdue balances of the snapshot, per currency.
+async fn top_overdue(ctx: &SessionContext, has_model: bool) -> Result<BTreeMap<String, Table>> {
+    let (pd, scores) = match has_model {
+        true => (
+            "s.pd",
+            "LEFT JOIN risk_scores() s ON s.customer_id = t.customer_id",
+        ),
+        false => ("CAST(NULL AS DOUBLE)", ""),
+    };
+    let rows = Rows::query(
+        ctx,
+        "top overdue",
+        &format!(
+            "WITH overdue AS ( \
+               SELECT customer_id, currency, sum(open_amount) AS overdue, \
+                      min(due_date) AS oldest_due, max(snapshot_date) AS snapshot_date, \
+                      max(days_past_due(due_date, snapshot_date)) AS max_dpd \
+               FROM open_items_latest WHERE due_date < snapshot_date GROUP BY 1, 2), \
+             ranked AS ( \
+               SELECT *, row_number() OVER (PARTITION BY currency \
+                         ORDER BY overdue DESC, customer_id) AS position FROM overdue) \
+             SELECT t.position, t.currency, t.customer_id, c.name, t.overdue, \
+                    aging_bucket(t.oldest_due, t.snapshot_date) AS bucket, t.max_dpd, \
+                    {pd} AS pd, c.collector_id \
+             FROM ranked t JOIN customers_latest c ON c.customer_id = t.customer_id {scores} \
+             WHERE t.position <= 20 ORDER BY t.currency, t.position"
+        ),
+    )
+    .await?;
+    let mut tables: BTreeMap<String, Table> = BTreeMap::new();
+    for r in 0..rows.len() {
+        let currency = rows.text(r, "currency")?.unwrap_or_default();
+        let text = |name| rows.text(r, name).map(Option::unwrap_or_default);
+        tables.entry(currency).or_insert_with(top_table).push(vec![
+            text("position")?,
+            text("customer_id")?,
+            text("name")?,
+            format::amount_text(rows.money(r, "overdue")?.unwrap_or_default()),
+            text("bucket")?,
+            text("max_dpd")?,
+            rows.number(r, "pd")?
+                .map(format::percent)
+                .unwrap_or_else(|| "–".into()),
+            text("collector_id")?,
+        ]);
+    }
+    Ok(tables)
+}
+
+/// Total and overdue by `dimension` (segment or region) and currency, on the snapshot.
+async fn breakdown(ctx: &SessionContext, dimension: &str) -> Result<Table> {
+    let rows = Rows::query(
+        ctx,
+        "breakdown",
+        &format!(
+            "SELECT c.{dimension} AS part, o.currency, count(DISTINCT o.customer_id) AS customers, \
+             sum(o.open_amount) AS total, \
+             sum(CASE WHEN o.due_date < o.snapshot_date THEN o.open_amount ELSE 0 END) AS overdue \
+             FROM open_items_latest o JOIN customers_latest c ON c.customer_id = o.customer_id \
+             GROUP BY 1, 2 ORDER BY 2, 1"
+        ),
+    )
+    .await?;
+    let mut table = Table::new(&[
+        dimension,
+        "currency",
+        "customers!",
+        "open!",
+        "overdue!",
+        "overdue share!",
+    ]);
+    for r in 0..rows.len() {
+        let currency = rows.text(r, "currency")?.unwrap_or_default();
+        let total = rows.money(r, "total")?.unwrap_or_default();
+        let overdue = rows.money(r, "overdue")?.unwrap_or_default();
+        table.push(vec![
+            rows.text(r, "part")?.unwrap_or_default(),
+            currency.clone(),
+            rows.text(r, "customers")?.unwrap_or_default(),
+            format::money(&currency, total),
+            format::money(&currency, overdue),
+            share(overdue, total)
+                .map(format::percent)
+                .unwrap_or_else(|| "–".into()),
+        ]);
+    }
+    Ok(table)
+}

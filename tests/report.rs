@@ -1,0 +1,314 @@
+//! `arq report`: its figures equal the same figures from `arq sql` (read from the HTML with
+//! an HTML parser), a real browser renders every section and chart, thin warehouses give
+//! "not enough data" notes, hostile text stays escaped and intact, a rerun is the same
+//! bytes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{Table, generate_small, rewrite, run_ok};
+
+/// Runs `arq report ARGS --out DIR/name` and returns the HTML.
+fn report(dir: &Path, name: &str, args: &[&str]) -> String {
+    let out = dir.join(name);
+    let mut all = vec!["report"];
+    all.extend(args);
+    all.extend(["--out", out.to_str().unwrap()]);
+    run_ok(&all);
+    std::fs::read_to_string(out).unwrap()
+}
+
+/// The text of every element matching `selector`; `A B` (a descendant) is resolved one
+/// step at a time on the inner HTML of each match.
+fn texts(html: &str, selector: &str) -> Vec<String> {
+    select(html, selector, |n, p| n.inner_text(p).trim().to_string())
+}
+
+fn select(html: &str, selector: &str, take: fn(&tl::Node, &tl::Parser) -> String) -> Vec<String> {
+    let (first, rest) = match selector.split_once(' ') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (selector, None),
+    };
+    let dom = tl::parse(html, tl::ParserOptions::default()).expect("HTML parses");
+    let parser = dom.parser();
+    let Some(nodes) = dom.query_selector(first) else {
+        return Vec::new();
+    };
+    let found: Vec<&tl::Node> = nodes.filter_map(|h| h.get(parser)).collect();
+    match rest {
+        None => found.iter().map(|n| take(n, parser)).collect(),
+        Some(rest) => found
+            .iter()
+            .flat_map(|n| select(&n.inner_html(parser), rest, take))
+            .collect(),
+    }
+}
+
+/// A tile's value: `[data-currency=C] [data-kpi=K] .value`.
+fn tile(html: &str, currency: &str, kpi: &str) -> String {
+    let values = texts(
+        html,
+        &format!("div[data-currency={currency}] div[data-kpi={kpi}] .value"),
+    );
+    values
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kpi} tile for {currency}"))
+}
+
+/// `1234567.891` → `1,234,567.89`.
+fn grouped(amount: &str) -> String {
+    let value: f64 = amount.parse().unwrap();
+    let text = format!("{:.2}", value.abs());
+    let (whole, cents) = text.split_once('.').unwrap();
+    let mut out = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{}{out}.{cents}", if value < 0.0 { "-" } else { "" })
+}
+
+fn sql_csv(query: &str) -> Table {
+    Table::parse(&run_ok(&["sql", "--format", "csv", query]))
+}
+
+#[test]
+fn the_reports_figures_are_the_sql_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = report(dir.path(), "r.html", &[]);
+    let metrics = sql_csv(
+        "SELECT currency, ar_end, dso, best_possible_dso, average_days_delinquent, cei \
+         FROM ar_metrics('2026-10-31', '2026-10-31') ORDER BY currency",
+    );
+    assert!(metrics.rows.len() >= 2);
+    for m in metrics.records() {
+        let c = m.get("currency");
+        assert_eq!(
+            tile(&html, c, "total_ar"),
+            format!("{c} {}", grouped(m.get("ar_end")))
+        );
+        assert_eq!(tile(&html, c, "dso"), format!("{:.1} days", m.num("dso")));
+        assert_eq!(
+            tile(&html, c, "best_possible_dso"),
+            format!("{:.1} days", m.num("best_possible_dso"))
+        );
+        assert_eq!(
+            tile(&html, c, "add"),
+            format!("{:.1} days", m.num("average_days_delinquent"))
+        );
+        assert_eq!(tile(&html, c, "cei"), format!("{:.1} %", m.num("cei")));
+    }
+    // The 90+ share of the USD tile.
+    let over_90 = sql_csv(
+        "SELECT sum(CASE WHEN days_past_due(due_date, snapshot_date) > 90 THEN open_amount \
+         ELSE 0 END) / sum(open_amount) AS share FROM open_items_latest WHERE currency = 'USD'",
+    );
+    let share = over_90.records().next().unwrap().num("share");
+    assert_eq!(
+        tile(&html, "USD", "over_90_share"),
+        format!("{:.1} %", share * 100.0)
+    );
+
+    // The largest overdue USD customer.
+    let top = sql_csv(
+        "SELECT customer_id, sum(open_amount) AS overdue FROM open_items_latest \
+         WHERE due_date < snapshot_date AND currency = 'USD' GROUP BY 1 \
+         ORDER BY 2 DESC, 1 LIMIT 1",
+    );
+    let top = top.records().next().unwrap();
+    let cells = texts(&html, "div[data-table=top-overdue-USD] tbody tr td");
+    assert_eq!(cells[1], top.get("customer_id"));
+    assert_eq!(cells[3], grouped(top.get("overdue")));
+
+    // The roll rate of 31-60 in October, USD.
+    let roll = sql_csv(
+        "SELECT roll_rate FROM roll_rates('2026-10-31', '2026-10-31') \
+         WHERE currency = 'USD' AND from_bucket = '31-60'",
+    );
+    let rate = roll.records().next().unwrap().num("roll_rate");
+    let rows = texts(&html, "figure#roll-rates-USD tbody tr");
+    let row = rows
+        .iter()
+        .find(|r| r.starts_with("31-60"))
+        .expect("a 31-60 row");
+    assert!(
+        row.ends_with(&format!("{:.1} %", rate * 100.0)),
+        "{row} vs {rate}"
+    );
+
+    // A collector's promises taken and cash collected in October.
+    let k1 = sql_csv(
+        "SELECT count(*) AS promises FROM activities WHERE collector_id = 'K0001' \
+         AND kind = 'promise' AND activity_date > DATE '2026-09-30' \
+         AND activity_date <= DATE '2026-10-31'",
+    );
+    let promises = k1.records().next().unwrap().get("promises").to_string();
+    let row = texts(&html, "div[data-table=collectors] tbody tr")
+        .into_iter()
+        .find(|r| r.starts_with("K0001"))
+        .expect("K0001's row");
+    assert!(row.contains(&promises), "{row} lacks {promises} promises");
+    // Money is never added across currencies: every amount has its currency.
+    assert!(!html.contains("Total AR</div>\n        <div class=\"value\">0"));
+
+    // The same inputs give the same bytes.
+    let again = report(dir.path(), "again.html", &[]);
+    assert!(html == again, "a rerun changed the report");
+}
+
+/// The browser the tests drive: `ARQ_BROWSER`, else Chromium's headless shell or
+/// Chromium on the PATH. `.ci/run` installs `chromium-headless-shell` when none is there.
+fn browser() -> PathBuf {
+    if let Some(b) = std::env::var_os("ARQ_BROWSER") {
+        return PathBuf::from(b);
+    }
+    for name in ["chromium-headless-shell", "chromium", "google-chrome"] {
+        for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "no browser for the report test: install Debian's chromium-headless-shell \
+         (.ci/run does) or set ARQ_BROWSER"
+    );
+}
+
+fn headless(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(browser())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,3000",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .args(args)
+        .output()
+        .expect("the browser runs")
+}
+
+#[test]
+fn a_browser_renders_every_section_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = report(dir.path(), "r.html", &[]);
+    let url = format!("file://{}", dir.path().join("r.html").display());
+    let out = headless(dir.path(), &["--dump-dom", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8(out.stdout).unwrap();
+    for section in ["section id=\"portfolio\"", "section id=\"collectors\""] {
+        assert!(dom.contains(section), "{section} not rendered");
+    }
+    let charts = texts(&html, "figure.chart");
+    assert!(charts.len() >= 10, "{} charts", charts.len());
+    // Every chart in the file is in the rendered page, drawn.
+    let dom_svgs = dom.matches("<svg").count();
+    assert_eq!(dom_svgs, html.matches("<svg").count());
+    assert!(dom_svgs >= 10);
+    let visible = texts(&dom, "body").join(" ");
+    for bad in ["NaN", "undefined", "inf "] {
+        assert!(!visible.contains(bad), "`{bad}` in the rendered text");
+    }
+    let png = dir.path().join("r.png");
+    let shot = headless(
+        dir.path(),
+        &[&format!("--screenshot={}", png.display()), &url],
+    );
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    // A blank 1200×3000 page compresses to a few kilobytes; charts and tables do not.
+    let bytes = std::fs::metadata(&png).unwrap().len();
+    assert!(
+        bytes > 100_000,
+        "the screenshot looks blank ({bytes} bytes)"
+    );
+}
+
+#[test]
+fn a_thin_warehouse_gives_notes_not_broken_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    generate_small(&wh, 40, 1, 3);
+    let html = report(
+        dir.path(),
+        "one.html",
+        &["--warehouse", wh.to_str().unwrap()],
+    );
+    assert!(html.contains("Not enough data: fewer than two monthly snapshots."));
+    assert!(html.contains("Not enough data: fewer than two months with credit sales."));
+    assert!(
+        !html.contains("section id=\"collectors\""),
+        "no month to review"
+    );
+    assert!(!html.contains("NaN") && !html.contains("inf"));
+}
+
+#[test]
+fn hostile_names_are_escaped_and_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    generate_small(&wh, 60, 3, 5);
+    let snapshots: Vec<PathBuf> = std::fs::read_dir(wh.join("customers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let hostile = "<script>alert(\"x\")</script> & O'Brien 😀 שלום";
+    for snapshot in snapshots {
+        let relative = snapshot
+            .join("part-00000.parquet")
+            .strip_prefix(&wh)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        rewrite(
+            &wh,
+            &relative,
+            &format!(
+                "SELECT customer_id, '{}' || customer_id AS name, segment, region, currency, \
+                 credit_limit, payment_terms_days, collector_id, customer_since, high_profile, \
+                 fraud_suspected, contact_name, contact_phone, contact_email, \
+                 last_credit_review FROM t",
+                hostile.replace('\'', "''")
+            ),
+        );
+    }
+    let html = report(dir.path(), "r.html", &["--warehouse", wh.to_str().unwrap()]);
+    assert!(!html.contains("<script>"), "unescaped markup");
+    assert!(html.contains("&lt;script&gt;"), "the name is missing");
+    // Read back by a parser and its entities decoded, a name is the text written.
+    let decoded: Vec<String> = texts(&html, "td")
+        .iter()
+        .map(|t| {
+            t.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#x27;", "'")
+                .replace("&#x2f;", "/")
+                .replace("&amp;", "&")
+        })
+        .collect();
+    assert!(
+        decoded
+            .iter()
+            .any(|n| n.starts_with(hostile) && n.len() > hostile.len()),
+        "no intact name in {decoded:?}"
+    );
+}
