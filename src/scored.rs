@@ -2,6 +2,7 @@
 //! warehouse's snapshot — what `arq score`, `arq queue`, `arq limits` and the nightly job
 //! all start from, computed once per run.
 
+use arq_models::Policy;
 use arq_models::scores::{Scores, score_snapshot};
 use arq_models::sql::SessionModel;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
@@ -87,4 +88,24 @@ pub fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
         .map(|c| datafusion::arrow::compute::take(c, &take, None))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// The snapshot's credit-limit recommendations under `policy` (`arq limits`' rows): the
+/// snapshot scored and checked, the previous one scored for the class migration.
+pub async fn recommendations(
+    warehouse: &Warehouse,
+    model: &SessionModel,
+    feature_slice: usize,
+    policy: &Policy,
+) -> Result<RecordBatch> {
+    let snapshot = ScoredSnapshot::checked(warehouse, model, feature_slice).await?;
+    let previous = snapshot.previous(warehouse, model, feature_slice).await?;
+    let limits = arq_models::limits::recommend_snapshot(
+        &snapshot.state,
+        &snapshot.scores,
+        previous.as_ref(),
+        policy,
+    )
+    .await?;
+    Ok(limits)
 }

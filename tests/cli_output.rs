@@ -75,6 +75,7 @@ fn help_of_every_command() {
         "limits",
         "nightly",
         "backtest",
+        "report",
         "generate",
     ];
     let top = run_ok(&["--help"]);

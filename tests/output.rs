@@ -318,6 +318,7 @@ fn every_command_lists_only_its_own_options_with_examples() {
         "limits",
         "nightly",
         "backtest",
+        "report",
         "generate",
     ] {
         assert!(help(command).contains("Examples:\n  arq "), "{command}");

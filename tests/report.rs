@@ -154,6 +154,31 @@ fn the_reports_figures_are_the_sql_figures() {
     // Money is never added across currencies: every amount has its currency.
     assert!(!html.contains("Total AR</div>\n        <div class=\"value\">0"));
 
+    // The credit section's exposure by class and over-limit count are `arq limits`'.
+    let limits = Table::parse(&run_ok(&["limits", "--format", "csv"]));
+    let usd_a: f64 = limits
+        .records()
+        .filter(|r| r.get("currency") == "USD" && r.get("risk_class") == "A")
+        .map(|r| r.num("exposure"))
+        .sum();
+    let by_class = texts(&html, "div[data-table=by-class] tbody tr");
+    let row = by_class
+        .iter()
+        .find(|r| r.starts_with("USDA"))
+        .expect("a USD class A row");
+    assert!(
+        row.contains(&format!("USD {}", grouped(&format!("{usd_a:.2}")))),
+        "{row} vs {usd_a:.2}"
+    );
+    let over = limits
+        .records()
+        .filter(|r| r.get("over_limit") == "true")
+        .count();
+    assert!(
+        html.contains(&format!("Over their limit ({over} customers")),
+        "{over} over the limit"
+    );
+
     // The same inputs give the same bytes.
     let again = report(dir.path(), "again.html", &[]);
     assert!(html == again, "a rerun changed the report");
@@ -210,7 +235,11 @@ fn a_browser_renders_every_section_and_chart() {
         String::from_utf8_lossy(&out.stderr)
     );
     let dom = String::from_utf8(out.stdout).unwrap();
-    for section in ["section id=\"portfolio\"", "section id=\"collectors\""] {
+    for section in [
+        "section id=\"portfolio\"",
+        "section id=\"collectors\"",
+        "section id=\"credit\"",
+    ] {
         assert!(dom.contains(section), "{section} not rendered");
     }
     let charts = texts(&html, "figure.chart");
@@ -253,10 +282,10 @@ fn a_thin_warehouse_gives_notes_not_broken_charts() {
     );
     assert!(html.contains("Not enough data: fewer than two monthly snapshots."));
     assert!(html.contains("Not enough data: fewer than two months with credit sales."));
-    assert!(
-        !html.contains("section id=\"collectors\""),
-        "no month to review"
-    );
+    assert!(html.contains(
+        "Not enough data: the warehouse has one snapshot, so there is no month to review."
+    ));
+    assert!(html.contains("Not enough data: no previous snapshot to compare classes with."));
     assert!(!html.contains("NaN") && !html.contains("inf"));
 }
 
@@ -310,5 +339,27 @@ fn hostile_names_are_escaped_and_intact() {
             .iter()
             .any(|n| n.starts_with(hostile) && n.len() > hostile.len()),
         "no intact name in {decoded:?}"
+    );
+}
+
+#[test]
+fn the_nightly_writes_the_report_of_the_night() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(&["nightly", "--quiet", "--out", dir.path().to_str().unwrap()]);
+    let night = dir.path().join("2026-10-31");
+    let html = std::fs::read_to_string(night.join("report.html")).unwrap();
+    for section in ["portfolio", "collectors", "credit"] {
+        assert!(
+            html.contains(&format!("<section id=\"{section}\">")),
+            "{section}"
+        );
+    }
+    let manifest = std::fs::read_to_string(night.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"file\": \"report.html\""), "{manifest}");
+    // The night's report is `arq report` over the same inputs, byte for byte.
+    let alone = report(dir.path(), "alone.html", &["--warehouse", "data/demo"]);
+    assert!(
+        alone == html,
+        "the nightly's report differs from arq report's"
     );
 }

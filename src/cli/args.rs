@@ -166,7 +166,8 @@ Examples:
     Backtest(BacktestArgs),
     /// The month's review on one self-contained HTML page: the portfolio per currency
     /// (KPI tiles, aging, DSO and CEI trends, roll rates, top overdue customers, segment
-    /// and region) and each collector's month, with charts and their numbers.
+    /// and region), each collector's month, and the credit desk's recommendations, with
+    /// charts and their numbers.
     #[command(after_help = "\
 Examples:
   arq report                                       newest snapshot, 12 months → report.html
@@ -198,7 +199,7 @@ impl Command {
             Command::Queue(_) | Command::Limits(_) | Command::Nightly(_) | Command::Backtest(_) => {
                 (true, Need::Required, true)
             }
-            Command::Report(_) => (true, Need::Optional, false),
+            Command::Report(_) => (true, Need::Optional, true),
             Command::Generate(_) => (false, Need::No, false),
         };
         Needs {
@@ -216,6 +217,7 @@ impl Command {
             Command::Limits(a) => Some(&a.policy),
             Command::Nightly(a) => Some(&a.policy),
             Command::Backtest(a) => Some(&a.policy),
+            Command::Report(a) => Some(&a.policy),
             _ => None,
         }
     }
@@ -625,9 +627,16 @@ pub struct ReportArgs {
     /// Months the trends cover, ending with the snapshot's.
     #[arg(long, default_value_t = 12)]
     pub months: u32,
-    /// The sections, in order (comma-separated; default all).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Section::Portfolio, Section::Collectors])]
+    /// The sections to include (comma-separated; default all), shown in the usual order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values_t = [Section::Portfolio, Section::Collectors, Section::Credit]
+    )]
     pub sections: Vec<Section>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// The CEI target line (%).
     #[arg(long, value_name = "PERCENT", default_value_t = crate::report::DEFAULT_CEI_TARGET)]
     pub cei_target: f64,

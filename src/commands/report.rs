@@ -4,7 +4,8 @@ use crate::cli::args::ReportArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
 use crate::output::{print_text, write_atomically};
-use crate::report::{self, Period, Source};
+use crate::report::{self, CreditInput, Period, Section, Source};
+use crate::scored::recommendations;
 
 /// Builds the report over the configured warehouse (and model, when there is one) and
 /// writes it atomically.
@@ -25,9 +26,22 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         warehouse: &root,
         model: model.as_deref(),
     };
+    let policy = &config.policy()?.value;
     let html = config.block_on(async {
         let ctx = warehouse.session(config.session_model()).await?;
-        report::build(&ctx, &period, &sections, &source).await
+        let credit = match (sections.contains(&Section::Credit), config.session_model()) {
+            (true, Some(model)) => Some(CreditInput {
+                limits: recommendations(warehouse, model, config.feature_slice, policy).await?,
+                classes: policy
+                    .limits
+                    .classes
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect(),
+            }),
+            _ => None,
+        };
+        report::build(&ctx, &period, &sections, &source, credit.as_ref()).await
     })?;
     write_atomically(&args.out, |file| {
         use std::io::Write;

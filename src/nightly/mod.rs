@@ -12,6 +12,7 @@
 //!   accounts with their step), `held.*`, `carry_over.*` (with `supervisor:carry_over`);
 //! - `limits.*`, `scores.*`;
 //! - with `--xlsx`, spreadsheets of the lists people read (see [`workbooks`]);
+//! - `report.html`: the month's review (`arq report`'s every section, 12 months);
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
 //!   fingerprint, and timings. Everything but the `timings_ms` object is byte-identical
@@ -35,6 +36,7 @@ use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
 use crate::output::folder::{FolderWriter, Workbook};
 use crate::output::staging::StagingDir;
+use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::{ScoredSnapshot, take_rows};
 use crate::validate;
 use crate::warehouse::Warehouse;
@@ -110,6 +112,8 @@ pub fn run(
     if options.xlsx {
         writer.workbooks(tables.len(), &workbooks(&tables)?)?;
     }
+    let report = runtime.block_on(night_report(warehouse, options, &decisions.limits))?;
+    writer.file("report.html", report.as_bytes())?;
     stages.done("write");
 
     let mut summary = Summary::of(
@@ -223,6 +227,41 @@ async fn decide(
         limits,
         collectors,
     })
+}
+
+/// The month's review (`arq report` with every section, 12 months) of the night, with
+/// the limits the night recommended.
+async fn night_report(
+    warehouse: &Warehouse,
+    options: &NightlyOptions<'_>,
+    limits: &RecordBatch,
+) -> Result<String> {
+    let ctx = warehouse.session(Some(&options.model.value)).await?;
+    let period = Period::new(
+        warehouse.as_of(),
+        warehouse.previous_snapshot(),
+        12,
+        report::DEFAULT_CEI_TARGET,
+    )?;
+    let root = warehouse.root().display().to_string();
+    let model = options.model.path.display().to_string();
+    let source = Source {
+        warehouse: &root,
+        model: Some(&model),
+    };
+    let credit = CreditInput {
+        limits: limits.clone(),
+        classes: options
+            .policy
+            .value
+            .limits
+            .classes
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
+    };
+    let sections = [Section::Portfolio, Section::Collectors, Section::Credit];
+    report::build(&ctx, &period, &sections, &source, Some(&credit)).await
 }
 
 /// The spreadsheets of `--xlsx`: each person's call list with its overdue invoices on a

@@ -5,11 +5,12 @@
 //! minijinja template that escapes every value (customer names and any warehouse text);
 //! only the SVG, which plotters escapes itself, is inserted as markup.
 //!
-//! Sections built so far: portfolio ([`portfolio`]) and the collectors' month
-//! ([`collectors`]).
+//! Sections built so far: portfolio ([`portfolio`]), the collectors' month
+//! ([`collectors`]) and credit ([`credit`]).
 
 pub mod charts;
 pub mod collectors;
+pub mod credit;
 pub mod format;
 pub mod portfolio;
 pub mod rows;
@@ -32,6 +33,16 @@ pub enum Section {
     Portfolio,
     /// Each collector's month, the CEI ranking and the special accounts.
     Collectors,
+    /// Customers and exposure by risk class, recommended actions, over-limit customers,
+    /// class migration (needs a model).
+    Credit,
+}
+
+/// What the credit section reads: the snapshot's limit recommendations (`arq limits`'
+/// rows) and the policy's risk classes from the best to the worst.
+pub struct CreditInput {
+    pub limits: datafusion::arrow::array::RecordBatch,
+    pub classes: Vec<String>,
 }
 
 /// The months a report covers.
@@ -87,6 +98,7 @@ pub async fn build(
     period: &Period,
     sections: &[Section],
     source: &Source<'_>,
+    credit: Option<&CreditInput>,
 ) -> Result<String> {
     let has_model = source.model.is_some();
     let portfolio = match sections.contains(&Section::Portfolio) {
@@ -97,12 +109,20 @@ pub async fn build(
         true => collectors::build(ctx, period).await?,
         false => None,
     };
+    let wants_credit = sections.contains(&Section::Credit);
+    let credit = match credit.filter(|_| wants_credit) {
+        Some(input) => Some(credit::build(ctx, &input.limits, &input.classes).await?),
+        None => None,
+    };
     let mut shown = Vec::new();
     if portfolio.is_some() {
         shown.push(context! { id => "portfolio", title => "Portfolio" });
     }
     if sections.contains(&Section::Collectors) {
         shown.push(context! { id => "collectors", title => "Collectors" });
+    }
+    if wants_credit {
+        shown.push(context! { id => "credit", title => "Credit" });
     }
     let mut env = Environment::new();
     env.add_template("report.html", include_str!("report.html"))
@@ -119,6 +139,9 @@ pub async fn build(
             sections => shown,
             portfolio => Value::from(Serde(&portfolio)),
             collectors => Value::from(Serde(&collectors)),
+            wants_collectors => sections.contains(&Section::Collectors),
+            wants_credit => wants_credit,
+            credit => Value::from(Serde(&credit)),
             one_snapshot => period.previous.is_none(),
         })
         .map_err(template_error)?;
