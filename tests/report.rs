@@ -179,6 +179,71 @@ fn the_reports_figures_are_the_sql_figures() {
         "{over} over the limit"
     );
 
+    // The model's stored validation figures are the artifact's.
+    let artifact: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::util::repo_root().join("data/models/default.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let stored = texts(&html, "div[data-table=model-stored] tbody tr");
+    for m in artifact["report"]["validation"].as_array().unwrap() {
+        let name = m["model"].as_str().unwrap();
+        let auc = m["auc"].as_f64().unwrap();
+        let row = stored
+            .iter()
+            .find(|r| r.starts_with(name) && !r.contains("(its training rows)"))
+            .unwrap_or_else(|| panic!("no row for {name} in {stored:?}"));
+        assert!(row.contains(&format!("{auc:.3}")), "{row} vs AUC {auc:.3}");
+    }
+    // The champion's AUC on the warehouse's labelled snapshots, recomputed here from the
+    // same rows queried with `arq sql`.
+    let features: Vec<String> = artifact["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("f.{}", f["name"].as_str().unwrap()))
+        .collect();
+    let scored = sql_csv(&format!(
+        "SELECT risk_score({}) AS pd, l.went_bad FROM customer_features('2025-11-01', \
+         '2026-10-31') f JOIN risk_labels('2025-11-01', '2026-10-31') l \
+         ON l.customer_id = f.customer_id AND l.snapshot_date = f.snapshot_date \
+         WHERE l.went_bad IS NOT NULL AND f.max_dpd < 90",
+        features.join(", ")
+    ));
+    let (mut bads, mut goods) = (Vec::new(), Vec::new());
+    for r in scored.records() {
+        match r.get("went_bad") {
+            "true" => bads.push(r.num("pd")),
+            _ => goods.push(r.num("pd")),
+        }
+    }
+    // AUC: the chance that a bad outranks a good (ties count half).
+    let mut wins = 0.0;
+    for b in &bads {
+        for g in &goods {
+            wins += if b > g {
+                1.0
+            } else if b == g {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let auc = wins / (bads.len() * goods.len()) as f64;
+    let evaluated = texts(&html, "div[data-table=model-evaluated] tbody tr");
+    assert_eq!(evaluated.len(), 2, "{evaluated:?}");
+    assert!(
+        evaluated[0].starts_with("champion (PD)") && evaluated[0].contains(&format!("{auc:.3}")),
+        "{} vs AUC {auc:.3}",
+        evaluated[0]
+    );
+    let psi = texts(&html, "p[data-psi]");
+    assert!(
+        psi[0].starts_with("Population stability today: PSI 0."),
+        "{psi:?}"
+    );
+
     // The same inputs give the same bytes.
     let again = report(dir.path(), "again.html", &[]);
     assert!(html == again, "a rerun changed the report");
@@ -238,6 +303,7 @@ fn a_browser_renders_every_section_and_chart() {
     for section in [
         "section id=\"portfolio\"",
         "section id=\"collectors\"",
+        "section id=\"model\"",
         "section id=\"credit\"",
     ] {
         assert!(dom.contains(section), "{section} not rendered");
@@ -348,7 +414,7 @@ fn the_nightly_writes_the_report_of_the_night() {
     run_ok(&["nightly", "--quiet", "--out", dir.path().to_str().unwrap()]);
     let night = dir.path().join("2026-10-31");
     let html = std::fs::read_to_string(night.join("report.html")).unwrap();
-    for section in ["portfolio", "collectors", "credit"] {
+    for section in ["portfolio", "collectors", "model", "credit"] {
         assert!(
             html.contains(&format!("<section id=\"{section}\">")),
             "{section}"

@@ -632,7 +632,12 @@ pub struct ReportArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_values_t = [Section::Portfolio, Section::Collectors, Section::Credit]
+        default_values_t = [
+            Section::Portfolio,
+            Section::Collectors,
+            Section::Model,
+            Section::Credit
+        ]
     )]
     pub sections: Vec<Section>,
     #[command(flatten)]

@@ -41,7 +41,15 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             }),
             _ => None,
         };
-        report::build(&ctx, &period, &sections, &source, credit.as_ref()).await
+        report::build(
+            &ctx,
+            &period,
+            &sections,
+            &source,
+            credit.as_ref(),
+            config.session_model(),
+        )
+        .await
     })?;
     write_atomically(&args.out, |file| {
         use std::io::Write;

@@ -260,8 +260,14 @@ async fn night_report(
             .map(|c| c.name.clone())
             .collect(),
     };
-    let sections = [Section::Portfolio, Section::Collectors, Section::Credit];
-    report::build(&ctx, &period, &sections, &source, Some(&credit)).await
+    let sections = [
+        Section::Portfolio,
+        Section::Collectors,
+        Section::Model,
+        Section::Credit,
+    ];
+    let model = Some(&options.model.value);
+    report::build(&ctx, &period, &sections, &source, Some(&credit), model).await
 }
 
 /// The spreadsheets of `--xlsx`: each person's call list with its overdue invoices on a

@@ -214,6 +214,61 @@ pub fn lines(
     Ok(svg)
 }
 
+/// Lines over a numeric x axis in [0, 1] (ROC curves), with the chance diagonal.
+pub fn xy_lines(axes: &Axes, series: &[(String, Vec<(f64, f64)>)]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + 80)).into_drawing_area();
+        root.fill(&WHITE).map_err(failed)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(axes.title, (FONT, 17))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+            .map_err(failed)?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.x)
+            .y_desc(axes.y)
+            .x_label_formatter(&|v| format!("{:.0} %", v * 100.0))
+            .y_label_formatter(&|v| format!("{:.0} %", v * 100.0))
+            .draw()
+            .map_err(failed)?;
+        let grey = RGBColor(150, 150, 150).mix(1.0);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                6,
+                4,
+                grey.into(),
+            ))
+            .map_err(failed)?
+            .label("chance")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], grey));
+        for (k, (name, points)) in series.iter().enumerate() {
+            let color = LINE_COLORS[k % LINE_COLORS.len()].mix(1.0);
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(failed)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font((FONT, 12))
+            .draw()
+            .map_err(failed)?;
+        root.present().map_err(failed)?;
+    }
+    Ok(svg)
+}
+
 /// Horizontal bars, one per label (a ranking, largest first as given).
 pub fn bars(axes: &Axes, labels: &[String], values: &[f64]) -> Result<String> {
     let n = labels.len() as i32;
@@ -230,7 +285,7 @@ pub fn bars(axes: &Axes, labels: &[String], values: &[f64]) -> Result<String> {
             .caption(axes.title, (FONT, 17))
             .margin(12)
             .x_label_area_size(40)
-            .y_label_area_size(150)
+            .y_label_area_size(label_width(labels))
             .build_cartesian_2d(min..max.max(1.0) * 1.1, segments(labels.len()))
             .map_err(failed)?;
         chart
@@ -262,6 +317,12 @@ pub fn bars(axes: &Axes, labels: &[String], values: &[f64]) -> Result<String> {
         root.present().map_err(failed)?;
     }
     Ok(svg)
+}
+
+/// Room for the longest label at the axis font (about 6.5 px a character).
+fn label_width(labels: &[String]) -> u32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    (longest * 13 / 2 + 24).clamp(60, 420)
 }
 
 /// The label of a segment's centre; nothing elsewhere.

@@ -6,12 +6,13 @@
 //! only the SVG, which plotters escapes itself, is inserted as markup.
 //!
 //! Sections built so far: portfolio ([`portfolio`]), the collectors' month
-//! ([`collectors`]) and credit ([`credit`]).
+//! ([`collectors`]), the model ([`model`]) and credit ([`credit`]).
 
 pub mod charts;
 pub mod collectors;
 pub mod credit;
 pub mod format;
+pub mod model;
 pub mod portfolio;
 pub mod rows;
 pub mod view;
@@ -33,6 +34,9 @@ pub enum Section {
     Portfolio,
     /// Each collector's month, the CEI ranking and the special accounts.
     Collectors,
+    /// The model's validation, ROC and calibration, PSI today, reason codes (needs a
+    /// model).
+    Model,
     /// Customers and exposure by risk class, recommended actions, over-limit customers,
     /// class migration (needs a model).
     Credit,
@@ -99,6 +103,7 @@ pub async fn build(
     sections: &[Section],
     source: &Source<'_>,
     credit: Option<&CreditInput>,
+    model: Option<&arq_models::sql::SessionModel>,
 ) -> Result<String> {
     let has_model = source.model.is_some();
     let portfolio = match sections.contains(&Section::Portfolio) {
@@ -108,6 +113,11 @@ pub async fn build(
     let collectors = match sections.contains(&Section::Collectors) {
         true => collectors::build(ctx, period).await?,
         false => None,
+    };
+    let wants_model = sections.contains(&Section::Model);
+    let model_view = match model.filter(|_| wants_model) {
+        Some(m) => Some(model::build(ctx, period, m).await?),
+        None => None,
     };
     let wants_credit = sections.contains(&Section::Credit);
     let credit = match credit.filter(|_| wants_credit) {
@@ -120,6 +130,9 @@ pub async fn build(
     }
     if sections.contains(&Section::Collectors) {
         shown.push(context! { id => "collectors", title => "Collectors" });
+    }
+    if wants_model {
+        shown.push(context! { id => "model", title => "Model" });
     }
     if wants_credit {
         shown.push(context! { id => "credit", title => "Credit" });
@@ -141,6 +154,8 @@ pub async fn build(
             collectors => Value::from(Serde(&collectors)),
             wants_collectors => sections.contains(&Section::Collectors),
             wants_credit => wants_credit,
+            wants_model => wants_model,
+            model_view => Value::from(Serde(&model_view)),
             credit => Value::from(Serde(&credit)),
             one_snapshot => period.previous.is_none(),
         })

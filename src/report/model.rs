@@ -1,0 +1,463 @@
+//! The model section: how the risk model holds up.
+//!
+//! - The validation report stored in the model artifact (champion, challenger and the
+//!   max-DPD baseline, out of time at training): AUC, Gini, KS, Brier, capture of bads in
+//!   the riskiest 10 % / 20 %, and the champion's calibration by decile.
+//! - On this warehouse, over the labelled snapshots of the report's months (the 90 days
+//!   after them are known; customers not yet 90+ days past due, the model's population):
+//!   ROC curves of the champion (`risk_score`) and the baseline (`max_dpd`), AUC, KS and
+//!   capture, and the score distributions of goods and bads. The challenger (a forest) is
+//!   not in the artifact, so it has no curve here: its stored figures are in the table.
+//! - Today's scored population (`risk_scores()`) against training: the PSI over the
+//!   training deciles with the 0.1 / 0.25 bands, and the most frequent reason codes.
+
+use arq_models::metrics;
+use arq_models::sql::SessionModel;
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use super::Period;
+use super::charts::{self, Axes, Series};
+use super::format;
+use super::rows::Rows;
+use super::view::{Chart, Table};
+use crate::error::Result;
+
+#[derive(Debug, Serialize)]
+pub struct ModelView {
+    pub trained: String,
+    pub stored: Table,
+    pub window: String,
+    pub rows: String,
+    pub evaluated: Table,
+    pub charts: Vec<Chart>,
+    pub psi: String,
+    pub psi_verdict: String,
+}
+
+/// Builds the section.
+pub async fn build(
+    ctx: &SessionContext,
+    period: &Period,
+    model: &SessionModel,
+) -> Result<ModelView> {
+    let risk = &model.model;
+    let report = &risk.report;
+    let pct = |v: Option<f64>| v.map(format::percent).unwrap_or_else(|| "–".into());
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into());
+    let mut stored = Table::new(&[
+        "model",
+        "AUC!",
+        "Gini!",
+        "KS!",
+        "Brier!",
+        "bads in riskiest 10 %!",
+        "bads in riskiest 20 %!",
+    ]);
+    for m in std::iter::once(&report.champion_train).chain(&report.validation) {
+        let name = if std::ptr::eq(m, &report.champion_train) {
+            format!("{} (its training rows)", m.model)
+        } else {
+            m.model.clone()
+        };
+        stored.push(vec![
+            name,
+            num(m.auc),
+            num(m.gini),
+            num(m.ks),
+            num(m.brier),
+            pct(m.capture_top_10),
+            pct(m.capture_top_20),
+        ]);
+    }
+
+    let labelled = labelled(ctx, period, &risk.feature_names()).await?;
+    let mut charts = vec![calibration(report)?];
+    let mut evaluated = Table::new(&[
+        "ranking",
+        "AUC!",
+        "KS!",
+        "bads in riskiest 10 %!",
+        "bads in riskiest 20 %!",
+    ]);
+    let bads = labelled.bad.iter().filter(|b| **b).count();
+    if labelled.bad.is_empty() || bads == 0 || bads == labelled.bad.len() {
+        charts.push(Chart::missing(
+            "roc".into(),
+            "ROC curves on this warehouse".into(),
+            "no labelled snapshot with both goods and bads in these months (labels need the 90 days after a snapshot)",
+        ));
+    } else {
+        for (name, scores) in [
+            ("champion (PD)", &labelled.pd),
+            ("baseline (max DPD)", &labelled.max_dpd),
+        ] {
+            evaluated.push(vec![
+                name.to_string(),
+                num(metrics::auc(scores, &labelled.bad)),
+                num(metrics::ks(scores, &labelled.bad)),
+                pct(metrics::capture(scores, &labelled.bad, 0.10)),
+                pct(metrics::capture(scores, &labelled.bad, 0.20)),
+            ]);
+        }
+        charts.push(roc(&labelled)?);
+        charts.push(distribution(&labelled)?);
+    }
+
+    let today = Rows::query(
+        ctx,
+        "today's scores",
+        "SELECT pd, late_stage, reason_1 FROM risk_scores()",
+    )
+    .await?;
+    let mut pds = Vec::new();
+    for r in 0..today.len() {
+        if today.text(r, "late_stage")?.as_deref() != Some("true")
+            && let Some(pd) = today.number(r, "pd")?
+        {
+            pds.push(pd);
+        }
+    }
+    let psi = risk.psi(&pds);
+    charts.push(psi_chart(risk, &pds, psi)?);
+    charts.push(reasons(ctx).await?);
+    Ok(ModelView {
+        trained: format!(
+            "trained on {} rows ({} bads) from {} to {}, validated out of time on {} rows ({} \
+             bads) from {} to {}",
+            format::count(risk.training.train_rows as i64),
+            format::count(risk.training.train_bads as i64),
+            risk.training.train_from.as_deref().unwrap_or("–"),
+            risk.training.train_to.as_deref().unwrap_or("–"),
+            format::count(risk.training.validation_rows as i64),
+            format::count(risk.training.validation_bads as i64),
+            risk.training.validation_from.as_deref().unwrap_or("–"),
+            risk.training.validation_to.as_deref().unwrap_or("–"),
+        ),
+        stored,
+        window: format!("{} to {}", period.from, period.to),
+        rows: format!(
+            "{} customer-snapshots, {} bads",
+            format::count(labelled.bad.len() as i64),
+            format::count(bads as i64)
+        ),
+        evaluated,
+        charts,
+        psi: format!("{psi:.3}"),
+        psi_verdict: metrics::psi_verdict(psi).to_string(),
+    })
+}
+
+/// Scored and labelled rows of the window.
+struct Labelled {
+    pd: Vec<f64>,
+    max_dpd: Vec<f64>,
+    bad: Vec<bool>,
+}
+
+async fn labelled(ctx: &SessionContext, period: &Period, features: &[&str]) -> Result<Labelled> {
+    let arguments: Vec<String> = features.iter().map(|f| format!("f.{f}")).collect();
+    let rows = Rows::query(
+        ctx,
+        "labelled scores",
+        &format!(
+            "SELECT CAST(f.max_dpd AS DOUBLE) AS max_dpd, risk_score({}) AS pd, l.went_bad \
+             FROM customer_features('{from}', '{to}') f \
+             JOIN risk_labels('{from}', '{to}') l \
+               ON l.customer_id = f.customer_id AND l.snapshot_date = f.snapshot_date \
+             WHERE l.went_bad IS NOT NULL AND f.max_dpd < {late} \
+             ORDER BY f.snapshot_date, f.customer_id",
+            arguments.join(", "),
+            from = period.from,
+            to = period.to,
+            late = arq_models::features::LATE_STAGE_DPD,
+        ),
+    )
+    .await?;
+    let mut labelled = Labelled {
+        pd: Vec::new(),
+        max_dpd: Vec::new(),
+        bad: Vec::new(),
+    };
+    for r in 0..rows.len() {
+        if let (Some(pd), Some(dpd)) = (rows.number(r, "pd")?, rows.number(r, "max_dpd")?) {
+            labelled.pd.push(pd);
+            labelled.max_dpd.push(dpd);
+            labelled
+                .bad
+                .push(rows.text(r, "went_bad")?.as_deref() == Some("true"));
+        }
+    }
+    Ok(labelled)
+}
+
+/// The ROC curve of `scores` (higher = riskier), at most ~100 points.
+fn roc_points(scores: &[f64], bad: &[bool]) -> Vec<(f64, f64)> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let positives = bad.iter().filter(|b| **b).count().max(1) as f64;
+    let negatives = bad.iter().filter(|b| !**b).count().max(1) as f64;
+    let step = (scores.len() / 100).max(1);
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut points = vec![(0.0, 0.0)];
+    let mut i = 0;
+    while i < order.len() {
+        // Ties move together.
+        let score = scores[order[i]];
+        while i < order.len() && scores[order[i]] == score {
+            if bad[order[i]] {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        if i % step == 0 || i == order.len() {
+            points.push((fp / negatives, tp / positives));
+        }
+    }
+    points.dedup();
+    points
+}
+
+fn roc(labelled: &Labelled) -> Result<Chart> {
+    let title = "ROC curves on this warehouse (labelled snapshots)".to_string();
+    let champion = roc_points(&labelled.pd, &labelled.bad);
+    let baseline = roc_points(&labelled.max_dpd, &labelled.bad);
+    let (auc_c, auc_b) = (
+        metrics::auc(&labelled.pd, &labelled.bad).unwrap_or(0.5),
+        metrics::auc(&labelled.max_dpd, &labelled.bad).unwrap_or(0.5),
+    );
+    let reading = format!(
+        "The champion's AUC is {auc_c:.3} against {auc_b:.3} for ranking by days past due."
+    );
+    let mut table = Table::new(&["false-positive rate!", "champion: bads found!"]);
+    for (x, y) in champion.iter().step_by((champion.len() / 20).max(1)) {
+        table.push(vec![format::percent(*x), format::percent(*y)]);
+    }
+    let axes = Axes {
+        title: &title,
+        x: "goods flagged (false-positive rate)",
+        y: "bads found (true-positive rate)",
+    };
+    let svg = charts::xy_lines(
+        &axes,
+        &[
+            (format!("champion, AUC {auc_c:.3}"), champion),
+            (format!("max DPD baseline, AUC {auc_b:.3}"), baseline),
+        ],
+    )?;
+    Ok(Chart::drawn("roc".into(), title, reading, svg, table))
+}
+
+fn calibration(report: &arq_models::Report) -> Result<Chart> {
+    let title = "Calibration by decile (validation at training)".to_string();
+    if report.calibration.is_empty() {
+        return Ok(Chart::missing(
+            "calibration".into(),
+            title,
+            "no calibration in the model",
+        ));
+    }
+    let labels: Vec<String> = report
+        .calibration
+        .iter()
+        .map(|c| c.decile.to_string())
+        .collect();
+    let mut table = Table::new(&["decile", "rows!", "predicted!", "observed!"]);
+    for c in &report.calibration {
+        table.push(vec![
+            c.decile.to_string(),
+            format::count(c.rows as i64),
+            format::percent(c.mean_predicted),
+            format::percent(c.observed_rate),
+        ]);
+    }
+    let worst = report
+        .calibration
+        .iter()
+        .max_by(|a, b| {
+            (a.mean_predicted - a.observed_rate)
+                .abs()
+                .total_cmp(&(b.mean_predicted - b.observed_rate).abs())
+        })
+        .map(|c| (c.decile, c.mean_predicted, c.observed_rate));
+    let reading = match worst {
+        Some((d, p, o)) => format!(
+            "The widest gap is in decile {d}: {} predicted, {} observed.",
+            format::percent(p),
+            format::percent(o)
+        ),
+        None => String::new(),
+    };
+    let series = vec![
+        Series {
+            name: "predicted PD".into(),
+            values: report
+                .calibration
+                .iter()
+                .map(|c| Some(c.mean_predicted * 100.0))
+                .collect(),
+        },
+        Series {
+            name: "observed bad rate".into(),
+            values: report
+                .calibration
+                .iter()
+                .map(|c| Some(c.observed_rate * 100.0))
+                .collect(),
+        },
+    ];
+    let axes = Axes {
+        title: &title,
+        x: "decile of predicted PD (1 = riskiest)",
+        y: "% of rows",
+    };
+    let svg = charts::lines(&axes, &labels, &series, None)?;
+    Ok(Chart::drawn(
+        "calibration".into(),
+        title,
+        reading,
+        svg,
+        table,
+    ))
+}
+
+fn distribution(labelled: &Labelled) -> Result<Chart> {
+    let title = "PD of goods and bads (labelled snapshots)".to_string();
+    let edges: Vec<f64> = (1..10).map(|i| i as f64 / 10.0).collect();
+    let share = |want: bool| {
+        let pds: Vec<f64> = labelled
+            .pd
+            .iter()
+            .zip(&labelled.bad)
+            .filter(|(_, b)| **b == want)
+            .map(|(p, _)| *p)
+            .collect();
+        metrics::bin_shares(&pds, &edges)
+    };
+    let (goods, bads) = (share(false), share(true));
+    let labels: Vec<String> = (0..10)
+        .map(|i| format!("{}–{} %", i * 10, i * 10 + 10))
+        .collect();
+    let mut table = Table::new(&["PD", "goods!", "bads!"]);
+    for i in 0..10 {
+        table.push(vec![
+            labels[i].clone(),
+            format::percent(goods[i]),
+            format::percent(bads[i]),
+        ]);
+    }
+    let (low_goods, low_bads) = (goods[0], bads[0]);
+    let reading = format!(
+        "{} of goods and {} of bads have a PD under 10 %.",
+        format::percent(low_goods),
+        format::percent(low_bads)
+    );
+    let series = vec![
+        Series {
+            name: "goods".into(),
+            values: goods.iter().map(|g| Some(g * 100.0)).collect(),
+        },
+        Series {
+            name: "bads".into(),
+            values: bads.iter().map(|b| Some(b * 100.0)).collect(),
+        },
+    ];
+    let axes = Axes {
+        title: &title,
+        x: "PD band",
+        y: "% of the group",
+    };
+    let svg = charts::lines(&axes, &labels, &series, None)?;
+    Ok(Chart::drawn(
+        "score-distribution".into(),
+        title,
+        reading,
+        svg,
+        table,
+    ))
+}
+
+fn psi_chart(risk: &arq_models::RiskModel, pds: &[f64], psi: f64) -> Result<Chart> {
+    let title = "Today's PDs against training (population stability)".to_string();
+    if pds.is_empty() {
+        return Ok(Chart::missing(
+            "psi".into(),
+            title,
+            "no customer scored today",
+        ));
+    }
+    let today = metrics::bin_shares(pds, &risk.psi_edges);
+    let labels: Vec<String> = (1..=today.len()).map(|b| b.to_string()).collect();
+    let mut table = Table::new(&["training decile", "training!", "today!"]);
+    for (i, label) in labels.iter().enumerate() {
+        table.push(vec![
+            label.clone(),
+            format::percent(risk.psi_reference.get(i).copied().unwrap_or(0.0)),
+            format::percent(today[i]),
+        ]);
+    }
+    let reading = format!(
+        "PSI {psi:.3}: {} (below 0.1 stable, 0.1–0.25 some shift, above 0.25 retrain).",
+        metrics::psi_verdict(psi)
+    );
+    let series = vec![
+        Series {
+            name: "training".into(),
+            values: risk.psi_reference.iter().map(|s| Some(s * 100.0)).collect(),
+        },
+        Series {
+            name: "today".into(),
+            values: today.iter().map(|s| Some(s * 100.0)).collect(),
+        },
+    ];
+    let axes = Axes {
+        title: &title,
+        x: "bin of the training PDs' deciles",
+        y: "% of customers",
+    };
+    let svg = charts::lines(&axes, &labels, &series, None)?;
+    Ok(Chart::drawn("psi".into(), title, reading, svg, table))
+}
+
+async fn reasons(ctx: &SessionContext) -> Result<Chart> {
+    let title =
+        "Most frequent first reasons today (customers not yet 90+ days past due)".to_string();
+    let rows = Rows::query(
+        ctx,
+        "reasons",
+        "SELECT reason_1 AS reason, count(*) AS customers FROM risk_scores() \
+         WHERE reason_1 IS NOT NULL AND NOT late_stage GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+    )
+    .await?;
+    if rows.is_empty() {
+        return Ok(Chart::missing(
+            "reasons".into(),
+            title,
+            "no reason codes today",
+        ));
+    }
+    let mut labels = Vec::new();
+    let mut values = Vec::new();
+    let mut table = Table::new(&["reason", "customers!"]);
+    for r in 0..rows.len() {
+        let reason = rows.text(r, "reason")?.unwrap_or_default();
+        let n = rows.int(r, "customers")?.unwrap_or_default();
+        table.push(vec![reason.clone(), format::count(n)]);
+        labels.push(reason);
+        values.push(n as f64);
+    }
+    let reading = format!(
+        "\"{}\" is the most frequent first reason ({} customers).",
+        labels[0],
+        format::count(values[0] as i64)
+    );
+    let axes = Axes {
+        title: &title,
+        x: "customers",
+        y: "",
+    };
+    let svg = charts::bars(&axes, &labels, &values)?;
+    Ok(Chart::drawn("reasons".into(), title, reading, svg, table))
+}
