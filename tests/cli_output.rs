@@ -64,23 +64,9 @@ fn nightly_summary() {
 
 #[test]
 fn help_of_every_command() {
-    let commands = [
-        "sql",
-        "shell",
-        "tables",
-        "functions",
-        "train",
-        "score",
-        "queue",
-        "limits",
-        "nightly",
-        "backtest",
-        "report",
-        "generate",
-    ];
     let top = run_ok(&["--help"]);
     settings().bind(|| insta::assert_snapshot!("help", top));
-    for command in commands {
+    for command in crate::util::COMMANDS {
         let out = run(&[command, "--help"]);
         assert!(out.status.success(), "arq {command} --help failed");
         let text = String::from_utf8(out.stdout).expect("utf-8 help");

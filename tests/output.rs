@@ -307,20 +307,7 @@ fn the_shell_sets_the_row_limit_null_text_and_expanded_display() {
 #[test]
 fn every_command_lists_only_its_own_options_with_examples() {
     let help = |command: &str| run_ok(&[command, "--help"]);
-    for command in [
-        "sql",
-        "shell",
-        "tables",
-        "functions",
-        "train",
-        "score",
-        "queue",
-        "limits",
-        "nightly",
-        "backtest",
-        "report",
-        "generate",
-    ] {
+    for command in crate::util::COMMANDS {
         assert!(help(command).contains("Examples:\n  arq "), "{command}");
     }
     let generate = help("generate");

@@ -3,6 +3,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// Every subcommand, in the order `arq --help` lists them.
+pub const COMMANDS: [&str; 12] = [
+    "sql",
+    "shell",
+    "tables",
+    "functions",
+    "train",
+    "score",
+    "queue",
+    "limits",
+    "nightly",
+    "backtest",
+    "report",
+    "generate",
+];
+
 /// The repository root (tests run the binary from here, like a newcomer would).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

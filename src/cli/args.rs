@@ -23,12 +23,9 @@ use crate::warehouse::AsOf;
     after_help = EXAMPLES
 )]
 pub struct Cli {
+    /// Given before the command.
     #[command(flatten)]
-    pub warehouse: WarehouseArgs,
-    #[command(flatten)]
-    pub as_of: AsOfArgs,
-    #[command(flatten)]
-    pub model: ModelArgs,
+    pub inputs: InputArgs,
 
     #[command(subcommand)]
     pub command: Command,
@@ -275,7 +272,7 @@ impl Cli {
         let (after, _, _) = self.command.inputs();
         after
             .and_then(|w| w.warehouse.as_ref())
-            .or(self.warehouse.warehouse.as_ref())
+            .or(self.inputs.warehouse.warehouse.as_ref())
     }
 
     /// The snapshot asked for after the command, else before it, else the newest.
@@ -283,7 +280,7 @@ impl Cli {
         let (_, after, _) = self.command.inputs();
         after
             .and_then(|a| a.as_of)
-            .or(self.as_of.as_of)
+            .or(self.inputs.as_of.as_of)
             .unwrap_or(AsOf::Latest)
     }
 
@@ -292,7 +289,7 @@ impl Cli {
         let (_, _, after) = self.command.inputs();
         after
             .and_then(|m| m.model.as_ref())
-            .or(self.model.model.as_ref())
+            .or(self.inputs.model.model.as_ref())
     }
 }
 

@@ -3,6 +3,7 @@
 //! title and axis labels with units; the caller checks there is data to draw (an empty
 //! series is a "not enough data" note in the report, never an empty frame).
 
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
 use plotters::coord::types::RangedCoordi32;
 use plotters::prelude::*;
@@ -78,6 +79,42 @@ fn segments(n: usize) -> SegmentedCoord<RangedCoordi32> {
     (0..(n as i32 - 1).max(0)).into_segmented()
 }
 
+/// A chart over categories (months, deciles) on a white ground, with its title, axis
+/// descriptions and a value axis over `y`.
+fn over_categories<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    axes: &Axes,
+    categories: &[String],
+    y: std::ops::Range<f64>,
+) -> Result<CategoryChart<'a, 'b>> {
+    root.fill(&WHITE).map_err(failed)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(axes.title, (FONT, 17))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(64)
+        .build_cartesian_2d(segments(categories.len()), y)
+        .map_err(failed)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(categories.len())
+        .x_label_formatter(&|v| category(categories, v))
+        .y_label_formatter(&|v| compact(*v))
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .draw()
+        .map_err(failed)?;
+    Ok(chart)
+}
+
+/// A chart with categories across and values up.
+type CategoryChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<SegmentedCoord<RangedCoordi32>, plotters::coord::types::RangedCoordf64>,
+>;
+
 /// Stacked vertical bars: one bar per category, one segment per series.
 pub fn stacked_bars(axes: &Axes, categories: &[String], series: &[Series]) -> Result<String> {
     let totals: Vec<f64> = (0..categories.len())
@@ -87,24 +124,7 @@ pub fn stacked_bars(axes: &Axes, categories: &[String], series: &[Series]) -> Re
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(failed)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(axes.title, (FONT, 17))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(segments(categories.len()), 0f64..y_max)
-            .map_err(failed)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(categories.len())
-            .x_label_formatter(&|v| category(categories, v))
-            .y_label_formatter(&|v| compact(*v))
-            .x_desc(axes.x)
-            .y_desc(axes.y)
-            .draw()
-            .map_err(failed)?;
+        let mut chart = over_categories(&root, axes, categories, 0f64..y_max)?;
         let mut base = vec![0.0; categories.len()];
         for (k, s) in series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
@@ -158,24 +178,7 @@ pub fn lines(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(failed)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(axes.title, (FONT, 17))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(segments(categories.len()), min.min(0.0)..top(max))
-            .map_err(failed)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(categories.len())
-            .x_label_formatter(&|v| category(categories, v))
-            .y_label_formatter(&|v| compact(*v))
-            .x_desc(axes.x)
-            .y_desc(axes.y)
-            .draw()
-            .map_err(failed)?;
+        let mut chart = over_categories(&root, axes, categories, min.min(0.0)..top(max))?;
         for (k, s) in series.iter().enumerate() {
             let color = LINE_COLORS[k % LINE_COLORS.len()].mix(1.0);
             let points: Vec<(SegmentValue<i32>, f64)> = s
