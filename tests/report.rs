@@ -71,6 +71,13 @@ fn grouped(amount: &str) -> String {
     format!("{}{out}.{cents}", if value < 0.0 { "-" } else { "" })
 }
 
+/// `arq backtest` of one snapshot, as CSV.
+fn backtest_csv(day: &str) -> Table {
+    Table::parse(&run_ok(&[
+        "backtest", "--from", day, "--to", day, "--format", "csv",
+    ]))
+}
+
 fn sql_csv(query: &str) -> Table {
     Table::parse(&run_ok(&["sql", "--format", "csv", query]))
 }
@@ -244,6 +251,26 @@ fn the_reports_figures_are_the_sql_figures() {
         "{psi:?}"
     );
 
+    // The backtest's last replayed snapshot is `arq backtest`'s.
+    let backtest = backtest_csv("2026-07-31");
+    let usd = backtest
+        .records()
+        .find(|r| r.get("currency") == "USD")
+        .expect("a USD row");
+    let rows = texts(&html, "figure#backtest-USD tbody tr");
+    let row = rows
+        .iter()
+        .find(|r| r.starts_with("2026-07-31"))
+        .unwrap_or_else(|| panic!("no 2026-07-31 in {rows:?}"));
+    let html_rows = texts(&html, "figure#backtest-USD tbody tr td");
+    let at = html_rows.iter().position(|c| c == "2026-07-31").unwrap();
+    let shown: f64 = html_rows[at + 3].trim_end_matches(" %").parse().unwrap();
+    assert!(
+        (shown - usd.num("arq_top20") * 100.0).abs() <= 0.051,
+        "{row}: {shown} vs {}",
+        usd.num("arq_top20")
+    );
+
     // The same inputs give the same bytes.
     let again = report(dir.path(), "again.html", &[]);
     assert!(html == again, "a rerun changed the report");
@@ -352,6 +379,10 @@ fn a_thin_warehouse_gives_notes_not_broken_charts() {
         "Not enough data: the warehouse has one snapshot, so there is no month to review."
     ));
     assert!(html.contains("Not enough data: no previous snapshot to compare classes with."));
+    assert!(html.contains(
+        "Not enough data: no snapshot in these months whose following 90 days are in the \
+         warehouse."
+    ));
     assert!(!html.contains("NaN") && !html.contains("inf"));
 }
 

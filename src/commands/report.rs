@@ -4,6 +4,7 @@ use crate::cli::args::ReportArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
 use crate::output::{print_text, write_atomically};
+use crate::report::model::ModelInput;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::recommendations;
 
@@ -41,13 +42,18 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             }),
             _ => None,
         };
+        let model = config.session_model().map(|model| ModelInput {
+            model,
+            queues: &policy.queues,
+            snapshot_days: warehouse.snapshots().complete_days(),
+        });
         report::build(
             &ctx,
             &period,
             &sections,
             &source,
             credit.as_ref(),
-            config.session_model(),
+            model.as_ref(),
         )
         .await
     })?;

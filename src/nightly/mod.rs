@@ -36,6 +36,7 @@ use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
 use crate::output::folder::{FolderWriter, Workbook};
 use crate::output::staging::StagingDir;
+use crate::report::model::ModelInput;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::{ScoredSnapshot, take_rows};
 use crate::validate;
@@ -266,8 +267,20 @@ async fn night_report(
         Section::Model,
         Section::Credit,
     ];
-    let model = Some(&options.model.value);
-    report::build(&ctx, &period, &sections, &source, Some(&credit), model).await
+    let model = ModelInput {
+        model: &options.model.value,
+        queues: &options.policy.value.queues,
+        snapshot_days: warehouse.snapshots().complete_days(),
+    };
+    report::build(
+        &ctx,
+        &period,
+        &sections,
+        &source,
+        Some(&credit),
+        Some(&model),
+    )
+    .await
 }
 
 /// The spreadsheets of `--xlsx`: each person's call list with its overdue invoices on a

@@ -103,7 +103,7 @@ pub async fn build(
     sections: &[Section],
     source: &Source<'_>,
     credit: Option<&CreditInput>,
-    model: Option<&arq_models::sql::SessionModel>,
+    model: Option<&model::ModelInput<'_>>,
 ) -> Result<String> {
     let has_model = source.model.is_some();
     let portfolio = match sections.contains(&Section::Portfolio) {

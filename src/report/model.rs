@@ -10,9 +10,18 @@
 //!   not in the artifact, so it has no curve here: its stored figures are in the table.
 //! - Today's scored population (`risk_scores()`) against training: the PSI over the
 //!   training deciles with the 0.1 / 0.25 bands, and the most frequent reason codes.
+//! - The backtest (`arq backtest`) on the last [`BACKTEST_SNAPSHOTS`] snapshots of the
+//!   report's months whose 90-day outcome is known: the newly-bad balance in the first
+//!   20 % of arq's queue against oldest-first and largest-first, per currency. Six, not
+//!   all: each snapshot replays its queue, and the nightly writes this report too.
 
+use std::collections::BTreeMap;
+
+use arq_models::backtest::{BacktestRow, ORDERINGS, backtest_snapshot};
 use arq_models::metrics;
+use arq_models::policy::QueuePolicy;
 use arq_models::sql::SessionModel;
+use arq_udfs::dates;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
@@ -35,12 +44,26 @@ pub struct ModelView {
     pub psi_verdict: String,
 }
 
+/// Snapshots the backtest replays: the last six of the report's months whose 90 days after
+/// are in the warehouse.
+pub const BACKTEST_SNAPSHOTS: usize = 6;
+
+/// What the model section reads besides the session.
+pub struct ModelInput<'a> {
+    pub model: &'a SessionModel,
+    /// The queue rules the backtest replays.
+    pub queues: &'a QueuePolicy,
+    /// The warehouse's complete snapshot days (days since 1970).
+    pub snapshot_days: Vec<i32>,
+}
+
 /// Builds the section.
 pub async fn build(
     ctx: &SessionContext,
     period: &Period,
-    model: &SessionModel,
+    input: &ModelInput<'_>,
 ) -> Result<ModelView> {
+    let model = input.model;
     let risk = &model.model;
     let report = &risk.report;
     let pct = |v: Option<f64>| v.map(format::percent).unwrap_or_else(|| "–".into());
@@ -121,6 +144,7 @@ pub async fn build(
     let psi = risk.psi(&pds);
     charts.push(psi_chart(risk, &pds, psi)?);
     charts.push(reasons(ctx).await?);
+    charts.extend(backtest(ctx, period, input).await?);
     Ok(ModelView {
         trained: format!(
             "trained on {} rows ({} bads) from {} to {}, validated out of time on {} rows ({} \
@@ -460,4 +484,110 @@ async fn reasons(ctx: &SessionContext) -> Result<Chart> {
     };
     let svg = charts::bars(&axes, &labels, &values)?;
     Ok(Chart::drawn("reasons".into(), title, reading, svg, table))
+}
+
+/// The queue order replayed on recent snapshots (`arq backtest`): the share of the next 90
+/// days' newly-bad balance in the first 20 % of the queue, for arq's order, oldest-first
+/// and largest-first, one chart per currency.
+async fn backtest(
+    ctx: &SessionContext,
+    period: &Period,
+    input: &ModelInput<'_>,
+) -> Result<Vec<Chart>> {
+    let key = "backtest".to_string();
+    let title = "Backtest: newly-bad balance in the first 20 % of the queue".to_string();
+    let (from, last) = (
+        dates::parse(&period.from).map(dates::to_days),
+        dates::parse(&period.as_of).map(dates::to_days),
+    );
+    let (Some(from), Some(last)) = (from, last) else {
+        return Ok(vec![Chart::missing(
+            key,
+            title,
+            "the report's dates do not parse",
+        )]);
+    };
+    let known: Vec<i32> = input
+        .snapshot_days
+        .iter()
+        .copied()
+        .filter(|&d| d >= from && d + 90 <= last)
+        .collect();
+    let days = &known[known.len().saturating_sub(BACKTEST_SNAPSHOTS)..];
+    let state = ctx.state();
+    let mut rows: Vec<BacktestRow> = Vec::new();
+    for &day in days {
+        let replayed = backtest_snapshot(
+            &state,
+            &input.model.model,
+            &input.model.name,
+            input.queues,
+            day,
+        )
+        .await?;
+        rows.extend(replayed.into_iter().flatten());
+    }
+    if rows.is_empty() {
+        return Ok(vec![Chart::missing(
+            key,
+            title,
+            "no snapshot in these months whose following 90 days are in the warehouse",
+        )]);
+    }
+    let mut by_currency: BTreeMap<&str, Vec<&BacktestRow>> = BTreeMap::new();
+    for row in &rows {
+        by_currency
+            .entry(row.currency.as_str())
+            .or_default()
+            .push(row);
+    }
+    let names = ["arq's order", "oldest first", "largest first"];
+    let mut charts = Vec::new();
+    for (currency, rows) in by_currency {
+        let key = format!("backtest-{currency}");
+        let title =
+            format!("Backtest: newly-bad balance in the first 20 % of the queue ({currency})");
+        let months: Vec<String> = rows.iter().map(|r| dates::text(r.day)).collect();
+        let mut table = Table::new(&[
+            "snapshot",
+            "newly bad!",
+            "arq top 10 %!",
+            "arq top 20 %!",
+            "oldest first top 20 %!",
+            "largest first top 20 %!",
+        ]);
+        for r in &rows {
+            table.push(vec![
+                dates::text(r.day),
+                format::count(r.newly_bad as i64),
+                format::percent(r.capture[0].0),
+                format::percent(r.capture[0].1),
+                format::percent(r.capture[1].1),
+                format::percent(r.capture[2].1),
+            ]);
+        }
+        let mean = |k: usize| rows.iter().map(|r| r.capture[k].1).sum::<f64>() / rows.len() as f64;
+        let reading = format!(
+            "Over {} snapshots the first 20 % of arq's queue held {} of the newly-bad balance, \
+             against {} oldest-first and {} largest-first.",
+            rows.len(),
+            format::percent(mean(0)),
+            format::percent(mean(1)),
+            format::percent(mean(2))
+        );
+        let series: Vec<Series> = (0..ORDERINGS.len())
+            .map(|k| Series {
+                name: names[k].to_string(),
+                values: rows.iter().map(|r| Some(r.capture[k].1 * 100.0)).collect(),
+            })
+            .collect();
+        let axes = Axes {
+            title: &title,
+            x: "snapshot",
+            y: "% of the newly-bad balance",
+        };
+        let svg = charts::lines(&axes, &months, &series, None)?;
+        charts.push(Chart::drawn(key, title, reading, svg, table));
+    }
+    Ok(charts)
 }
