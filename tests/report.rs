@@ -453,8 +453,20 @@ fn the_nightly_writes_the_report_of_the_night() {
     }
     let manifest = std::fs::read_to_string(night.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"file\": \"report.html\""), "{manifest}");
-    // The night's report is `arq report` over the same inputs, byte for byte.
-    let alone = report(dir.path(), "alone.html", &["--warehouse", "data/demo"]);
+    // Each collector's nights over capacity count tonight.
+    let rows = texts(&html, "div[data-table=collectors] tbody tr");
+    assert!(
+        rows.iter()
+            .all(|r| r.ends_with(" of 1") || r.ends_with("of 1")),
+        "{rows:?}"
+    );
+    // The night's report is `arq report --nights OUT` over the same inputs, byte for byte.
+    let out = dir.path().to_str().unwrap();
+    let alone = report(
+        dir.path(),
+        "alone.html",
+        &["--warehouse", "data/demo", "--nights", out],
+    );
     assert!(
         alone == html,
         "the nightly's report differs from arq report's"

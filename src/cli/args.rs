@@ -642,6 +642,10 @@ pub struct ReportArgs {
     /// The CEI target line (%).
     #[arg(long, value_name = "PERCENT", default_value_t = crate::report::DEFAULT_CEI_TARGET)]
     pub cei_target: f64,
+    /// The nightly job's output folder: counts each collector's nights over capacity
+    /// this month from the nights' `carry_over` lists.
+    #[arg(long, value_name = "OUT")]
+    pub nights: Option<PathBuf>,
     /// Where to write the report (atomically).
     #[arg(long, short = 'o', alias = "output", default_value = "report.html")]
     pub out: PathBuf,

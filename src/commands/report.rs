@@ -5,6 +5,7 @@ use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
 use crate::output::{print_text, write_atomically};
 use crate::report::model::ModelInput;
+use crate::report::nights::Nights;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::recommendations;
 
@@ -28,6 +29,10 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         model: model.as_deref(),
     };
     let policy = &config.policy()?.value;
+    let nights = match &args.nights {
+        Some(out) => Nights::read(out, period.previous.as_deref().unwrap_or(""), &period.as_of)?,
+        None => Nights::default(),
+    };
     let html = config.block_on(async {
         let ctx = warehouse.session(config.session_model()).await?;
         let credit = match (sections.contains(&Section::Credit), config.session_model()) {
@@ -54,6 +59,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             &source,
             credit.as_ref(),
             model.as_ref(),
+            &nights,
         )
         .await
     })?;

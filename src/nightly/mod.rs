@@ -37,6 +37,7 @@ use crate::loaded::Loaded;
 use crate::output::folder::{FolderWriter, Workbook};
 use crate::output::staging::StagingDir;
 use crate::report::model::ModelInput;
+use crate::report::nights::Nights;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::{ScoredSnapshot, take_rows};
 use crate::validate;
@@ -113,7 +114,7 @@ pub fn run(
     if options.xlsx {
         writer.workbooks(tables.len(), &workbooks(&tables)?)?;
     }
-    let report = runtime.block_on(night_report(warehouse, options, &decisions.limits))?;
+    let report = runtime.block_on(night_report(warehouse, options, &decisions))?;
     writer.file("report.html", report.as_bytes())?;
     stages.done("write");
 
@@ -230,13 +231,14 @@ async fn decide(
     })
 }
 
-/// The month's review (`arq report` with every section, 12 months) of the night, with
-/// the limits the night recommended.
+/// The month's review (`arq report` with every section, 12 months, `--nights OUT`) of the
+/// night, with the limits the night recommended and tonight's carry-over.
 async fn night_report(
     warehouse: &Warehouse,
     options: &NightlyOptions<'_>,
-    limits: &RecordBatch,
+    decisions: &Decisions,
 ) -> Result<String> {
+    let limits = &decisions.limits;
     let ctx = warehouse.session(Some(&options.model.value)).await?;
     let period = Period::new(
         warehouse.as_of(),
@@ -272,6 +274,11 @@ async fn night_report(
         queues: &options.policy.value.queues,
         snapshot_days: warehouse.snapshots().complete_days(),
     };
+    // This month's earlier nights from the output folder, and tonight's from its queues.
+    let tonight = warehouse.as_of().to_string();
+    let after = period.previous.clone().unwrap_or_default();
+    let mut nights = Nights::read(&options.out, &after, &tonight)?;
+    nights.add_tonight(&tonight, &decisions.queues)?;
     report::build(
         &ctx,
         &period,
@@ -279,6 +286,7 @@ async fn night_report(
         &source,
         Some(&credit),
         Some(&model),
+        &nights,
     )
     .await
 }

@@ -1,7 +1,8 @@
 //! The collectors' monthly review: per collector, between the previous snapshot and this
 //! one — customers and overdue assigned at the start and the end, contacts by kind,
 //! promises taken and the promise-kept rate, cash collected on their customers, the CEI
-//! of their portfolio, accounts that rolled into 90+ — a ranking by CEI per currency, and
+//! of their portfolio, accounts that rolled into 90+, nights their list was over capacity
+//! (from the nightly's history, [`Nights`]) — a ranking by CEI per currency, and
 //! the supervisors' special accounts (high-profile, fraud-suspected): how many, how much,
 //! what moved.
 //!
@@ -17,6 +18,7 @@ use serde::Serialize;
 use super::Period;
 use super::charts::{self, Axes};
 use super::format;
+use super::nights::Nights;
 use super::rows::Rows;
 use super::view::{Chart, Table};
 use crate::error::Result;
@@ -30,6 +32,8 @@ pub struct Collectors {
     pub table: Table,
     pub charts: Vec<Chart>,
     pub special: Table,
+    /// What the nights-over-capacity column counts, or why it is empty.
+    pub nights_note: String,
 }
 
 /// Money per currency.
@@ -47,6 +51,8 @@ struct Month {
     cash: PerCurrency,
     cei: BTreeMap<String, Option<f64>>,
     rolled_90: i64,
+    /// Nights on which some of their customers were carried over.
+    nights_over: i64,
 }
 
 fn per_currency(money: &PerCurrency) -> String {
@@ -73,7 +79,11 @@ fn rates(rates: &BTreeMap<String, Option<f64>>, show: fn(f64) -> String) -> Stri
 }
 
 /// Builds the section; None when the warehouse has one snapshot (no month to review).
-pub async fn build(ctx: &SessionContext, period: &Period) -> Result<Option<Collectors>> {
+pub async fn build(
+    ctx: &SessionContext,
+    period: &Period,
+    nights: &Nights,
+) -> Result<Option<Collectors>> {
     let Some(start) = period.previous.clone() else {
         return Ok(None);
     };
@@ -226,6 +236,37 @@ pub async fn build(ctx: &SessionContext, period: &Period) -> Result<Option<Colle
         m.rolled_90 = rolled.int(r, "n")?.unwrap_or_default();
     }
 
+    let owners = Rows::query(
+        ctx,
+        "collectors",
+        "SELECT customer_id, collector_id FROM customers_latest WHERE collector_id IS NOT NULL",
+    )
+    .await?;
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for r in 0..owners.len() {
+        owner.insert(
+            owners.text(r, "customer_id")?.unwrap_or_default(),
+            owners.text(r, "collector_id")?.unwrap_or_default(),
+        );
+    }
+    for carried in nights.carried.values() {
+        let over: std::collections::BTreeSet<&String> =
+            carried.iter().filter_map(|c| owner.get(c)).collect();
+        for collector in over {
+            by.entry(collector.clone()).or_default().nights_over += 1;
+        }
+    }
+    let night_count = nights.carried.len();
+    let nights_note = match &nights.source {
+        None => "Nights over capacity need the nightly job's history: give --nights OUT \
+                 (the nightly's output folder)."
+            .to_string(),
+        Some(source) => format!(
+            "Nights over capacity: of the {night_count} nightly runs in {source} this month, \
+             those that carried over some of the collector's customers."
+        ),
+    };
+
     let mut table = Table::new(&[
         "collector",
         "customers at start!",
@@ -240,6 +281,7 @@ pub async fn build(ctx: &SessionContext, period: &Period) -> Result<Option<Colle
         "cash collected!",
         "CEI!",
         "rolled into 90+!",
+        "nights over capacity!",
     ]);
     for (id, m) in &by {
         let contacts = |kind: &str| format::count(m.contacts.get(kind).copied().unwrap_or(0));
@@ -257,6 +299,10 @@ pub async fn build(ctx: &SessionContext, period: &Period) -> Result<Option<Colle
             per_currency(&m.cash),
             rates(&m.cei, format::points_percent),
             format::count(m.rolled_90),
+            match nights.source {
+                None => "–".to_string(),
+                Some(_) => format!("{} of {night_count}", m.nights_over),
+            },
         ]);
     }
     Ok(Some(Collectors {
@@ -266,6 +312,7 @@ pub async fn build(ctx: &SessionContext, period: &Period) -> Result<Option<Colle
         start,
         end,
         table,
+        nights_note,
     }))
 }
 

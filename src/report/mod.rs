@@ -13,6 +13,7 @@ pub mod collectors;
 pub mod credit;
 pub mod format;
 pub mod model;
+pub mod nights;
 pub mod portfolio;
 pub mod rows;
 pub mod view;
@@ -104,6 +105,7 @@ pub async fn build(
     source: &Source<'_>,
     credit: Option<&CreditInput>,
     model: Option<&model::ModelInput<'_>>,
+    nights: &nights::Nights,
 ) -> Result<String> {
     let has_model = source.model.is_some();
     let portfolio = match sections.contains(&Section::Portfolio) {
@@ -111,7 +113,7 @@ pub async fn build(
         false => None,
     };
     let collectors = match sections.contains(&Section::Collectors) {
-        true => collectors::build(ctx, period).await?,
+        true => collectors::build(ctx, period, nights).await?,
         false => None,
     };
     let wants_model = sections.contains(&Section::Model);
