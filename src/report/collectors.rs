@@ -261,9 +261,10 @@ pub async fn build(
         None => "Nights over capacity need the nightly job's history: give --nights OUT \
                  (the nightly's output folder)."
             .to_string(),
-        Some(source) => format!(
-            "Nights over capacity: of the {night_count} nightly runs in {source} this month, \
-             those that carried over some of the collector's customers."
+        // Not the folder's path: the same nights give the same report wherever they are.
+        Some(_) => format!(
+            "Nights over capacity: of the {night_count} nightly runs this month, those that \
+             carried over some of the collector's customers."
         ),
     };
 

@@ -19,7 +19,7 @@ const CARRY_OVER: &str = "carry_over";
 #[derive(Debug, Clone, Default)]
 pub struct Nights {
     pub carried: BTreeMap<String, Vec<String>>,
-    /// Where they were read (None: no history given).
+    /// Where they were read (None: no history given); not shown in the report.
     pub source: Option<String>,
 }
 
