@@ -198,7 +198,7 @@ fn the_reports_figures_are_the_sql_figures() {
         let auc = m["auc"].as_f64().unwrap();
         let row = stored
             .iter()
-            .find(|r| r.starts_with(name) && !r.contains("(its training rows)"))
+            .find(|r| r.starts_with(name) && !r.contains("(training rows)"))
             .unwrap_or_else(|| panic!("no row for {name} in {stored:?}"));
         assert!(row.contains(&format!("{auc:.3}")), "{row} vs AUC {auc:.3}");
     }

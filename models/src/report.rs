@@ -57,6 +57,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// Every ranking with its name: the champion on its training rows ("... (training
+    /// rows)"), then champion, challenger and baseline on the validation rows.
+    pub fn rankings(&self) -> Vec<(String, &RankingMetrics)> {
+        let train = (
+            format!("{} (training rows)", self.champion_train.model),
+            &self.champion_train,
+        );
+        std::iter::once(train)
+            .chain(self.validation.iter().map(|m| (m.model.clone(), m)))
+            .collect()
+    }
+
     /// The report as a text table for the terminal.
     pub fn to_table(&self) -> String {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1} %", v * 100.0));
@@ -66,12 +78,7 @@ impl Report {
             "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
             "validation (out of time)", "AUC", "Gini", "KS", "Brier", "top 10 %", "top 20 %"
         ));
-        for m in std::iter::once(&self.champion_train).chain(&self.validation) {
-            let name = if std::ptr::eq(m, &self.champion_train) {
-                format!("{} (training rows)", m.model)
-            } else {
-                m.model.clone()
-            };
+        for (name, m) in self.rankings() {
             out.push_str(&format!(
                 "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
                 name,

@@ -61,9 +61,7 @@ impl OutputFormat {
             _ => None,
         }
     }
-}
 
-impl OutputFormat {
     /// Formats that are bytes for a program, not text for a terminal.
     pub fn is_binary(self) -> bool {
         matches!(self, OutputFormat::Parquet | OutputFormat::Xlsx)

@@ -77,12 +77,7 @@ pub async fn build(
         "bads in riskiest 10 %!",
         "bads in riskiest 20 %!",
     ]);
-    for m in std::iter::once(&report.champion_train).chain(&report.validation) {
-        let name = if std::ptr::eq(m, &report.champion_train) {
-            format!("{} (its training rows)", m.model)
-        } else {
-            m.model.clone()
-        };
+    for (name, m) in report.rankings() {
         stored.push(vec![
             name,
             num(m.auc),
