@@ -34,7 +34,7 @@ use crate::features::{self, compute_labels, named_column};
 use crate::money::{self, MONEY};
 use crate::policy::QueuePolicy;
 use crate::queues::{QueueCustomer, expected_loss, priority, queue_customers};
-use crate::scores::score_snapshot;
+use crate::scores::{Scores, score_snapshot};
 
 /// The orderings compared, in output order.
 pub const ORDERINGS: [&str; 3] = ["arq", "oldest_first", "largest_first"];
@@ -130,6 +130,31 @@ pub async fn backtest_snapshot(
     policy: &QueuePolicy,
     day: i32,
 ) -> Result<Option<Vec<BacktestRow>>> {
+    let Some(labels) = outcomes(session, day).await? else {
+        return Ok(None);
+    };
+    let bad: HashMap<&str, bool> = labels.iter().map(|(c, b)| (c.as_str(), *b)).collect();
+    let scores = score_snapshot(session, model, model_name, day, features::DEFAULT_SLICE).await?;
+    backtest_scores(session, model, policy, &scores, &bad).await
+}
+
+/// [`backtest_snapshot`] over scores already computed for the snapshot (a night's stored
+/// `scores.parquet`), with each customer's 90-day outcome (`bad`).
+pub async fn backtest_scored(
+    session: &dyn Session,
+    model: &RiskModel,
+    policy: &QueuePolicy,
+    scores: &Scores,
+) -> Result<Option<Vec<BacktestRow>>> {
+    let Some(labels) = outcomes(session, scores.day).await? else {
+        return Ok(None);
+    };
+    let bad: HashMap<&str, bool> = labels.iter().map(|(c, b)| (c.as_str(), *b)).collect();
+    backtest_scores(session, model, policy, scores, &bad).await
+}
+
+/// Each customer's outcome at `day` (None while the 90 days after are not all known).
+async fn outcomes(session: &dyn Session, day: i32) -> Result<Option<Vec<(String, bool)>>> {
     let labels = compute_labels(session, day, day).await?;
     let ids = cast(named_column(&labels, "customer_id")?, &DataType::Utf8)?;
     let ids = ids.as_string::<i32>();
@@ -138,11 +163,23 @@ pub async fn backtest_snapshot(
     if went_bad.null_count() > 0 || labels.num_rows() == 0 {
         return Ok(None);
     }
-    let bad: HashMap<&str, bool> = (0..labels.num_rows())
-        .map(|r| (ids.value(r), went_bad.value(r)))
-        .collect();
-    let scores = score_snapshot(session, model, model_name, day, features::DEFAULT_SLICE).await?;
-    let customers = queue_customers(session, &scores, policy.promise_grace_days).await?;
+    Ok(Some(
+        (0..labels.num_rows())
+            .map(|r| (ids.value(r).to_string(), went_bad.value(r)))
+            .collect(),
+    ))
+}
+
+/// The queue replay and capture of a scored snapshot.
+async fn backtest_scores(
+    session: &dyn Session,
+    model: &RiskModel,
+    policy: &QueuePolicy,
+    scores: &Scores,
+    bad: &HashMap<&str, bool>,
+) -> Result<Option<Vec<BacktestRow>>> {
+    let day = scores.day;
+    let customers = queue_customers(session, scores, policy.promise_grace_days).await?;
     let ranked: Vec<&QueueCustomer> = customers
         .iter()
         .filter(|c| c.overdue > Decimal::ZERO && c.max_dpd < features::LATE_STAGE_DPD as i32)

@@ -12,7 +12,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::error::Result;
 
-use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, dimension_sql, ratio};
+use super::{
+    Columns, MONEY_SUM, batch, customers_join, dimension_arg, dimension_field, dimension_sql, ratio,
+};
 use crate::dates;
 use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
 
@@ -103,13 +105,13 @@ impl ArMetricsTable {
         session: &dyn Session,
     ) -> Result<(BTreeMap<Key, (i128, i128)>, BTreeSet<i32>)> {
         let dim = dimension_sql(&self.dimension);
+        let join = customers_join(&self.dimension, "o", "o.snapshot_date");
         let balances_sql = format!(
             "SELECT o.snapshot_date, {dim} AS dimension, o.currency,
                     CAST(sum(o.open_amount) AS DECIMAL(38, 2)) AS ar,
                     CAST(coalesce(sum(o.open_amount) FILTER (WHERE o.snapshot_date <= o.due_date), 0)
                          AS DECIMAL(38, 2)) AS current_ar
-             FROM open_items o
-             JOIN customers c ON c.snapshot_date = o.snapshot_date AND c.customer_id = o.customer_id
+             FROM open_items o {join}
              WHERE o.snapshot_date BETWEEN {} AND {}
              GROUP BY 1, 2, 3",
             dates::sql_literal(self.from - 62),
@@ -131,42 +133,213 @@ impl ArMetricsTable {
         Ok((balances, snapshots))
     }
 
-    /// Credit sales per calendar month over the year before each period end, per period,
-    /// dimension and currency; and the periods seen.
+    /// Credit sales per calendar month over the [`COUNTBACK_MONTHS`] months up to each
+    /// period end (the period's own month up to the period end), per period, dimension and
+    /// currency; and the periods seen (snapshots of `customers` in `[from, to]` with sales).
+    ///
+    /// Invoices are summed once per customer and *span*, not once per period: a span is a
+    /// calendar month, cut at every period end inside it (a mid-month snapshot), so that
+    /// each period's months are whole spans. Each span is then added to the periods whose
+    /// months hold it (a small table of period, span and month), and only then split by the
+    /// customer's dimension at that period end. Without a dimension, no customer is looked
+    /// up at all.
     async fn sales(
         &self,
         session: &dyn Session,
     ) -> Result<(BTreeMap<Key, BTreeMap<i32, i128>>, BTreeSet<i32>)> {
-        let dim = dimension_sql(&self.dimension);
-        let sales_sql = format!(
-            "WITH periods AS (SELECT DISTINCT snapshot_date FROM customers
-                              WHERE snapshot_date BETWEEN {from} AND {to})
-             SELECT p.snapshot_date, {dim} AS dimension, i.currency,
-                    CAST(date_trunc('month', i.invoice_date) AS DATE) AS month,
-                    CAST(sum(i.amount) AS DECIMAL(38, 2)) AS sales
-             FROM periods p
-             JOIN customers c ON c.snapshot_date = p.snapshot_date
-             JOIN invoices i ON i.customer_id = c.customer_id
-              AND i.invoice_date <= p.snapshot_date
-              AND i.invoice_date > p.snapshot_date - INTERVAL '400 days'
-             GROUP BY 1, 2, 3, 4",
-            from = dates::sql_literal(self.from),
-            to = dates::sql_literal(self.to)
+        let periods_sql = format!(
+            "SELECT DISTINCT snapshot_date FROM customers WHERE snapshot_date BETWEEN {} AND {}",
+            dates::sql_literal(self.from),
+            dates::sql_literal(self.to)
         );
-        let mut sales: BTreeMap<Key, BTreeMap<i32, i128>> = BTreeMap::new();
         let mut periods = BTreeSet::new();
-        for b in collect_sql(session, &sales_sql).await? {
+        for b in collect_sql(session, &periods_sql).await? {
+            let c = Columns(&b);
+            periods.extend((0..b.num_rows()).map(|row| c.date(0, row)));
+        }
+        let mut sales: BTreeMap<Key, BTreeMap<i32, i128>> = BTreeMap::new();
+        let (Some(&first), Some(&last)) = (periods.first(), periods.last()) else {
+            return Ok((sales, BTreeSet::new()));
+        };
+        let spans = Spans::new(&periods);
+        let earliest = months_back(dates::month_of(first).1, COUNTBACK_MONTHS - 1);
+        let (customer, join) = match self.dimension.as_str() {
+            "all" => ("", String::new()),
+            _ => (
+                "i.customer_id, ",
+                customers_join(&self.dimension, "sold", "s.period"),
+            ),
+        };
+        let sql = format!(
+            "WITH spans(period, month, part, first_day) AS (VALUES {values}),
+             sold AS (
+               SELECT {customer}i.currency, date_trunc('month', i.invoice_date) AS month,
+                      {part} AS part, sum(i.amount) AS amount
+               FROM invoices i
+               WHERE i.invoice_date >= {earliest} AND i.invoice_date <= {last}
+               GROUP BY {keys})
+             SELECT s.period, {dim} AS dimension, sold.currency, s.first_day,
+                    CAST(sum(sold.amount) AS DECIMAL(38, 2)) AS sales
+             FROM sold JOIN spans s ON s.month = sold.month AND s.part = sold.part {join}
+             GROUP BY 1, 2, 3, 4",
+            keys = if customer.is_empty() {
+                "1, 2, 3"
+            } else {
+                "1, 2, 3, 4"
+            },
+            values = spans.values(),
+            part = spans.part_sql("i.invoice_date"),
+            dim = dimension_sql(&self.dimension),
+            earliest = dates::sql_literal(earliest),
+            last = dates::sql_literal(last),
+        );
+        let mut seen = BTreeSet::new();
+        for b in collect_sql(session, &sql).await? {
             let c = Columns(&b);
             for row in 0..b.num_rows() {
                 let period = c.date(0, row);
-                periods.insert(period);
+                seen.insert(period);
                 sales
                     .entry((period, c.text(1, row), c.text(2, row)))
                     .or_default()
                     .insert(c.date(3, row), c.cents(4, row));
             }
         }
-        Ok((sales, periods))
+        Ok((sales, seen))
+    }
+}
+
+/// The last day of the month of `day`.
+fn month_end(day: i32) -> i32 {
+    let (days, first) = dates::month_of(day);
+    first + days - 1
+}
+
+/// The first day of the month `back` months before the month starting on `first`.
+fn months_back(first: i32, back: usize) -> i32 {
+    (0..back).fold(first, |f, _| dates::month_of(f - 1).1)
+}
+
+/// The spans invoices are summed over: calendar months, cut at each period end that is
+/// not a month's last day. A span is a month and a part: part `k` ≥ 1 runs up to the
+/// month's `k`-th cut (from the previous one), part 0 is the rest of the month.
+struct Spans {
+    /// Period ends that cut a month (not its last day), ascending.
+    cuts: Vec<i32>,
+    /// (period, first day of a month, part): the spans each period's
+    /// [`COUNTBACK_MONTHS`] months hold.
+    rows: Vec<(i32, i32, usize)>,
+}
+
+impl Spans {
+    fn new(periods: &BTreeSet<i32>) -> Spans {
+        let cuts: Vec<i32> = periods
+            .iter()
+            .copied()
+            .filter(|p| *p != month_end(*p))
+            .collect();
+        let mut rows = Vec::new();
+        for &period in periods {
+            let own = dates::month_of(period).1;
+            let mut month = own;
+            for _ in 0..COUNTBACK_MONTHS {
+                // Whole months hold every part; the period's own month only the parts up
+                // to the period end.
+                let whole = month != own || period == month_end(period);
+                let in_month = cuts.iter().filter(|c| dates::month_of(**c).1 == month);
+                for (k, &cut) in in_month.enumerate() {
+                    if whole || cut <= period {
+                        rows.push((period, month, k + 1));
+                    }
+                }
+                if whole {
+                    rows.push((period, month, 0));
+                }
+                month = dates::month_of(month - 1).1;
+            }
+        }
+        Spans { cuts, rows }
+    }
+
+    /// The part of the month of the date `column` (SQL).
+    fn part_sql(&self, column: &str) -> String {
+        if self.cuts.is_empty() {
+            return "0".to_string();
+        }
+        let mut arms = Vec::new();
+        let mut k = 0;
+        let mut month = None;
+        for &cut in &self.cuts {
+            let first = dates::month_of(cut).1;
+            k = if month == Some(first) { k + 1 } else { 1 };
+            month = Some(first);
+            arms.push(format!(
+                "WHEN {column} >= {} AND {column} <= {} THEN {k}",
+                dates::sql_literal(first),
+                dates::sql_literal(cut)
+            ));
+        }
+        format!("CASE {} ELSE 0 END", arms.join(" "))
+    }
+
+    /// The (period, month as a timestamp, part, month's first day) rows as SQL `VALUES`.
+    fn values(&self) -> String {
+        self.rows
+            .iter()
+            .map(|(period, month, part)| {
+                format!(
+                    "({}, CAST({month} AS TIMESTAMP), {part}, {month})",
+                    dates::sql_literal(*period),
+                    month = dates::sql_literal(*month),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    #[test]
+    fn each_period_holds_its_twelve_months_up_to_its_end() {
+        let day = |m, d| dates::from_ymd(2026, m, d).unwrap();
+        // Month ends, a cut on the 1st and one mid-month.
+        let periods: BTreeSet<i32> = [day(8, 31), day(9, 1), day(9, 30), day(10, 15), day(10, 31)]
+            .into_iter()
+            .collect();
+        let spans = Spans::new(&periods);
+        assert_eq!(spans.cuts, vec![day(9, 1), day(10, 15)]);
+        let of = |p: i32| -> Vec<(i32, usize)> {
+            let mut v: Vec<_> = spans
+                .rows
+                .iter()
+                .filter(|r| r.0 == p)
+                .map(|r| (r.1, r.2))
+                .collect();
+            v.sort();
+            v
+        };
+        // 2026-09-01 holds September's first part only, and 11 whole months before.
+        let sept_first = of(day(9, 1));
+        assert_eq!(sept_first.last(), Some(&(day(9, 1), 1)));
+        assert_eq!(sept_first.len(), 12);
+        // 2026-09-30 holds both parts of September.
+        assert!(of(day(9, 30)).contains(&(day(9, 1), 0)));
+        assert!(of(day(9, 30)).contains(&(day(9, 1), 1)));
+        // 2026-10-15: October's first part; 2026-10-31: October whole.
+        assert!(!of(day(10, 15)).contains(&(day(10, 1), 0)));
+        assert!(of(day(10, 31)).contains(&(day(10, 1), 0)));
+        assert!(of(day(10, 31)).contains(&(day(10, 1), 1)));
+        // Twelve months back, no more: 2026-10-31 starts in November 2025.
+        assert_eq!(
+            of(day(10, 31)).first().map(|r| r.0),
+            dates::from_ymd(2025, 11, 1)
+        );
+        let sql = spans.part_sql("d");
+        assert!(sql.contains("THEN 1"), "{sql}");
+        assert!(!sql.contains("THEN 2"), "one cut per month here: {sql}");
     }
 }
 

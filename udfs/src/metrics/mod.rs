@@ -69,13 +69,31 @@ pub(crate) fn dimension_arg(function: &str, expr: Option<&Expr>) -> Result<Strin
     Ok(dimension)
 }
 
-/// The SQL expression of a dimension over the customers table aliased `c`.
+/// The SQL expression of a dimension over the customers table aliased `c` (joined with
+/// [`customers_join`]).
 pub(crate) fn dimension_sql(dimension: &str) -> String {
     match dimension {
         "all" => "'all'".to_string(),
         // Unassigned customers are reported as such rather than dropped.
         "collector_id" => "coalesce(c.collector_id, 'unassigned')".to_string(),
-        other => format!("c.{other}"),
+        other => format!("coalesce(c.{other}, '{UNKNOWN}')"),
+    }
+}
+
+/// The dimension value of a row whose customer is not in that snapshot's `customers`.
+pub const UNKNOWN: &str = "unknown";
+
+/// The join that gives a row of `table` (alias) at snapshot `snapshot` its customer `c`,
+/// for a dimension; none for `all`, which needs no customer. A LEFT JOIN: a row whose
+/// customer is missing from the snapshot still counts (under [`UNKNOWN`], or `unassigned`
+/// for collectors), so the parts of a dimension always add up to `all`.
+pub(crate) fn customers_join(dimension: &str, table: &str, snapshot: &str) -> String {
+    match dimension {
+        "all" => String::new(),
+        _ => format!(
+            "LEFT JOIN customers c ON c.snapshot_date = {snapshot} \
+             AND c.customer_id = {table}.customer_id"
+        ),
     }
 }
 

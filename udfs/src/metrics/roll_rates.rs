@@ -12,7 +12,8 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::error::Result;
 
 use super::{
-    Columns, MONEY_SUM, batch, dimension_arg, dimension_field, dimension_sql, ratio, text_arg,
+    Columns, MONEY_SUM, batch, customers_join, dimension_arg, dimension_field, dimension_sql,
+    ratio, text_arg,
 };
 use crate::bounds::AgingBounds;
 use crate::dates;
@@ -105,41 +106,33 @@ impl Metric for RollRatesTable {
         let pairs = self.snapshot_pairs(session).await?;
         let last_rank = self.bounds.labels().len() - 1;
         let mut rows = RollRows::default();
-        if !pairs.is_empty() {
-            let values = pairs
-                .iter()
-                .map(|(p, t)| {
-                    Ok(format!(
-                        "({}, {})",
-                        dates::sql_literal(*p),
-                        dates::sql_literal(*t)
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?
-                .join(", ");
+        // One pair of snapshots at a time: each join holds two snapshots' items, not all.
+        for (prev, t) in pairs {
             let bounds = self.bounds.to_string();
             let sql = format!(
-                "WITH pairs(prev, t) AS (VALUES {values}),
-                 before AS (
-                   SELECT p.t, p.prev, o.invoice_id, o.currency, {dim} AS dimension, o.open_amount,
+                "WITH before AS (
+                   SELECT o.invoice_id, o.currency, {dim} AS dimension, o.open_amount,
                           aging_bucket_rank(o.due_date, o.snapshot_date, '{bounds}') AS rank_before
-                   FROM pairs p
-                   JOIN open_items o ON o.snapshot_date = p.prev
-                   JOIN customers c ON c.snapshot_date = o.snapshot_date AND c.customer_id = o.customer_id),
+                   FROM open_items o {join}
+                   WHERE o.snapshot_date = {prev}),
                  after AS (
-                   SELECT p.t, o.invoice_id,
+                   SELECT o.invoice_id,
                           aging_bucket_rank(o.due_date, o.snapshot_date, '{bounds}') AS rank_after
-                   FROM pairs p JOIN open_items o ON o.snapshot_date = p.t)
-                 SELECT b.t, b.prev, b.dimension, b.currency, b.rank_before,
+                   FROM open_items o
+                   WHERE o.snapshot_date = {t} AND o.due_date < o.snapshot_date)
+                 SELECT {t} AS t, {prev} AS prev, b.dimension, b.currency, b.rank_before,
                         CAST(sum(b.open_amount) AS DECIMAL(38, 2)) AS balance_from,
                         CAST(coalesce(sum(b.open_amount) FILTER (WHERE a.rank_after = b.rank_before + 1), 0)
                              AS DECIMAL(38, 2)) AS balance_rolled
                  FROM before b
-                 LEFT JOIN after a ON a.t = b.t AND a.invoice_id = b.invoice_id
+                 LEFT JOIN after a ON a.invoice_id = b.invoice_id
                  WHERE b.rank_before < {last_rank}
                  GROUP BY 1, 2, 3, 4, 5
-                 ORDER BY 1, 3, 4, 5",
+                 ORDER BY 3, 4, 5",
                 dim = dimension_sql(&self.dimension),
+                join = customers_join(&self.dimension, "o", "o.snapshot_date"),
+                prev = dates::sql_literal(prev),
+                t = dates::sql_literal(t),
             );
             for b in collect_sql(session, &sql).await? {
                 let c = Columns(&b);
