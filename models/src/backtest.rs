@@ -138,23 +138,8 @@ pub async fn backtest_snapshot(
     backtest_scores(session, model, policy, &scores, &bad).await
 }
 
-/// [`backtest_snapshot`] over scores already computed for the snapshot (a night's stored
-/// `scores.parquet`), with each customer's 90-day outcome (`bad`).
-pub async fn backtest_scored(
-    session: &dyn Session,
-    model: &RiskModel,
-    policy: &QueuePolicy,
-    scores: &Scores,
-) -> Result<Option<Vec<BacktestRow>>> {
-    let Some(labels) = outcomes(session, scores.day).await? else {
-        return Ok(None);
-    };
-    let bad: HashMap<&str, bool> = labels.iter().map(|(c, b)| (c.as_str(), *b)).collect();
-    backtest_scores(session, model, policy, scores, &bad).await
-}
-
 /// Each customer's outcome at `day` (None while the 90 days after are not all known).
-async fn outcomes(session: &dyn Session, day: i32) -> Result<Option<Vec<(String, bool)>>> {
+pub async fn outcomes(session: &dyn Session, day: i32) -> Result<Option<Vec<(String, bool)>>> {
     let labels = compute_labels(session, day, day).await?;
     let ids = cast(named_column(&labels, "customer_id")?, &DataType::Utf8)?;
     let ids = ids.as_string::<i32>();
@@ -170,8 +155,8 @@ async fn outcomes(session: &dyn Session, day: i32) -> Result<Option<Vec<(String,
     ))
 }
 
-/// The queue replay and capture of a scored snapshot.
-async fn backtest_scores(
+/// The queue replay and capture of a scored snapshot, with each customer's 90-day outcome.
+pub async fn backtest_scores(
     session: &dyn Session,
     model: &RiskModel,
     policy: &QueuePolicy,

@@ -22,7 +22,8 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     let mut sections = args.sections.clone();
     sections.sort();
     sections.dedup();
-    let model = config.model().ok().map(|m| m.path.display().to_string());
+    let loaded = config.model().ok();
+    let model = loaded.map(|m| m.path.display().to_string());
     let root = warehouse.root().display().to_string();
     let source = Source {
         warehouse: &root,
@@ -30,7 +31,12 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     };
     let policy = &config.policy()?.value;
     let nights = match &args.nights {
-        Some(out) => Nights::read(out, period.previous.as_deref().unwrap_or(""), &period.as_of)?,
+        Some(out) => Nights::read(
+            out,
+            period.previous.as_deref().unwrap_or(""),
+            &period.as_of,
+            loaded.map(|m| m.fingerprint.as_str()),
+        )?,
         None => Nights::default(),
     };
     let html = config.block_on(async {
@@ -51,6 +57,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             model,
             queues: &policy.queues,
             snapshot_days: warehouse.snapshots().complete_days(),
+            slice: config.feature_slice,
         });
         report::build(
             &ctx,

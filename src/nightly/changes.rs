@@ -16,8 +16,6 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use arq_models::scores::Scores;
-
 use crate::error::{ArqError, Result};
 
 /// One account in a night's queues: its queue, currency and max days past due.
@@ -115,30 +113,6 @@ fn read_accounts(path: &Path) -> Result<HashMap<String, Account>> {
         }
     }
     Ok(accounts)
-}
-
-/// The scores of the committed night `day` under `out` when that night was scored with
-/// the model of fingerprint `model` (its manifest says so): the same snapshot and model
-/// give the same scores, so the credit review's class migration reads them instead of
-/// scoring the snapshot a second time. `None` when there is no such night or its files do
-/// not read as scores.
-pub fn scores_of_night(out: &Path, day: i32, model: &str) -> Option<Scores> {
-    let date = arq_udfs::dates::from_days(day)?;
-    let dir = out.join(date.format("%Y-%m-%d").to_string());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()?;
-    if manifest["model"]["fingerprint"].as_str() != Some(model) {
-        return None;
-    }
-    let file = File::open(dir.join("scores.parquet")).ok()?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .ok()?
-        .build()
-        .ok()?;
-    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().ok()?;
-    let batch =
-        datafusion::arrow::compute::concat_batches(&batches.first()?.schema(), &batches).ok()?;
-    Scores::from_batch(day, batch).ok()
 }
 
 /// Tonight's queues (`queues`) against the previous committed night under `out`.

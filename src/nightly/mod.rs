@@ -194,9 +194,9 @@ async fn decide(
     stages.done("queues");
     // The previous snapshot's scores for the credit review: from its committed night
     // when there is one scored with this model, else scored now.
-    let night = snapshot
-        .previous_day(warehouse)
-        .and_then(|day| changes::scores_of_night(&options.out, day, &options.model.fingerprint));
+    let night = snapshot.previous_day(warehouse).and_then(|day| {
+        crate::report::nights::scores_of_night(&options.out, day, &options.model.fingerprint)
+    });
     let (previous, previous_scores) = match night {
         Some(scores) => (Some(scores), "read from the previous night's outputs"),
         None => {
@@ -273,12 +273,19 @@ async fn night_report(
         model: &options.model.value,
         queues: &options.policy.value.queues,
         snapshot_days: warehouse.snapshots().complete_days(),
+        slice: options.feature_slice,
     };
     // This month's earlier nights from the output folder, and tonight's from its queues.
     let tonight = warehouse.as_of().to_string();
     let after = period.previous.clone().unwrap_or_default();
-    let mut nights = Nights::read(&options.out, &after, &tonight)?;
+    let mut nights = Nights::read(
+        &options.out,
+        &after,
+        &tonight,
+        Some(&options.model.fingerprint),
+    )?;
     nights.add_tonight(&tonight, &decisions.queues)?;
+    nights.add_tonight_scores(&decisions.snapshot.scores);
     report::build(
         &ctx,
         &period,

@@ -91,6 +91,24 @@ impl Period {
     }
 }
 
+impl Period {
+    /// The snapshot as days since 1970-01-01.
+    pub fn as_of_day(&self) -> Result<i32> {
+        day(&self.as_of)
+    }
+
+    /// The first day of the first month as days since 1970-01-01.
+    pub fn from_day(&self) -> Result<i32> {
+        day(&self.from)
+    }
+}
+
+fn day(text: &str) -> Result<i32> {
+    arq_udfs::dates::parse(text)
+        .map(arq_udfs::dates::to_days)
+        .ok_or_else(|| ArqError::Internal(format!("the report's date {text} does not parse")))
+}
+
 /// What the header names.
 pub struct Source<'a> {
     pub warehouse: &'a str,
@@ -107,19 +125,25 @@ pub async fn build(
     model: Option<&model::ModelInput<'_>>,
     nights: &nights::Nights,
 ) -> Result<String> {
-    let has_model = source.model.is_some();
-    let portfolio = match sections.contains(&Section::Portfolio) {
-        true => Some(portfolio::build(ctx, period, has_model).await?),
+    let wants_model = sections.contains(&Section::Model);
+    let wants_portfolio = sections.contains(&Section::Portfolio);
+    // The snapshot's scores, for the top overdue customers' PD and the model's PSI: as the
+    // night computed them, else scored once here.
+    let today = match model.filter(|_| wants_portfolio || wants_model) {
+        Some(input) => Some(model::scores(ctx, input, nights, period.as_of_day()?).await?),
+        None => None,
+    };
+    let portfolio = match wants_portfolio {
+        true => Some(portfolio::build(ctx, period, today.as_ref()).await?),
         false => None,
     };
     let collectors = match sections.contains(&Section::Collectors) {
         true => collectors::build(ctx, period, nights).await?,
         false => None,
     };
-    let wants_model = sections.contains(&Section::Model);
-    let model_view = match model.filter(|_| wants_model) {
-        Some(m) => Some(model::build(ctx, period, m).await?),
-        None => None,
+    let model_view = match (model.filter(|_| wants_model), &today) {
+        (Some(m), Some(today)) => Some(model::build(ctx, period, m, today, nights).await?),
+        _ => None,
     };
     let wants_credit = sections.contains(&Section::Credit);
     let credit = match credit.filter(|_| wants_credit) {

@@ -15,20 +15,22 @@
 //!   20 % of arq's queue against oldest-first and largest-first, per currency. Six, not
 //!   all: each snapshot replays its queue, and the nightly writes this report too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use arq_models::backtest::{BacktestRow, ORDERINGS, backtest_snapshot};
+use arq_models::backtest::{BacktestRow, ORDERINGS, backtest_scores, outcomes};
 use arq_models::metrics;
 use arq_models::policy::QueuePolicy;
+use arq_models::scores::{Scores, score_snapshot};
 use arq_models::sql::SessionModel;
 use arq_udfs::dates;
+use datafusion::arrow::array::Array;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::Period;
 use super::charts::{self, Axes, Series};
 use super::format;
-use super::rows::Rows;
+use super::nights::Nights;
 use super::view::{Chart, Table};
 use crate::error::Result;
 
@@ -55,13 +57,32 @@ pub struct ModelInput<'a> {
     pub queues: &'a QueuePolicy,
     /// The warehouse's complete snapshot days (days since 1970).
     pub snapshot_days: Vec<i32>,
+    /// Customers per feature query when a snapshot is scored here.
+    pub slice: usize,
 }
 
-/// Builds the section.
+/// The scores of snapshot `day`: as a night computed them with this model (read from its
+/// outputs, or tonight's), else computed here as `arq score` does.
+pub async fn scores(
+    ctx: &SessionContext,
+    input: &ModelInput<'_>,
+    nights: &Nights,
+    day: i32,
+) -> Result<Scores> {
+    if let Some(stored) = nights.scores(day) {
+        return Ok(stored);
+    }
+    let model = input.model;
+    Ok(score_snapshot(&ctx.state(), &model.model, &model.name, day, input.slice).await?)
+}
+
+/// Builds the section; `today` are the snapshot's scores.
 pub async fn build(
     ctx: &SessionContext,
     period: &Period,
     input: &ModelInput<'_>,
+    today: &Scores,
+    nights: &Nights,
 ) -> Result<ModelView> {
     let model = input.model;
     let risk = &model.model;
@@ -89,7 +110,7 @@ pub async fn build(
         ]);
     }
 
-    let labelled = labelled(ctx, period, &risk.feature_names()).await?;
+    let (labelled, replayed) = replay(ctx, period, input, nights).await?;
     let mut charts = vec![calibration(report)?];
     let mut evaluated = Table::new(&[
         "ranking",
@@ -122,24 +143,11 @@ pub async fn build(
         charts.push(distribution(&labelled)?);
     }
 
-    let today = Rows::query(
-        ctx,
-        "today's scores",
-        "SELECT pd, late_stage, reason_1 FROM risk_scores()",
-    )
-    .await?;
-    let mut pds = Vec::new();
-    for r in 0..today.len() {
-        if today.text(r, "late_stage")?.as_deref() != Some("true")
-            && let Some(pd) = today.number(r, "pd")?
-        {
-            pds.push(pd);
-        }
-    }
+    let pds = today.pd_below_late_stage();
     let psi = risk.psi(&pds);
     charts.push(psi_chart(risk, &pds, psi)?);
-    charts.push(reasons(ctx).await?);
-    charts.extend(backtest(ctx, period, input).await?);
+    charts.push(reasons(today)?);
+    charts.extend(backtest(replayed)?);
     Ok(ModelView {
         trained: format!(
             "trained on {} rows ({} bads) from {} to {}, validated out of time on {} rows ({} \
@@ -174,40 +182,68 @@ struct Labelled {
     bad: Vec<bool>,
 }
 
-async fn labelled(ctx: &SessionContext, period: &Period, features: &[&str]) -> Result<Labelled> {
-    let arguments: Vec<String> = features.iter().map(|f| format!("f.{f}")).collect();
-    let rows = Rows::query(
-        ctx,
-        "labelled scores",
-        &format!(
-            "SELECT CAST(f.max_dpd AS DOUBLE) AS max_dpd, risk_score({}) AS pd, l.went_bad \
-             FROM customer_features('{from}', '{to}') f \
-             JOIN risk_labels('{from}', '{to}') l \
-               ON l.customer_id = f.customer_id AND l.snapshot_date = f.snapshot_date \
-             WHERE l.went_bad IS NOT NULL AND f.max_dpd < {late} \
-             ORDER BY f.snapshot_date, f.customer_id",
-            arguments.join(", "),
-            from = period.from,
-            to = period.to,
-            late = arq_models::features::LATE_STAGE_DPD,
-        ),
-    )
-    .await?;
+/// The labelled snapshots of the report's months, each scored once (as its night did, or
+/// here): the champion's and the baseline's rankings against the 90-day outcome, and the
+/// queue replayed on the last [`BACKTEST_SNAPSHOTS`] of them whose outcome is known by the
+/// report's snapshot.
+async fn replay(
+    ctx: &SessionContext,
+    period: &Period,
+    input: &ModelInput<'_>,
+    nights: &Nights,
+) -> Result<(Labelled, Vec<BacktestRow>)> {
+    let (from, last) = (period.from_day()?, period.as_of_day()?);
+    let newest = input
+        .snapshot_days
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(i32::MIN);
+    // A label is known once the warehouse holds the 90 days after the snapshot; the
+    // backtest (as `arq backtest` over these months) stops at the report's snapshot.
+    let window: Vec<i32> = input
+        .snapshot_days
+        .iter()
+        .copied()
+        .filter(|&d| d >= from && d <= last && d.saturating_add(90) <= newest)
+        .collect();
+    let known: Vec<i32> = window
+        .iter()
+        .copied()
+        .filter(|&d| d.saturating_add(90) <= last)
+        .collect();
+    let replayed_days = &known[known.len().saturating_sub(BACKTEST_SNAPSHOTS)..];
+    let state = ctx.state();
     let mut labelled = Labelled {
         pd: Vec::new(),
         max_dpd: Vec::new(),
         bad: Vec::new(),
     };
-    for r in 0..rows.len() {
-        if let (Some(pd), Some(dpd)) = (rows.number(r, "pd")?, rows.number(r, "max_dpd")?) {
-            labelled.pd.push(pd);
-            labelled.max_dpd.push(dpd);
-            labelled
-                .bad
-                .push(rows.text(r, "went_bad")?.as_deref() == Some("true"));
+    let mut rows = Vec::new();
+    for day in window {
+        let Some(outcomes) = outcomes(&state, day).await? else {
+            continue;
+        };
+        let bad: HashMap<&str, bool> = outcomes.iter().map(|(c, b)| (c.as_str(), *b)).collect();
+        let scores = scores(ctx, input, nights, day).await?;
+        for r in 0..scores.len() {
+            let dpd = scores.max_dpd.value(r);
+            if dpd >= arq_models::features::LATE_STAGE_DPD as i32 {
+                continue;
+            }
+            if let Some(&went_bad) = bad.get(scores.customer_id.value(r)) {
+                labelled.pd.push(scores.pd.value(r));
+                labelled.max_dpd.push(dpd as f64);
+                labelled.bad.push(went_bad);
+            }
+        }
+        if replayed_days.contains(&day) {
+            let model = &input.model.model;
+            let replay = backtest_scores(&state, model, input.queues, &scores, &bad).await?;
+            rows.extend(replay.into_iter().flatten());
         }
     }
-    Ok(labelled)
+    Ok((labelled, rows))
 }
 
 /// The ROC curve of `scores` (higher = riskier), at most ~100 points.
@@ -440,16 +476,20 @@ fn psi_chart(risk: &arq_models::RiskModel, pds: &[f64], psi: f64) -> Result<Char
     Ok(Chart::drawn("psi".into(), title, reading, svg, table))
 }
 
-async fn reasons(ctx: &SessionContext) -> Result<Chart> {
+fn reasons(today: &Scores) -> Result<Chart> {
     let title =
         "Most frequent first reasons today (customers not yet 90+ days past due)".to_string();
-    let rows = Rows::query(
-        ctx,
-        "reasons",
-        "SELECT reason_1 AS reason, count(*) AS customers FROM risk_scores() \
-         WHERE reason_1 IS NOT NULL AND NOT late_stage GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
-    )
-    .await?;
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for r in 0..today.len() {
+        let first = &today.reasons[0];
+        if !today.late_stage.value(r) && !first.is_null(r) {
+            *counts.entry(first.value(r)).or_default() += 1;
+        }
+    }
+    // The ten most frequent, ties by name.
+    let mut rows: Vec<(&str, i64)> = counts.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    rows.truncate(10);
     if rows.is_empty() {
         return Ok(Chart::missing(
             "reasons".into(),
@@ -460,9 +500,8 @@ async fn reasons(ctx: &SessionContext) -> Result<Chart> {
     let mut labels = Vec::new();
     let mut values = Vec::new();
     let mut table = Table::new(&["reason", "customers!"]);
-    for r in 0..rows.len() {
-        let reason = rows.text(r, "reason")?.unwrap_or_default();
-        let n = rows.int(r, "customers")?.unwrap_or_default();
+    for (reason, n) in rows {
+        let reason = reason.to_string();
         table.push(vec![reason.clone(), format::count(n)]);
         labels.push(reason);
         values.push(n as f64);
@@ -484,44 +523,9 @@ async fn reasons(ctx: &SessionContext) -> Result<Chart> {
 /// The queue order replayed on recent snapshots (`arq backtest`): the share of the next 90
 /// days' newly-bad balance in the first 20 % of the queue, for arq's order, oldest-first
 /// and largest-first, one chart per currency.
-async fn backtest(
-    ctx: &SessionContext,
-    period: &Period,
-    input: &ModelInput<'_>,
-) -> Result<Vec<Chart>> {
+fn backtest(rows: Vec<BacktestRow>) -> Result<Vec<Chart>> {
     let key = "backtest".to_string();
     let title = "Backtest: newly-bad balance in the first 20 % of the queue".to_string();
-    let (from, last) = (
-        dates::parse(&period.from).map(dates::to_days),
-        dates::parse(&period.as_of).map(dates::to_days),
-    );
-    let (Some(from), Some(last)) = (from, last) else {
-        return Ok(vec![Chart::missing(
-            key,
-            title,
-            "the report's dates do not parse",
-        )]);
-    };
-    let known: Vec<i32> = input
-        .snapshot_days
-        .iter()
-        .copied()
-        .filter(|&d| d >= from && d + 90 <= last)
-        .collect();
-    let days = &known[known.len().saturating_sub(BACKTEST_SNAPSHOTS)..];
-    let state = ctx.state();
-    let mut rows: Vec<BacktestRow> = Vec::new();
-    for &day in days {
-        let replayed = backtest_snapshot(
-            &state,
-            &input.model.model,
-            &input.model.name,
-            input.queues,
-            day,
-        )
-        .await?;
-        rows.extend(replayed.into_iter().flatten());
-    }
     if rows.is_empty() {
         return Ok(vec![Chart::missing(
             key,

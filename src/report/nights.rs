@@ -1,34 +1,47 @@
-//! The nightly job's history, for the collectors' days over capacity: which customers
-//! each night carried over because their collector's list was full (`carry_over.csv` of
+//! The nightly job's history: which customers each night carried over because their
+//! collector's list was full (the collectors' days over capacity: `carry_over.csv` of
 //! every committed night under the nightly's output folder; a night's folder appears
-//! whole or not at all, so a folder there is a finished night).
+//! whole or not at all, so a folder there is a finished night), and the scores each night
+//! computed (`scores.parquet`), which the report reads instead of scoring a snapshot again
+//! when the night used the same model.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
+use arq_models::scores::Scores;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{ArqError, Result};
 
 /// The queue of customers a collector's capacity could not take.
 const CARRY_OVER: &str = "carry_over";
 
-/// Carried-over customers per night (`YYYY-MM-DD` → customer ids).
+/// Carried-over customers per night (`YYYY-MM-DD` → customer ids), and where the nights'
+/// scores are.
 #[derive(Debug, Clone, Default)]
 pub struct Nights {
     pub carried: BTreeMap<String, Vec<String>>,
     /// Where they were read (None: no history given); not shown in the report.
     pub source: Option<String>,
+    /// The output folder and the fingerprint of the model whose scores count.
+    scored: Option<(PathBuf, String)>,
+    /// Tonight's scores (the nightly's own report).
+    tonight: Option<Scores>,
 }
 
 impl Nights {
-    /// The nights under `out` dated after `after` and on or before `until`.
-    pub fn read(out: &Path, after: &str, until: &str) -> Result<Nights> {
+    /// The nights under `out` dated after `after` and on or before `until`; their scores
+    /// count when they were computed by the model of fingerprint `model`.
+    pub fn read(out: &Path, after: &str, until: &str, model: Option<&str>) -> Result<Nights> {
         let mut nights = Nights {
             carried: BTreeMap::new(),
             source: Some(out.display().to_string()),
+            scored: model.map(|m| (out.to_path_buf(), m.to_string())),
+            tonight: None,
         };
         let entries = match std::fs::read_dir(out) {
             Ok(entries) => entries,
@@ -66,6 +79,45 @@ impl Nights {
         self.carried.insert(night.to_string(), carried);
         Ok(())
     }
+
+    /// Adds tonight's scores.
+    pub fn add_tonight_scores(&mut self, scores: &Scores) {
+        self.tonight = Some(scores.clone());
+    }
+
+    /// The scores of snapshot `day` as a night computed them with the report's model:
+    /// tonight's, or a committed night's under the output folder (None when there is no
+    /// such night).
+    pub fn scores(&self, day: i32) -> Option<Scores> {
+        if let Some(tonight) = self.tonight.as_ref().filter(|s| s.day == day) {
+            return Some(tonight.clone());
+        }
+        let (out, model) = self.scored.as_ref()?;
+        scores_of_night(out, day, model)
+    }
+}
+
+/// The scores of the committed night `day` under `out` when that night was scored with
+/// the model of fingerprint `model` (its manifest says so): the same snapshot and model
+/// give the same scores, so they are read instead of computed again. `None` when there is
+/// no such night or its files do not read as scores.
+pub fn scores_of_night(out: &Path, day: i32, model: &str) -> Option<Scores> {
+    let date = arq_udfs::dates::from_days(day)?;
+    let dir = out.join(date.format("%Y-%m-%d").to_string());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()?;
+    if manifest["model"]["fingerprint"].as_str() != Some(model) {
+        return None;
+    }
+    let file = File::open(dir.join("scores.parquet")).ok()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .ok()?
+        .build()
+        .ok()?;
+    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().ok()?;
+    let batch =
+        datafusion::arrow::compute::concat_batches(&batches.first()?.schema(), &batches).ok()?;
+    Scores::from_batch(day, batch).ok()
 }
 
 /// The customer ids of a `carry_over.csv` whose queue is `carry_over`.
@@ -118,7 +170,7 @@ mod tests {
             .unwrap();
         }
         std::fs::create_dir(dir.path().join(".2026-10-20.partial-1")).unwrap();
-        let nights = Nights::read(dir.path(), "2026-09-30", "2026-10-31").unwrap();
+        let nights = Nights::read(dir.path(), "2026-09-30", "2026-10-31", None).unwrap();
         let dates: Vec<&String> = nights.carried.keys().collect();
         assert_eq!(dates, ["2026-10-15", "2026-10-31"]);
     }

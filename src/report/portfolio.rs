@@ -6,7 +6,9 @@
 //! The figures are `ar_metrics`, `roll_rates`, `aging_bucket` and `days_past_due` over the
 //! session `arq sql` opens: a figure here equals the same query there.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use arq_models::scores::Scores;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -59,11 +61,15 @@ struct Aging {
 }
 
 /// Builds the section.
-pub async fn build(ctx: &SessionContext, period: &Period, has_model: bool) -> Result<Portfolio> {
+pub async fn build(
+    ctx: &SessionContext,
+    period: &Period,
+    scores: Option<&Scores>,
+) -> Result<Portfolio> {
     let metrics = metrics(ctx, period).await?;
     let aging = aging(ctx, period).await?;
     let roll = roll_rates(ctx, period).await?;
-    let top = top_overdue(ctx, has_model).await?;
+    let top = top_overdue(ctx, scores).await?;
     let currencies: Vec<String> = aging.keys().chain(metrics.keys()).cloned().collect();
     let mut currencies: Vec<String> = currencies;
     currencies.sort();
@@ -572,14 +578,10 @@ fn top_table() -> Table {
 }
 
 /// The 20 largest overdue balances of the snapshot, per currency.
-async fn top_overdue(ctx: &SessionContext, has_model: bool) -> Result<BTreeMap<String, Table>> {
-    let (pd, scores) = match has_model {
-        true => (
-            "s.pd",
-            "LEFT JOIN risk_scores() s ON s.customer_id = t.customer_id",
-        ),
-        false => ("CAST(NULL AS DOUBLE)", ""),
-    };
+async fn top_overdue(
+    ctx: &SessionContext,
+    scores: Option<&Scores>,
+) -> Result<BTreeMap<String, Table>> {
     let rows = Rows::query(
         ctx,
         "top overdue",
@@ -594,25 +596,39 @@ async fn top_overdue(ctx: &SessionContext, has_model: bool) -> Result<BTreeMap<S
                          ORDER BY overdue DESC, customer_id) AS position FROM overdue) \
              SELECT t.position, t.currency, t.customer_id, c.name, t.overdue, \
                     aging_bucket(t.oldest_due, t.snapshot_date) AS bucket, t.max_dpd, \
-                    {pd} AS pd, c.collector_id \
-             FROM ranked t JOIN customers_latest c ON c.customer_id = t.customer_id {scores} \
+                    c.collector_id \
+             FROM ranked t JOIN customers_latest c ON c.customer_id = t.customer_id \
              WHERE t.position <= 20 ORDER BY t.currency, t.position"
         ),
     )
     .await?;
+    // The PDs of these customers, from the snapshot's scores (one pass).
+    let mut pd: HashMap<String, f64> = HashMap::new();
+    if let Some(scores) = scores {
+        for r in 0..rows.len() {
+            pd.insert(rows.text(r, "customer_id")?.unwrap_or_default(), f64::NAN);
+        }
+        for i in 0..scores.len() {
+            if let Some(v) = pd.get_mut(scores.customer_id.value(i)) {
+                *v = scores.pd.value(i);
+            }
+        }
+    }
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
     for r in 0..rows.len() {
         let currency = rows.text(r, "currency")?.unwrap_or_default();
         let text = |name| rows.text(r, name).map(Option::unwrap_or_default);
+        let id = text("customer_id")?;
         tables.entry(currency).or_insert_with(top_table).push(vec![
             text("position")?,
-            text("customer_id")?,
+            id.clone(),
             text("name")?,
             format::amount_text(rows.money(r, "overdue")?.unwrap_or_default()),
             text("bucket")?,
             text("max_dpd")?,
-            rows.number(r, "pd")?
-                .map(format::percent)
+            pd.get(&id)
+                .filter(|v| !v.is_nan())
+                .map(|v| format::percent(*v))
                 .unwrap_or_else(|| "–".into()),
             text("collector_id")?,
         ]);
