@@ -585,8 +585,7 @@ async fn top_overdue(
     let rows = Rows::query(
         ctx,
         "top overdue",
-        &format!(
-            "WITH overdue AS ( \
+        "WITH overdue AS ( \
                SELECT customer_id, currency, sum(open_amount) AS overdue, \
                       min(due_date) AS oldest_due, max(snapshot_date) AS snapshot_date, \
                       max(days_past_due(due_date, snapshot_date)) AS max_dpd \
@@ -598,8 +597,7 @@ async fn top_overdue(
                     aging_bucket(t.oldest_due, t.snapshot_date) AS bucket, t.max_dpd, \
                     c.collector_id \
              FROM ranked t JOIN customers_latest c ON c.customer_id = t.customer_id \
-             WHERE t.position <= 20 ORDER BY t.currency, t.position"
-        ),
+             WHERE t.position <= 20 ORDER BY t.currency, t.position",
     )
     .await?;
     // The PDs of these customers, from the snapshot's scores (one pass).

@@ -9,6 +9,13 @@ use rust_decimal::Decimal;
 
 use crate::error::{ArqError, Result};
 
+/// Prints how long `what` took since `started` when `ARQ_REPORT_TIMINGS` is set.
+pub fn timing(what: &str, started: std::time::Instant) {
+    if std::env::var_os("ARQ_REPORT_TIMINGS").is_some() {
+        eprintln!("report: {what} {:.2} s", started.elapsed().as_secs_f64());
+    }
+}
+
 /// One query's result.
 pub struct Rows {
     batch: RecordBatch,
@@ -17,8 +24,16 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// Runs `sql` and keeps its rows.
+    /// Runs `sql` and keeps its rows. With `ARQ_REPORT_TIMINGS` set, each query's time is
+    /// printed to stderr (where a report's time goes; see benches/README.md).
     pub async fn query(ctx: &SessionContext, what: &'static str, sql: &str) -> Result<Rows> {
+        let started = std::time::Instant::now();
+        let rows = Self::run(ctx, what, sql).await?;
+        timing(what, started);
+        Ok(rows)
+    }
+
+    async fn run(ctx: &SessionContext, what: &'static str, sql: &str) -> Result<Rows> {
         let frame = ctx.sql(sql).await?;
         let planned = frame.schema().inner().clone();
         let batches = frame.collect().await?;
