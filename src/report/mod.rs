@@ -129,10 +129,12 @@ pub async fn build(
     let wants_portfolio = sections.contains(&Section::Portfolio);
     // The snapshot's scores, for the top overdue customers' PD and the model's PSI: as the
     // night computed them, else scored once here.
+    let started = std::time::Instant::now();
     let today = match model.filter(|_| wants_portfolio || wants_model) {
         Some(input) => Some(model::scores(ctx, input, nights, period.as_of_day()?).await?),
         None => None,
     };
+    rows::timing("the snapshot's scores", started);
     let portfolio = match wants_portfolio {
         true => Some(portfolio::build(ctx, period, today.as_ref()).await?),
         false => None,
@@ -142,7 +144,12 @@ pub async fn build(
         false => None,
     };
     let model_view = match (model.filter(|_| wants_model), &today) {
-        (Some(m), Some(today)) => Some(model::build(ctx, period, m, today, nights).await?),
+        (Some(m), Some(today)) => {
+            let started = std::time::Instant::now();
+            let view = model::build(ctx, period, m, today, nights).await?;
+            rows::timing("the model section", started);
+            Some(view)
+        }
         _ => None,
     };
     let wants_credit = sections.contains(&Section::Credit);
