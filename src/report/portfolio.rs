@@ -127,7 +127,8 @@ async fn metrics(ctx: &SessionContext, period: &Period) -> Result<BTreeMap<Strin
     Ok(by_currency)
 }
 
-/// Aging per snapshot month, by currency: `month -> Aging`.
+/// Aging per snapshot month, by currency: `month -> Aging`. Open amounts are summed per
+/// due date first (a bucket is a function of the due date), then bucketed.
 async fn aging(
     ctx: &SessionContext,
     period: &Period,
@@ -136,15 +137,18 @@ async fn aging(
         ctx,
         "aging",
         &format!(
-            "SELECT snapshot_date, currency, aging_bucket(due_date, snapshot_date) AS bucket, \
+            "WITH by_due AS ( \
+               SELECT snapshot_date, currency, due_date, sum(open_amount) AS open \
+               FROM open_items WHERE snapshot_date BETWEEN DATE '{}' AND DATE '{}' \
+               GROUP BY 1, 2, 3) \
+             SELECT snapshot_date, currency, aging_bucket(due_date, snapshot_date) AS bucket, \
              aging_bucket_rank(aging_bucket(due_date, snapshot_date)) AS bucket_rank, \
-             sum(open_amount) AS open, \
-             sum(CASE WHEN days_past_due(due_date, snapshot_date) > 0 THEN open_amount \
+             sum(open) AS open, \
+             sum(CASE WHEN days_past_due(due_date, snapshot_date) > 0 THEN open \
                  ELSE 0 END) AS overdue, \
-             sum(CASE WHEN days_past_due(due_date, snapshot_date) > 90 THEN open_amount \
+             sum(CASE WHEN days_past_due(due_date, snapshot_date) > 90 THEN open \
                  ELSE 0 END) AS over_90 \
-             FROM open_items WHERE snapshot_date BETWEEN DATE '{}' AND DATE '{}' \
-             GROUP BY 1, 2, 3, 4 ORDER BY 2, 1, 4",
+             FROM by_due GROUP BY 1, 2, 3, 4 ORDER BY 2, 1, 4",
             period.from, period.to
         ),
     )
