@@ -472,3 +472,53 @@ fn the_nightly_writes_the_report_of_the_night() {
         "the nightly's report differs from arq report's"
     );
 }
+
+/// The model section over the nights' stored scores is the section scored from scratch:
+/// three nights of labelled snapshots, then the same report with and without `--nights`.
+/// A night scored by another model does not count (its snapshot is left out).
+#[test]
+fn the_model_section_reads_the_nights_scores_and_gives_the_same_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nights");
+    let out = out.to_str().unwrap();
+    for night in ["2026-05-31", "2026-06-30", "2026-07-31"] {
+        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
+    }
+    let window = ["--as-of", "2026-07-31", "--months", "3"];
+    let scored = report(dir.path(), "scored.html", &window);
+    let mut with_nights = window.to_vec();
+    with_nights.extend(["--nights", out]);
+    let read = report(dir.path(), "read.html", &with_nights);
+    let model = |html: &str| select(html, "section#model", |n, p| n.inner_html(p).to_string());
+    assert_eq!(model(&scored).len(), 1);
+    assert!(
+        model(&scored) == model(&read),
+        "the model section differs between stored and computed scores"
+    );
+    // Three labelled snapshots (their 90 days are in the warehouse), three backtest rows.
+    let heading = texts(&read, "section#model h3");
+    assert!(
+        heading
+            .iter()
+            .any(|h| h.contains("customer-snapshots") && !h.contains("left out")),
+        "{heading:?}"
+    );
+    let backtest = texts(&read, "figure#backtest-USD tbody tr");
+    assert_eq!(backtest.len(), 3, "{backtest:?}");
+
+    // A night whose manifest names another model is not read: its snapshot is left out.
+    let manifest = Path::new(out).join("2026-05-31").join("manifest.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    json["model"]["fingerprint"] = "another model".into();
+    std::fs::write(&manifest, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let other = report(dir.path(), "other.html", &with_nights);
+    let heading = texts(&other, "section#model h3");
+    assert!(
+        heading
+            .iter()
+            .any(|h| h.contains("1 labelled snapshot left out: no night scored it")),
+        "{heading:?}"
+    );
+    assert_eq!(texts(&other, "figure#backtest-USD tbody tr").len(), 2);
+}

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, LazyLock};
 
 use arq_udfs::FunctionDoc;
-use arq_udfs::table_function::{Metric, MetricTable, collect_sql, date_arg};
+use arq_udfs::table_function::{Metric, MetricTable, Wanted, collect_sql, date_arg};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, Int32Array, ListBuilder, RecordBatch, StringBuilder,
@@ -475,7 +475,7 @@ impl Metric for FeatureRows {
     fn schema(&self) -> SchemaRef {
         features_schema()
     }
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let batches = collect_sql(session, &features::features_sql(self.from, self.to)).await?;
         concat(&features_schema(), batches)
     }
@@ -502,7 +502,7 @@ impl Metric for LabelRows {
     fn schema(&self) -> SchemaRef {
         labels_schema()
     }
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let batches = collect_sql(session, &features::labels_sql(self.from, self.to)).await?;
         concat(&labels_schema(), batches)
     }
@@ -544,7 +544,7 @@ impl Metric for ScoreRows {
     fn schema(&self) -> SchemaRef {
         score_schema()
     }
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let scores = score_snapshot(
             session,
             &self.model.model,

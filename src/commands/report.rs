@@ -43,7 +43,11 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         let ctx = warehouse.session(config.session_model()).await?;
         let credit = match (sections.contains(&Section::Credit), config.session_model()) {
             (true, Some(model)) => Some(CreditInput {
-                limits: recommendations(warehouse, model, config.feature_slice, policy).await?,
+                // As the night recommended them, else computed as `arq limits` does.
+                limits: match nights.limits(period.as_of_day()?, &config.policy()?.fingerprint) {
+                    Some(limits) => limits,
+                    None => recommendations(warehouse, model, config.feature_slice, policy).await?,
+                },
                 classes: policy
                     .limits
                     .classes

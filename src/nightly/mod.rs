@@ -61,12 +61,13 @@ pub struct NightlyOptions<'a> {
 }
 
 /// The stages, in order, as the progress bar names them.
-const STAGES: [&str; 6] = [
+const STAGES: [&str; 7] = [
     "checking inputs",
     "scoring",
     "queues",
     "limits",
     "writing",
+    "the month's report",
     "committing",
 ];
 
@@ -114,9 +115,10 @@ pub fn run(
     if options.xlsx {
         writer.workbooks(tables.len(), &workbooks(&tables)?)?;
     }
+    stages.done("write");
     let report = runtime.block_on(night_report(warehouse, options, &decisions))?;
     writer.file("report.html", report.as_bytes())?;
-    stages.done("write");
+    stages.done("report");
 
     let mut summary = Summary::of(
         decisions.snapshot.scores.batch(),

@@ -89,31 +89,19 @@ pub async fn build(
     };
     let end = period.as_of.clone();
     let mut by: BTreeMap<String, Month> = BTreeMap::new();
-
     let assigned = Rows::query(
         ctx,
         "assigned customers",
-        &format!(
+        format!(
             "SELECT collector_id, snapshot_date, count(*) AS customers FROM customers \
              WHERE snapshot_date IN (DATE '{start}', DATE '{end}') AND collector_id IS NOT NULL \
              GROUP BY 1, 2"
         ),
-    )
-    .await?;
-    for r in 0..assigned.len() {
-        let m = by
-            .entry(assigned.text(r, "collector_id")?.unwrap_or_default())
-            .or_default();
-        let n = assigned.int(r, "customers")?.unwrap_or_default();
-        match assigned.date(r, "snapshot_date")?.as_deref() == Some(end.as_str()) {
-            true => m.customers_end = n,
-            false => m.customers_start = n,
-        }
-    }
+    );
     let overdue = Rows::query(
         ctx,
         "assigned overdue",
-        &format!(
+        format!(
             "SELECT c.collector_id, o.snapshot_date, o.currency, sum(o.open_amount) AS overdue \
              FROM open_items o JOIN customers c \
                ON c.customer_id = o.customer_id AND c.snapshot_date = o.snapshot_date \
@@ -121,98 +109,46 @@ pub async fn build(
                AND o.due_date < o.snapshot_date AND c.collector_id IS NOT NULL \
              GROUP BY 1, 2, 3"
         ),
-    )
-    .await?;
-    for r in 0..overdue.len() {
-        let m = by
-            .entry(overdue.text(r, "collector_id")?.unwrap_or_default())
-            .or_default();
-        let currency = overdue.text(r, "currency")?.unwrap_or_default();
-        let amount = overdue.money(r, "overdue")?.unwrap_or_default();
-        match overdue.date(r, "snapshot_date")?.as_deref() == Some(end.as_str()) {
-            true => m.overdue_end.insert(currency, amount),
-            false => m.overdue_start.insert(currency, amount),
-        };
-    }
+    );
     let contacts = Rows::query(
         ctx,
         "contacts",
-        &format!(
+        format!(
             "SELECT collector_id, kind, count(*) AS n FROM activities \
              WHERE activity_date > DATE '{start}' AND activity_date <= DATE '{end}' \
                AND collector_id IS NOT NULL GROUP BY 1, 2"
         ),
-    )
-    .await?;
-    for r in 0..contacts.len() {
-        let m = by
-            .entry(contacts.text(r, "collector_id")?.unwrap_or_default())
-            .or_default();
-        m.contacts.insert(
-            contacts.text(r, "kind")?.unwrap_or_default(),
-            contacts.int(r, "n")?.unwrap_or_default(),
-        );
-    }
+    );
     let kept = Rows::query(
         ctx,
         "promise_kept_rate",
-        &format!(
+        format!(
             "SELECT collector_id, currency, promise_kept_rate \
              FROM promise_kept_rate('{end}', '{end}', 'collector_id')"
         ),
-    )
-    .await?;
-    for r in 0..kept.len() {
-        let m = by
-            .entry(kept.text(r, "collector_id")?.unwrap_or_default())
-            .or_default();
-        m.kept_rate.insert(
-            kept.text(r, "currency")?.unwrap_or_default(),
-            kept.number(r, "promise_kept_rate")?,
-        );
-    }
+    );
     let cash = Rows::query(
         ctx,
         "cash collected",
-        &format!(
+        format!(
             "SELECT c.collector_id, i.currency, sum(p.amount) AS cash \
              FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id \
              JOIN customers_latest c ON c.customer_id = p.customer_id \
              WHERE p.payment_date > DATE '{start}' AND p.payment_date <= DATE '{end}' \
                AND c.collector_id IS NOT NULL GROUP BY 1, 2"
         ),
-    )
-    .await?;
-    for r in 0..cash.len() {
-        let m = by
-            .entry(cash.text(r, "collector_id")?.unwrap_or_default())
-            .or_default();
-        m.cash.insert(
-            cash.text(r, "currency")?.unwrap_or_default(),
-            cash.money(r, "cash")?.unwrap_or_default(),
-        );
-    }
+    );
     let cei = Rows::query(
         ctx,
         "ar_metrics",
-        &format!(
+        format!(
             "SELECT collector_id, currency, cei FROM ar_metrics('{end}', '{end}', 'collector_id')"
         ),
-    )
-    .await?;
-    for r in 0..cei.len() {
-        let m = by
-            .entry(cei.text(r, "collector_id")?.unwrap_or_default())
-            .or_default();
-        m.cei.insert(
-            cei.text(r, "currency")?.unwrap_or_default(),
-            cei.number(r, "cei")?,
-        );
-    }
+    );
     let rolled = Rows::query(
         ctx,
         "rolled into 90+",
-        &format!(
+        format!(
             "WITH dpd AS ( \
                SELECT snapshot_date, customer_id, \
                       max(days_past_due(due_date, snapshot_date)) AS dpd \
@@ -227,8 +163,73 @@ pub async fn build(
                AND coalesce(before.dpd, 0) <= 90 AND c.collector_id IS NOT NULL \
              GROUP BY 1"
         ),
-    )
-    .await?;
+    );
+    let owners = Rows::query(
+        ctx,
+        "collectors",
+        "SELECT customer_id, collector_id FROM customers_latest WHERE collector_id IS NOT NULL",
+    );
+    // The month's queries run together (each is one pass over its tables).
+    let (assigned, overdue, contacts, kept, cash, cei, rolled, owners) =
+        futures::try_join!(assigned, overdue, contacts, kept, cash, cei, rolled, owners)?;
+
+    for r in 0..assigned.len() {
+        let m = by
+            .entry(assigned.text(r, "collector_id")?.unwrap_or_default())
+            .or_default();
+        let n = assigned.int(r, "customers")?.unwrap_or_default();
+        match assigned.date(r, "snapshot_date")?.as_deref() == Some(end.as_str()) {
+            true => m.customers_end = n,
+            false => m.customers_start = n,
+        }
+    }
+    for r in 0..overdue.len() {
+        let m = by
+            .entry(overdue.text(r, "collector_id")?.unwrap_or_default())
+            .or_default();
+        let currency = overdue.text(r, "currency")?.unwrap_or_default();
+        let amount = overdue.money(r, "overdue")?.unwrap_or_default();
+        match overdue.date(r, "snapshot_date")?.as_deref() == Some(end.as_str()) {
+            true => m.overdue_end.insert(currency, amount),
+            false => m.overdue_start.insert(currency, amount),
+        };
+    }
+    for r in 0..contacts.len() {
+        let m = by
+            .entry(contacts.text(r, "collector_id")?.unwrap_or_default())
+            .or_default();
+        m.contacts.insert(
+            contacts.text(r, "kind")?.unwrap_or_default(),
+            contacts.int(r, "n")?.unwrap_or_default(),
+        );
+    }
+    for r in 0..kept.len() {
+        let m = by
+            .entry(kept.text(r, "collector_id")?.unwrap_or_default())
+            .or_default();
+        m.kept_rate.insert(
+            kept.text(r, "currency")?.unwrap_or_default(),
+            kept.number(r, "promise_kept_rate")?,
+        );
+    }
+    for r in 0..cash.len() {
+        let m = by
+            .entry(cash.text(r, "collector_id")?.unwrap_or_default())
+            .or_default();
+        m.cash.insert(
+            cash.text(r, "currency")?.unwrap_or_default(),
+            cash.money(r, "cash")?.unwrap_or_default(),
+        );
+    }
+    for r in 0..cei.len() {
+        let m = by
+            .entry(cei.text(r, "collector_id")?.unwrap_or_default())
+            .or_default();
+        m.cei.insert(
+            cei.text(r, "currency")?.unwrap_or_default(),
+            cei.number(r, "cei")?,
+        );
+    }
     for r in 0..rolled.len() {
         let m = by
             .entry(rolled.text(r, "collector_id")?.unwrap_or_default())
@@ -236,12 +237,6 @@ pub async fn build(
         m.rolled_90 = rolled.int(r, "n")?.unwrap_or_default();
     }
 
-    let owners = Rows::query(
-        ctx,
-        "collectors",
-        "SELECT customer_id, collector_id FROM customers_latest WHERE collector_id IS NOT NULL",
-    )
-    .await?;
     let mut owner: BTreeMap<String, String> = BTreeMap::new();
     for r in 0..owners.len() {
         owner.insert(

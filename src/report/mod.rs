@@ -135,28 +135,41 @@ pub async fn build(
         None => None,
     };
     rows::timing("the snapshot's scores", started);
-    let portfolio = match wants_portfolio {
-        true => Some(portfolio::build(ctx, period, today.as_ref()).await?),
-        false => None,
-    };
-    let collectors = match sections.contains(&Section::Collectors) {
-        true => collectors::build(ctx, period, nights).await?,
-        false => None,
-    };
-    let model_view = match (model.filter(|_| wants_model), &today) {
-        (Some(m), Some(today)) => {
-            let started = std::time::Instant::now();
-            let view = model::build(ctx, period, m, today, nights).await?;
-            rows::timing("the model section", started);
-            Some(view)
-        }
-        _ => None,
-    };
     let wants_credit = sections.contains(&Section::Credit);
-    let credit = match credit.filter(|_| wants_credit) {
-        Some(input) => Some(credit::build(ctx, &input.limits, &input.classes).await?),
-        None => None,
+    // The sections are independent: their queries run together.
+    let portfolio = async {
+        match wants_portfolio {
+            true => Ok(Some(portfolio::build(ctx, period, today.as_ref()).await?)),
+            false => Ok(None),
+        }
     };
+    let collectors = async {
+        match sections.contains(&Section::Collectors) {
+            true => collectors::build(ctx, period, nights).await,
+            false => Ok(None),
+        }
+    };
+    let model_view = async {
+        match (model.filter(|_| wants_model), &today) {
+            (Some(m), Some(today)) => {
+                let started = std::time::Instant::now();
+                let view = model::build(ctx, period, m, today, nights).await?;
+                rows::timing("the model section", started);
+                Ok(Some(view))
+            }
+            _ => Ok(None),
+        }
+    };
+    let credit = async {
+        match credit.filter(|_| wants_credit) {
+            Some(input) => Ok(Some(
+                credit::build(ctx, &input.limits, &input.classes).await?,
+            )),
+            None => Ok(None),
+        }
+    };
+    let (portfolio, collectors, model_view, credit): (_, _, _, Option<credit::Credit>) =
+        futures::try_join!(portfolio, collectors, model_view, credit)?;
     let mut shown = Vec::new();
     if portfolio.is_some() {
         shown.push(context! { id => "portfolio", title => "Portfolio" });

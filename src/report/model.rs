@@ -5,15 +5,22 @@
 //!   the riskiest 10 % / 20 %, and the champion's calibration by decile.
 //! - On this warehouse, over the labelled snapshots of the report's months (the 90 days
 //!   after them are known; customers not yet 90+ days past due, the model's population):
-//!   ROC curves of the champion (`risk_score`) and the baseline (`max_dpd`), AUC, KS and
+//!   ROC curves of the champion (its PD) and the baseline (`max_dpd`), AUC, KS and
 //!   capture, and the score distributions of goods and bads. The challenger (a forest) is
 //!   not in the artifact, so it has no curve here: its stored figures are in the table.
-//! - Today's scored population (`risk_scores()`) against training: the PSI over the
-//!   training deciles with the 0.1 / 0.25 bands, and the most frequent reason codes.
+//! - Today's scored population against training: the PSI over the training deciles with
+//!   the 0.1 / 0.25 bands, and the most frequent reason codes.
 //! - The backtest (`arq backtest`) on the last [`BACKTEST_SNAPSHOTS`] snapshots of the
 //!   report's months whose 90-day outcome is known: the newly-bad balance in the first
-//!   20 % of arq's queue against oldest-first and largest-first, per currency. Six, not
-//!   all: each snapshot replays its queue, and the nightly writes this report too.
+//!   20 % of arq's queue against oldest-first and largest-first, per currency.
+//!
+//! Each snapshot is scored once, with the same sliced feature queries as `arq score` (the
+//! same PDs as `risk_score` in SQL). With the nightly's history (`--nights`, and the
+//! nightly's own report) the scores are those the nights computed with this model (read
+//! from their `scores.parquet`, [`Nights::scores`]): nothing is scored again, and a
+//! labelled snapshot no night scored is left out (the section says how many). Without
+//! it, every labelled snapshot of the months is scored here, which at a million
+//! customers takes minutes.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -164,9 +171,17 @@ pub async fn build(
         stored,
         window: format!("{} to {}", period.from, period.to),
         rows: format!(
-            "{} customer-snapshots, {} bads",
+            "{} customer-snapshots, {} bads{}",
             format::count(labelled.bad.len() as i64),
-            format::count(bads as i64)
+            format::count(bads as i64),
+            match labelled.without_night {
+                0 => String::new(),
+                n => format!(
+                    "; {n} labelled snapshot{} left out: no night scored {} with this model",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "it" } else { "them" }
+                ),
+            }
         ),
         evaluated,
         charts,
@@ -180,6 +195,8 @@ struct Labelled {
     pd: Vec<f64>,
     max_dpd: Vec<f64>,
     bad: Vec<bool>,
+    /// Labelled snapshots left out because the nights given had not scored them.
+    without_night: usize,
 }
 
 /// The labelled snapshots of the report's months, each scored once (as its night did, or
@@ -218,14 +235,25 @@ async fn replay(
         pd: Vec::new(),
         max_dpd: Vec::new(),
         bad: Vec::new(),
+        without_night: 0,
     };
     let mut rows = Vec::new();
     for day in window {
+        // With the nightly's history, the scores the nights computed (what was acted on);
+        // without it, every labelled snapshot is scored here.
+        let stored = nights.scores(day);
+        if stored.is_none() && nights.source.is_some() {
+            labelled.without_night += 1;
+            continue;
+        }
         let Some(outcomes) = outcomes(&state, day).await? else {
             continue;
         };
         let bad: HashMap<&str, bool> = outcomes.iter().map(|(c, b)| (c.as_str(), *b)).collect();
-        let scores = scores(ctx, input, nights, day).await?;
+        let scores = match stored {
+            Some(scores) => scores,
+            None => scores(ctx, input, nights, day).await?,
+        };
         for r in 0..scores.len() {
             let dpd = scores.max_dpd.value(r);
             if dpd >= arq_models::features::LATE_STAGE_DPD as i32 {

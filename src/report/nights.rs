@@ -95,6 +95,47 @@ impl Nights {
         let (out, model) = self.scored.as_ref()?;
         scores_of_night(out, day, model)
     }
+
+    /// The credit-limit recommendations of snapshot `day` as its night made them with the
+    /// report's model and the policy of fingerprint `policy` (None when no such night).
+    pub fn limits(&self, day: i32, policy: &str) -> Option<RecordBatch> {
+        let (out, model) = self.scored.as_ref()?;
+        limits_of_night(out, day, model, policy)
+    }
+}
+
+/// The credit-limit recommendations (`limits.parquet`, `arq limits`' rows) of the committed
+/// night `day` under `out` when that night used the model of fingerprint `model` and the
+/// policy of fingerprint `policy`. `None` otherwise.
+pub fn limits_of_night(out: &Path, day: i32, model: &str, policy: &str) -> Option<RecordBatch> {
+    let dir = night_dir(out, day)?;
+    let manifest = manifest(&dir)?;
+    if manifest["model"]["fingerprint"].as_str() != Some(model)
+        || manifest["policy"]["fingerprint"].as_str() != Some(policy)
+    {
+        return None;
+    }
+    read_parquet(&dir.join("limits.parquet"))
+}
+
+fn night_dir(out: &Path, day: i32) -> Option<PathBuf> {
+    let date = arq_udfs::dates::from_days(day)?;
+    Some(out.join(date.format("%Y-%m-%d").to_string()))
+}
+
+fn manifest(dir: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()
+}
+
+/// One Parquet file as one batch (None when it cannot be read).
+fn read_parquet(path: &Path) -> Option<RecordBatch> {
+    let file = File::open(path).ok()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .ok()?
+        .build()
+        .ok()?;
+    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().ok()?;
+    datafusion::arrow::compute::concat_batches(&batches.first()?.schema(), &batches).ok()
 }
 
 /// The scores of the committed night `day` under `out` when that night was scored with
@@ -102,22 +143,11 @@ impl Nights {
 /// give the same scores, so they are read instead of computed again. `None` when there is
 /// no such night or its files do not read as scores.
 pub fn scores_of_night(out: &Path, day: i32, model: &str) -> Option<Scores> {
-    let date = arq_udfs::dates::from_days(day)?;
-    let dir = out.join(date.format("%Y-%m-%d").to_string());
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()?;
-    if manifest["model"]["fingerprint"].as_str() != Some(model) {
+    let dir = night_dir(out, day)?;
+    if manifest(&dir)?["model"]["fingerprint"].as_str() != Some(model) {
         return None;
     }
-    let file = File::open(dir.join("scores.parquet")).ok()?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .ok()?
-        .build()
-        .ok()?;
-    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().ok()?;
-    let batch =
-        datafusion::arrow::compute::concat_batches(&batches.first()?.schema(), &batches).ok()?;
-    Scores::from_batch(day, batch).ok()
+    Scores::from_batch(day, read_parquet(&dir.join("scores.parquet"))?).ok()
 }
 
 /// The customer ids of a `carry_over.csv` whose queue is `carry_over`.

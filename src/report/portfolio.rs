@@ -66,10 +66,15 @@ pub async fn build(
     period: &Period,
     scores: Option<&Scores>,
 ) -> Result<Portfolio> {
-    let metrics = metrics(ctx, period).await?;
-    let aging = aging(ctx, period).await?;
-    let roll = roll_rates(ctx, period).await?;
-    let top = top_overdue(ctx, scores).await?;
+    // The queries run together (each is one pass over its tables).
+    let (metrics, aging, roll, top, by_segment, by_region) = futures::try_join!(
+        metrics(ctx, period),
+        aging(ctx, period),
+        roll_rates(ctx, period),
+        top_overdue(ctx, scores),
+        breakdown(ctx, "segment"),
+        breakdown(ctx, "region"),
+    )?;
     let currencies: Vec<String> = aging.keys().chain(metrics.keys()).cloned().collect();
     let mut currencies: Vec<String> = currencies;
     currencies.sort();
@@ -95,8 +100,8 @@ pub async fn build(
     }
     Ok(Portfolio {
         currencies: views,
-        by_segment: breakdown(ctx, "segment").await?,
-        by_region: breakdown(ctx, "region").await?,
+        by_segment,
+        by_region,
     })
 }
 

@@ -26,9 +26,13 @@ pub struct Rows {
 impl Rows {
     /// Runs `sql` and keeps its rows. With `ARQ_REPORT_TIMINGS` set, each query's time is
     /// printed to stderr (where a report's time goes; see benches/README.md).
-    pub async fn query(ctx: &SessionContext, what: &'static str, sql: &str) -> Result<Rows> {
+    pub async fn query(
+        ctx: &SessionContext,
+        what: &'static str,
+        sql: impl AsRef<str>,
+    ) -> Result<Rows> {
         let started = std::time::Instant::now();
-        let rows = Self::run(ctx, what, sql).await?;
+        let rows = Self::run(ctx, what, sql.as_ref()).await?;
         timing(what, started);
         Ok(rows)
     }

@@ -27,8 +27,27 @@ use datafusion::physical_plan::ExecutionPlan;
 pub trait Metric: Debug + Send + Sync + 'static {
     /// The columns of the result (known from the arguments alone).
     fn schema(&self) -> SchemaRef;
-    /// Runs the metric's SQL in `session` and returns all its rows.
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch>;
+    /// Runs the metric's SQL in `session` and returns all its rows. `wanted` says which
+    /// columns the query reads (None: all); a metric may leave out the work of the others
+    /// (their values are then NULL, and the scan projects them away).
+    async fn compute(&self, session: &dyn Session, wanted: Wanted<'_>) -> Result<RecordBatch>;
+}
+
+/// The columns a scan of a metric reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    schema: &'a SchemaRef,
+    projection: Option<&'a [usize]>,
+}
+
+impl Wanted<'_> {
+    /// Whether the scan reads the column `name`.
+    pub fn column(&self, name: &str) -> bool {
+        match self.projection {
+            None => true,
+            Some(p) => p.iter().any(|&i| self.schema.field(i).name() == name),
+        }
+    }
 }
 
 /// The table a metric's table function returns: computed when scanned, so it always
@@ -53,7 +72,12 @@ impl<M: Metric> TableProvider for MetricTable<M> {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.0.compute(state).await?;
+        let schema = self.0.schema();
+        let wanted = Wanted {
+            schema: &schema,
+            projection: projection.map(Vec::as_slice),
+        };
+        let batch = self.0.compute(state, wanted).await?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             self.0.schema(),

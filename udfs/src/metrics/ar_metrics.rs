@@ -16,7 +16,7 @@ use super::{
     Columns, MONEY_SUM, batch, customers_join, dimension_arg, dimension_field, dimension_sql, ratio,
 };
 use crate::dates;
-use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
+use crate::table_function::{Metric, MetricTable, Wanted, collect_sql, date_range_args};
 
 /// How many months countback DSO walks back before it gives up (NULL).
 pub const COUNTBACK_MONTHS: usize = 12;
@@ -133,9 +133,9 @@ impl ArMetricsTable {
         Ok((balances, snapshots))
     }
 
-    /// Credit sales per calendar month over the [`COUNTBACK_MONTHS`] months up to each
+    /// Credit sales per calendar month over the `months` months up to each
     /// period end (the period's own month up to the period end), per period, dimension and
-    /// currency; and the periods seen (snapshots of `customers` in `[from, to]` with sales).
+    /// currency; and the periods (the snapshots of `customers` in `[from, to]`).
     ///
     /// Invoices are summed once per customer and *span*, not once per period: a span is a
     /// calendar month, cut at every period end inside it (a mid-month snapshot), so that
@@ -146,6 +146,7 @@ impl ArMetricsTable {
     async fn sales(
         &self,
         session: &dyn Session,
+        months: usize,
     ) -> Result<(BTreeMap<Key, BTreeMap<i32, i128>>, BTreeSet<i32>)> {
         let periods_sql = format!(
             "SELECT DISTINCT snapshot_date FROM customers WHERE snapshot_date BETWEEN {} AND {}",
@@ -161,8 +162,8 @@ impl ArMetricsTable {
         let (Some(&first), Some(&last)) = (periods.first(), periods.last()) else {
             return Ok((sales, BTreeSet::new()));
         };
-        let spans = Spans::new(&periods);
-        let earliest = months_back(dates::month_of(first).1, COUNTBACK_MONTHS - 1);
+        let spans = Spans::new(&periods, months);
+        let earliest = months_back(dates::month_of(first).1, months - 1);
         let (customer, join) = match self.dimension.as_str() {
             "all" => ("", String::new()),
             _ => (
@@ -193,19 +194,17 @@ impl ArMetricsTable {
             earliest = dates::sql_literal(earliest),
             last = dates::sql_literal(last),
         );
-        let mut seen = BTreeSet::new();
         for b in collect_sql(session, &sql).await? {
             let c = Columns(&b);
             for row in 0..b.num_rows() {
                 let period = c.date(0, row);
-                seen.insert(period);
                 sales
                     .entry((period, c.text(1, row), c.text(2, row)))
                     .or_default()
                     .insert(c.date(3, row), c.cents(4, row));
             }
         }
-        Ok((sales, seen))
+        Ok((sales, periods))
     }
 }
 
@@ -226,13 +225,12 @@ fn months_back(first: i32, back: usize) -> i32 {
 struct Spans {
     /// Period ends that cut a month (not its last day), ascending.
     cuts: Vec<i32>,
-    /// (period, first day of a month, part): the spans each period's
-    /// [`COUNTBACK_MONTHS`] months hold.
+    /// (period, first day of a month, part): the spans each period's months hold.
     rows: Vec<(i32, i32, usize)>,
 }
 
 impl Spans {
-    fn new(periods: &BTreeSet<i32>) -> Spans {
+    fn new(periods: &BTreeSet<i32>, months: usize) -> Spans {
         let cuts: Vec<i32> = periods
             .iter()
             .copied()
@@ -242,7 +240,7 @@ impl Spans {
         for &period in periods {
             let own = dates::month_of(period).1;
             let mut month = own;
-            for _ in 0..COUNTBACK_MONTHS {
+            for _ in 0..months {
                 // Whole months hold every part; the period's own month only the parts up
                 // to the period end.
                 let whole = month != own || period == month_end(period);
@@ -309,7 +307,7 @@ mod span_tests {
         let periods: BTreeSet<i32> = [day(8, 31), day(9, 1), day(9, 30), day(10, 15), day(10, 31)]
             .into_iter()
             .collect();
-        let spans = Spans::new(&periods);
+        let spans = Spans::new(&periods, COUNTBACK_MONTHS);
         assert_eq!(spans.cuts, vec![day(9, 1), day(10, 15)]);
         let of = |p: i32| -> Vec<(i32, usize)> {
             let mut v: Vec<_> = spans
@@ -349,14 +347,23 @@ impl Metric for ArMetricsTable {
         self.schema.clone()
     }
 
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, session: &dyn Session, wanted: Wanted<'_>) -> Result<RecordBatch> {
         let (balances, snapshots) = self.balances(session).await?;
-        let (sales, periods) = self.sales(session).await?;
-        // Every (period, dimension, currency) with a balance or sales in the period.
+        // Countback DSO walks back a year of monthly sales; the other metrics need the
+        // period's own month only.
+        let countback = wanted.column("countback_dso");
+        let months = if countback { COUNTBACK_MONTHS } else { 1 };
+        let (sales, periods) = self.sales(session, months).await?;
+        // Every (period, dimension, currency) with a balance or credit sales in the period
+        // (the same rows whichever columns are read).
+        let sold_in_period = sales
+            .iter()
+            .filter(|(key, months)| months.contains_key(&dates::month_of(key.0).1))
+            .map(|(key, _)| key);
         let keys: BTreeSet<Key> = balances
             .keys()
             .filter(|(s, _, _)| *s >= self.from && *s <= self.to)
-            .chain(sales.keys())
+            .chain(sold_in_period)
             .filter(|(s, _, _)| periods.contains(s))
             .cloned()
             .collect();
@@ -381,7 +388,9 @@ impl Metric for ArMetricsTable {
             let per_sales = |amount: i128| ratio(amount, credit_sales).map(|r| r * days as f64);
             let dso = per_sales(ar_end);
             let best = per_sales(current_end);
-            let countback = countback_dso(ar_end, period_start, days, &month_sales);
+            let countback = countback
+                .then(|| countback_dso(ar_end, period_start, days, &month_sales))
+                .flatten();
             let cei = ar_begin.and_then(|begin| {
                 ratio(
                     begin + credit_sales - ar_end,

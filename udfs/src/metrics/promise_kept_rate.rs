@@ -15,7 +15,7 @@ use datafusion::logical_expr::Expr;
 
 use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, ratio};
 use crate::dates;
-use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
+use crate::table_function::{Metric, MetricTable, Wanted, collect_sql, date_range_args};
 
 /// Days after the promise date within which a payment still keeps the promise.
 pub const DEFAULT_GRACE_DAYS: i64 = 3;
@@ -109,7 +109,7 @@ impl Metric for PromiseKeptRateTable {
         self.schema.clone()
     }
 
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let dim = match self.dimension.as_str() {
             "all" => "'all'".to_string(),
             "collector_id" => "coalesce(p.collector_id, 'unassigned')".to_string(),

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::bounds::AgingBounds;
 use crate::dates;
-use crate::table_function::{Metric, MetricTable, collect_sql, date_range_args};
+use crate::table_function::{Metric, MetricTable, Wanted, collect_sql, date_range_args};
 
 /// The `roll_rates` table function.
 ///
@@ -102,7 +102,7 @@ impl Metric for RollRatesTable {
         self.schema.clone()
     }
 
-    async fn compute(&self, session: &dyn Session) -> Result<RecordBatch> {
+    async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let pairs = self.snapshot_pairs(session).await?;
         let last_rank = self.bounds.labels().len() - 1;
         let mut rows = RollRows::default();
