@@ -354,18 +354,25 @@ impl Metric for ArMetricsTable {
         let countback = wanted.column("countback_dso");
         let months = if countback { COUNTBACK_MONTHS } else { 1 };
         let (sales, periods) = self.sales(session, months).await?;
-        // Every (period, dimension, currency) with a balance or credit sales in the period
-        // (the same rows whichever columns are read).
+        // Every (period, dimension, currency) with an opening balance (at the snapshot
+        // before), a closing balance or credit sales in the period: the same rows
+        // whichever columns are read.
         let sold_in_period = sales
             .iter()
             .filter(|(key, months)| months.contains_key(&dates::month_of(key.0).1))
-            .map(|(key, _)| key);
+            .map(|(key, _)| key.clone());
+        let opening = balances
+            .keys()
+            .filter_map(|(snapshot, dimension, currency)| {
+                let next = snapshots.range(snapshot + 1..).next().copied()?;
+                Some((next, dimension.clone(), currency.clone()))
+            });
         let keys: BTreeSet<Key> = balances
             .keys()
-            .filter(|(s, _, _)| *s >= self.from && *s <= self.to)
-            .chain(sold_in_period)
-            .filter(|(s, _, _)| periods.contains(s))
             .cloned()
+            .chain(opening)
+            .chain(sold_in_period)
+            .filter(|(s, _, _)| *s >= self.from && *s <= self.to && periods.contains(s))
             .collect();
 
         let mut out = Output::default();
