@@ -126,7 +126,6 @@ impl Metric for RollRatesTable {
                              AS DECIMAL(38, 2)) AS balance_rolled
                  FROM before b
                  LEFT JOIN after a ON a.invoice_id = b.invoice_id
-                 WHERE b.rank_before < {last_rank}
                  GROUP BY 1, 2, 3, 4, 5
                  ORDER BY 3, 4, 5",
                 dim = dimension_sql(&self.dimension),
@@ -140,7 +139,13 @@ impl Metric for RollRatesTable {
                     datafusion::arrow::datatypes::Int32Type,
                 >(b.column(4));
                 for row in 0..b.num_rows() {
+                    // The oldest bucket does not roll. (Dropped here, not in the SQL:
+                    // unfiltered, `before` is the join's larger side, so the planner
+                    // builds its hash table from the overdue items of `after`.)
                     let rank = ranks.value(row) as usize;
+                    if rank >= last_rank {
+                        continue;
+                    }
                     let (from_balance, rolled) = (c.cents(5, row), c.cents(6, row));
                     rows.period_end.push(c.date(0, row));
                     rows.previous.push(c.date(1, row));
