@@ -9,6 +9,10 @@
 -- window and t + 90.) went_bad is NULL while t + 90 is after the newest snapshot: the
 -- outcome is not known yet, and such rows are never used for training.
 --
+-- The snapshots read for t are those after t up to the first one on or after t + 90
+-- ({scan_to} bounds them for the latest t, so the others are not scanned): an item
+-- open in a later snapshot and due by t is open in that one too.
+--
 -- Nothing after the day {horizon} is read (snapshots, write-offs), and it counts as the
 -- newest snapshot: `arq train --as-of` trains as if the warehouse ended there.
 WITH base AS (
@@ -24,7 +28,9 @@ reached_90 AS (
     FROM base b
     JOIN open_items o ON o.customer_id = b.customer_id
     WHERE CAST(o.snapshot_date AS INT) > b.t
+      AND CAST(o.snapshot_date AS INT) > {from_day}
       AND CAST(o.snapshot_date AS INT) <= {horizon}
+      AND CAST(o.snapshot_date AS INT) <= {scan_to}
       AND CAST(o.due_date AS INT) + 90 <= least(CAST(o.snapshot_date AS INT), b.t + 90)
 ),
 written_off AS (

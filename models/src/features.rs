@@ -142,7 +142,26 @@ pub fn labels_sql(from_day: i32, to_day: i32) -> String {
 /// The label query reading nothing after the day `horizon` (which counts as the newest
 /// snapshot): the labels a warehouse that ended on that day would give.
 pub fn labels_sql_until(from_day: i32, to_day: i32, horizon: i32) -> String {
-    fill(LABELS_SQL, from_day, to_day).replace("{horizon}", &horizon.to_string())
+    labels_sql_scanning(from_day, to_day, horizon, horizon)
+}
+
+/// The label query reading `open_items` snapshots up to the day `scan_to` only: exact
+/// when `scan_to` is the first snapshot on or after `to_day + 90` (or later).
+fn labels_sql_scanning(from_day: i32, to_day: i32, horizon: i32, scan_to: i32) -> String {
+    fill(LABELS_SQL, from_day, to_day)
+        .replace("{horizon}", &horizon.to_string())
+        .replace("{scan_to}", &scan_to.to_string())
+}
+
+/// The label query of `labels_sql(from_day, to_day)`, scanning only the snapshots the
+/// labels can read: up to the first snapshot on or after `to_day + 90`.
+pub async fn labels_sql_for(session: &dyn Session, from_day: i32, to_day: i32) -> Result<String> {
+    let days = snapshot_days(session).await?;
+    let scan_to = days
+        .into_iter()
+        .find(|&d| d >= to_day.saturating_add(90))
+        .unwrap_or(i32::MAX);
+    Ok(labels_sql_scanning(from_day, to_day, i32::MAX, scan_to))
 }
 
 fn fill(sql: &str, from_day: i32, to_day: i32) -> String {
@@ -349,7 +368,7 @@ pub async fn compute_labels(
     from_day: i32,
     to_day: i32,
 ) -> Result<RecordBatch> {
-    collect_one(session, &labels_sql(from_day, to_day)).await
+    collect_one(session, &labels_sql_for(session, from_day, to_day).await?).await
 }
 
 /// The training rows of a warehouse as it stood on `as_of`: every customer and snapshot up

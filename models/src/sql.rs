@@ -503,7 +503,8 @@ impl Metric for LabelRows {
         labels_schema()
     }
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
-        let batches = collect_sql(session, &features::labels_sql(self.from, self.to)).await?;
+        let sql = features::labels_sql_for(session, self.from, self.to).await?;
+        let batches = collect_sql(session, &sql).await?;
         concat(&labels_schema(), batches)
     }
 }
