@@ -246,9 +246,11 @@ async fn replay(
             labelled.without_night += 1;
             continue;
         }
+        let started = std::time::Instant::now();
         let Some(outcomes) = outcomes(&state, day).await? else {
             continue;
         };
+        super::rows::timing("labels of a snapshot", started);
         let bad: HashMap<&str, bool> = outcomes.iter().map(|(c, b)| (c.as_str(), *b)).collect();
         let scores = match stored {
             Some(scores) => scores,
@@ -267,7 +269,9 @@ async fn replay(
         }
         if replayed_days.contains(&day) {
             let model = &input.model.model;
+            let started = std::time::Instant::now();
             let replay = backtest_scores(&state, model, input.queues, &scores, &bad).await?;
+            super::rows::timing("a queue replayed", started);
             rows.extend(replay.into_iter().flatten());
         }
     }
