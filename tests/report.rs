@@ -460,6 +460,16 @@ fn the_nightly_writes_the_report_of_the_night() {
             .all(|r| r.ends_with(" of 1") || r.ends_with("of 1")),
         "{rows:?}"
     );
+    // No earlier night scored the labelled snapshots: the model section says so and how
+    // to fill it, instead of scoring them in the nightly.
+    let heading = texts(&html, "section#model h3");
+    assert!(
+        heading
+            .iter()
+            .any(|h| h.contains("labelled snapshots left out")),
+        "{heading:?}"
+    );
+    assert!(html.contains("run `arq nightly --as-of DATE` once for past snapshots"));
     // The night's report is `arq report --nights OUT` over the same inputs, byte for byte.
     let out = dir.path().to_str().unwrap();
     let alone = report(

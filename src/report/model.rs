@@ -53,6 +53,11 @@ pub struct ModelView {
     pub psi_verdict: String,
 }
 
+/// Why a chart is empty when the nights given scored none of the labelled snapshots.
+const NO_NIGHT: &str = "no night in the output folder scored a labelled snapshot of these \
+     months with this model (run `arq nightly --as-of DATE` once for past snapshots, or \
+     `arq report` without --nights to score them here)";
+
 /// Snapshots the backtest replays: the last six of the report's months whose 90 days after
 /// are in the warehouse.
 pub const BACKTEST_SNAPSHOTS: usize = 6;
@@ -128,10 +133,17 @@ pub async fn build(
     ]);
     let bads = labelled.bad.iter().filter(|b| **b).count();
     if labelled.bad.is_empty() || bads == 0 || bads == labelled.bad.len() {
+        let why = match labelled.without_night {
+            0 => {
+                "no labelled snapshot with both goods and bads in these months (labels need \
+                  the 90 days after a snapshot)"
+            }
+            _ => NO_NIGHT,
+        };
         charts.push(Chart::missing(
             "roc".into(),
             "ROC curves on this warehouse".into(),
-            "no labelled snapshot with both goods and bads in these months (labels need the 90 days after a snapshot)",
+            why,
         ));
     } else {
         for (name, scores) in [
@@ -154,7 +166,7 @@ pub async fn build(
     let psi = risk.psi(&pds);
     charts.push(psi_chart(risk, &pds, psi)?);
     charts.push(reasons(today)?);
-    charts.extend(backtest(replayed)?);
+    charts.extend(backtest(replayed, labelled.without_night)?);
     Ok(ModelView {
         trained: format!(
             "trained on {} rows ({} bads) from {} to {}, validated out of time on {} rows ({} \
@@ -555,15 +567,15 @@ fn reasons(today: &Scores) -> Result<Chart> {
 /// The queue order replayed on recent snapshots (`arq backtest`): the share of the next 90
 /// days' newly-bad balance in the first 20 % of the queue, for arq's order, oldest-first
 /// and largest-first, one chart per currency.
-fn backtest(rows: Vec<BacktestRow>) -> Result<Vec<Chart>> {
+fn backtest(rows: Vec<BacktestRow>, without_night: usize) -> Result<Vec<Chart>> {
     let key = "backtest".to_string();
     let title = "Backtest: newly-bad balance in the first 20 % of the queue".to_string();
     if rows.is_empty() {
-        return Ok(vec![Chart::missing(
-            key,
-            title,
-            "no snapshot in these months whose following 90 days are in the warehouse",
-        )]);
+        let why = match without_night {
+            0 => "no snapshot in these months whose following 90 days are in the warehouse",
+            _ => NO_NIGHT,
+        };
+        return Ok(vec![Chart::missing(key, title, why)]);
     }
     let mut by_currency: BTreeMap<&str, Vec<&BacktestRow>> = BTreeMap::new();
     for row in &rows {
