@@ -542,3 +542,76 @@ fn the_model_section_reads_the_nights_scores_and_gives_the_same_figures() {
     );
     assert!(rows_of(&other) < rows_of(&read));
 }
+
+/// A night keeps the backtest rows its report showed (`backtest.*`, `arq backtest`'s
+/// figures); later reports read them instead of replaying the queues, and only when the
+/// night used the same model and policy.
+#[test]
+fn the_nights_keep_the_backtest_rows_they_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("nights");
+    let out = out_dir.to_str().unwrap();
+    for night in ["2026-05-31", "2026-06-30", "2026-07-31", "2026-10-31"] {
+        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
+    }
+    let night = out_dir.join("2026-10-31");
+    let kept = std::fs::read_to_string(night.join("backtest.csv")).unwrap();
+    let kept = Table::parse(&kept);
+    let replayed = Table::parse(&run_ok(&[
+        "backtest",
+        "--from",
+        "2026-05-31",
+        "--to",
+        "2026-07-31",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(kept.rows.len(), 12, "{:?}", kept.rows);
+    assert_eq!(kept.rows.len(), replayed.rows.len());
+    for (k, r) in kept.records().zip(replayed.records()) {
+        for column in [
+            "snapshot_date",
+            "currency",
+            "ranked",
+            "newly_bad",
+            "newly_bad_balance",
+        ] {
+            assert_eq!(k.get(column), r.get(column), "{column}");
+        }
+        for column in [
+            "arq_top10",
+            "arq_top20",
+            "oldest_first_top20",
+            "largest_first_top20",
+        ] {
+            assert!((k.num(column) - r.num(column)).abs() < 0.00006, "{column}");
+        }
+    }
+
+    // The report over the nights reads the kept rows: a changed share shows.
+    rewrite(
+        &night,
+        "backtest.parquet",
+        "SELECT snapshot_date, currency, seen_in_training, ranked, newly_bad, \
+         newly_bad_balance, arq_top10, CAST(0.5 AS DOUBLE) AS arq_top20, oldest_first_top10, \
+         oldest_first_top20, largest_first_top10, largest_first_top20 FROM t",
+    );
+    let read = report(dir.path(), "read.html", &["--nights", out]);
+    let shown = texts(&read, "figure#backtest-USD tbody tr");
+    assert!(
+        shown.iter().all(|r| r.contains("50.0 %")),
+        "the kept rows were not read: {shown:?}"
+    );
+    // Under another policy (another fingerprint) they do not count: replayed again.
+    let policy = dir.path().join("policy.toml");
+    let text = std::fs::read_to_string("data/policy.toml").unwrap();
+    std::fs::write(&policy, format!("{text}\n# a copy\n")).unwrap();
+    let other = report(
+        dir.path(),
+        "other.html",
+        &["--nights", out, "--policy", policy.to_str().unwrap()],
+    );
+    let shown = texts(&other, "figure#backtest-USD tbody tr");
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(!shown.iter().any(|r| r.contains("50.0 %")), "{shown:?}");
+}

@@ -235,7 +235,79 @@ pub fn backtest_schema() -> SchemaRef {
 
 /// The rows as a batch (shares rounded to 4 decimals).
 pub fn backtest_batch(rows: &[BacktestRow]) -> Result<RecordBatch> {
-    let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    batch_of(rows, |v| (v * 10_000.0).round() / 10_000.0)
+}
+
+/// The rows as a batch with the shares as computed, to be read back by
+/// [`backtest_rows`] (a night keeps the rows it replayed).
+pub fn backtest_batch_exact(rows: &[BacktestRow]) -> Result<RecordBatch> {
+    batch_of(rows, |v| v)
+}
+
+/// The rows of a batch of [`backtest_schema`] (as [`backtest_batch_exact`] writes it).
+pub fn backtest_rows(batch: &RecordBatch) -> Result<Vec<BacktestRow>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Date32Type, Decimal128Type, Float64Type, UInt64Type};
+    // Read as the schema says, whatever encoding a writer chose (a view or a dictionary
+    // of strings reads the same).
+    let named = |name: &str| -> Result<ArrayRef> {
+        let wanted = backtest_schema();
+        let field = wanted.field_with_name(name).map_err(|_| {
+            crate::error::ModelError::Data(format!("backtest rows: no column `{name}`"))
+        })?;
+        Ok(cast(&named_column(batch, name)?, field.data_type())?)
+    };
+    let days = named("snapshot_date")?;
+    let days = days.as_primitive_opt::<Date32Type>();
+    let currency = named("currency")?;
+    let currency = currency.as_string_opt::<i32>();
+    let seen = named("seen_in_training")?;
+    let seen = seen.as_boolean_opt();
+    let ranked = named("ranked")?;
+    let ranked = ranked.as_primitive_opt::<UInt64Type>();
+    let newly_bad = named("newly_bad")?;
+    let newly_bad = newly_bad.as_primitive_opt::<UInt64Type>();
+    let balance = named("newly_bad_balance")?;
+    let balance = balance.as_primitive_opt::<Decimal128Type>();
+    let (Some(days), Some(currency), Some(seen), Some(ranked), Some(newly_bad), Some(balance)) =
+        (days, currency, seen, ranked, newly_bad, balance)
+    else {
+        return Err(crate::error::ModelError::Data(
+            "backtest rows: a column has another type than the backtest's".into(),
+        ));
+    };
+    let mut captures = Vec::new();
+    for name in ORDERINGS {
+        let pair = [format!("{name}_top10"), format!("{name}_top20")];
+        let mut columns = Vec::new();
+        for column in pair {
+            let c = named(&column)?;
+            let c = c
+                .as_primitive_opt::<Float64Type>()
+                .cloned()
+                .ok_or_else(|| {
+                    crate::error::ModelError::Data(format!(
+                        "backtest rows: `{column}` is not a float"
+                    ))
+                })?;
+            columns.push(c);
+        }
+        captures.push(columns);
+    }
+    Ok((0..batch.num_rows())
+        .map(|r| BacktestRow {
+            day: days.value(r),
+            currency: currency.value(r).to_string(),
+            seen_in_training: seen.value(r),
+            ranked: ranked.value(r) as usize,
+            newly_bad: newly_bad.value(r) as usize,
+            newly_bad_balance: Decimal::from_i128_with_scale(balance.value(r), 2),
+            capture: [0, 1, 2].map(|k| (captures[k][0].value(r), captures[k][1].value(r))),
+        })
+        .collect())
+}
+
+fn batch_of(rows: &[BacktestRow], round: impl Fn(f64) -> f64) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(Date32Array::from(
             rows.iter().map(|r| r.day).collect::<Vec<_>>(),

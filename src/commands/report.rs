@@ -30,6 +30,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         model: model.as_deref(),
     };
     let policy = &config.policy()?.value;
+    let policy_fingerprint = &config.policy()?.fingerprint;
     let nights = match &args.nights {
         Some(out) => Nights::read(
             out,
@@ -62,6 +63,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             queues: &policy.queues,
             snapshot_days: warehouse.snapshots().complete_days(),
             slice: config.feature_slice,
+            policy_fingerprint,
         });
         report::build(
             &ctx,
@@ -76,7 +78,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     })?;
     write_atomically(&args.out, |file| {
         use std::io::Write;
-        file.write_all(html.as_bytes())
+        file.write_all(html.html.as_bytes())
             .map_err(|e| ArqError::io(&args.out, e))
     })?;
     print_text(&format!(

@@ -12,7 +12,9 @@
 //!   accounts with their step), `held.*`, `carry_over.*` (with `supervisor:carry_over`);
 //! - `limits.*`, `scores.*`;
 //! - with `--xlsx`, spreadsheets of the lists people read (see [`workbooks`]);
-//! - `report.html`: the month's review (`arq report`'s every section, 12 months);
+//! - `report.html`: the month's review (`arq report`'s every section, 12 months), and
+//!   `backtest.*`: the backtest rows it showed, which later nights and `arq report
+//!   --nights` read instead of replaying those queues again;
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
 //!   fingerprint, and timings. Everything but the `timings_ms` object is byte-identical
@@ -117,7 +119,10 @@ pub fn run(
     }
     stages.done("write");
     let report = runtime.block_on(night_report(warehouse, options, &decisions))?;
-    writer.file("report.html", report.as_bytes())?;
+    writer.file("report.html", report.html.as_bytes())?;
+    // The backtest rows the report showed, so the next nights replay no queue twice.
+    let backtest = arq_models::backtest::backtest_batch_exact(&report.backtest)?;
+    writer.tables(&[("backtest".to_string(), backtest)])?;
     stages.done("report");
 
     let mut summary = Summary::of(
@@ -239,7 +244,7 @@ async fn night_report(
     warehouse: &Warehouse,
     options: &NightlyOptions<'_>,
     decisions: &Decisions,
-) -> Result<String> {
+) -> Result<report::Built> {
     let limits = &decisions.limits;
     let ctx = warehouse.session(Some(&options.model.value)).await?;
     let period = Period::new(
@@ -276,6 +281,7 @@ async fn night_report(
         queues: &options.policy.value.queues,
         snapshot_days: warehouse.snapshots().complete_days(),
         slice: options.feature_slice,
+        policy_fingerprint: &options.policy.fingerprint,
     };
     // This month's earlier nights from the output folder, and tonight's from its queues.
     let tonight = warehouse.as_of().to_string();

@@ -115,6 +115,13 @@ pub struct Source<'a> {
     pub model: Option<&'a str>,
 }
 
+/// A built report: the page, and the backtest rows its model section showed (the nightly
+/// keeps them, so that later nights and reports need not replay those queues again).
+pub struct Built {
+    pub html: String,
+    pub backtest: Vec<arq_models::backtest::BacktestRow>,
+}
+
 /// Builds the report's HTML.
 pub async fn build(
     ctx: &SessionContext,
@@ -124,7 +131,7 @@ pub async fn build(
     credit: Option<&CreditInput>,
     model: Option<&model::ModelInput<'_>>,
     nights: &nights::Nights,
-) -> Result<String> {
+) -> Result<Built> {
     let wants_model = sections.contains(&Section::Model);
     let wants_portfolio = sections.contains(&Section::Portfolio);
     // The snapshot's scores, for the top overdue customers' PD and the model's PSI: as the
@@ -206,7 +213,10 @@ pub async fn build(
             one_snapshot => period.previous.is_none(),
         })
         .map_err(template_error)?;
-    Ok(html)
+    Ok(Built {
+        html,
+        backtest: model_view.map(|m| m.backtest).unwrap_or_default(),
+    })
 }
 
 fn template_error(e: minijinja::Error) -> ArqError {

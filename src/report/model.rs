@@ -51,6 +51,9 @@ pub struct ModelView {
     pub charts: Vec<Chart>,
     pub psi: String,
     pub psi_verdict: String,
+    /// The backtest's rows (the nightly keeps them: `backtest.parquet`).
+    #[serde(skip)]
+    pub backtest: Vec<BacktestRow>,
 }
 
 /// Why a chart is empty when the nights given scored none of the labelled snapshots.
@@ -71,6 +74,8 @@ pub struct ModelInput<'a> {
     pub snapshot_days: Vec<i32>,
     /// Customers per feature query when a snapshot is scored here.
     pub slice: usize,
+    /// The policy's fingerprint: a night's backtest rows count when it used this policy.
+    pub policy_fingerprint: &'a str,
 }
 
 /// The scores of snapshot `day`: as a night computed them with this model (read from its
@@ -166,6 +171,7 @@ pub async fn build(
     let psi = risk.psi(&pds);
     charts.push(psi_chart(risk, &pds, psi)?);
     charts.push(reasons(today)?);
+    let backtest_rows = replayed.clone();
     charts.extend(backtest(replayed, labelled.without_night)?);
     Ok(ModelView {
         trained: format!(
@@ -199,6 +205,7 @@ pub async fn build(
         charts,
         psi: format!("{psi:.3}"),
         psi_verdict: metrics::psi_verdict(psi).to_string(),
+        backtest: backtest_rows,
     })
 }
 
@@ -280,11 +287,18 @@ async fn replay(
             }
         }
         if replayed_days.contains(&day) {
-            let model = &input.model.model;
-            let started = std::time::Instant::now();
-            let replay = backtest_scores(&state, model, input.queues, &scores, &bad).await?;
-            super::rows::timing("a queue replayed", started);
-            rows.extend(replay.into_iter().flatten());
+            // A night keeps the rows it replayed: replay only what no night has.
+            match nights.backtest(day, input.policy_fingerprint) {
+                Some(stored) => rows.extend(stored),
+                None => {
+                    let model = &input.model.model;
+                    let started = std::time::Instant::now();
+                    let replay =
+                        backtest_scores(&state, model, input.queues, &scores, &bad).await?;
+                    super::rows::timing("a queue replayed", started);
+                    rows.extend(replay.into_iter().flatten());
+                }
+            }
         }
     }
     Ok((labelled, rows))

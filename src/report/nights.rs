@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use arq_models::backtest::{BacktestRow, backtest_rows};
 use arq_models::scores::Scores;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -31,6 +32,8 @@ pub struct Nights {
     scored: Option<(PathBuf, String)>,
     /// Tonight's scores (the nightly's own report).
     tonight: Option<Scores>,
+    /// The report's snapshot: nights after it are not read.
+    until: Option<String>,
 }
 
 impl Nights {
@@ -42,6 +45,7 @@ impl Nights {
             source: Some(out.display().to_string()),
             scored: model.map(|m| (out.to_path_buf(), m.to_string())),
             tonight: None,
+            until: Some(until.to_string()),
         };
         let entries = match std::fs::read_dir(out) {
             Ok(entries) => entries,
@@ -94,6 +98,31 @@ impl Nights {
         }
         let (out, model) = self.scored.as_ref()?;
         scores_of_night(out, day, model)
+    }
+
+    /// The backtest rows of snapshot `day` as the newest committed night that keeps them
+    /// (`backtest.parquet`, made with the report's model and the policy of fingerprint
+    /// `policy`) replayed them; None when no such night has them.
+    pub fn backtest(&self, day: i32, policy: &str) -> Option<Vec<BacktestRow>> {
+        let (out, model) = self.scored.as_ref()?;
+        let mut nights: Vec<String> = std::fs::read_dir(out)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 10 && arq_udfs::dates::parse(n).is_some())
+            .filter(|n| self.until.as_deref().is_none_or(|u| n.as_str() <= u))
+            .collect();
+        nights.sort();
+        let dir = out.join(nights.last()?);
+        let manifest = manifest(&dir)?;
+        if manifest["model"]["fingerprint"].as_str() != Some(model.as_str())
+            || manifest["policy"]["fingerprint"].as_str() != Some(policy)
+        {
+            return None;
+        }
+        let rows = backtest_rows(&read_parquet(&dir.join("backtest.parquet"))?).ok()?;
+        let rows: Vec<BacktestRow> = rows.into_iter().filter(|r| r.day == day).collect();
+        (!rows.is_empty()).then_some(rows)
     }
 
     /// The credit-limit recommendations of snapshot `day` as its night made them with the
