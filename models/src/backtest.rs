@@ -248,52 +248,42 @@ pub fn backtest_batch_exact(rows: &[BacktestRow]) -> Result<RecordBatch> {
 pub fn backtest_rows(batch: &RecordBatch) -> Result<Vec<BacktestRow>> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Date32Type, Decimal128Type, Float64Type, UInt64Type};
-    // Read as the schema says, whatever encoding a writer chose (a view or a dictionary
-    // of strings reads the same).
-    let named = |name: &str| -> Result<ArrayRef> {
-        let wanted = backtest_schema();
-        let field = wanted.field_with_name(name).map_err(|_| {
+    // Each column cast to the schema's type, whatever encoding a writer chose (a string
+    // view or dictionary reads the same), so the typed accessors below cannot fail.
+    let schema = backtest_schema();
+    let column = |name: &str| -> Result<ArrayRef> {
+        let field = schema.field_with_name(name).map_err(|_| {
             crate::error::ModelError::Data(format!("backtest rows: no column `{name}`"))
         })?;
         Ok(cast(&named_column(batch, name)?, field.data_type())?)
     };
-    let days = named("snapshot_date")?;
-    let days = days.as_primitive_opt::<Date32Type>();
-    let currency = named("currency")?;
-    let currency = currency.as_string_opt::<i32>();
-    let seen = named("seen_in_training")?;
-    let seen = seen.as_boolean_opt();
-    let ranked = named("ranked")?;
-    let ranked = ranked.as_primitive_opt::<UInt64Type>();
-    let newly_bad = named("newly_bad")?;
-    let newly_bad = newly_bad.as_primitive_opt::<UInt64Type>();
-    let balance = named("newly_bad_balance")?;
-    let balance = balance.as_primitive_opt::<Decimal128Type>();
-    let (Some(days), Some(currency), Some(seen), Some(ranked), Some(newly_bad), Some(balance)) =
-        (days, currency, seen, ranked, newly_bad, balance)
-    else {
-        return Err(crate::error::ModelError::Data(
-            "backtest rows: a column has another type than the backtest's".into(),
-        ));
-    };
+    let (days, currency, seen) = (
+        column("snapshot_date")?,
+        column("currency")?,
+        column("seen_in_training")?,
+    );
+    let (ranked, newly_bad, balance) = (
+        column("ranked")?,
+        column("newly_bad")?,
+        column("newly_bad_balance")?,
+    );
+    let (days, currency, seen) = (
+        days.as_primitive::<Date32Type>(),
+        currency.as_string::<i32>(),
+        seen.as_boolean(),
+    );
+    let (ranked, newly_bad, balance) = (
+        ranked.as_primitive::<UInt64Type>(),
+        newly_bad.as_primitive::<UInt64Type>(),
+        balance.as_primitive::<Decimal128Type>(),
+    );
     let mut captures = Vec::new();
     for name in ORDERINGS {
-        let pair = [format!("{name}_top10"), format!("{name}_top20")];
-        let mut columns = Vec::new();
-        for column in pair {
-            let c = named(&column)?;
-            let c = c
-                .as_primitive_opt::<Float64Type>()
-                .cloned()
-                .ok_or_else(|| {
-                    crate::error::ModelError::Data(format!(
-                        "backtest rows: `{column}` is not a float"
-                    ))
-                })?;
-            columns.push(c);
+        for top in ["top10", "top20"] {
+            captures.push(column(&format!("{name}_{top}"))?);
         }
-        captures.push(columns);
     }
+    let share = |k: usize, r: usize| captures[k].as_primitive::<Float64Type>().value(r);
     Ok((0..batch.num_rows())
         .map(|r| BacktestRow {
             day: days.value(r),
@@ -302,7 +292,7 @@ pub fn backtest_rows(batch: &RecordBatch) -> Result<Vec<BacktestRow>> {
             ranked: ranked.value(r) as usize,
             newly_bad: newly_bad.value(r) as usize,
             newly_bad_balance: Decimal::from_i128_with_scale(balance.value(r), 2),
-            capture: [0, 1, 2].map(|k| (captures[k][0].value(r), captures[k][1].value(r))),
+            capture: [0, 1, 2].map(|k| (share(2 * k, r), share(2 * k + 1, r))),
         })
         .collect())
 }

@@ -45,7 +45,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         let credit = match (sections.contains(&Section::Credit), config.session_model()) {
             (true, Some(model)) => Some(CreditInput {
                 // As the night recommended them, else computed as `arq limits` does.
-                limits: match nights.limits(period.as_of_day()?, &config.policy()?.fingerprint) {
+                limits: match nights.limits(period.as_of_day()?, policy_fingerprint) {
                     Some(limits) => limits,
                     None => recommendations(warehouse, model, config.feature_slice, policy).await?,
                 },

@@ -89,9 +89,7 @@ impl Period {
             cei_target,
         })
     }
-}
 
-impl Period {
     /// The snapshot as days since 1970-01-01.
     pub fn as_of_day(&self) -> Result<i32> {
         day(&self.as_of)

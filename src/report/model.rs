@@ -86,9 +86,14 @@ pub async fn scores(
     nights: &Nights,
     day: i32,
 ) -> Result<Scores> {
-    if let Some(stored) = nights.scores(day) {
-        return Ok(stored);
+    match nights.scores(day) {
+        Some(stored) => Ok(stored),
+        None => score_here(ctx, input, day).await,
     }
+}
+
+/// Scores snapshot `day` as `arq score` does.
+async fn score_here(ctx: &SessionContext, input: &ModelInput<'_>, day: i32) -> Result<Scores> {
     let model = input.model;
     Ok(score_snapshot(&ctx.state(), &model.model, &model.name, day, input.slice).await?)
 }
@@ -171,8 +176,7 @@ pub async fn build(
     let psi = risk.psi(&pds);
     charts.push(psi_chart(risk, &pds, psi)?);
     charts.push(reasons(today)?);
-    let backtest_rows = replayed.clone();
-    charts.extend(backtest(replayed, labelled.without_night)?);
+    charts.extend(backtest(&replayed, labelled.without_night)?);
     Ok(ModelView {
         trained: format!(
             "trained on {} rows ({} bads) from {} to {}, validated out of time on {} rows ({} \
@@ -205,7 +209,7 @@ pub async fn build(
         charts,
         psi: format!("{psi:.3}"),
         psi_verdict: metrics::psi_verdict(psi).to_string(),
-        backtest: backtest_rows,
+        backtest: replayed,
     })
 }
 
@@ -249,6 +253,8 @@ async fn replay(
         .filter(|&d| d.saturating_add(90) <= last)
         .collect();
     let replayed_days = &known[known.len().saturating_sub(BACKTEST_SNAPSHOTS)..];
+    // A night keeps the rows it replayed: replay only what no night has.
+    let kept = nights.backtest(input.policy_fingerprint);
     let state = ctx.state();
     let mut labelled = Labelled {
         pd: Vec::new(),
@@ -273,7 +279,7 @@ async fn replay(
         let bad: HashMap<&str, bool> = outcomes.iter().map(|(c, b)| (c.as_str(), *b)).collect();
         let scores = match stored {
             Some(scores) => scores,
-            None => scores(ctx, input, nights, day).await?,
+            None => score_here(ctx, input, day).await?,
         };
         for r in 0..scores.len() {
             let dpd = scores.max_dpd.value(r);
@@ -287,17 +293,15 @@ async fn replay(
             }
         }
         if replayed_days.contains(&day) {
-            // A night keeps the rows it replayed: replay only what no night has.
-            match nights.backtest(day, input.policy_fingerprint) {
-                Some(stored) => rows.extend(stored),
-                None => {
-                    let model = &input.model.model;
-                    let started = std::time::Instant::now();
-                    let replay =
-                        backtest_scores(&state, model, input.queues, &scores, &bad).await?;
-                    super::rows::timing("a queue replayed", started);
-                    rows.extend(replay.into_iter().flatten());
-                }
+            let stored: Vec<&BacktestRow> = kept.iter().filter(|r| r.day == day).collect();
+            if stored.is_empty() {
+                let model = &input.model.model;
+                let started = std::time::Instant::now();
+                let replay = backtest_scores(&state, model, input.queues, &scores, &bad).await?;
+                super::rows::timing("a queue replayed", started);
+                rows.extend(replay.into_iter().flatten());
+            } else {
+                rows.extend(stored.into_iter().cloned());
             }
         }
     }
@@ -581,7 +585,7 @@ fn reasons(today: &Scores) -> Result<Chart> {
 /// The queue order replayed on recent snapshots (`arq backtest`): the share of the next 90
 /// days' newly-bad balance in the first 20 % of the queue, for arq's order, oldest-first
 /// and largest-first, one chart per currency.
-fn backtest(rows: Vec<BacktestRow>, without_night: usize) -> Result<Vec<Chart>> {
+fn backtest(rows: &[BacktestRow], without_night: usize) -> Result<Vec<Chart>> {
     let key = "backtest".to_string();
     let title = "Backtest: newly-bad balance in the first 20 % of the queue".to_string();
     if rows.is_empty() {
@@ -592,7 +596,7 @@ fn backtest(rows: Vec<BacktestRow>, without_night: usize) -> Result<Vec<Chart>> 
         return Ok(vec![Chart::missing(key, title, why)]);
     }
     let mut by_currency: BTreeMap<&str, Vec<&BacktestRow>> = BTreeMap::new();
-    for row in &rows {
+    for row in rows {
         by_currency
             .entry(row.currency.as_str())
             .or_default()

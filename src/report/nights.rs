@@ -28,12 +28,19 @@ pub struct Nights {
     pub carried: BTreeMap<String, Vec<String>>,
     /// Where they were read (None: no history given); not shown in the report.
     pub source: Option<String>,
-    /// The output folder and the fingerprint of the model whose scores count.
-    scored: Option<(PathBuf, String)>,
+    /// Where the nights' outputs are read, when a model is given.
+    scored: Option<Scored>,
     /// Tonight's scores (the nightly's own report).
     tonight: Option<Scores>,
-    /// The report's snapshot: nights after it are not read.
-    until: Option<String>,
+}
+
+/// The output folder, the fingerprint of the model whose outputs count, and the report's
+/// snapshot (nights after it are not read).
+#[derive(Debug, Clone)]
+struct Scored {
+    out: PathBuf,
+    model: String,
+    until: String,
 }
 
 impl Nights {
@@ -43,9 +50,12 @@ impl Nights {
         let mut nights = Nights {
             carried: BTreeMap::new(),
             source: Some(out.display().to_string()),
-            scored: model.map(|m| (out.to_path_buf(), m.to_string())),
+            scored: model.map(|m| Scored {
+                out: out.to_path_buf(),
+                model: m.to_string(),
+                until: until.to_string(),
+            }),
             tonight: None,
-            until: Some(until.to_string()),
         };
         let entries = match std::fs::read_dir(out) {
             Ok(entries) => entries,
@@ -55,8 +65,7 @@ impl Nights {
         for entry in entries {
             let entry = entry.map_err(|e| ArqError::io(out, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let dated = arq_udfs::dates::parse(&name).is_some() && name.len() == 10;
-            if !dated || name.as_str() <= after || name.as_str() > until {
+            if !is_night(&name) || name.as_str() <= after || name.as_str() > until {
                 continue;
             }
             let file = entry.path().join("carry_over.csv");
@@ -96,40 +105,37 @@ impl Nights {
         if let Some(tonight) = self.tonight.as_ref().filter(|s| s.day == day) {
             return Some(tonight.clone());
         }
-        let (out, model) = self.scored.as_ref()?;
-        scores_of_night(out, day, model)
+        let scored = self.scored.as_ref()?;
+        scores_of_night(&scored.out, day, &scored.model)
     }
 
-    /// The backtest rows of snapshot `day` as the newest committed night that keeps them
-    /// (`backtest.parquet`, made with the report's model and the policy of fingerprint
-    /// `policy`) replayed them; None when no such night has them.
-    pub fn backtest(&self, day: i32, policy: &str) -> Option<Vec<BacktestRow>> {
-        let (out, model) = self.scored.as_ref()?;
-        let mut nights: Vec<String> = std::fs::read_dir(out)
-            .ok()?
+    /// The backtest rows the newest committed night keeps (`backtest.parquet`), when it
+    /// was made with the report's model and the policy of fingerprint `policy`: each night
+    /// keeps the rows its report showed. Empty when there is no such night.
+    pub fn backtest(&self, policy: &str) -> Vec<BacktestRow> {
+        let Some(scored) = self.scored.as_ref() else {
+            return Vec::new();
+        };
+        let newest = std::fs::read_dir(&scored.out)
+            .into_iter()
+            .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.len() == 10 && arq_udfs::dates::parse(n).is_some())
-            .filter(|n| self.until.as_deref().is_none_or(|u| n.as_str() <= u))
-            .collect();
-        nights.sort();
-        let dir = out.join(nights.last()?);
-        let manifest = manifest(&dir)?;
-        if manifest["model"]["fingerprint"].as_str() != Some(model.as_str())
-            || manifest["policy"]["fingerprint"].as_str() != Some(policy)
-        {
-            return None;
-        }
-        let rows = backtest_rows(&read_parquet(&dir.join("backtest.parquet"))?).ok()?;
-        let rows: Vec<BacktestRow> = rows.into_iter().filter(|r| r.day == day).collect();
-        (!rows.is_empty()).then_some(rows)
+            .filter(|n| is_night(n) && n.as_str() <= scored.until.as_str())
+            .max();
+        newest
+            .map(|night| scored.out.join(night))
+            .filter(|dir| made_with(dir, &scored.model, Some(policy)))
+            .and_then(|dir| read_parquet(&dir.join("backtest.parquet")))
+            .and_then(|batch| backtest_rows(&batch).ok())
+            .unwrap_or_default()
     }
 
     /// The credit-limit recommendations of snapshot `day` as its night made them with the
     /// report's model and the policy of fingerprint `policy` (None when no such night).
     pub fn limits(&self, day: i32, policy: &str) -> Option<RecordBatch> {
-        let (out, model) = self.scored.as_ref()?;
-        limits_of_night(out, day, model, policy)
+        let scored = self.scored.as_ref()?;
+        limits_of_night(&scored.out, day, &scored.model, policy)
     }
 }
 
@@ -138,13 +144,7 @@ impl Nights {
 /// policy of fingerprint `policy`. `None` otherwise.
 pub fn limits_of_night(out: &Path, day: i32, model: &str, policy: &str) -> Option<RecordBatch> {
     let dir = night_dir(out, day)?;
-    let manifest = manifest(&dir)?;
-    if manifest["model"]["fingerprint"].as_str() != Some(model)
-        || manifest["policy"]["fingerprint"].as_str() != Some(policy)
-    {
-        return None;
-    }
-    read_parquet(&dir.join("limits.parquet"))
+    made_with(&dir, model, Some(policy)).then(|| read_parquet(&dir.join("limits.parquet")))?
 }
 
 fn night_dir(out: &Path, day: i32) -> Option<PathBuf> {
@@ -152,8 +152,22 @@ fn night_dir(out: &Path, day: i32) -> Option<PathBuf> {
     Some(out.join(date.format("%Y-%m-%d").to_string()))
 }
 
-fn manifest(dir: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()
+/// Whether a folder name is a night's (`YYYY-MM-DD`).
+fn is_night(name: &str) -> bool {
+    name.len() == 10 && arq_udfs::dates::parse(name).is_some()
+}
+
+/// Whether the night in `dir` used the model of fingerprint `model` (and the policy of
+/// fingerprint `policy`, when given), as its manifest says.
+fn made_with(dir: &Path, model: &str, policy: Option<&str>) -> bool {
+    let Some(manifest) = std::fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+    else {
+        return false;
+    };
+    manifest["model"]["fingerprint"].as_str() == Some(model)
+        && policy.is_none_or(|p| manifest["policy"]["fingerprint"].as_str() == Some(p))
 }
 
 /// One Parquet file as one batch (None when it cannot be read).
@@ -173,7 +187,7 @@ fn read_parquet(path: &Path) -> Option<RecordBatch> {
 /// no such night or its files do not read as scores.
 pub fn scores_of_night(out: &Path, day: i32, model: &str) -> Option<Scores> {
     let dir = night_dir(out, day)?;
-    if manifest(&dir)?["model"]["fingerprint"].as_str() != Some(model) {
+    if !made_with(&dir, model, None) {
         return None;
     }
     Scores::from_batch(day, read_parquet(&dir.join("scores.parquet"))?).ok()

@@ -6,7 +6,7 @@
 //! The figures are `ar_metrics`, `roll_rates`, `aging_bucket` and `days_past_due` over the
 //! session `arq sql` opens: a figure here equals the same query there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arq_models::scores::Scores;
 
@@ -610,14 +610,15 @@ async fn top_overdue(
     )
     .await?;
     // The PDs of these customers, from the snapshot's scores (one pass).
-    let mut pd: HashMap<String, f64> = HashMap::new();
+    let shown = (0..rows.len())
+        .map(|r| Ok(rows.text(r, "customer_id")?.unwrap_or_default()))
+        .collect::<Result<HashSet<String>>>()?;
+    let mut pd: HashMap<&str, f64> = HashMap::new();
     if let Some(scores) = scores {
-        for r in 0..rows.len() {
-            pd.insert(rows.text(r, "customer_id")?.unwrap_or_default(), f64::NAN);
-        }
         for i in 0..scores.len() {
-            if let Some(v) = pd.get_mut(scores.customer_id.value(i)) {
-                *v = scores.pd.value(i);
+            let id = scores.customer_id.value(i);
+            if shown.contains(id) {
+                pd.insert(id, scores.pd.value(i));
             }
         }
     }
@@ -633,8 +634,7 @@ async fn top_overdue(
             format::amount_text(rows.money(r, "overdue")?.unwrap_or_default()),
             text("bucket")?,
             text("max_dpd")?,
-            pd.get(&id)
-                .filter(|v| !v.is_nan())
+            pd.get(id.as_str())
                 .map(|v| format::percent(*v))
                 .unwrap_or_else(|| "–".into()),
             text("collector_id")?,

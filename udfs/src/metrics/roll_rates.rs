@@ -107,8 +107,8 @@ impl Metric for RollRatesTable {
         let last_rank = self.bounds.labels().len() - 1;
         let mut rows = RollRows::default();
         // One pair of snapshots at a time: each join holds two snapshots' items, not all.
+        let bounds = self.bounds.to_string();
         for (prev, t) in pairs {
-            let bounds = self.bounds.to_string();
             let sql = format!(
                 "WITH before AS (
                    SELECT o.invoice_id, o.currency, {dim} AS dimension, o.open_amount,
