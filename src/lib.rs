@@ -25,6 +25,7 @@ pub mod output;
 pub mod progress;
 pub mod report;
 pub mod scored;
+pub mod serve;
 pub mod shell;
 pub mod sql;
 pub mod validate;

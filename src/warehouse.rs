@@ -203,10 +203,8 @@ impl Warehouse {
     /// functions (when a model is given), every table, the `*_latest` views and the
     /// `*_previous` views (the complete snapshot before).
     pub async fn session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("arq", "warehouse");
-        let mut ctx = match self.memory_limit {
+        let config = session_config();
+        let ctx = match self.memory_limit {
             None => SessionContext::new_with_config(config),
             Some(limit) => {
                 let runtime = RuntimeEnvBuilder::new()
@@ -217,9 +215,45 @@ impl Warehouse {
                 ctx
             }
         };
+        self.register_all(ctx, model).await
+    }
+
+    /// Registers arq's functions (the model's too, when given), every table and the
+    /// views in `ctx`, which has [`session_config`]'s catalog: what [`Warehouse::session`]
+    /// does after creating the context, for a caller that prepares it first (`arq
+    /// serve` registers the Postgres catalog and functions before arq's, so that arq's
+    /// names win).
+    pub async fn register_all(
+        &self,
+        mut ctx: SessionContext,
+        model: Option<&SessionModel>,
+    ) -> Result<SessionContext> {
         arq_models::sql::register_session(&mut ctx, model, &self.snapshots)?;
         self.register(&ctx).await?;
         Ok(ctx)
+    }
+
+    /// A fingerprint of the warehouse's files (every table's Parquet files: path, size and
+    /// modification time), to notice a new snapshot without opening every file.
+    pub fn listing_fingerprint(&self) -> Result<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for table in &self.tables {
+            let mut stack = vec![table.dir.clone()];
+            while let Some(dir) = stack.pop() {
+                for entry in sorted_entries(&dir)? {
+                    let meta = std::fs::metadata(&entry).map_err(|e| ArqError::io(&entry, e))?;
+                    if meta.is_dir() {
+                        stack.push(entry);
+                    } else if is_parquet_file(&entry) {
+                        entry.hash(&mut hasher);
+                        meta.len().hash(&mut hasher);
+                        meta.modified().ok().hash(&mut hasher);
+                    }
+                }
+            }
+        }
+        Ok(hasher.finish())
     }
 
     /// Registers every table (as a Parquet listing table, snapshot tables partitioned
@@ -265,6 +299,18 @@ impl Warehouse {
         Ok(())
     }
 }
+
+/// The configuration of every session over a warehouse: the information schema, and
+/// the tables in catalog `arq`, schema `warehouse`.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, SCHEMA)
+}
+
+/// The catalog and schema of the warehouse's tables.
+pub const CATALOG: &str = "arq";
+pub const SCHEMA: &str = "warehouse";
 
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| ArqError::io(path, e))

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Every subcommand, in the order `arq --help` lists them.
-pub const COMMANDS: [&str; 12] = [
+pub const COMMANDS: [&str; 13] = [
     "sql",
     "shell",
     "tables",
@@ -16,6 +16,7 @@ pub const COMMANDS: [&str; 12] = [
     "nightly",
     "backtest",
     "report",
+    "serve",
     "generate",
 ];
 

@@ -171,6 +171,19 @@ Examples:
   arq report --as-of 2026-09-30 --months 6 --out september.html
   arq report --sections portfolio --warehouse /srv/ar/warehouse --out portfolio.html")]
     Report(ReportArgs),
+    /// Serve the warehouse and every arq function over the PostgreSQL wire protocol, for
+    /// psql, DBeaver, Metabase, Grafana: SCRAM passwords, TLS, read-only, a memory limit
+    /// and a timeout per statement, new snapshots without a restart.
+    #[command(after_help = "\
+Examples:
+  arq serve --users users.toml --add-user ana      add a user (asks for the password)
+  arq serve --users users.toml                     serve on 127.0.0.1:5432
+  arq serve --users users.toml --listen 0.0.0.0:5432 --tls-cert server.crt \\
+            --tls-key server.key --require-tls
+  arq serve --trust-local --listen 127.0.0.1:5433  no passwords, this machine only
+  psql \"host=127.0.0.1 port=5432 user=ana dbname=arq\" -c \"SELECT * FROM
+       ar_metrics('2026-01-31', '2026-10-31')\"")]
+    Serve(ServeArgs),
     /// Write a synthetic warehouse in the contract (deterministic for a seed).
     #[command(after_help = "\
 Examples:
@@ -197,6 +210,8 @@ impl Command {
                 (true, Need::Required, true)
             }
             Command::Report(_) => (true, Need::Optional, true),
+            Command::Serve(a) if a.add_user.is_some() => (false, Need::No, false),
+            Command::Serve(_) => (true, Need::Optional, false),
             Command::Generate(_) => (false, Need::No, false),
         };
         Needs {
@@ -235,6 +250,7 @@ impl Command {
             Command::Limits(x) => &x.inputs,
             Command::Nightly(x) => &x.inputs,
             Command::Report(x) => &x.inputs,
+            Command::Serve(x) => &x.inputs,
             Command::Tables(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
             Command::Train(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
             Command::Backtest(x) => return (Some(&x.warehouse), None, Some(&x.model)),
@@ -649,6 +665,65 @@ pub struct ReportArgs {
     /// Where to write the report (atomically).
     #[arg(long, short = 'o', alias = "output", default_value = "report.html")]
     pub out: PathBuf,
+}
+
+/// `arq serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Address and port to listen on. Anything but a loopback address is reachable from
+    /// other machines: use TLS there.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5432")]
+    pub listen: std::net::SocketAddr,
+    /// Users and their salted passwords (SCRAM-SHA-256), mode 0600; written by
+    /// --add-user. ARQ_SERVE_USER / ARQ_SERVE_PASSWORD add one user from the environment.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Add NAME to the --users file (or change its password) and exit: asks for the
+    /// password on the terminal, or reads one line from stdin.
+    #[arg(long, value_name = "NAME", requires = "users")]
+    pub add_user: Option<String>,
+    /// Serve without passwords when no users are configured: only on a loopback address.
+    #[arg(long)]
+    pub trust_local: bool,
+    /// TLS certificate chain (PEM). With --tls-key; a file that cannot be loaded stops the
+    /// server.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse clients that do not use TLS.
+    #[arg(long)]
+    pub require_tls: bool,
+    /// Memory one statement may use (4GB, 512MB, 10% of RAM); over it the statement
+    /// fails with SQLSTATE 53200 and the server goes on. Default: 20% of RAM.
+    #[arg(long, value_name = "SIZE")]
+    pub query_memory: Option<MemoryLimit>,
+    /// statement_timeout of a new session (500ms, 30s, 5min; plain numbers are ms).
+    #[arg(long, value_name = "DURATION", default_value = "5min", value_parser = duration)]
+    pub statement_timeout: std::time::Duration,
+    /// The most a session may SET statement_timeout to (`SET statement_timeout = 0`, no
+    /// limit in Postgres, means this maximum).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    pub max_statement_timeout: std::time::Duration,
+    /// Connections served at once; more are refused with SQLSTATE 53300.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections: usize,
+    /// How often the warehouse's listing is checked for new snapshots (SIGHUP checks at
+    /// once).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub reload_interval: std::time::Duration,
+}
+
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    match crate::serve::handler::parse_duration(text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "`{text}` is not a duration such as 500ms, 30s, 5min or 1h"
+        )),
+    }
 }
 
 /// `arq backtest`.

@@ -9,6 +9,7 @@ pub mod nightly;
 pub mod queue;
 pub mod report;
 pub mod score;
+pub mod serve;
 pub mod shell;
 pub mod sql;
 pub mod tables;
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Backtest(args) => backtest::run(&config, args),
         Command::Report(args) => report::run(&config, args),
         Command::Generate(args) => generate::run(&config, args),
+        Command::Serve(args) => serve::run(&config, args, cli.as_of()),
     }
 }
