@@ -272,8 +272,8 @@ async fn logins_every_function_and_money_to_the_cent() {
     for (user, password) in [("ana", "wrong-horse"), ("mallory", PASSWORD)] {
         let e = connect(&server.conn(user, password))
             .await
-            .err()
-            .expect("refused");
+            .map(|_| ())
+            .expect_err("refused");
         assert_eq!(sqlstate(&e), "28P01", "{user}: {e}");
     }
     let client = connect(&server.conn("ana", PASSWORD))
@@ -287,6 +287,17 @@ async fn logins_every_function_and_money_to_the_cent() {
         vec![vec![Some("1".into())]]
     );
 
+    // The model's scalar functions take its features in order.
+    let features = "segment, overdue_share, max_dpd, worst_bucket, share_61_90, weighted_dpd, \
+                    max_dpd_3m, max_dpd_6m, max_dpd_12m, paid_late_6m, paid_late_share_6m, \
+                    paid_late_12m, paid_late_share_12m, avg_days_late_6m, days_late_trend, \
+                    utilization, broken_promises_12m, open_disputes, tenure_months, \
+                    invoices_12m, open_items, contacts_3m, days_since_last_payment";
+    let model_scalars = format!(
+        "SELECT customer_id, risk_score({features}) AS pd, risk_points({features}) AS points, \
+         array_length(risk_reasons({features})) AS reasons, scorecard_points(0.02) AS at_2pct \
+         FROM customer_features('2026-10-31') ORDER BY customer_id LIMIT 20"
+    );
     // Every kind of arq function, and the views, through the simple protocol: the same
     // rows as `arq sql`.
     let queries = [
@@ -304,6 +315,7 @@ async fn logins_every_function_and_money_to_the_cent() {
         "SELECT * FROM promise_kept_rate('2026-01-31', '2026-10-31') ORDER BY 1, 2, 3",
         "SELECT customer_id, pd, score, reason_1 FROM risk_scores() ORDER BY pd DESC, customer_id LIMIT 10",
         "SELECT count(*) AS n FROM customers_previous",
+        &model_scalars,
     ];
     for sql in queries {
         let expected = arq_sql_rows(sql);
@@ -434,6 +446,29 @@ async fn writes_files_and_roles_are_refused_and_the_server_goes_on() {
         assert_eq!(sqlstate(&e), code, "extended {sql}: {e}");
     }
     assert!(!Path::new("/tmp/arq-serve-copy.csv").exists());
+    // Allowed besides queries: transactions, cursors, session settings.
+    let fetched = simple_rows(
+        &client,
+        "BEGIN; DECLARE c CURSOR FOR SELECT customer_id FROM customers_latest ORDER BY 1; \
+         FETCH 3 FROM c; FETCH 2 FROM c; CLOSE c; COMMIT",
+    )
+    .await;
+    let first_five: Vec<Vec<Option<String>>> =
+        arq_sql_rows("SELECT customer_id FROM customers_latest ORDER BY 1 LIMIT 5")
+            .into_iter()
+            .map(|r| r.into_iter().map(Some).collect())
+            .collect();
+    assert_eq!(fetched, first_five);
+    for sql in [
+        "SET extra_float_digits = 3",
+        "SET application_name = 'arq tests'",
+        "SET datafusion.execution.batch_size = 1024",
+    ] {
+        client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
     // Still serving, on the same connection.
     assert_eq!(
         simple_rows(&client, "SELECT count(*) FROM collectors").await,
@@ -468,8 +503,8 @@ async fn memory_limit_timeout_and_cancel_end_a_statement_not_the_server() {
              ON a.customer_id = b.customer_id ORDER BY 1, 2",
         )
         .await
-        .err()
-        .expect("over the limit");
+        .map(|_| ())
+        .expect_err("over the limit");
     assert_eq!(sqlstate(&e), "53200", "{e}");
     assert_eq!(simple_rows(&client, "SELECT 1").await.len(), 1);
 
@@ -483,14 +518,18 @@ async fn memory_limit_timeout_and_cancel_end_a_statement_not_the_server() {
     let e = client
         .simple_query("SET statement_timeout = '1h'")
         .await
-        .err()
-        .expect("over max");
+        .map(|_| ())
+        .expect_err("over max");
     assert_eq!(sqlstate(&e), "22023", "{e}");
     client
         .simple_query("SET statement_timeout = '1s'")
         .await
         .expect("set");
-    let e = client.simple_query(SLOW).await.err().expect("timed out");
+    let e = client
+        .simple_query(SLOW)
+        .await
+        .map(|_| ())
+        .expect_err("timed out");
     assert_eq!(sqlstate(&e), "57014", "{e}");
     assert!(message(&e).contains("statement timeout"), "{e:?}");
     assert_eq!(simple_rows(&client, "SELECT 2").await.len(), 1);
@@ -505,7 +544,11 @@ async fn memory_limit_timeout_and_cancel_end_a_statement_not_the_server() {
         tokio::time::sleep(Duration::from_millis(700)).await;
         token.cancel_query(NoTls).await
     });
-    let e = client.query(SLOW, &[]).await.err().expect("cancelled");
+    let e = client
+        .query(SLOW, &[])
+        .await
+        .map(|_| ())
+        .expect_err("cancelled");
     canceller.await.unwrap().expect("cancel request sent");
     assert_eq!(sqlstate(&e), "57014", "{e}");
     assert!(message(&e).contains("user request"), "{e:?}");
@@ -520,8 +563,8 @@ async fn connections_over_the_maximum_are_refused_until_one_closes() {
     let b = connect(&server.conn("ana", "")).await.expect("second");
     let e = connect(&server.conn("ana", ""))
         .await
-        .err()
-        .expect("third refused");
+        .map(|_| ())
+        .expect_err("third refused");
     assert_eq!(sqlstate(&e), "53300", "{e}");
     assert_eq!(simple_rows(&b, "SELECT 1").await.len(), 1);
     drop(a);
@@ -799,18 +842,20 @@ fn tls_is_required_when_asked_and_bad_setups_do_not_start() {
         ],
         &[],
     )
-    .err()
-    .expect("refused to start");
+    .map(|_| ())
+    .expect_err("refused to start");
     assert!(e.contains("TLS") && e.contains("missing.crt"), "{e}");
     let e = Server::try_start(
         &["--users", users, "--tls-cert", key, "--tls-key", cert],
         &[],
     )
-    .err()
-    .expect("refused to start");
+    .map(|_| ())
+    .expect_err("refused to start");
     assert!(e.contains("TLS"), "{e}");
     // No users and no --trust-local; --trust-local beyond loopback.
-    let e = Server::try_start(&[], &[]).err().expect("refused to start");
+    let e = Server::try_start(&[], &[])
+        .map(|_| ())
+        .expect_err("refused to start");
     assert!(e.contains("no users") && e.contains("--add-user"), "{e}");
     let out = arq()
         .args(["serve", "--trust-local", "--listen", "0.0.0.0:0"])
@@ -898,7 +943,7 @@ async fn a_new_snapshot_is_served_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_cancels_running_statements_and_exits() {
-    let mut server = Server::start(&["--trust-local"], &[]);
+    let server = Server::start(&["--trust-local"], &[]);
     let client = connect(&server.conn("ana", "")).await.expect("trusted");
     let running = tokio::spawn(async move { client.simple_query(SLOW).await.map(|_| ()) });
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -910,8 +955,8 @@ async fn sigterm_cancels_running_statements_and_exits() {
     let e = running
         .await
         .unwrap()
-        .err()
-        .expect("the running statement ends with an error");
+        .map(|_| ())
+        .expect_err("the running statement ends with an error");
     // 57P01, or the connection closed under it.
     assert!(e.code().is_none_or(|c| c.code() == "57P01"), "{e}");
     let status = stopper.await.unwrap();

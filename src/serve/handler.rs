@@ -77,8 +77,19 @@ pub struct Shared {
     pub limits: Limits,
     pub connections: Arc<ConnectionManager>,
     /// Each logged-in connection's cancel signal, by its (pid, secret key).
-    pub cancels: Mutex<HashMap<(i32, Vec<u8>), watch::Sender<u64>>>,
+    pub cancels: Mutex<HashMap<CancelKey, watch::Sender<u64>>>,
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// What a cancel request names: the pid and secret key given at login.
+pub type CancelKey = (i32, Vec<u8>);
+
+/// A connection's copy of the base session: the generation of the warehouse it copies,
+/// the query service over it, and the session (for its options).
+struct ConnectionSession {
+    generation: u64,
+    service: Arc<DfSessionService>,
+    ctx: Arc<datafusion::prelude::SessionContext>,
 }
 
 /// The handlers of one connection.
@@ -172,20 +183,14 @@ fn parameters() -> DefaultServerParameterProvider {
 struct ConnectionState {
     id: u64,
     shared: Arc<Shared>,
-    /// The connection's session and the generation of the warehouse it copies.
-    session: Mutex<
-        Option<(
-            u64,
-            Arc<DfSessionService>,
-            Arc<datafusion::prelude::SessionContext>,
-        )>,
-    >,
+    /// The connection's session (none before its first statement).
+    session: Mutex<Option<ConnectionSession>>,
     /// When and as whom the connection logged in (for the disconnect line).
     connected: Mutex<Option<(Instant, String, String)>>,
     /// Counts the cancel requests for this connection.
     cancel: watch::Sender<u64>,
     /// The (pid, secret key) the cancel requests name, once logged in.
-    cancel_key: Mutex<Option<(i32, Vec<u8>)>>,
+    cancel_key: Mutex<Option<CancelKey>>,
 }
 
 impl ConnectionState {
@@ -194,17 +199,21 @@ impl ConnectionState {
     fn service(&self) -> PgWireResult<Arc<DfSessionService>> {
         let served = self.shared.catalog.current();
         let mut slot = self.session.lock().expect("session lock");
-        if let Some((generation, service, _)) = slot.as_ref()
-            && *generation == served.generation
+        if let Some(current) = slot.as_ref()
+            && current.generation == served.generation
         {
-            return Ok(Arc::clone(service));
+            return Ok(Arc::clone(&current.service));
         }
-        let config = slot.as_ref().map(|(_, _, ctx)| ctx.copied_config());
+        let config = slot.as_ref().map(|c| c.ctx.copied_config());
         let ctx = connection_session(&served.ctx, config, self.shared.limits.query_memory)
             .map_err(|e| user_error("XX000", e.to_string()))?;
         let ctx = Arc::new(ctx);
         let service = Arc::new(DfSessionService::new(Arc::clone(&ctx)));
-        *slot = Some((served.generation, Arc::clone(&service), ctx));
+        *slot = Some(ConnectionSession {
+            generation: served.generation,
+            service: Arc::clone(&service),
+            ctx,
+        });
         Ok(service)
     }
 
@@ -341,6 +350,20 @@ impl StatementLog {
         }
     }
 
+    /// Logs the statement as `result` ended it.
+    fn finish_with<T>(&mut self, result: &PgWireResult<T>) {
+        match result {
+            Ok(_) => self.finish(None),
+            Err(e) => self.failed(e),
+        }
+    }
+
+    /// Logs the statement as failed with `error`.
+    fn failed(&mut self, error: &PgWireError) {
+        let (code, message) = describe(error);
+        self.finish(Some((&code, &message)));
+    }
+
     fn finish(&mut self, error: Option<(&str, &str)>) {
         if self.written {
             return;
@@ -446,8 +469,7 @@ fn guarded_rows(
             }
             Some(Err(e)) => {
                 s.done = true;
-                let (code, message) = describe(&e);
-                s.log.finish(Some((&code, &message)));
+                s.log.failed(&e);
                 Some((Err(e), s))
             }
             None => {
@@ -509,13 +531,7 @@ impl Queries {
         }
         if let Some(result) = set_statement_timeout(client, statement, &self.state.shared.limits) {
             let mut log = log;
-            match &result {
-                Ok(_) => log.finish(None),
-                Err(e) => {
-                    let (code, message) = describe(e);
-                    log.finish(Some((&code, &message)));
-                }
-            }
+            log.finish_with(&result);
             return result;
         }
         let mut interrupt = self.state.interrupt(client);
@@ -535,9 +551,8 @@ impl Queries {
                 )),
                 Err(e) => {
                     let e = with_sqlstate(e);
-                    let (code, message) = describe(&e);
                     let mut log = log;
-                    log.finish(Some((&code, &message)));
+                    log.failed(&e);
                     Err(e)
                 }
             };
@@ -556,9 +571,8 @@ impl Queries {
                 Ok(responses.into_iter().next().unwrap_or(Response::EmptyQuery))
             }
             Err(e) => {
-                let (code, message) = describe(&e);
                 let mut log = log;
-                log.finish(Some((&code, &message)));
+                log.failed(&e);
                 Err(e)
             }
         }
@@ -577,10 +591,7 @@ impl SimpleQueryHandler for Queries {
         let statements = match parse(query) {
             Ok(s) => s,
             Err(e) => {
-                let (code, message) = describe(&e);
-                let mut log =
-                    StatementLog::new(self.state.id, ConnectionState::user(client), query);
-                log.finish(Some((&code, &message)));
+                StatementLog::new(self.state.id, ConnectionState::user(client), query).failed(&e);
                 return Err(e);
             }
         };
@@ -643,7 +654,7 @@ impl ExtendedQueryHandler for Queries {
             if let Some(result) =
                 set_statement_timeout(client, statement, &self.state.shared.limits)
             {
-                log.finish(None);
+                log.finish_with(&result);
                 return result;
             }
             if matches!(statement, Statement::Copy { .. }) {
@@ -651,8 +662,7 @@ impl ExtendedQueryHandler for Queries {
                     "0A000",
                     "COPY runs in a simple query (psql's \\copy does that)".into(),
                 );
-                let (code, message) = describe(&e);
-                log.finish(Some((&code, &message)));
+                log.failed(&e);
                 return Err(e);
             }
         }
@@ -667,8 +677,7 @@ impl ExtendedQueryHandler for Queries {
         match ran {
             Ok(response) => Ok(watched(response, interrupt, log)),
             Err(e) => {
-                let (code, message) = describe(&e);
-                log.finish(Some((&code, &message)));
+                log.failed(&e);
                 Err(e)
             }
         }
@@ -700,9 +709,7 @@ impl QueryParser for CheckedParser {
                 .map_err(refusal_error)
         });
         if let Err(e) = checked {
-            let (code, message) = describe(&e);
-            let mut log = StatementLog::new(self.state.id, ConnectionState::user(client), sql);
-            log.finish(Some((&code, &message)));
+            StatementLog::new(self.state.id, ConnectionState::user(client), sql).failed(&e);
             return Err(e);
         }
         let service = self.state.service()?;
@@ -1297,10 +1304,7 @@ mod tests {
         data.extend_from_slice(&2i32.to_be_bytes());
         data.extend_from_slice(b"ab");
         data.extend_from_slice(&(-1i32).to_be_bytes());
-        let row = DataRow {
-            data,
-            field_count: 2,
-        };
+        let row = DataRow::new(data, 2);
         assert_eq!(data_row_fields(&row).unwrap(), vec![Some(&b"ab"[..]), None]);
     }
 }

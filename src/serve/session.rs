@@ -89,12 +89,10 @@ impl Catalog {
             *seen = listing;
         }
         let as_of = self.as_of;
-        let memory_limit = None;
-        let opened = tokio::task::spawn_blocking(move || {
-            Warehouse::open(root, as_of).map(|w| w.with_memory_limit(memory_limit))
-        })
-        .await
-        .map_err(|e| ArqError::Internal(format!("reload: {e}")));
+        // Opening reads every file's footer: off the async threads.
+        let opened = tokio::task::spawn_blocking(move || Warehouse::open(root, as_of))
+            .await
+            .map_err(|e| ArqError::Internal(format!("reload: {e}")));
         let warehouse = match opened {
             Ok(Ok(w)) => w,
             Ok(Err(e)) | Err(e) => return Some(Err(e)),
