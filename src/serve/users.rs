@@ -273,8 +273,8 @@ fn prompt_hidden(prompt: &str) -> Result<String> {
     let echo = EchoOff::new();
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
+    // ECHONL has already moved to the next line.
     drop(echo);
-    let _ = writeln!(stderr);
     read.map_err(|e| ArqError::io("<stdin>", e))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
