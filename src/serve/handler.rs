@@ -114,8 +114,9 @@ impl Connection {
             Some(users) => {
                 let mut scram = ScramAuth::new(Arc::clone(users) as _);
                 if let Some(pem) = &shared.tls_cert_pem {
-                    // Offer SCRAM-SHA-256-PLUS (channel binding) over TLS; plain
-                    // SCRAM-SHA-256 stays available.
+                    // Offer SCRAM-SHA-256-PLUS (channel binding) over TLS when pgwire
+                    // reads the certificate's signature algorithm; without it, plain
+                    // SCRAM-SHA-256 over TLS, which every client speaks.
                     let _ = scram.configure_certificate(pem);
                 }
                 Auth::Scram(
