@@ -8,15 +8,16 @@
 # Generates a warehouse of N customers (default 1,000,000; 12 monthly snapshots, seed 1)
 # once into target/bench-data/wh-N (kept between runs), then prints one table row per
 # setting: runs, p50 and p99 latency in ms. Each setting runs SECONDS (default 30); the
-# first statement of each is a warm-up and is not counted. Release build.
+# first statement of each is a warm-up and is not counted. Release build (ARQ_BIN=path
+# runs another binary, for a quick check of the script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-1000000}"
 seconds="${2:-30}"
 warehouse="target/bench-data/wh-$customers"
-arq=target/release/arq
+arq="${ARQ_BIN:-target/release/arq}"
 port=55432
-cargo build --release --quiet
+[ -n "${ARQ_BIN:-}" ] || cargo build --release --quiet
 if [ ! -d "$warehouse" ]; then
     $arq generate --out "$warehouse" --customers "$customers" --months 12 --seed 1 --quiet
 fi
@@ -42,8 +43,10 @@ echo "| setting | runs | p50 ms | p99 ms |"
 echo "|---|---|---|---|"
 
 # arq shell: the query back to back in one session for SECONDS.
-runs=$($arq --warehouse "$warehouse" shell -f "$work/aging.sql" 2>/dev/null | sed -n 's/^Time: \(.*\) ms$/\1/p' | head -1)
-n=$(python3 -c "print(max(10, int($seconds * 1000 / max($runs, 1))))")
+{ echo '\timing'; echo "$query"; echo "$query"; } > "$work/probe.sql"
+once=$($arq --warehouse "$warehouse" shell -f "$work/probe.sql" 2>/dev/null \
+    | sed -n 's/^Time: \(.*\) ms$/\1/p' | tail -1)
+n=$(python3 -c "print(max(10, int($seconds * 1000 / max($once, 1))))")
 { echo '\timing'; for _ in $(seq $((n + 1))); do echo "$query"; done; } > "$work/shell.sql"
 $arq --warehouse "$warehouse" shell -f "$work/shell.sql" 2>/dev/null \
     | sed -n 's/^Time: \(.*\) ms$/\1/p' | tail -n +2 > "$work/shell.ms"
