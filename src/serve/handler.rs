@@ -509,13 +509,13 @@ pub struct Queries {
 
 impl Queries {
     /// Runs one statement of a simple query: `statement` as parsed (rewritten for
-    /// DataFusion by datafusion-postgres's parser) for the checks, `text` for the query
+    /// DataFusion by datafusion-postgres's parser) for the checks, `sql` for the query
     /// handler, which parses and rewrites it again.
     async fn run_simple<C>(
         &self,
         client: &mut C,
         statement: &Statement,
-        text: &str,
+        sql: &str,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -523,7 +523,6 @@ impl Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let sql = text;
         let log = StatementLog::new(self.state.id, ConnectionState::user(client), sql);
         if let Err(refusal) = policy::check(statement) {
             let mut log = log;
@@ -541,18 +540,19 @@ impl Queries {
             let ran = interrupt
                 .race(SimpleQueryHandler::do_query(&*service, client, &copy.query))
                 .await;
+            let mut log = log;
             return match ran.map(|mut r| r.pop()) {
                 Ok(Some(Response::Query(query))) => {
                     let rows = guarded_rows(query.data_rows, interrupt, log);
                     Ok(copy.response(query.row_schema.len(), &query.row_schema, rows))
                 }
-                Ok(_) => Err(user_error(
-                    "XX000",
-                    "COPY: the query returned no rows".into(),
-                )),
+                Ok(_) => {
+                    let e = user_error("0A000", "COPY takes a query that returns rows".into());
+                    log.failed(&e);
+                    Err(e)
+                }
                 Err(e) => {
                     let e = with_sqlstate(e);
-                    let mut log = log;
                     log.failed(&e);
                     Err(e)
                 }

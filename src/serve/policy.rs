@@ -8,14 +8,15 @@
 //!   `sql_parser` and `format` options (never `datafusion.runtime.*`, which would lift
 //!   the memory limit, nor `datafusion.catalog.*`);
 //! - transactions (`BEGIN`, `COMMIT`, `ROLLBACK`), cursors (`DECLARE` over a query,
-//!   `FETCH`, `CLOSE`) and `DISCARD`;
+//!   `FETCH`, `CLOSE`), `DISCARD` and `DEALLOCATE` (session clean-up by poolers);
 //! - `COPY (query) TO STDOUT` and `COPY table TO STDOUT` (psql's `\copy ... TO file`
 //!   writes on the client).
 //!
 //! Everything else is refused with a SQLSTATE a client understands: 25006
-//! (`read_only_sql_transaction`) for what would change data, and 42501
+//! (`read_only_sql_transaction`) for what would change data, 42501
 //! (`insufficient_privilege`) for what would reach files, the server's configuration or
-//! another role. A query naming a file (`FROM '/etc/passwd'`, `FROM 'file:///...'`) or a
+//! another role, and 0A000 for SQL-level `PREPARE` / `EXECUTE` (drivers use the
+//! protocol's prepared statements). A query naming a file (`FROM '/etc/passwd'`, `FROM 'file:///...'`) or a
 //! file-reading table function (`read_csv(...)`) is refused even though such tables are
 //! not registered in the server's sessions: the message then says why.
 
@@ -29,6 +30,8 @@ use datafusion::sql::sqlparser::ast::{
 pub const READ_ONLY: &str = "25006";
 /// SQLSTATE of a statement that would reach beyond the warehouse.
 pub const NO_PRIVILEGE: &str = "42501";
+/// SQLSTATE of SQL-level PREPARE / EXECUTE.
+pub const NOT_SUPPORTED: &str = "0A000";
 
 /// Why a statement is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +107,10 @@ pub fn check(statement: &Statement) -> Result<(), Refusal> {
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. } => Ok(()),
         Statement::Declare { stmts } => stmts.iter().try_for_each(check_declare),
-        Statement::Fetch { .. } | Statement::Close { .. } | Statement::Discard { .. } => Ok(()),
+        Statement::Fetch { .. }
+        | Statement::Close { .. }
+        | Statement::Discard { .. }
+        | Statement::Deallocate { .. } => Ok(()),
         Statement::Copy {
             source, to, target, ..
         } => match (to, target) {
@@ -128,6 +134,12 @@ pub fn check(statement: &Statement) -> Result<(), Refusal> {
         Statement::CreateView { .. } => Err(Refusal::read_only("CREATE VIEW")),
         Statement::Drop { .. } => Err(Refusal::read_only("DROP")),
         Statement::AlterTable { .. } => Err(Refusal::read_only("ALTER TABLE")),
+        Statement::Prepare { .. } | Statement::Execute { .. } => Err(Refusal {
+            sqlstate: NOT_SUPPORTED,
+            message: "SQL PREPARE / EXECUTE is not supported: use the protocol's prepared \
+                          statements ($1 parameters), as drivers do"
+                .into(),
+        }),
         other => Err(Refusal::read_only(&statement_kind(other))),
     }
 }
@@ -282,10 +294,15 @@ mod tests {
             "COPY invoices FROM STDIN",
             "COPY invoices FROM '/tmp/x.csv'",
             "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
-            "PREPARE p AS SELECT 1",
         ] {
             assert_eq!(verdict(sql), Err(READ_ONLY), "{sql}");
         }
+    }
+
+    #[test]
+    fn sql_level_prepare_is_not_supported() {
+        assert_eq!(verdict("PREPARE p AS SELECT 1"), Err(NOT_SUPPORTED));
+        assert_eq!(verdict("EXECUTE p"), Err(NOT_SUPPORTED));
     }
 
     #[test]
