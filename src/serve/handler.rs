@@ -233,7 +233,6 @@ impl ConnectionState {
             deadline: Box::pin(tokio::time::sleep(timeout)),
             timeout,
             cancel,
-            cancellable: true,
             shutdown: self.shared.shutdown.clone(),
         }
     }
@@ -270,52 +269,38 @@ struct Interrupt {
     deadline: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
     cancel: watch::Receiver<u64>,
-    /// False once the cancel signal's sender is gone (the connection is closing).
-    cancellable: bool,
     shutdown: watch::Receiver<bool>,
 }
 
 impl Interrupt {
     /// Resolves with the error to send when the statement must end.
     async fn fired(&mut self) -> ErrorInfo {
-        loop {
-            let cancellable = self.cancellable;
-            let cancel = async {
-                match cancellable {
-                    true => self.cancel.changed().await.is_ok(),
-                    false => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = &mut self.deadline => {
-                    return ErrorInfo::new(
-                        "ERROR".into(),
-                        "57014".into(),
-                        format!(
-                            "canceling statement due to statement timeout ({} ms)",
-                            self.timeout.as_millis()
-                        ),
-                    );
-                }
-                cancelled = cancel => {
-                    if cancelled {
-                        return ErrorInfo::new(
-                            "ERROR".into(),
-                            "57014".into(),
-                            "canceling statement due to user request".into(),
-                        );
-                    }
-                    // The connection is closing: no cancel can come any more.
-                    self.cancellable = false;
-                }
-                _ = self.shutdown.wait_for(|down| *down) => {
-                    return ErrorInfo::new(
-                        "FATAL".into(),
-                        "57P01".into(),
-                        "terminating connection due to administrator command".into(),
-                    );
-                }
+        let cancel = async {
+            // The sender lives as long as the connection: an error never comes while
+            // a statement runs; if it did, no cancel could come any more.
+            if self.cancel.changed().await.is_err() {
+                std::future::pending::<()>().await;
             }
+        };
+        tokio::select! {
+            () = &mut self.deadline => ErrorInfo::new(
+                "ERROR".into(),
+                "57014".into(),
+                format!(
+                    "canceling statement due to statement timeout ({} ms)",
+                    self.timeout.as_millis()
+                ),
+            ),
+            () = cancel => ErrorInfo::new(
+                "ERROR".into(),
+                "57014".into(),
+                "canceling statement due to user request".into(),
+            ),
+            _ = self.shutdown.wait_for(|down| *down) => ErrorInfo::new(
+                "FATAL".into(),
+                "57P01".into(),
+                "terminating connection due to administrator command".into(),
+            ),
         }
     }
 
@@ -646,12 +631,8 @@ impl ExtendedQueryHandler for Queries {
     {
         let (sql, parsed) = &portal.statement.statement;
         let mut log = StatementLog::new(self.state.id, ConnectionState::user(client), sql);
+        // The statement passed the read-only check in CheckedParser, the only way in.
         if let Some((statement, _)) = parsed {
-            // Checked when parsed; checked again in case the statement came another way.
-            if let Err(refusal) = policy::check(statement) {
-                log.finish(Some((refusal.sqlstate, &refusal.message)));
-                return Err(refusal_error(refusal));
-            }
             if let Some(result) =
                 set_statement_timeout(client, statement, &self.state.shared.limits)
             {

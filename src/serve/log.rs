@@ -2,7 +2,9 @@
 //! Fluent Bit, Loki's promtail all read JSON lines). Every line has `ts` (UTC, RFC 3339
 //! with milliseconds) and `event`:
 //!
-//! - `listening` (`addr`, `tls`, `users`), `reload` (`snapshot`, or `error`), `shutdown`;
+//! - `listening` (`addr`, `tls`, `users`, `snapshot`), `reload` (`snapshot`, or `error`),
+//!   `shutdown` and `closing` (`connections` still open), `stopped`;
+//! - `accept_failed` and `connection_error` (`error`) for the socket's own failures;
 //! - `connect` / `disconnect` (`conn`, `addr`, `user`, `tls`; `duration_ms` on disconnect);
 //! - `auth_failed` (`conn`, `addr`, `user`, `sqlstate`) — never the password;
 //! - `refused` (`addr`, `reason`) for connections turned away before startup;

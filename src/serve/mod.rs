@@ -99,10 +99,7 @@ pub async fn serve(
         catalog: Arc::clone(&catalog),
         users: users.clone().map(Arc::new),
         require_tls: options.require_tls,
-        tls_cert_pem: match (&tls, &options.tls_cert) {
-            (Some(_), Some(cert)) => std::fs::read(cert).ok(),
-            _ => None,
-        },
+        tls_cert_pem: tls.as_ref().map(|(_, pem)| pem.clone()),
         limits: options.limits,
         connections: Arc::new(ConnectionManager::new()),
         cancels: Default::default(),
@@ -111,9 +108,14 @@ pub async fn serve(
     let signal_error = |e: std::io::Error| ArqError::Internal(format!("signal handler: {e}"));
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
-    let mut reload_tick = tokio::time::interval(options.reload_interval);
-    reload_tick.tick().await;
+    let hangup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    // Reloads run beside the accept loop: opening a large warehouse takes seconds.
+    let reloads = tokio::spawn(reload_loop(
+        Arc::clone(&catalog),
+        options.reload_interval,
+        hangup,
+    ));
+    let tls = tls.map(|(acceptor, _)| acceptor);
 
     log::event("listening")
         .with("addr", local.to_string())
@@ -168,8 +170,6 @@ pub async fn serve(
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => log_reload(catalog.reload(true).await),
-            _ = reload_tick.tick() => log_reload(catalog.reload(false).await),
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
@@ -178,6 +178,7 @@ pub async fn serve(
         .with("connections", tasks.len())
         .write();
     drop(listener);
+    reloads.abort();
     let _ = shutdown_tx.send(true);
     let grace = tokio::time::sleep(SHUTDOWN_GRACE);
     tokio::pin!(grace);
@@ -223,13 +224,13 @@ fn authentication(options: &ServeOptions) -> Result<Option<Users>> {
     }
 }
 
-/// The TLS acceptor of `--tls-cert` / `--tls-key`: any failure stops the server (it never
-/// falls back to plain text).
-fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+/// The TLS acceptor of `--tls-cert` / `--tls-key`, and the certificate's PEM (for SCRAM's
+/// channel binding): any failure stops the server (it never falls back to plain text).
+fn load_tls(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Vec<u8>)> {
     let bad =
         |path: &Path, what: String| ArqError::Input(format!("TLS: {}: {what}", path.display()));
-    let certs = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| bad(cert, e.to_string()))?
+    let pem = std::fs::read(cert).map_err(|e| bad(cert, e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| bad(cert, e.to_string()))?;
     if certs.is_empty() {
@@ -249,7 +250,25 @@ fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
             )
         })?;
     config.alpn_protocols = vec![b"postgresql".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), pem))
+}
+
+/// Every `interval`, and at once on SIGHUP, serves a changed warehouse (see
+/// [`Catalog::reload`]).
+async fn reload_loop(
+    catalog: Arc<Catalog>,
+    interval: Duration,
+    mut hangup: tokio::signal::unix::Signal,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        let force = tokio::select! {
+            _ = hangup.recv() => true,
+            _ = tick.tick() => false,
+        };
+        log_reload(catalog.reload(force).await);
+    }
 }
 
 fn log_reload(result: Option<Result<chrono::NaiveDate>>) {

@@ -77,9 +77,14 @@ impl Catalog {
     pub async fn reload(&self, force: bool) -> Option<Result<NaiveDate>> {
         let served = self.current();
         let root = served.warehouse.root().to_path_buf();
-        let listing = match served.warehouse.listing_fingerprint() {
-            Ok(f) => f,
-            Err(e) => return Some(Err(e)),
+        // Listing and opening read the disk: off the async threads.
+        let warehouse = served.warehouse.clone();
+        let listing = tokio::task::spawn_blocking(move || warehouse.listing_fingerprint())
+            .await
+            .map_err(|e| ArqError::Internal(format!("reload: {e}")));
+        let listing = match listing {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) | Err(e) => return Some(Err(e)),
         };
         {
             let mut seen = self.seen.lock().expect("catalog lock");
@@ -89,7 +94,6 @@ impl Catalog {
             *seen = listing;
         }
         let as_of = self.as_of;
-        // Opening reads every file's footer: off the async threads.
         let opened = tokio::task::spawn_blocking(move || Warehouse::open(root, as_of))
             .await
             .map_err(|e| ArqError::Internal(format!("reload: {e}")));
