@@ -26,6 +26,11 @@ const AGING: &str = "SELECT aging_bucket(due_date, snapshot_date) AS bucket, cur
 const SLOW: &str = "SELECT count(*) FROM generate_series(1, 1000000000000) AS t(x) \
                     WHERE x % 7 = 8";
 
+/// A statement whose join emits tens of billions of rows from two scans of the demo: it reads
+/// its input once and then computes for minutes without reading again.
+const CROSS: &str = "SELECT a.customer_id, count(*) FROM open_items a CROSS JOIN open_items b \
+                     GROUP BY 1 ORDER BY 2 DESC LIMIT 3";
+
 const PASSWORD: &str = "c0rrect horse";
 
 /// A running `arq serve`.
@@ -533,6 +538,15 @@ async fn memory_limit_timeout_and_cancel_end_a_statement_not_the_server() {
     assert_eq!(sqlstate(&e), "57014", "{e}");
     assert!(message(&e).contains("statement timeout"), "{e:?}");
     assert_eq!(simple_rows(&client, "SELECT 2").await.len(), 1);
+    // A join that emits far more than it reads is interrupted too (before the rule in
+    // src/serve/cooperative.rs, this one ran on for minutes past its timeout). The
+    // 120 s bound only catches an interrupt that never comes.
+    let e = tokio::time::timeout(Duration::from_secs(120), client.simple_query(CROSS))
+        .await
+        .expect("the timeout interrupts a cross join")
+        .map(|_| ())
+        .expect_err("timed out");
+    assert_eq!(sqlstate(&e), "57014", "{e}");
 
     // A cancel request from the client.
     client

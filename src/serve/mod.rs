@@ -7,6 +7,7 @@
 //! new snapshots without a restart ([`session`]), a clean shutdown on SIGTERM and one
 //! JSON log line per connection and statement ([`log`]).
 
+pub mod cooperative;
 pub mod handler;
 pub mod log;
 pub mod policy;

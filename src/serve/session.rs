@@ -24,6 +24,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
+use super::cooperative::YieldWhereOutputMultiplies;
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
 use crate::warehouse::{self, AsOf, Warehouse};
@@ -117,12 +118,18 @@ impl Catalog {
     }
 }
 
-/// The base session: Postgres catalog and functions, then arq's.
+/// The base session: Postgres catalog and functions, then arq's; joins yield to the
+/// interrupts ([`super::cooperative`]).
 async fn base_session(
     warehouse: &Warehouse,
     model: Option<&SessionModel>,
 ) -> Result<SessionContext> {
-    let mut ctx = SessionContext::new_with_config(warehouse::session_config());
+    let state = SessionStateBuilder::new()
+        .with_config(warehouse::session_config())
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(YieldWhereOutputMultiplies))
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
     setup_pg_catalog(&ctx, warehouse::CATALOG, EmptyContextProvider)
         .map_err(|e| ArqError::Internal(format!("pg_catalog: {e}")))?;
     datafusion_postgres::datafusion_pg_functions::register_all(&mut ctx);
