@@ -27,6 +27,7 @@ pub mod encoding;
 pub mod error;
 pub mod features;
 pub mod limits;
+pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod money;
@@ -40,6 +41,7 @@ pub mod scores;
 pub mod snapshots;
 pub mod sql;
 pub mod train;
+pub mod tuning;
 
 #[cfg(test)]
 mod properties;

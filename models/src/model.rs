@@ -111,8 +111,23 @@ pub struct TrainingWindow {
     pub train_bads: usize,
     pub validation_rows: usize,
     pub validation_bads: usize,
-    /// FNV-1a 64 over the training rows' labels and raw feature values, in row order.
+    /// FNV-1a 64 over the labels and raw feature values of the rows the shipped model was
+    /// fitted on (every labelled row after a refit), in row order.
     pub fingerprint: String,
+    /// The shipped model was fitted again on every labelled row after validation (the
+    /// figures above and the report are the held-out fit's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit: Option<Refit>,
+}
+
+/// The rows of the refit that made the shipped model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refit {
+    pub rows: usize,
+    pub bads: usize,
+    /// First and last snapshot of those rows (`null` for tables without a time column).
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// The fitted champion: everything needed to score, explain and audit.

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{self, Decile};
+use crate::tuning::Regularization;
 
 /// How one ranking did on a set of rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +55,13 @@ pub struct Report {
     pub calibration: Vec<Decile>,
     /// Population stability of the champion's PDs, training → validation.
     pub psi_train_validation: f64,
+    /// The champion's L2 strength (`None` in reports of models trained before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// The cross-validation that chose it (`None` when it was given with `--alpha`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regularization: Option<Regularization>,
 }
 
 impl Report {
@@ -90,6 +98,41 @@ impl Report {
                 pct(m.capture_top_20)
             ));
         }
+        match (&self.regularization, self.alpha) {
+            (Some(r), _) => {
+                out.push_str(&format!(
+                    "\nL2 strength of the champion: alpha {} (= 1/C), from {}-fold cross-validation \
+                     on the training rows (folds by {}): the lowest held-out log-loss among the \
+                     values whose mean AUC is within one standard error of the best\n",
+                    number(r.chosen),
+                    r.folds,
+                    r.folds_by
+                ));
+                out.push_str(&format!(
+                    "{:>12} {:>9} {:>7} {:>9}\n",
+                    "alpha", "mean AUC", "sd", "log-loss"
+                ));
+                for s in &r.grid {
+                    out.push_str(&format!(
+                        "{:>12} {:>9.4} {:>7.4} {:>9.4}{}\n",
+                        number(s.alpha),
+                        s.mean_auc,
+                        s.sd_auc,
+                        s.mean_log_loss,
+                        if s.alpha == r.chosen {
+                            "  <- chosen"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+            (None, Some(alpha)) => out.push_str(&format!(
+                "\nL2 strength of the champion: alpha {} (given)\n",
+                number(alpha)
+            )),
+            (None, None) => {}
+        }
         out.push_str("\ncalibration of the champion (validation rows, riskiest decile first)\n");
         out.push_str(&format!(
             "{:>6} {:>7} {:>6} {:>10} {:>9}\n",
@@ -111,5 +154,32 @@ impl Report {
             metrics::psi_verdict(self.psi_train_validation),
         ));
         out
+    }
+}
+
+/// A penalty for people: 4 significant digits, plain or in powers of ten.
+fn number(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if !(1e-3..1e5).contains(&v.abs()) {
+        format!("{v:.3e}")
+    } else {
+        let decimals = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn penalties_show_four_significant_digits() {
+        let shown: Vec<String> = [1e4, 1291.5497, 2.78256, 0.0059948, 7.7426e-4, 0.0]
+            .into_iter()
+            .map(super::number)
+            .collect();
+        assert_eq!(
+            shown,
+            ["10000", "1292", "2.783", "0.005995", "7.743e-4", "0"]
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Training: the champion (linfa logistic regression on standardized features), the
+//! Training: the champion (L2 logistic regression on standardized features, its strength
+//! chosen by cross-validation, refitted on every labelled row), the
 //! challenger (a random forest of linfa decision trees), the baseline, and the validation report.
 //!
 //! The split is out of time when rows carry a period (a snapshot date): the latest
@@ -7,31 +8,36 @@
 
 use datafusion::arrow::array::RecordBatch;
 use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
 use linfa_trees::{DecisionTree, TreeNode};
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use arq_udfs::dates;
 
 use crate::encoding::{Feature, Scaler, design_matrix};
 use crate::error::{ModelError, Result};
+use crate::logistic as fitter;
 use crate::metrics;
 use crate::model::{
-    FORMAT_VERSION, Fingerprint, ModelKind, RiskModel, Scorecard, TrainingWindow, logistic,
+    FORMAT_VERSION, Fingerprint, ModelKind, Refit, RiskModel, Scorecard, TrainingWindow, logistic,
 };
 use crate::report::{RankingMetrics, Report};
+use crate::tuning;
 
 /// Settings of a training run (validated by [`TrainOptions::validate`]).
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub scorecard: Scorecard,
-    /// L2 penalty of the logistic regression (linfa's `alpha`).
-    pub alpha: f64,
+    /// L2 penalty of the logistic regression (the weight of `½‖w‖²` against the summed
+    /// log-loss: scikit-learn's `1 / C`); `None` chooses it by cross-validation
+    /// ([`crate::tuning`]).
+    pub alpha: Option<f64>,
+    /// After validation, fit the shipped model again on every labelled row (training and
+    /// validation) with the chosen settings.
+    pub refit: bool,
     /// L-BFGS iterations at most.
-    pub max_iterations: u64,
-    /// L-BFGS stops when the gradient of the *mean* log-loss is below this (linfa's loss is
-    /// a sum over rows, so its tolerance is this × rows; scikit-learn's lbfgs uses the
-    /// same mean-loss scale with its default tol 1e-4).
+    pub max_iterations: usize,
+    /// L-BFGS stops when the largest component of the gradient of the *mean* log-loss is
+    /// below this (scikit-learn's lbfgs rule, with its default tol 1e-4).
     pub gradient_tolerance: f64,
     /// Trees in the challenger forest, and their depth.
     pub trees: usize,
@@ -46,7 +52,8 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             scorecard: Scorecard::default(),
-            alpha: 1.0,
+            alpha: None,
+            refit: true,
             max_iterations: 200,
             gradient_tolerance: 1e-4,
             trees: 50,
@@ -61,10 +68,11 @@ impl TrainOptions {
     /// Checks every setting once, before any work.
     pub fn validate(&self) -> Result<()> {
         self.scorecard.validate()?;
-        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+        if let Some(alpha) = self.alpha
+            && !(alpha.is_finite() && alpha >= 0.0)
+        {
             return Err(ModelError::Training(format!(
-                "alpha must be zero or more, got {}",
-                self.alpha
+                "alpha must be zero or more, got {alpha}"
             )));
         }
         if !(self.validation_share > 0.0 && self.validation_share < 1.0) {
@@ -111,15 +119,23 @@ pub struct LabelledData {
 }
 
 /// The stages a training run goes through, for a progress display.
-pub const STAGES: [&str; 4] = [
+pub const STAGES: [&str; 6] = [
     "encoding features",
+    "choosing the L2 strength",
     "fitting the logistic regression",
     "fitting the random forest",
     "validating",
+    "refitting on all labelled rows",
 ];
 
 /// Trains the champion and challenger on `data` and returns the champion's artifact
 /// (with the report). `progress` is called with the index of each stage as it starts.
+///
+/// The L2 strength is chosen by cross-validation on the training rows (unless given);
+/// the champion fitted on the training rows is validated on the held-out rows (the
+/// report's figures); then, unless `refit` is off, the shipped model is fitted again —
+/// encoding, standardization and coefficients — on every labelled row with the same
+/// settings, and its training fingerprint covers them all.
 pub fn train(
     data: &LabelledData,
     options: &TrainOptions,
@@ -128,81 +144,182 @@ pub fn train(
     options.validate()?;
     progress(0);
     let (split, train_bads) = split_rows(data, options)?;
-    let features = fit_features(data, &split)?;
+    let features = fit_features(data, &split.train)?;
     let raw = design_matrix(&features, data.features.columns())?;
-    let fingerprint = fingerprint(&features, &raw, &data.bad, &split.train);
     let scaler = Scaler::fit(&raw.select(Axis(0), &split.train));
-    let mut z = raw;
+    let mut z = raw.clone();
     scaler.transform(&mut z);
     let z_train = z.select(Axis(0), &split.train);
     let z_valid = z.select(Axis(0), &split.validation);
-    let y_train: Array1<bool> = split.train.iter().map(|&r| data.bad[r]).collect();
+    let y_train: Vec<bool> = split.train.iter().map(|&r| data.bad[r]).collect();
     let y_valid: Vec<bool> = split.validation.iter().map(|&r| data.bad[r]).collect();
 
-    // Champion.
     progress(1);
-    let (coefficients, intercept) = fit_logistic(&z_train, &y_train, options)?;
-    let pd = |z: &Array2<f64>| -> Vec<f64> {
-        z.rows()
-            .into_iter()
-            .map(|row| {
-                logistic(
-                    intercept
-                        + row
-                            .iter()
-                            .zip(&coefficients)
-                            .map(|(v, c)| v * c)
-                            .sum::<f64>(),
-                )
-            })
-            .collect()
+    let regularization = match options.alpha {
+        Some(_) => None,
+        None => {
+            let periods: Option<Vec<i32>> = data
+                .periods
+                .as_ref()
+                .map(|p| split.train.iter().map(|&r| p[r]).collect());
+            Some(tuning::choose_alpha(
+                z_train.view(),
+                &y_train,
+                periods.as_deref(),
+                options.max_iterations,
+                options.gradient_tolerance,
+            )?)
+        }
     };
-    let pd_train = pd(&z_train);
-    let pd_valid = pd(&z_valid);
+    let alpha = options
+        .alpha
+        .or(regularization.as_ref().map(|r| r.chosen))
+        .expect("given or chosen");
+
+    // Champion, fitted on the training rows and validated on the others.
+    progress(2);
+    let (coefficients, intercept) = fit_logistic(z_train.view(), &y_train, alpha, options)?;
+    let pd_train = probabilities(&z_train, &coefficients, intercept);
+    let pd_valid = probabilities(&z_valid, &coefficients, intercept);
 
     // Challenger.
-    progress(2);
-    let forest_valid = random_forest_scores(&z_train, &y_train, &z_valid, options)?;
-
     progress(3);
-    let y_train_vec = y_train.to_vec();
-    let (report, psi_edges, psi_reference) = validation_report(
+    let y_train_array: Array1<bool> = y_train.iter().copied().collect();
+    let forest_valid = random_forest_scores(&z_train, &y_train_array, &z_valid, options)?;
+
+    progress(4);
+    let (mut report, psi_edges, psi_reference) = validation_report(
         data,
         &split,
         options,
-        (&pd_train, &y_train_vec),
+        (&pd_train, &y_train),
         (&pd_valid, &forest_valid, &y_valid),
     );
+    report.alpha = Some(alpha);
+    report.regularization = regularization;
 
     let day = |d: Option<&i32>| d.map(|&d| dates::text(d));
-    let design_columns = features.iter().flat_map(Feature::design_names).collect();
+    let validation_bads = y_valid.iter().filter(|&&b| b).count();
+    let training = TrainingWindow {
+        source: data.source.clone(),
+        train_from: day(split.train_periods.first()),
+        train_to: day(split.train_periods.last()),
+        validation_from: day(split.validation_periods.first()),
+        validation_to: day(split.validation_periods.last()),
+        train_rows: split.train.len(),
+        train_bads,
+        validation_rows: split.validation.len(),
+        validation_bads,
+        fingerprint: fingerprint(&features, &raw, &data.bad, &split.train),
+        refit: None,
+    };
+    let held_out = Shipped {
+        features,
+        scaler,
+        coefficients,
+        intercept,
+        psi_edges,
+        psi_reference,
+        training,
+    };
+    let shipped = if options.refit {
+        progress(5);
+        refit(data, &split, alpha, options, held_out)?
+    } else {
+        held_out
+    };
+    let design_columns = shipped
+        .features
+        .iter()
+        .flat_map(Feature::design_names)
+        .collect();
     Ok(RiskModel {
         format_version: FORMAT_VERSION,
         kind: data.kind,
         label: data.label.clone(),
         id_columns: data.id_columns.clone(),
-        features,
+        features: shipped.features,
         design_columns,
+        scaler: shipped.scaler,
+        coefficients: shipped.coefficients,
+        intercept: shipped.intercept,
+        scorecard: options.scorecard,
+        training: shipped.training,
+        psi_edges: shipped.psi_edges,
+        psi_reference: shipped.psi_reference,
+        report,
+    })
+}
+
+/// The parts of the artifact that a refit replaces.
+struct Shipped {
+    features: Vec<Feature>,
+    scaler: Scaler,
+    coefficients: Vec<f64>,
+    intercept: f64,
+    psi_edges: Vec<f64>,
+    psi_reference: Vec<f64>,
+    training: TrainingWindow,
+}
+
+/// The model fitted again on every labelled row with `alpha`: encoding, scaler and
+/// coefficients; the PSI reference from its PDs on those rows; the training window keeps
+/// the held-out fit's split (the report's figures are that fit's) and records the refit.
+fn refit(
+    data: &LabelledData,
+    split: &Split,
+    alpha: f64,
+    options: &TrainOptions,
+    held_out: Shipped,
+) -> Result<Shipped> {
+    let all: Vec<usize> = (0..data.bad.len()).collect();
+    let features = fit_features(data, &all)?;
+    let raw = design_matrix(&features, data.features.columns())?;
+    let scaler = Scaler::fit(&raw);
+    let mut z = raw.clone();
+    scaler.transform(&mut z);
+    let (coefficients, intercept) = fit_logistic(z.view(), &data.bad, alpha, options)?;
+    let pd = probabilities(&z, &coefficients, intercept);
+    let psi_edges = metrics::psi_edges(&pd);
+    let psi_reference = metrics::bin_shares(&pd, &psi_edges);
+    let day = |d: Option<&i32>| d.map(|&d| dates::text(d));
+    let periods = || split.train_periods.iter().chain(&split.validation_periods);
+    let training = TrainingWindow {
+        fingerprint: fingerprint(&features, &raw, &data.bad, &all),
+        refit: Some(Refit {
+            rows: all.len(),
+            bads: data.bad.iter().filter(|&&b| b).count(),
+            from: day(periods().min()),
+            to: day(periods().max()),
+        }),
+        ..held_out.training
+    };
+    Ok(Shipped {
+        features,
         scaler,
         coefficients,
         intercept,
-        scorecard: options.scorecard,
-        training: TrainingWindow {
-            source: data.source.clone(),
-            train_from: day(split.train_periods.first()),
-            train_to: day(split.train_periods.last()),
-            validation_from: day(split.validation_periods.first()),
-            validation_to: day(split.validation_periods.last()),
-            train_rows: split.train.len(),
-            train_bads,
-            validation_rows: split.validation.len(),
-            validation_bads: y_valid.iter().filter(|&&b| b).count(),
-            fingerprint,
-        },
         psi_edges,
         psi_reference,
-        report,
+        training,
     })
+}
+
+/// PDs of standardized rows.
+fn probabilities(z: &Array2<f64>, coefficients: &[f64], intercept: f64) -> Vec<f64> {
+    z.rows()
+        .into_iter()
+        .map(|row| {
+            logistic(
+                intercept
+                    + row
+                        .iter()
+                        .zip(coefficients)
+                        .map(|(v, c)| v * c)
+                        .sum::<f64>(),
+            )
+        })
+        .collect()
 }
 
 /// Checks the rows, splits them into training and validation rows; also the number of
@@ -228,12 +345,12 @@ fn split_rows(data: &LabelledData, options: &TrainOptions) -> Result<(Split, usi
     Ok((split, train_bads))
 }
 
-/// The encoding of every column, fitted on the training rows only, with its reason texts.
-fn fit_features(data: &LabelledData, split: &Split) -> Result<Vec<Feature>> {
+/// The encoding of every column, fitted on `rows`, with its reason texts.
+fn fit_features(data: &LabelledData, rows: &[usize]) -> Result<Vec<Feature>> {
     let schema = data.features.schema();
     let mut features = Vec::with_capacity(schema.fields().len());
     for (field, column) in schema.fields().iter().zip(data.features.columns()) {
-        let mut feature = Feature::fit(field.name(), column, &split.train)?;
+        let mut feature = Feature::fit(field.name(), column, rows)?;
         if let Some((high, low)) = (data.reason_texts)(field.name()) {
             feature.reason_high = Some(high.to_string());
             feature.reason_low = Some(low.to_string());
@@ -284,39 +401,31 @@ fn validation_report(
         validation,
         calibration: metrics::calibration(pd_valid, y_valid),
         psi_train_validation,
+        alpha: None,
+        regularization: None,
     };
     (report, psi_edges, psi_reference)
 }
 
 /// Fits the champion on standardized rows: coefficients and intercept of the log-odds of
-/// going bad.
+/// going bad ([`crate::logistic`]).
 pub fn fit_logistic(
-    z: &Array2<f64>,
-    bad: &Array1<bool>,
+    z: ArrayView2<f64>,
+    bad: &[bool],
+    alpha: f64,
     options: &TrainOptions,
 ) -> Result<(Vec<f64>, f64)> {
-    let fitted = LogisticRegression::default()
-        .alpha(options.alpha)
-        .max_iterations(options.max_iterations)
-        .gradient_tolerance(options.gradient_tolerance * z.nrows().max(1) as f64)
-        .fit(&Dataset::new(z.clone(), bad.clone()))
-        .map_err(|e| ModelError::Training(format!("logistic regression: {e}")))?;
-    Ok(bad_class_coefficients(&fitted))
-}
-
-/// linfa's binary logistic regression predicts the probability of the class it labels
-/// "positive", which is the *more frequent* class of the training labels, not `true`
-/// (linfa issue #393). Bads are usually the rarer class, so the coefficients are turned
-/// round whenever the positive class is `false`: the artifact always holds the log-odds
-/// of going bad.
-pub fn bad_class_coefficients(
-    fitted: &linfa_logistic::FittedLogisticRegression<f64, bool>,
-) -> (Vec<f64>, f64) {
-    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-    (
-        fitted.params().iter().map(|c| sign * c).collect(),
-        sign * fitted.intercept(),
-    )
+    let fitted = fitter::fit(
+        z,
+        bad,
+        fitter::Settings {
+            alpha,
+            max_iterations: options.max_iterations,
+            gradient_tolerance: options.gradient_tolerance,
+        },
+        None,
+    )?;
+    Ok((fitted.coefficients, fitted.intercept))
 }
 
 /// The forest's PD for each validation row: the average over trees of the bad rate of
@@ -527,43 +636,24 @@ mod tests {
         (RecordBatch::try_new(schema, vec![column]).unwrap(), bad)
     }
 
-    fn fit(
-        batch: &RecordBatch,
-        bad: &[bool],
-    ) -> linfa_logistic::FittedLogisticRegression<f64, bool> {
-        let column = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        let x = Array2::from_shape_vec((column.len(), 1), column.values().to_vec()).unwrap();
-        let y: Array1<bool> = bad.iter().copied().collect();
-        LogisticRegression::default()
-            .fit(&Dataset::new(x, y))
-            .unwrap()
+    /// The PD is of going bad whether bads are the rarer class or the more frequent one
+    /// (linfa's logistic regression, used before, modelled the more frequent class).
+    #[test]
+    fn the_pd_is_of_going_bad_whichever_class_is_frequent() {
+        for bad_share in [0.2, 0.8] {
+            let (batch, bad) = separable(500, bad_share);
+            let model = train(&table_data(batch, bad), &fast(), &mut |_| {}).unwrap();
+            let high: ArrayRef = Arc::new(Float64Array::from(vec![3.0, -1.0]));
+            let pd = model.probabilities(&[high]).unwrap();
+            assert!(pd[0] > 0.9 && pd[1] < 0.1, "{bad_share}: {pd:?}");
+        }
     }
 
-    /// linfa issue #393: the probability refers to the more frequent class. Pinned here so
-    /// that a linfa upgrade that changes it fails loudly; `bad_class_coefficients` must give
-    /// the PD of `true` either way.
-    #[test]
-    fn linfa_probability_refers_to_the_more_frequent_class() {
-        for (bad_share, bads_are_frequent) in [(0.2, false), (0.8, true)] {
-            let (batch, bad) = separable(500, bad_share);
-            let fitted = fit(&batch, &bad);
-            assert_eq!(fitted.labels().pos.class, bads_are_frequent);
-            let high = Array2::from_elem((1, 1), 3.0);
-            let linfa_p = fitted.predict_probabilities(&high)[0];
-            let (coefficients, intercept) = bad_class_coefficients(&fitted);
-            let pd = logistic(intercept + coefficients[0] * 3.0);
-            // A row far on the bad side has a high PD...
-            assert!(pd > 0.9, "PD {pd}");
-            // ... which linfa reports as is only when bads are the more frequent class.
-            if bads_are_frequent {
-                assert!((linfa_p - pd).abs() < 1e-12);
-            } else {
-                assert!((linfa_p - (1.0 - pd)).abs() < 1e-12);
-            }
+    /// Few trees: the forest is not what these tests look at.
+    fn fast() -> TrainOptions {
+        TrainOptions {
+            trees: 5,
+            ..TrainOptions::default()
         }
     }
 
@@ -598,7 +688,7 @@ mod tests {
             ..TrainOptions::default()
         };
         let model = train(&data, &options, &mut |s| stages.push(s)).unwrap();
-        assert_eq!(stages, vec![0, 1, 2, 3]);
+        assert_eq!(stages, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(model.training.train_rows, 400);
         assert_eq!(model.training.validation_rows, 200);
         assert_eq!(
@@ -616,6 +706,47 @@ mod tests {
         // A round trip through JSON keeps every field.
         let read = RiskModel::from_json(&model.to_json().unwrap(), "m.json").unwrap();
         assert_eq!(read, model);
+
+        // The L2 strength came from folds by snapshot (4 training periods: 4 folds).
+        let regularization = model.report.regularization.as_ref().unwrap();
+        assert_eq!(
+            (regularization.folds, regularization.folds_by.as_str()),
+            (4, "snapshots")
+        );
+        assert_eq!(model.report.alpha, Some(regularization.chosen));
+
+        // The shipped model was refitted on all 600 rows: its fingerprint covers them all.
+        let refit = model.training.refit.as_ref().unwrap();
+        assert_eq!((refit.rows, refit.bads), (600, 150));
+        assert_eq!(
+            (refit.from.as_deref(), refit.to.as_deref()),
+            (Some("1970-01-01"), Some("1970-01-06"))
+        );
+        let all: Vec<usize> = (0..600).collect();
+        let raw = design_matrix(&model.features, data.features.columns()).unwrap();
+        assert_eq!(
+            model.training.fingerprint,
+            fingerprint(&model.features, &raw, &data.bad, &all)
+        );
+        // Without the refit: the training rows' fit, fingerprint and PSI reference.
+        let held = train(
+            &data,
+            &TrainOptions {
+                refit: false,
+                ..options.clone()
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(held.training.refit.is_none());
+        let train_rows: Vec<usize> = (0..600).filter(|r| r % 6 < 4).collect();
+        assert_eq!(
+            held.training.fingerprint,
+            fingerprint(&held.features, &raw, &data.bad, &train_rows)
+        );
+        assert_ne!(held.coefficients, model.coefficients);
+        // The report (held-out figures) is the same either way.
+        assert_eq!(held.report, model.report);
     }
 
     #[test]

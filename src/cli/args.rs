@@ -530,6 +530,14 @@ pub struct TrainArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub scorecard: ScorecardArgs,
+    /// L2 strength of the logistic regression (scikit-learn's 1/C), instead of choosing it
+    /// by 5-fold cross-validation over 1e-4 … 1e4.
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Ship the model fitted on the training rows only, instead of fitting it again on
+    /// every labelled row once validated.
+    #[arg(long)]
+    pub no_refit: bool,
     /// Trees in the challenger forest.
     #[arg(long, default_value_t = 50)]
     pub trees: usize,

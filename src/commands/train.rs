@@ -17,6 +17,8 @@ pub fn run(config: &Config, args: &TrainArgs) -> Result<()> {
             odds: args.scorecard.odds,
             pdo: args.scorecard.pdo,
         },
+        alpha: args.alpha,
+        refit: !args.no_refit,
         trees: args.trees,
         seed: args.seed,
         ..TrainOptions::default()
@@ -82,9 +84,17 @@ fn report_text(out: &str, model: &RiskModel) -> String {
         }
         _ => "validated on a fixed pseudo-random third of the rows".to_string(),
     };
+    let shipped = match &w.refit {
+        Some(r) => format!(
+            "; the shipped model was then fitted again on all {} labelled rows ({} bad) with the \
+             same settings",
+            r.rows, r.bads
+        ),
+        None => "; the shipped model is the one fitted on the training rows".to_string(),
+    };
     format!(
         "model {out} ({} features, {} design columns) from {}: {window}; {} training rows ({} \
-         bad), {} validation rows ({} bad); fingerprint {}\n\n{}",
+         bad), {} validation rows ({} bad){shipped}; fingerprint {}\n\n{}",
         model.features.len(),
         model.design_columns.len(),
         w.source,

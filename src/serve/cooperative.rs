@@ -24,7 +24,9 @@ use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coop::CooperativeExec;
-use datafusion::physical_plan::execution_plan::SchedulingType;
+use datafusion::physical_plan::execution_plan::{
+    ChildrenPropertiesMode, ReplaceChildrenOptions, SchedulingType,
+};
 
 /// The physical optimizer rule (runs after DataFusion's own rules).
 #[derive(Debug, Default)]
@@ -63,10 +65,17 @@ impl PhysicalOptimizerRule for YieldWhereOutputMultiplies {
                 }
                 let children: Vec<_> = node.children().into_iter().cloned().collect();
                 let wrapped: Vec<_> = children.iter().cloned().map(wrap).collect();
-                if wrapped.iter().zip(&children).all(|(w, c)| Arc::ptr_eq(w, c)) {
+                if wrapped
+                    .iter()
+                    .zip(&children)
+                    .all(|(w, c)| Arc::ptr_eq(w, c))
+                {
                     Ok(Transformed::no(node))
                 } else {
-                    Ok(Transformed::yes(node.with_new_children(wrapped)?))
+                    Ok(Transformed::yes(node.replace_children(
+                        wrapped,
+                        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+                    )?))
                 }
             })?
             .data;
@@ -113,9 +122,6 @@ mod tests {
             assert!(lines[at - 1].starts_with("CooperativeExec"), "{text}");
         }
         // Applying the rule again changes nothing.
-        assert_eq!(
-            text,
-            displayable(twice.as_ref()).indent(false).to_string()
-        );
+        assert_eq!(text, displayable(twice.as_ref()).indent(false).to_string());
     }
 }
