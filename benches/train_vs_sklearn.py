@@ -7,7 +7,7 @@
 2. runs `cargo bench -p arq-models --bench model -- train/` with ARQ_BENCH_NPY set, so
    the bench writes the exact rows it times to target/bench-data/{x,y}.npy;
 3. times scikit-learn on those rows with the same work: standardize, then
-   LogisticRegression(solver="lbfgs", C=1/alpha, max_iter=200) — linfa's alpha is the L2
+   LogisticRegression(solver="lbfgs", C=1/alpha, max_iter=200) — arq's alpha is the L2
    weight on the summed log-loss, scikit-learn's C the inverse of it;
 4. prints both medians and the ratio arq / scikit-learn (goal: at most 2).
 """
@@ -22,7 +22,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VENV = ROOT / "target" / "bench-venv"
 DATA = ROOT / "target" / "bench-data"
-ALPHA = 1.0  # TrainOptions::default().alpha
+ALPHA = 1.0  # the bench's alpha (benches/model.rs)
 MAX_ITER = 200  # TrainOptions::default().max_iterations
 
 
@@ -66,7 +66,7 @@ def main():
     )
     sk = json.loads(out.stdout)
     print(f"rows {sk['rows']} x 20 features, standardize + L-BFGS logistic regression")
-    print(f"arq (linfa)   median {arq_s:.3f} s")
+    print(f"arq           median {arq_s:.3f} s")
     print(f"scikit-learn  median {sk['median_s']:.3f} s ({sk['iterations']} iterations)")
     print(f"ratio arq / scikit-learn = {arq_s / sk['median_s']:.2f}")
 

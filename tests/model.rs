@@ -65,7 +65,14 @@ fn retraining_on_the_demo_reproduces_the_committed_default_model() {
         "--report",
         report.to_str().unwrap(),
     ]);
-    assert!(printed.contains("champion: logistic"), "{printed}");
+    assert!(printed.contains("champion: binned scorecard"), "{printed}");
+    assert!(printed.contains("candidate: logistic"), "{printed}");
+    assert!(printed.contains("the champion is"), "{printed}");
+    assert!(
+        printed.contains("information value of each feature"),
+        "{printed}"
+    );
+    assert!(printed.contains("5-fold cross-validation"), "{printed}");
     assert!(
         printed.contains("baseline: rank by current max DPD"),
         "{printed}"

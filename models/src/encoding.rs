@@ -104,7 +104,7 @@ pub fn numeric_values(name: &str, array: &ArrayRef) -> Result<Vec<Option<f64>>> 
 }
 
 /// The values of a text column; NULL is `None`.
-fn text_array(name: &str, array: &ArrayRef) -> Result<ArrayRef> {
+pub(crate) fn text_array(name: &str, array: &ArrayRef) -> Result<ArrayRef> {
     cast(array, &DataType::Utf8)
         .map_err(|e| ModelError::Data(format!("column `{name}`: cannot read as text: {e}")))
 }

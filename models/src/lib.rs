@@ -22,6 +22,7 @@
 
 pub mod applications;
 pub mod backtest;
+pub mod binning;
 pub mod credit_desk;
 pub mod encoding;
 pub mod error;

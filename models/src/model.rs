@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
+use crate::binning::BinnedScorecard;
 use crate::encoding::{Encoding, Feature, MISSING_LEVEL, Scaler, design_matrix, numeric_values};
 use crate::error::{ModelError, Result};
 use crate::reasons::{self, Adverse, ReasonRule};
@@ -155,6 +156,22 @@ pub struct RiskModel {
     pub psi_reference: Vec<f64>,
     /// The validation report (champion, challenger, baseline).
     pub report: Report,
+    /// Which candidate scores: the logistic regression on the standardized design
+    /// columns (`coefficients`) or the binned scorecard (`binned`).
+    #[serde(default)]
+    pub champion: Champion,
+    /// The binned scorecard candidate: bins, WoE, points (kept whichever candidate won).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binned: Option<BinnedScorecard>,
+}
+
+/// The candidate that scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Champion {
+    #[default]
+    Logistic,
+    BinnedScorecard,
 }
 
 /// Scores of a batch of rows.
@@ -220,6 +237,26 @@ impl RiskModel {
                 "coefficients or scaler are not finite numbers: the file is damaged".into(),
             );
         }
+        if let Some(binned) = &self.binned {
+            let names: Vec<&str> = binned.features.iter().map(|f| f.name.as_str()).collect();
+            if names != self.feature_names()
+                || binned.coefficients.len() != names.len()
+                || binned.coefficients.iter().any(|c| !c.is_finite())
+                || !binned.intercept.is_finite()
+                || binned
+                    .features
+                    .iter()
+                    .any(|f| f.bins.iter().any(|b| !b.woe.is_finite()))
+            {
+                return Err(
+                    "the binned scorecard does not match the features or is not finite: the \
+                     file is damaged"
+                        .into(),
+                );
+            }
+        } else if self.champion == Champion::BinnedScorecard {
+            return Err("the champion is the binned scorecard, which the file lacks".into());
+        }
         self.scorecard.validate().map_err(|e| e.to_string())
     }
 
@@ -280,23 +317,65 @@ impl RiskModel {
             .collect()
     }
 
+    /// The binned scorecard when it is the champion.
+    fn binned_champion(&self) -> Option<&BinnedScorecard> {
+        match self.champion {
+            Champion::Logistic => None,
+            Champion::BinnedScorecard => self.binned.as_ref(),
+        }
+    }
+
+    /// The champion's log-odds of going bad of each row; `z` is the standardized matrix.
+    fn champion_log_odds(&self, z: &Array2<f64>, columns: &[ArrayRef]) -> Result<Vec<f64>> {
+        match self.binned_champion() {
+            Some(binned) => binned.log_odds(columns),
+            None => Ok(self.log_odds(z)),
+        }
+    }
+
     /// PDs of rows whose feature columns are given in the model's order.
     pub fn probabilities(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
-        let z = self.standardized(columns)?;
-        let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
+        let pd: Vec<f64> = match self.binned_champion() {
+            Some(binned) => binned.log_odds(columns)?,
+            None => self.log_odds(&self.standardized(columns)?),
+        }
+        .into_iter()
+        .map(logistic)
+        .collect();
         check_probabilities(&pd)?;
         Ok(pd)
     }
 
-    /// PD, points and the top `reasons` reasons of each row.
+    /// The points of each row, as [`RiskModel::score`] gives them.
+    pub fn points(&self, columns: &[ArrayRef]) -> Result<Vec<i32>> {
+        match self.binned_champion() {
+            Some(binned) => binned.points(columns),
+            None => self
+                .probabilities(columns)?
+                .iter()
+                .map(|&p| self.scorecard.points_i32(p))
+                .collect(),
+        }
+    }
+
+    /// PD, points and the top `reasons` reasons of each row. A binned scorecard's points
+    /// are the sum of the row's bins' points; a logistic champion's are the scaling of
+    /// the PD.
     pub fn score(&self, columns: &[ArrayRef], reasons: usize) -> Result<Scored> {
         let z = self.standardized(columns)?;
-        let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
+        let pd: Vec<f64> = self
+            .champion_log_odds(&z, columns)?
+            .into_iter()
+            .map(logistic)
+            .collect();
         check_probabilities(&pd)?;
-        let points = pd
-            .iter()
-            .map(|&p| self.scorecard.points_i32(p))
-            .collect::<Result<Vec<i32>>>()?;
+        let points = match self.binned_champion() {
+            Some(binned) => binned.points(columns)?,
+            None => pd
+                .iter()
+                .map(|&p| self.scorecard.points_i32(p))
+                .collect::<Result<Vec<i32>>>()?,
+        };
         let texts = self.reasons(&z, columns, reasons)?;
         Ok(Scored {
             pd,
@@ -317,8 +396,9 @@ impl RiskModel {
     fn reasons(&self, z: &Array2<f64>, columns: &[ArrayRef], k: usize) -> Result<Vec<Vec<String>>> {
         let values = self.describe_values(columns)?;
         let spans = self.spans();
+        let contributions = self.contribution_rows(z, columns)?;
         Ok(self
-            .pick_reasons(z, &values, k)
+            .pick_reasons(z, &contributions, &values, k)
             .into_iter()
             .enumerate()
             .map(|(row, picked)| {
@@ -338,10 +418,17 @@ impl RiskModel {
     /// strongest first: the choice [`RiskModel::score`] words.
     pub fn reason_features(&self, columns: &[ArrayRef], k: usize) -> Result<Vec<Vec<usize>>> {
         let z = self.standardized(columns)?;
-        Ok(self.pick_reasons(&z, &self.describe_values(columns)?, k))
+        let contributions = self.contribution_rows(&z, columns)?;
+        Ok(self.pick_reasons(&z, &contributions, &self.describe_values(columns)?, k))
     }
 
-    fn pick_reasons(&self, z: &Array2<f64>, values: &[Vec<RawValue>], k: usize) -> Vec<Vec<usize>> {
+    fn pick_reasons(
+        &self,
+        z: &Array2<f64>,
+        contributions: &[Vec<f64>],
+        values: &[Vec<RawValue>],
+        k: usize,
+    ) -> Vec<Vec<usize>> {
         let spans = self.spans();
         let rules: Vec<Option<ReasonRule>> = self
             .features
@@ -353,9 +440,9 @@ impl RiskModel {
             .enumerate()
             .map(|(row, zrow)| {
                 let zrow = zrow.to_vec();
-                let mut picked: Vec<(usize, f64)> = self
-                    .contributions(&zrow, &spans)
-                    .into_iter()
+                let mut picked: Vec<(usize, f64)> = contributions[row]
+                    .iter()
+                    .copied()
                     .enumerate()
                     .filter(|&(j, c)| {
                         let side: f64 = spans[j].clone().map(|d| zrow[d]).sum();
@@ -414,6 +501,16 @@ impl RiskModel {
     /// the model's order): what the reason codes rank.
     pub fn contribution_matrix(&self, columns: &[ArrayRef]) -> Result<Vec<Vec<f64>>> {
         let z = self.standardized(columns)?;
+        self.contribution_rows(&z, columns)
+    }
+
+    /// The champion's contributions: coefficient × standardized value for the logistic
+    /// regression, coefficient × (the row's WoE − the training average WoE) for the
+    /// binned scorecard — both against the portfolio's typical customer.
+    fn contribution_rows(&self, z: &Array2<f64>, columns: &[ArrayRef]) -> Result<Vec<Vec<f64>>> {
+        if let Some(binned) = self.binned_champion() {
+            return binned.contributions(columns);
+        }
         let spans = self.spans();
         Ok(z.rows()
             .into_iter()
@@ -609,7 +706,11 @@ mod tests {
 
     #[test]
     fn reasons_are_adverse_values_named_once() {
-        let mut model = bundled();
+        // The logistic regression's reasons (the coefficients are set by hand below).
+        let mut model = RiskModel {
+            champion: Champion::Logistic,
+            ..bundled()
+        };
         let index = |m: &RiskModel, name: &str| {
             let mut d = 0;
             for f in &m.features {

@@ -62,6 +62,23 @@ pub struct Report {
     /// The cross-validation that chose it (`None` when it was given with `--alpha`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regularization: Option<Regularization>,
+    /// The candidates' validation AUCs and which one is the champion, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<String>,
+    /// The binned scorecard's L2 strength (on the WoE values, by cross-validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binned_alpha: Option<f64>,
+    /// Each feature's information value over its scorecard bins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub information_values: Vec<InformationValue>,
+}
+
+/// A feature's information value and its number of bins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InformationValue {
+    pub feature: String,
+    pub iv: f64,
+    pub bins: usize,
 }
 
 impl Report {
@@ -83,12 +100,12 @@ impl Report {
         let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
         let mut out = String::new();
         out.push_str(&format!(
-            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+            "{:<46} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
             "validation (out of time)", "AUC", "Gini", "KS", "Brier", "top 10 %", "top 20 %"
         ));
         for (name, m) in self.rankings() {
             out.push_str(&format!(
-                "{:<36} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
+                "{:<46} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}\n",
                 name,
                 num(m.auc),
                 num(m.gini),
@@ -101,7 +118,7 @@ impl Report {
         match (&self.regularization, self.alpha) {
             (Some(r), _) => {
                 out.push_str(&format!(
-                    "\nL2 strength of the champion: alpha {} (= 1/C), from {}-fold cross-validation \
+                    "\nL2 strength of the logistic regression: alpha {} (= 1/C), from {}-fold cross-validation \
                      on the training rows (folds by {}): the lowest held-out log-loss among the \
                      values whose mean AUC is within one standard error of the best\n",
                     number(r.chosen),
@@ -128,10 +145,37 @@ impl Report {
                 }
             }
             (None, Some(alpha)) => out.push_str(&format!(
-                "\nL2 strength of the champion: alpha {} (given)\n",
+                "\nL2 strength of the logistic regression: alpha {} (given)\n",
                 number(alpha)
             )),
             (None, None) => {}
+        }
+        if let Some(selection) = &self.selection {
+            out.push_str(&format!("\n{selection}\n"));
+        }
+        if !self.information_values.is_empty() {
+            let mut ivs: Vec<&InformationValue> = self.information_values.iter().collect();
+            ivs.sort_by(|a, b| b.iv.total_cmp(&a.iv).then(a.feature.cmp(&b.feature)));
+            out.push_str(&format!(
+                "\ninformation value of each feature over its scorecard bins{}\n",
+                self.binned_alpha.map_or(String::new(), |a| format!(
+                    " (scorecard alpha {})",
+                    number(a)
+                ))
+            ));
+            out.push_str(&format!(
+                "{:<32} {:>7} {:>5}  {}\n",
+                "feature", "IV", "bins", ""
+            ));
+            for v in ivs {
+                out.push_str(&format!(
+                    "{:<32} {:>7.4} {:>5}  {}\n",
+                    v.feature,
+                    v.iv,
+                    v.bins,
+                    iv_verdict(v.iv)
+                ));
+            }
         }
         out.push_str("\ncalibration of the champion (validation rows, riskiest decile first)\n");
         out.push_str(&format!(
@@ -154,6 +198,17 @@ impl Report {
             metrics::psi_verdict(self.psi_train_validation),
         ));
         out
+    }
+}
+
+/// The usual reading of an information value (Siddiqi).
+fn iv_verdict(iv: f64) -> &'static str {
+    match iv {
+        v if v < 0.02 => "not predictive",
+        v if v < 0.1 => "weak",
+        v if v < 0.3 => "medium",
+        v if v < 0.5 => "strong",
+        _ => "very strong (check for leakage)",
     }
 }
 

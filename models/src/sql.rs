@@ -253,14 +253,9 @@ impl ScalarUDFImpl for ModelFunction {
         let result: ArrayRef = match self.output {
             Output::Pd => Arc::new(Float64Array::from(model.probabilities(&arrays)?)),
             Output::Points => {
-                let pd = model.probabilities(&arrays)?;
-                let points = pd
-                    .iter()
-                    .map(|&p| model.scorecard.points_i32(p))
-                    .collect::<crate::Result<Vec<_>>>()
-                    .map_err(|e| {
-                        datafusion::error::DataFusionError::Execution(format!("risk_points: {e}"))
-                    })?;
+                let points = model.points(&arrays).map_err(|e| {
+                    datafusion::error::DataFusionError::Execution(format!("risk_points: {e}"))
+                })?;
                 Arc::new(Int32Array::from(points))
             }
             Output::Reasons => {

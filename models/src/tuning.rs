@@ -22,12 +22,14 @@
 //! - The fit along the grid goes from the strongest penalty to the weakest, each fit
 //!   starting from the previous one's coefficients (as scikit-learn's path does).
 //!
-//! The encoding and the standardization are those fitted on all the training rows (not
-//! re-fitted in each fold): medians, levels, means and deviations carry next to no
-//! information about the labels, and scikit-learn's comparison (benches/) is set up the
-//! same way.
+//! For the logistic regression, the encoding and the standardization are those fitted on
+//! all the training rows (not re-fitted in each fold): medians, levels, means and
+//! deviations carry next to no information about the labels, and scikit-learn's
+//! comparison (benches/) is set up the same way. The scorecard's bins and weights of
+//! evidence are learnt from the labels, so they are learnt again inside each fold
+//! ([`choose_alpha_with`]).
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -139,6 +141,30 @@ pub fn choose_alpha(
     max_iterations: usize,
     gradient_tolerance: f64,
 ) -> Result<Regularization> {
+    choose_alpha_with(
+        bad,
+        periods,
+        max_iterations,
+        gradient_tolerance,
+        &mut |train, test| Ok((z.select(Axis(0), train), z.select(Axis(0), test))),
+    )
+}
+
+/// Makes a fold's training and held-out matrices from their row numbers.
+pub type FoldMatrices<'a> =
+    dyn FnMut(&[usize], &[usize]) -> Result<(Array2<f64>, Array2<f64>)> + 'a;
+
+/// [`choose_alpha`] where each fold's matrices are made by `matrices(train, test)` from
+/// the fold's row numbers: for an encoding learnt from the labels (the scorecard's
+/// weights of evidence), which must be learnt again inside each fold, or the held-out
+/// fold's labels leak into its own features.
+pub fn choose_alpha_with(
+    bad: &[bool],
+    periods: Option<&[i32]>,
+    max_iterations: usize,
+    gradient_tolerance: f64,
+    matrices: &mut FoldMatrices,
+) -> Result<Regularization> {
     let (fold, k, folds_by) = assign_folds(bad, periods);
     let grid = alpha_grid();
     // aucs[a][f], losses[a][f]: AUC and mean log-loss of grid value a on held-out fold f
@@ -153,8 +179,7 @@ pub fn choose_alpha(
         if test.is_empty() || bads == 0 || bads == train.len() {
             continue;
         }
-        let z_train = z.select(Axis(0), &train);
-        let z_test = z.select(Axis(0), &test);
+        let (z_train, z_test) = matrices(&train, &test)?;
         let mut start: Option<(Vec<f64>, f64)> = None;
         for (a, &alpha) in grid.iter().enumerate() {
             let fitted = logistic::fit(
