@@ -4,8 +4,12 @@
 //!   (`models/sql/*.sql`, using arq-udfs' functions);
 //! - [`encoding`]: columns → standardized design matrix (medians for missing numbers,
 //!   one-hot text);
-//! - [`train`]: the champion (linfa logistic regression), the challenger (linfa random
-//!   forest), the max-DPD baseline and the out-of-time report ([`metrics`]);
+//! - [`train`]: the candidates (logistic regression, binned scorecard), the champion
+//!   rule, the challenger (a forest of linfa decision trees), the max-DPD baseline, the
+//!   out-of-time report ([`metrics`]) and the refit on every labelled row;
+//! - [`logistic`]: the L2 logistic regression's L-BFGS fit;
+//! - [`tuning`]: the L2 strength by cross-validation;
+//! - [`binning`]: the binned scorecard (bins, weights of evidence, points);
 //! - [`report`]: the validation report of a training run;
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
 //! - [`scores`]: a scored snapshot, read by column name;

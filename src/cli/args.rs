@@ -111,8 +111,9 @@ Examples:
   arq functions
   arq functions aging_bucket")]
     Functions(FunctionsArgs),
-    /// Train the risk model (logistic regression champion, random-forest challenger) on
-    /// the warehouse, or on any labelled table with --table and --label.
+    /// Train the risk model (logistic regression and binned scorecard candidates, a
+    /// random-forest challenger) on the warehouse, or on any labelled table with --table
+    /// and --label.
     #[command(after_help = "\
 Examples:
   arq train --out model.json --report report.json
