@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding::{ColumnClass, MISSING_LEVEL, numeric_values, text_array};
 use crate::error::{ModelError, Result};
-use crate::model::Scorecard;
+use crate::scaling::Scorecard;
 
 /// Fine classes of a number before pooling.
 pub const FINE_BINS: usize = 20;

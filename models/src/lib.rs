@@ -10,6 +10,7 @@
 //! - [`logistic`]: the L2 logistic regression's L-BFGS fit;
 //! - [`tuning`]: the L2 strength by cross-validation;
 //! - [`binning`]: the binned scorecard (bins, weights of evidence, points);
+//! - [`scaling`]: the scorecard scaling (points for a PD);
 //! - [`report`]: the validation report of a training run;
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
 //! - [`scores`]: a scored snapshot, read by column name;
@@ -42,6 +43,7 @@ pub mod queues;
 pub mod reasons;
 pub mod report;
 pub mod review;
+pub mod scaling;
 pub mod scores;
 pub mod snapshots;
 pub mod sql;
