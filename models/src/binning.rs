@@ -220,12 +220,16 @@ impl BinnedScorecard {
     /// the PD gives. (The rounding of each bin to whole points moves a row's log-odds by
     /// at most half a point per feature: 0.017 at 20 points to double the odds.)
     pub fn log_odds(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
+        Ok(self.log_odds_of_points(&self.points(columns)?))
+    }
+
+    /// The log-odds each score stands for on the scaling.
+    pub fn log_odds_of_points(&self, points: &[i32]) -> Vec<f64> {
         let (factor, offset) = self.factor_offset();
-        Ok(self
-            .points(columns)?
-            .into_iter()
-            .map(|p| (offset - p as f64) / factor)
-            .collect())
+        points
+            .iter()
+            .map(|&p| (offset - p as f64) / factor)
+            .collect()
     }
 
     /// The scaling's factor and offset: `score = offset + factor · ln(odds good)`.

@@ -101,6 +101,21 @@ pub fn fit(
     })
 }
 
+/// Log-odds `intercept + x · coefficients` of each row of `x`.
+pub fn log_odds(x: ArrayView2<f64>, coefficients: &[f64], intercept: f64) -> Vec<f64> {
+    x.rows()
+        .into_iter()
+        .map(|row| {
+            intercept
+                + row
+                    .iter()
+                    .zip(coefficients)
+                    .map(|(v, c)| v * c)
+                    .sum::<f64>()
+        })
+        .collect()
+}
+
 /// The mean penalized log-loss over row-major `x`.
 struct Problem<'a> {
     x: &'a [f64],

@@ -234,17 +234,7 @@ impl RiskModel {
 
     /// Log-odds of going bad for each row of a standardized matrix.
     fn log_odds(&self, z: &Array2<f64>) -> Vec<f64> {
-        z.rows()
-            .into_iter()
-            .map(|row| {
-                self.intercept
-                    + row
-                        .iter()
-                        .zip(&self.coefficients)
-                        .map(|(v, c)| v * c)
-                        .sum::<f64>()
-            })
-            .collect()
+        crate::logistic::log_odds(z.view(), &self.coefficients, self.intercept)
     }
 
     /// The binned scorecard when it is the champion.
@@ -252,14 +242,6 @@ impl RiskModel {
         match self.champion {
             Champion::Logistic => None,
             Champion::BinnedScorecard => self.binned.as_ref(),
-        }
-    }
-
-    /// The champion's log-odds of going bad of each row; `z` is the standardized matrix.
-    fn champion_log_odds(&self, z: &Array2<f64>, columns: &[ArrayRef]) -> Result<Vec<f64>> {
-        match self.binned_champion() {
-            Some(binned) => binned.log_odds(columns),
-            None => Ok(self.log_odds(z)),
         }
     }
 
@@ -293,18 +275,27 @@ impl RiskModel {
     /// the PD.
     pub fn score(&self, columns: &[ArrayRef], reasons: usize) -> Result<Scored> {
         let z = self.standardized(columns)?;
-        let pd: Vec<f64> = self
-            .champion_log_odds(&z, columns)?
-            .into_iter()
-            .map(logistic)
-            .collect();
-        check_probabilities(&pd)?;
-        let points = match self.binned_champion() {
-            Some(binned) => binned.points(columns)?,
-            None => pd
-                .iter()
-                .map(|&p| self.scorecard.points_i32(p))
-                .collect::<Result<Vec<i32>>>()?,
+        // A scorecard's PD is the one its points stand for: the points once, then the PD.
+        let (pd, points) = match self.binned_champion() {
+            Some(binned) => {
+                let points = binned.points(columns)?;
+                let pd: Vec<f64> = binned
+                    .log_odds_of_points(&points)
+                    .into_iter()
+                    .map(logistic)
+                    .collect();
+                check_probabilities(&pd)?;
+                (pd, points)
+            }
+            None => {
+                let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
+                check_probabilities(&pd)?;
+                let points = pd
+                    .iter()
+                    .map(|&p| self.scorecard.points_i32(p))
+                    .collect::<Result<Vec<i32>>>()?;
+                (pd, points)
+            }
         };
         let texts = self.reasons(&z, columns, reasons)?;
         Ok(Scored {

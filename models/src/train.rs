@@ -132,7 +132,7 @@ pub const STAGES: [&str; 7] = [
     "refitting on all labelled rows",
 ];
 
-/// A binned scorecard within this much validation AUC of the best candidate is the
+/// A binned scorecard within this much out-of-sample AUC of the best candidate is the
 /// champion: credit staff read its points and reasons bin by bin.
 pub const SCORECARD_MARGIN: f64 = 0.005;
 
@@ -143,7 +143,8 @@ pub const SCORECARD_MARGIN: f64 = 0.005;
 /// chosen by cross-validation on the training rows unless given), the binned scorecard
 /// ([`crate::binning`], its strength always by cross-validation) and the random forest.
 /// Each is fitted on the training rows and validated on the held-out rows (the report's
-/// figures). The champion: the binned scorecard when its validation AUC is within
+/// figures). The champion: the binned scorecard when its out-of-sample AUC (the
+/// cross-validation's pooled with the validation rows') is within
 /// [`SCORECARD_MARGIN`] of the best candidate's, else the better of the logistic
 /// regression and the scorecard (the forest is a challenger: arq does not ship forests,
 /// and the report says so when it ranked best). Then, unless `refit` is off, the shipped
@@ -240,11 +241,8 @@ pub fn train(
             metrics::auc(&binned_valid, &y_valid),
         ),
         metrics::auc(&forest_valid, &y_valid),
+        both_validated,
     );
-    let selection = Selection {
-        pooled: both_validated,
-        ..selection
-    };
     let (pd_train, pd_valid) = match selection.champion {
         Champion::Logistic => (&logistic_train, &logistic_valid),
         Champion::BinnedScorecard => (&binned_train, &binned_valid),
@@ -351,7 +349,12 @@ struct Selection {
 impl Selection {
     /// The rule of [`train`] over the out-of-sample AUCs of logistic, scorecard (pooled
     /// cross-validation and validation) and forest (validation).
-    fn choose(logistic: Option<f64>, binned: Option<f64>, forest: Option<f64>) -> Selection {
+    fn choose(
+        logistic: Option<f64>,
+        binned: Option<f64>,
+        forest: Option<f64>,
+        pooled: bool,
+    ) -> Selection {
         let best = [logistic, binned, forest]
             .into_iter()
             .flatten()
@@ -365,7 +368,7 @@ impl Selection {
         Selection {
             champion,
             aucs: [logistic, binned, forest],
-            pooled: true,
+            pooled,
         }
     }
 
@@ -386,11 +389,9 @@ impl Selection {
             auc(f),
             match self.champion {
                 Champion::Logistic =>
-                    "the logistic regression (it beats the scorecard by more \
-                                       than 0.005)",
+                    "the logistic regression (it beats the scorecard by more than 0.005)",
                 Champion::BinnedScorecard =>
-                    "the binned scorecard (within 0.005 of the best \
-                                              candidate, or better than the logistic regression)",
+                    "the binned scorecard (within 0.005 of the best candidate, or better than the logistic regression)",
             }
         );
         let shipped = match self.champion {
@@ -430,15 +431,7 @@ fn fit_binned(
     alpha: Option<f64>,
     options: &TrainOptions,
 ) -> Result<(BinnedScorecard, Option<tuning::Regularization>)> {
-    let schema = data.features.schema();
-    let features = schema
-        .fields()
-        .iter()
-        .zip(data.features.columns())
-        .map(|(field, column)| {
-            BinnedFeature::fit(field.name(), column, &data.bad, rows, MIN_BIN_SHARE)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let features = bin_features(data, rows)?;
     let mut binned = BinnedScorecard {
         coefficients: vec![0.0; features.len()],
         features,
@@ -461,20 +454,7 @@ fn fit_binned(
                 let global = |local: &[usize]| local.iter().map(|&i| rows[i]).collect::<Vec<_>>();
                 let (train, test) = (global(train), global(test));
                 let card = BinnedScorecard {
-                    features: schema
-                        .fields()
-                        .iter()
-                        .zip(data.features.columns())
-                        .map(|(field, column)| {
-                            BinnedFeature::fit(
-                                field.name(),
-                                column,
-                                &data.bad,
-                                &train,
-                                MIN_BIN_SHARE,
-                            )
-                        })
-                        .collect::<Result<Vec<_>>>()?,
+                    features: bin_features(data, &train)?,
                     coefficients: Vec::new(),
                     intercept: 0.0,
                     scaling: options.scorecard,
@@ -505,6 +485,19 @@ fn fit_binned(
     binned.intercept = intercept;
     binned.set_points(&options.scorecard);
     Ok((binned, regularization))
+}
+
+/// Every column binned on `rows`.
+fn bin_features(data: &LabelledData, rows: &[usize]) -> Result<Vec<BinnedFeature>> {
+    let schema = data.features.schema();
+    schema
+        .fields()
+        .iter()
+        .zip(data.features.columns())
+        .map(|(field, column)| {
+            BinnedFeature::fit(field.name(), column, &data.bad, rows, MIN_BIN_SHARE)
+        })
+        .collect()
 }
 
 /// The model fitted again on every labelled row with the chosen strengths (`alphas`: the
@@ -564,18 +557,9 @@ fn refit(
 
 /// PDs of standardized rows.
 fn probabilities(z: &Array2<f64>, coefficients: &[f64], intercept: f64) -> Vec<f64> {
-    z.rows()
+    fitter::log_odds(z.view(), coefficients, intercept)
         .into_iter()
-        .map(|row| {
-            logistic(
-                intercept
-                    + row
-                        .iter()
-                        .zip(coefficients)
-                        .map(|(v, c)| v * c)
-                        .sum::<f64>(),
-            )
-        })
+        .map(logistic)
         .collect()
 }
 

@@ -192,18 +192,7 @@ pub fn choose_alpha_with(
                 },
                 start.as_ref().map(|(c, i)| (c.as_slice(), *i)),
             )?;
-            let scores: Vec<f64> = z_test
-                .rows()
-                .into_iter()
-                .map(|row| {
-                    fitted.intercept
-                        + row
-                            .iter()
-                            .zip(&fitted.coefficients)
-                            .map(|(v, c)| v * c)
-                            .sum::<f64>()
-                })
-                .collect();
+            let scores = logistic::log_odds(z_test.view(), &fitted.coefficients, fitted.intercept);
             if let Some(auc) = metrics::auc(&scores, &test_bad) {
                 aucs[a].push(auc);
                 losses[a].push(log_loss(&scores, &test_bad));
