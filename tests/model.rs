@@ -681,3 +681,104 @@ fn training_as_of_a_date_reads_nothing_after_it() {
         committed["training"]["fingerprint"]
     );
 }
+
+/// Whatever candidate ships, the model's SQL functions, the queues and the limits use it:
+/// a forest champion (given with --champion) scores in SQL exactly as `risk_scores()`
+/// does, its reasons are its path contributions, and the queues and limits carry them.
+#[test]
+fn a_forest_champion_works_in_sql_queues_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("forest.json");
+    let model = model.to_str().unwrap();
+    let printed = run_ok(&[
+        "train",
+        "--quiet",
+        "--champion",
+        "forest",
+        "--trees",
+        "10",
+        "--out",
+        model,
+    ]);
+    assert!(
+        printed.contains("the champion is the forest") && printed.contains("as given (--champion)"),
+        "{printed}"
+    );
+    let artifact: Value = serde_json::from_str(&std::fs::read_to_string(model).unwrap()).unwrap();
+    assert_eq!(artifact["champion"], "forest");
+    assert_eq!(artifact["forest"]["trees"].as_array().unwrap().len(), 10);
+
+    let f: Vec<String> = FEATURES.split(", ").map(|c| format!("f.{c}")).collect();
+    let f = f.join(", ");
+    let query = format!(
+        "SELECT count(*) AS n, \
+           sum(CASE WHEN abs(s.pd - risk_score({f})) > 1e-12 THEN 1 ELSE 0 END) AS pd_diff, \
+           sum(CASE WHEN s.score <> risk_points({f}) THEN 1 ELSE 0 END) AS points_diff, \
+           sum(CASE WHEN s.reason_1 IS DISTINCT FROM risk_reasons({f})[1] THEN 1 ELSE 0 END) AS reason_diff, \
+           sum(CASE WHEN s.score <> scorecard_points(s.pd) THEN 1 ELSE 0 END) AS scaling_diff, \
+           sum(CASE WHEN s.reason_1 IS NOT NULL THEN 1 ELSE 0 END) AS with_reasons \
+         FROM risk_scores('2026-10-31') s JOIN customer_features('2026-10-31') f USING (customer_id) \
+         WHERE NOT s.late_stage"
+    );
+    let csv = run_ok(&["sql", "--model", model, &query, "--format", "csv"]);
+    let values: Vec<u32> = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(values[0] > 1000, "{csv}");
+    // Same PD, points (the scaling of the PD) and first reason everywhere.
+    assert_eq!(&values[1..5], [0, 0, 0, 0], "{csv}");
+    assert!(values[5] > 100, "{csv}");
+    // The forest's PDs are not the default model's.
+    let pds = |model: &str| {
+        crate::util::csv_rows(&run_ok(&[
+            "sql",
+            "--model",
+            model,
+            "SELECT pd FROM risk_scores('2026-10-31') ORDER BY customer_id",
+            "--format",
+            "csv",
+        ]))
+    };
+    let (forest, default) = (pds(model), pds(default_model().to_str().unwrap()));
+    assert_eq!(forest.len(), default.len());
+    let differ = forest.iter().zip(&default).filter(|(a, b)| a != b).count();
+    assert!(differ > 1000, "{differ}");
+
+    // The queues and the limits read the forest's PDs and reasons.
+    let scores = crate::util::Table::parse(&run_ok(&[
+        "sql",
+        "--model",
+        model,
+        "SELECT customer_id, pd, reason_1 FROM risk_scores('2026-10-31')",
+        "--format",
+        "csv",
+    ]));
+    let pd_of: std::collections::BTreeMap<&str, (&str, &str)> = scores
+        .records()
+        .map(|r| (r.get("customer_id"), (r.get("pd"), r.get("reason_1"))))
+        .collect();
+    let queues =
+        crate::util::Table::parse(&run_ok(&["queue", "--model", model, "--format", "csv"]));
+    let limits =
+        crate::util::Table::parse(&run_ok(&["limits", "--model", model, "--format", "csv"]));
+    assert!(queues.rows.len() > 100 && limits.rows.len() == 2000);
+    for table in [&queues, &limits] {
+        let mut with_reasons = 0;
+        for r in table.records() {
+            let (pd, reason) = pd_of[r.get("customer_id")];
+            assert!(
+                (r.num("pd") - pd.parse::<f64>().unwrap()).abs() < 1e-6,
+                "{r:?} vs {pd}"
+            );
+            if !reason.is_empty() {
+                assert!(r.get("risk_reasons").starts_with(reason), "{r:?}");
+                with_reasons += 1;
+            }
+        }
+        assert!(with_reasons > 50, "{with_reasons}");
+    }
+}

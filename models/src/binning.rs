@@ -268,6 +268,52 @@ impl BinnedScorecard {
         Ok(total)
     }
 
+    /// The points of every bin, for people: feature by feature, each bin's share of
+    /// the training rows, bad rate, weight of evidence and points (a row's score is the
+    /// sum of its bins' points); a feature whose coefficient was set aside gives every
+    /// bin the same points and says so.
+    pub fn points_table(&self) -> String {
+        let name = |f: &BinnedFeature, beta: f64| match beta == 0.0 {
+            false => f.name.clone(),
+            true => format!("{} (set aside)", f.name),
+        };
+        let w = self
+            .features
+            .iter()
+            .zip(&self.coefficients)
+            .map(|(f, &beta)| name(f, beta).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(7);
+        let mut out = format!(
+            "{:<w$} {:<32} {:>7} {:>8} {:>7} {:>6}\n",
+            "feature", "bin", "rows", "bad rate", "WoE", "points"
+        );
+        for (feature, &beta) in self.features.iter().zip(&self.coefficients) {
+            let total: usize = feature.bins.iter().map(|b| b.rows).sum();
+            for (i, bin) in feature.bins.iter().enumerate() {
+                out.push_str(&format!(
+                    "{:<w$} {:<32} {:>6.1}% {:>7.1}% {:>7.3} {:>6}\n",
+                    if i == 0 {
+                        name(feature, beta)
+                    } else {
+                        String::new()
+                    },
+                    bin.label,
+                    100.0 * bin.rows as f64 / total.max(1) as f64,
+                    100.0 * bin.bads as f64 / bin.rows.max(1) as f64,
+                    bin.woe,
+                    bin.points
+                ));
+            }
+            out.push_str(&format!(
+                "{:<w$} {:<32} {:>7} {:>8} {:>7} {:>6}\n",
+                "", "(a value no bin holds)", "", "", "0", feature.neutral_points
+            ));
+        }
+        out
+    }
+
     /// Each feature's contribution to each row's log-odds against the training
     /// population's average WoE (positive: raises the risk).
     pub fn contributions(&self, columns: &[ArrayRef]) -> Result<Vec<Vec<f64>>> {

@@ -4,12 +4,14 @@
 //!   (`models/sql/*.sql`, using arq-udfs' functions);
 //! - [`encoding`]: columns → standardized design matrix (medians for missing numbers,
 //!   one-hot text);
-//! - [`train`]: the candidates (logistic regression, binned scorecard), the champion
-//!   rule, the challenger (a forest of linfa decision trees), the max-DPD baseline, the
-//!   out-of-time report ([`metrics`]) and the refit on every labelled row;
+//! - [`train`]: the candidates (logistic regression, binned scorecard, random forest),
+//!   the champion rule, the max-DPD baseline, the out-of-time report ([`metrics`]) and
+//!   the refit on every labelled row;
 //! - [`logistic`]: the L2 logistic regression's L-BFGS fit;
 //! - [`tuning`]: the L2 strength by cross-validation;
 //! - [`binning`]: the binned scorecard (bins, weights of evidence, points);
+//! - [`forest`]: the random forest (bagged linfa trees kept as split tables, reasons by
+//!   path contributions);
 //! - [`scaling`]: the scorecard scaling (points for a PD);
 //! - [`report`]: the validation report of a training run;
 //! - [`model`]: the versioned JSON artifact, PD, scorecard points, reason codes;
@@ -32,6 +34,7 @@ pub mod credit_desk;
 pub mod encoding;
 pub mod error;
 pub mod features;
+pub mod forest;
 pub mod limits;
 pub mod logistic;
 pub mod metrics;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::binning::BinnedScorecard;
 use crate::encoding::{Encoding, Feature, MISSING_LEVEL, Scaler, design_matrix, numeric_values};
 use crate::error::{ModelError, Result};
+use crate::forest::Forest;
 use crate::reasons::{self, Adverse, ReasonRule};
 use crate::report::Report;
 pub use crate::scaling::Scorecard;
@@ -84,15 +85,18 @@ pub struct RiskModel {
     /// population stability index of any scored population.
     pub psi_edges: Vec<f64>,
     pub psi_reference: Vec<f64>,
-    /// The validation report (champion, challenger, baseline).
+    /// The validation report (champion, the other candidates, baseline).
     pub report: Report,
     /// Which candidate scores: the logistic regression on the standardized design
-    /// columns (`coefficients`) or the binned scorecard (`binned`).
+    /// columns (`coefficients`), the binned scorecard (`binned`) or the forest (`forest`).
     #[serde(default)]
     pub champion: Champion,
     /// The binned scorecard candidate: bins, WoE, points (kept whichever candidate won).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binned: Option<BinnedScorecard>,
+    /// The random forest over the standardized design columns, when it is the champion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forest: Option<Forest>,
 }
 
 /// The candidate that scores.
@@ -102,6 +106,7 @@ pub enum Champion {
     #[default]
     Logistic,
     BinnedScorecard,
+    Forest,
 }
 
 /// Scores of a batch of rows.
@@ -187,6 +192,13 @@ impl RiskModel {
         } else if self.champion == Champion::BinnedScorecard {
             return Err("the champion is the binned scorecard, which the file lacks".into());
         }
+        match &self.forest {
+            Some(forest) => forest.check(n)?,
+            None if self.champion == Champion::Forest => {
+                return Err("the champion is the forest, which the file lacks".into());
+            }
+            None => {}
+        }
         self.scorecard.validate().map_err(|e| e.to_string())
     }
 
@@ -240,22 +252,45 @@ impl RiskModel {
     /// The binned scorecard when it is the champion.
     fn binned_champion(&self) -> Option<&BinnedScorecard> {
         match self.champion {
-            Champion::Logistic => None,
             Champion::BinnedScorecard => self.binned.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The forest when it is the champion.
+    fn forest_champion(&self) -> Option<&Forest> {
+        match self.champion {
+            Champion::Forest => self.forest.as_ref(),
+            _ => None,
         }
     }
 
     /// PDs of rows whose feature columns are given in the model's order.
     pub fn probabilities(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
-        let pd: Vec<f64> = match self.binned_champion() {
-            Some(binned) => binned.log_odds(columns)?,
-            None => self.log_odds(&self.standardized(columns)?),
-        }
-        .into_iter()
-        .map(logistic)
-        .collect();
+        let pd = match (self.binned_champion(), self.forest_champion()) {
+            (Some(binned), _) => binned
+                .log_odds(columns)?
+                .into_iter()
+                .map(logistic)
+                .collect(),
+            (None, Some(forest)) => forest.probabilities(self.standardized(columns)?.view()),
+            (None, None) => self
+                .log_odds(&self.standardized(columns)?)
+                .into_iter()
+                .map(logistic)
+                .collect(),
+        };
         check_probabilities(&pd)?;
         Ok(pd)
+    }
+
+    /// The champion's PD of each standardized row (not for the scorecard, whose PD is
+    /// the one its points stand for).
+    fn probabilities_of(&self, z: &Array2<f64>) -> Vec<f64> {
+        match self.forest_champion() {
+            Some(forest) => forest.probabilities(z.view()),
+            None => self.log_odds(z).into_iter().map(logistic).collect(),
+        }
     }
 
     /// The points of each row, as [`RiskModel::score`] gives them.
@@ -271,8 +306,8 @@ impl RiskModel {
     }
 
     /// PD, points and the top `reasons` reasons of each row. A binned scorecard's points
-    /// are the sum of the row's bins' points; a logistic champion's are the scaling of
-    /// the PD.
+    /// are the sum of the row's bins' points; a logistic or forest champion's are the
+    /// scaling of the PD.
     pub fn score(&self, columns: &[ArrayRef], reasons: usize) -> Result<Scored> {
         let z = self.standardized(columns)?;
         // A scorecard's PD is the one its points stand for: the points once, then the PD.
@@ -288,7 +323,7 @@ impl RiskModel {
                 (pd, points)
             }
             None => {
-                let pd: Vec<f64> = self.log_odds(&z).into_iter().map(logistic).collect();
+                let pd = self.probabilities_of(&z);
                 check_probabilities(&pd)?;
                 let points = pd
                     .iter()
@@ -306,7 +341,8 @@ impl RiskModel {
     }
 
     /// Reason codes, as adverse-action reasons are given: the features that raise this
-    /// row's log-odds the most against the portfolio's typical customer (contribution =
+    /// row's risk the most against the portfolio's typical customer (the champion's
+    /// contributions, [`RiskModel::contribution_matrix`]: for the logistic regression
     /// coefficient × standardized value, summed over a text feature's levels, measured
     /// from the training mean), strongest first. Only contributions above zero count, and
     /// for arq's own features ([`crate::reasons::reason_rule`]) only values on the
@@ -427,12 +463,27 @@ impl RiskModel {
 
     /// The champion's contributions: coefficient × standardized value for the logistic
     /// regression, coefficient × (the row's WoE − the training average WoE) for the
-    /// binned scorecard — both against the portfolio's typical customer.
+    /// binned scorecard — both against the portfolio's typical customer, in log-odds —
+    /// and the path contributions to the PD for the forest ([`crate::forest`]; against
+    /// the mean root rate, in PD), summed over a feature's design columns.
     fn contribution_rows(&self, z: &Array2<f64>, columns: &[ArrayRef]) -> Result<Vec<Vec<f64>>> {
         if let Some(binned) = self.binned_champion() {
             return binned.contributions(columns);
         }
         let spans = self.spans();
+        if let Some(forest) = self.forest_champion() {
+            let by_column = forest.contributions(z.view());
+            return Ok(by_column
+                .rows()
+                .into_iter()
+                .map(|row| {
+                    spans
+                        .iter()
+                        .map(|span| span.clone().map(|d| row[d]).sum())
+                        .collect()
+                })
+                .collect());
+        }
         Ok(z.rows()
             .into_iter()
             .map(|zrow| self.contributions(&zrow.to_vec(), &spans))

@@ -1,4 +1,4 @@
-//! The training report: how the champion, the challenger and the baseline rank the
+//! The training report: how the champion, the other candidates and the baseline rank the
 //! validation rows (AUC, Gini, KS, Brier, capture), the champion's calibration and the
 //! PSI between training and validation PDs.
 
@@ -44,12 +44,12 @@ impl RankingMetrics {
     }
 }
 
-/// The training report: out-of-time figures of champion, challenger and baseline.
+/// The training report: out-of-time figures of champion, candidates and baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The champion on its own training rows (for over-fitting checks).
     pub champion_train: RankingMetrics,
-    /// Champion, challenger and baseline on the validation rows.
+    /// Champion, the other candidates and baseline on the validation rows.
     pub validation: Vec<RankingMetrics>,
     /// The champion's calibration by decile on the validation rows.
     pub calibration: Vec<Decile>,
@@ -83,7 +83,7 @@ pub struct InformationValue {
 
 impl Report {
     /// Every ranking with its name: the champion on its training rows ("... (training
-    /// rows)"), then champion, challenger and baseline on the validation rows.
+    /// rows)"), then champion, the other candidates and baseline on the validation rows.
     pub fn rankings(&self) -> Vec<(String, &RankingMetrics)> {
         let train = (
             format!("{} (training rows)", self.champion_train.model),

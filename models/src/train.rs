@@ -1,21 +1,21 @@
-//! Training: the champion (L2 logistic regression on standardized features, its strength
-//! chosen by cross-validation, refitted on every labelled row), the
-//! challenger (a random forest of linfa decision trees), the baseline, and the validation report.
+//! Training: the candidates (L2 logistic regression on standardized features, its strength
+//! chosen by cross-validation; the binned scorecard; a random forest of linfa decision
+//! trees), the champion rule, the max-DPD baseline, the validation report and the refit of
+//! the champion on every labelled row.
 //!
 //! The split is out of time when rows carry a period (a snapshot date): the latest
 //! third of the periods validate, the earlier ones train. Rows without periods (a plain
 //! table) validate on a fixed pseudo-random third of the rows.
 
 use datafusion::arrow::array::RecordBatch;
-use linfa::prelude::*;
-use linfa_trees::{DecisionTree, TreeNode};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use arq_udfs::dates;
 
 use crate::binning::{BinnedFeature, BinnedScorecard, MIN_BIN_SHARE};
 use crate::encoding::{Feature, Scaler, design_matrix};
 use crate::error::{ModelError, Result};
+use crate::forest::{Forest, ForestSettings};
 use crate::logistic as fitter;
 use crate::metrics;
 use crate::model::{
@@ -37,12 +37,15 @@ pub struct TrainOptions {
     /// After validation, fit the shipped model again on every labelled row (training and
     /// validation) with the chosen settings.
     pub refit: bool,
+    /// Ship this candidate whatever the validation says (`None`: [`Selection::choose`]'s
+    /// rule).
+    pub champion: Option<Champion>,
     /// L-BFGS iterations at most.
     pub max_iterations: usize,
     /// L-BFGS stops when the largest component of the gradient of the *mean* log-loss is
     /// below this (scikit-learn's lbfgs rule, with its default tol 1e-4).
     pub gradient_tolerance: f64,
-    /// Trees in the challenger forest, and their depth.
+    /// Trees in the forest candidate, and their depth.
     pub trees: usize,
     pub tree_depth: usize,
     /// Seed of the forest's bootstrap.
@@ -57,6 +60,7 @@ impl Default for TrainOptions {
             scorecard: Scorecard::default(),
             alpha: None,
             refit: true,
+            champion: None,
             max_iterations: 200,
             gradient_tolerance: 1e-4,
             trees: 50,
@@ -68,6 +72,15 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
+    /// How the forest candidate grows.
+    pub fn forest(&self) -> ForestSettings {
+        ForestSettings {
+            trees: self.trees,
+            depth: self.tree_depth,
+            seed: self.seed,
+        }
+    }
+
     /// Checks every setting once, before any work.
     pub fn validate(&self) -> Result<()> {
         self.scorecard.validate()?;
@@ -141,16 +154,16 @@ pub const SCORECARD_MARGIN: f64 = 0.005;
 ///
 /// Candidates: the logistic regression on standardized design columns (its L2 strength
 /// chosen by cross-validation on the training rows unless given), the binned scorecard
-/// ([`crate::binning`], its strength always by cross-validation) and the random forest.
-/// Each is fitted on the training rows and validated on the held-out rows (the report's
-/// figures). The champion: the binned scorecard when its out-of-sample AUC (the
-/// cross-validation's pooled with the validation rows') is within
-/// [`SCORECARD_MARGIN`] of the best candidate's, else the better of the logistic
-/// regression and the scorecard (the forest is a challenger: arq does not ship forests,
-/// and the report says so when it ranked best). Then, unless `refit` is off, the shipped
-/// model — encoding, standardization, bins and coefficients of both the logistic
-/// regression and the scorecard — is fitted again on every labelled row with the same
-/// settings, and its training fingerprint covers them all.
+/// ([`crate::binning`], its strength always by cross-validation) and the random forest
+/// ([`crate::forest`]). Each is fitted on the training rows and validated on the held-out
+/// rows (the report's figures). The champion ([`Selection::choose`]): the binned
+/// scorecard when its out-of-sample AUC (the cross-validation's pooled with the
+/// validation rows', the forest cross-validated on the same folds) is within
+/// [`SCORECARD_MARGIN`] of the best candidate's, else the best candidate. Then, unless
+/// `refit` is off, the shipped model — encoding, standardization, bins and coefficients
+/// of the logistic regression and the scorecard, and the forest when it won — is fitted
+/// again on every labelled row with the same settings, and its training fingerprint
+/// covers them all.
 pub fn train(
     data: &LabelledData,
     options: &TrainOptions,
@@ -206,8 +219,20 @@ pub fn train(
     let binned_valid: Vec<f64> = split.validation.iter().map(|&r| binned_pd[r]).collect();
 
     progress(4);
-    let y_train_array: Array1<bool> = y_train.iter().copied().collect();
-    let forest_valid = random_forest_scores(&z_train, &y_train_array, &z_valid, options)?;
+    let forest = Forest::fit(z_train.view(), &y_train, options.forest())?;
+    let forest_train = forest.probabilities(z_train.view());
+    let forest_valid = forest.probabilities(z_valid.view());
+    // Its cross-validation on the same folds as the others', for a like-for-like pooled
+    // AUC (not with --alpha: then every candidate compares on the validation rows).
+    let forest_cv = match (&regularization, &binned_regularization) {
+        (Some(_), Some(_)) => Some(forest_cv(
+            z_train.view(),
+            &y_train,
+            train_periods.as_deref(),
+            options,
+        )?),
+        _ => None,
+    };
 
     progress(5);
     // Candidates compare on every out-of-sample row there is: the cross-validation's mean
@@ -231,7 +256,7 @@ pub fn train(
             },
         )
     };
-    let selection = Selection::choose(
+    let mut selection = Selection::choose(
         pooled(
             regularization.as_ref(),
             metrics::auc(&logistic_valid, &y_valid),
@@ -240,25 +265,36 @@ pub fn train(
             binned_regularization.as_ref(),
             metrics::auc(&binned_valid, &y_valid),
         ),
-        metrics::auc(&forest_valid, &y_valid),
+        match (forest_cv, metrics::auc(&forest_valid, &y_valid)) {
+            (Some(cv), Some(valid)) if both_validated => {
+                Some((cv * n_train + valid * n_valid) / (n_train + n_valid))
+            }
+            (_, valid) => valid,
+        },
         both_validated,
     );
+    if let Some(forced) = options.champion {
+        selection.champion = forced;
+        selection.forced = true;
+    }
     let (pd_train, pd_valid) = match selection.champion {
         Champion::Logistic => (&logistic_train, &logistic_valid),
         Champion::BinnedScorecard => (&binned_train, &binned_valid),
+        Champion::Forest => (&forest_train, &forest_valid),
     };
+    let forest_name = format!("forest ({} trees)", options.trees);
     let candidates = [
         (Champion::Logistic, "logistic", &logistic_valid),
         (Champion::BinnedScorecard, "binned scorecard", &binned_valid),
+        (Champion::Forest, forest_name.as_str(), &forest_valid),
     ];
     let (mut report, psi_edges, psi_reference) = validation_report(
         data,
         &split,
-        options,
         &candidates,
         selection.champion,
         (pd_train, &y_train),
-        (pd_valid, &forest_valid, &y_valid),
+        (pd_valid, &y_valid),
     );
     report.alpha = Some(alpha);
     report.regularization = regularization;
@@ -295,6 +331,7 @@ pub fn train(
         coefficients,
         intercept,
         binned,
+        forest: (selection.champion == Champion::Forest).then_some(forest),
         psi_edges,
         psi_reference,
         training,
@@ -335,6 +372,7 @@ pub fn train(
         report,
         champion: selection.champion,
         binned: Some(shipped.binned),
+        forest: shipped.forest,
     })
 }
 
@@ -344,11 +382,14 @@ struct Selection {
     aucs: [Option<f64>; 3],
     /// The AUCs pool the cross-validation with the validation rows.
     pooled: bool,
+    /// The champion was given (`--champion`), not chosen by the rule.
+    forced: bool,
 }
 
 impl Selection {
-    /// The rule of [`train`] over the out-of-sample AUCs of logistic, scorecard (pooled
-    /// cross-validation and validation) and forest (validation).
+    /// The rule of [`train`] over the out-of-sample AUCs of the logistic regression, the
+    /// scorecard and the forest: the scorecard when it is within [`SCORECARD_MARGIN`] of
+    /// the best, else the best (a tie goes to the logistic regression, the simpler model).
     fn choose(
         logistic: Option<f64>,
         binned: Option<f64>,
@@ -359,16 +400,18 @@ impl Selection {
             .into_iter()
             .flatten()
             .fold(f64::MIN, f64::max);
-        let (l, b) = (logistic.unwrap_or(0.0), binned.unwrap_or(0.0));
-        let champion = if binned.is_some() && (b >= best - SCORECARD_MARGIN || b > l) {
-            Champion::BinnedScorecard
-        } else {
-            Champion::Logistic
+        let champion = match (logistic, binned, forest) {
+            (_, Some(b), _) if b >= best - SCORECARD_MARGIN => Champion::BinnedScorecard,
+            (Some(l), _, _) if l >= best => Champion::Logistic,
+            (_, _, Some(f)) if f >= best => Champion::Forest,
+            (_, Some(_), _) => Champion::BinnedScorecard,
+            _ => Champion::Logistic,
         };
         Selection {
             champion,
             aucs: [logistic, binned, forest],
             pooled,
+            forced: false,
         }
     }
 
@@ -376,9 +419,10 @@ impl Selection {
     fn text(&self, trees: usize) -> String {
         let auc = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{a:.4}"));
         let [l, b, f] = self.aucs;
-        let mut text = format!(
-            "out-of-sample AUC ({}): logistic {}, binned scorecard {}; forest ({trees} trees, \
-             validation rows) {}; the champion is {}",
+        format!(
+            "out-of-sample AUC ({}): logistic {}, binned scorecard {}, forest ({trees} trees) {}; \
+             the rule: the scorecard when within 0.005 of the best, else the best; the champion \
+             is {}{}",
             if self.pooled {
                 "cross-validation pooled with the validation rows"
             } else {
@@ -388,26 +432,57 @@ impl Selection {
             auc(b),
             auc(f),
             match self.champion {
-                Champion::Logistic =>
-                    "the logistic regression (it beats the scorecard by more than 0.005)",
-                Champion::BinnedScorecard =>
-                    "the binned scorecard (within 0.005 of the best candidate, or better than the logistic regression)",
+                Champion::Logistic => "the logistic regression",
+                Champion::BinnedScorecard => "the binned scorecard",
+                Champion::Forest =>
+                    "the forest (points from its PD, reasons from its path contributions)",
+            },
+            if self.forced {
+                ", as given (--champion)"
+            } else {
+                ""
             }
-        );
-        let shipped = match self.champion {
-            Champion::Logistic => l,
-            Champion::BinnedScorecard => b,
-        };
-        if let (Some(f), Some(s)) = (f, shipped)
-            && f > s + SCORECARD_MARGIN
-        {
-            text.push_str(&format!(
-                "; the forest ranked best by {:.4}, but arq does not ship forests",
-                f - s
-            ));
-        }
-        text
+        )
     }
+}
+
+/// The forest's mean AUC over the held-out folds of [`tuning::assign_folds`] (the folds
+/// the other candidates' strengths are chosen on); folds with one class are left out.
+fn forest_cv(
+    z: ArrayView2<f64>,
+    bad: &[bool],
+    periods: Option<&[i32]>,
+    options: &TrainOptions,
+) -> Result<f64> {
+    let (fold, k, _) = tuning::assign_folds(bad, periods);
+    let mut aucs = Vec::with_capacity(k);
+    for f in 0..k {
+        let (test, train): (Vec<usize>, Vec<usize>) = (0..bad.len()).partition(|&r| fold[r] == f);
+        let train_bad: Vec<bool> = train.iter().map(|&r| bad[r]).collect();
+        let test_bad: Vec<bool> = test.iter().map(|&r| bad[r]).collect();
+        let bads = train_bad.iter().filter(|&&b| b).count();
+        if test.is_empty() || bads == 0 || bads == train.len() {
+            continue;
+        }
+        let forest = Forest::fit(
+            z.select(Axis(0), &train).view(),
+            &train_bad,
+            options.forest(),
+        )?;
+        if let Some(auc) = metrics::auc(
+            &forest.probabilities(z.select(Axis(0), &test).view()),
+            &test_bad,
+        ) {
+            aucs.push(auc);
+        }
+    }
+    if aucs.is_empty() {
+        return Err(ModelError::Training(format!(
+            "cross-validation: no fold of the {} training rows holds both good and bad rows",
+            bad.len()
+        )));
+    }
+    Ok(aucs.iter().sum::<f64>() / aucs.len() as f64)
 }
 
 /// The parts of the artifact that a refit replaces.
@@ -417,6 +492,8 @@ struct Shipped {
     coefficients: Vec<f64>,
     intercept: f64,
     binned: BinnedScorecard,
+    /// The forest, when it is the champion (it is not kept otherwise).
+    forest: Option<Forest>,
     psi_edges: Vec<f64>,
     psi_reference: Vec<f64>,
     training: TrainingWindow,
@@ -521,13 +598,18 @@ fn refit(
     let (coefficients, intercept) = fit_logistic(z.view(), &data.bad, alphas.0, options)?;
     let binned_alpha = alphas.1.unwrap_or(alphas.0);
     let (binned, _) = fit_binned(data, &all, None, Some(binned_alpha), options)?;
-    let pd = match champion {
-        Champion::Logistic => probabilities(&z, &coefficients, intercept),
-        Champion::BinnedScorecard => binned
+    let forest = match champion {
+        Champion::Forest => Some(Forest::fit(z.view(), &data.bad, options.forest())?),
+        _ => None,
+    };
+    let pd = match (champion, &forest) {
+        (Champion::BinnedScorecard, _) => binned
             .log_odds(data.features.columns())?
             .into_iter()
             .map(logistic)
             .collect(),
+        (Champion::Forest, Some(forest)) => forest.probabilities(z.view()),
+        _ => probabilities(&z, &coefficients, intercept),
     };
     let psi_edges = metrics::psi_edges(&pd);
     let psi_reference = metrics::bin_shares(&pd, &psi_edges);
@@ -549,6 +631,7 @@ fn refit(
         coefficients,
         intercept,
         binned,
+        forest,
         psi_edges,
         psi_reference,
         training,
@@ -604,25 +687,24 @@ fn fit_features(data: &LabelledData, rows: &[usize]) -> Result<Vec<Feature>> {
     Ok(features)
 }
 
-/// The report (candidates, challenger and baseline on the validation rows, calibration,
+/// The report (candidates and baseline on the validation rows, calibration,
 /// PSI) and the PSI reference bins of the champion's training PDs. `candidates` are the
 /// shippable candidates with their validation PDs; `train` holds the champion's training
-/// PDs and labels, `valid` its validation PDs, the forest's scores and labels.
+/// PDs and labels, `valid` its validation PDs and labels.
 fn validation_report(
     data: &LabelledData,
     split: &Split,
-    options: &TrainOptions,
     candidates: &[(Champion, &str, &Vec<f64>)],
     champion: Champion,
     train: (&[f64], &[bool]),
-    valid: (&[f64], &[f64], &[bool]),
+    valid: (&[f64], &[bool]),
 ) -> (Report, Vec<f64>, Vec<f64>) {
-    let ((pd_train, y_train), (pd_valid, forest_valid, y_valid)) = (train, valid);
+    let ((pd_train, y_train), (pd_valid, y_valid)) = (train, valid);
     let champion_name = candidates
         .iter()
         .find(|c| c.0 == champion)
         .map_or("logistic", |c| c.1);
-    // The champion first, then the other candidates, the forest, the baseline.
+    // The champion first, then the other candidates, the baseline.
     let mut validation = vec![RankingMetrics::of(
         &format!("champion: {champion_name}"),
         pd_valid,
@@ -639,12 +721,6 @@ fn validation_report(
             ));
         }
     }
-    validation.push(RankingMetrics::of(
-        &format!("challenger: forest ({} trees)", options.trees),
-        forest_valid,
-        y_valid,
-        true,
-    ));
     if let Some((name, values)) = &data.baseline {
         let baseline: Vec<f64> = split.validation.iter().map(|&r| values[r]).collect();
         validation.push(RankingMetrics::of(
@@ -696,113 +772,6 @@ pub fn fit_logistic(
         None,
     )?;
     Ok((fitted.coefficients, fitted.intercept))
-}
-
-/// The forest's PD for each validation row: the average over trees of the bad rate of
-/// the training rows in the leaf the row falls into (smoothed towards the overall rate).
-///
-/// Bagging is done here rather than with linfa-ensemble: each of `trees` linfa decision
-/// trees grows on a bootstrap of 70 % of the training rows and a random 70 % of the
-/// columns (a fixed-seed SplitMix64 draws both), with the bads weighted so that the two
-/// classes weigh the same and the trees split on what separates the rare class. The
-/// bads' weight carries an irrational offset (√2 / 1000): linfa breaks a tie between the
-/// classes' weights in a leaf in hash-map order (and prunes on it), so exact ties must
-/// not happen for the forest to be the same on every run. The leaf rates are counted on
-/// the original, unweighted rows, so the PDs keep the real bad rate.
-fn random_forest_scores(
-    z_train: &Array2<f64>,
-    y_train: &Array1<bool>,
-    z_valid: &Array2<f64>,
-    options: &TrainOptions,
-) -> Result<Vec<f64>> {
-    let (n, p) = z_train.dim();
-    let n_bad = y_train.iter().filter(|&&b| b).count();
-    let bad_weight = (n - n_bad) as f32 / n_bad.max(1) as f32 + std::f32::consts::SQRT_2 / 1000.0;
-    let prior = n_bad as f64 / n.max(1) as f64;
-    let sample_rows = ((n as f64) * 0.7).ceil() as usize;
-    let sample_columns = (((p as f64) * 0.7).ceil() as usize).clamp(1, p);
-    let mut rng = SplitMix64(options.seed);
-    let mut scores = vec![0.0; z_valid.nrows()];
-    for _ in 0..options.trees {
-        let rows: Vec<usize> = (0..sample_rows).map(|_| rng.below(n)).collect();
-        let mut columns: Vec<usize> = (0..p).collect();
-        for i in 0..sample_columns {
-            let j = i + rng.below(p - i);
-            columns.swap(i, j);
-        }
-        columns.truncate(sample_columns);
-        columns.sort_unstable();
-        let records = z_train.select(Axis(0), &rows).select(Axis(1), &columns);
-        let targets: Array1<usize> = rows.iter().map(|&r| y_train[r] as usize).collect();
-        let weights: Array1<f32> = rows
-            .iter()
-            .map(|&r| if y_train[r] { bad_weight } else { 1.0 })
-            .collect();
-        let tree = DecisionTree::params()
-            .max_depth(Some(options.tree_depth))
-            .min_weight_leaf(20.0)
-            .fit(&Dataset::new(records, targets).with_weights(weights))
-            .map_err(|e| ModelError::Training(format!("random forest: {e}")))?;
-        let root = tree.root_node();
-        let mut leaves: std::collections::HashMap<*const TreeNode<f64, usize>, (f64, f64)> =
-            std::collections::HashMap::new();
-        let train_x = z_train.select(Axis(1), &columns);
-        for (row, &bad) in train_x.rows().into_iter().zip(y_train.iter()) {
-            let counts = leaves.entry(leaf_of(root, &row)).or_default();
-            counts.0 += bad as u8 as f64;
-            counts.1 += 1.0;
-        }
-        let valid_x = z_valid.select(Axis(1), &columns);
-        for (score, row) in scores.iter_mut().zip(valid_x.rows()) {
-            let (bad, total) = leaves
-                .get(&leaf_of(root, &row))
-                .copied()
-                .unwrap_or_default();
-            *score += (bad + prior) / (total + 1.0);
-        }
-    }
-    Ok(scores
-        .into_iter()
-        .map(|s| s / options.trees as f64)
-        .collect())
-}
-
-/// A small fixed-seed generator for the forest's bootstrap (SplitMix64).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in 0..n (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64 * n as f64) as usize
-    }
-}
-
-/// The leaf of `tree` a row falls into (linfa's rule: left when value < split).
-fn leaf_of(
-    mut node: &TreeNode<f64, usize>,
-    row: &ndarray::ArrayView1<f64>,
-) -> *const TreeNode<f64, usize> {
-    while !node.is_leaf() {
-        let (feature, split, _) = node.split();
-        let children = node.children();
-        let next = if row[feature] < split {
-            children[0]
-        } else {
-            children[1]
-        };
-        match next.as_deref() {
-            Some(child) => node = child,
-            None => break,
-        }
-    }
-    node as *const _
 }
 
 /// Training and validation rows.
@@ -968,16 +937,17 @@ mod tests {
         assert!(model.coefficients[0] > 0.0);
         let champion = &model.report.validation[0];
         assert!(champion.auc.unwrap() > 0.9, "{champion:?}");
-        // Champion, the other candidate, the forest, then the uninformative baseline,
-        // near 0.5.
+        // Champion, the other candidates, then the uninformative baseline, near 0.5.
         let names: Vec<&str> = model
             .report
             .validation
             .iter()
             .map(|m| m.model.as_str())
             .collect();
-        assert!(names[0].starts_with("champion: ") && names[1].starts_with("candidate: "));
-        assert_eq!(&names[2..], ["challenger: forest (5 trees)", "baseline: x"]);
+        assert!(names[0].starts_with("champion: "));
+        assert!(names[1..3].iter().all(|n| n.starts_with("candidate: ")));
+        assert!(names[..3].iter().any(|n| n.ends_with("forest (5 trees)")));
+        assert_eq!(names[3], "baseline: x");
         assert!((model.report.validation[3].auc.unwrap() - 0.5).abs() < 0.1);
         assert!(
             model
@@ -1091,6 +1061,110 @@ mod tests {
         // And the artifact keeps it through JSON.
         let read = RiskModel::from_json(&card.to_json().unwrap(), "m.json").unwrap();
         assert_eq!(read, card);
+    }
+
+    #[test]
+    fn the_scorecard_wins_within_the_margin_else_the_best() {
+        let choose = |l, b, f| Selection::choose(Some(l), Some(b), Some(f), true).champion;
+        assert_eq!(choose(0.80, 0.796, 0.79), Champion::BinnedScorecard);
+        assert_eq!(choose(0.79, 0.796, 0.80), Champion::BinnedScorecard);
+        assert_eq!(choose(0.81, 0.80, 0.79), Champion::Logistic);
+        assert_eq!(choose(0.79, 0.78, 0.81), Champion::Forest);
+        // A tie goes to the simpler model.
+        assert_eq!(choose(0.81, 0.70, 0.81), Champion::Logistic);
+        // Without a forest AUC (one class in the validation rows): never the forest.
+        let none = Selection::choose(Some(0.7), Some(0.6), None, false);
+        assert_eq!(none.champion, Champion::Logistic);
+    }
+
+    /// Bad when exactly one of two features is high (an interaction neither the
+    /// logistic regression nor the additive scorecard can express): the forest wins, is
+    /// shipped and refitted, scores through the artifact, and its reasons are the
+    /// features whose splits raised the PD.
+    #[test]
+    fn a_forest_that_ranks_best_is_the_champion_and_explains_itself() {
+        let n = 3000;
+        let mut rng = 0x1234_5678_u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut a, mut b, mut noise, mut bad) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            let (x, y, z, u) = (next(), next(), next(), next());
+            a.push(x);
+            b.push(y);
+            noise.push(z);
+            bad.push(u < if (x > 0.5) != (y > 0.5) { 0.6 } else { 0.05 });
+        }
+        let schema = Arc::new(Schema::new(
+            ["a", "b", "noise"]
+                .map(|c| Field::new(c, DataType::Float64, false))
+                .to_vec(),
+        ));
+        let columns: Vec<ArrayRef> = [a, b, noise]
+            .into_iter()
+            .map(|v| Arc::new(Float64Array::from(v)) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(schema, columns.clone()).unwrap();
+        let options = TrainOptions {
+            trees: 20,
+            tree_depth: 4,
+            ..TrainOptions::default()
+        };
+        let model = train(&table_data(batch, bad.clone()), &options, &mut |_| {}).unwrap();
+        assert_eq!(
+            model.champion,
+            Champion::Forest,
+            "{:?}",
+            model.report.selection
+        );
+        assert!(
+            model.report.validation[0]
+                .model
+                .ends_with("forest (20 trees)")
+        );
+        let forest = model.forest.as_ref().expect("the forest is shipped");
+        // Refitted on every row: the root of each tree saw all of them.
+        assert!(forest.trees.iter().all(|t| t.nodes[0].rows == n));
+        let scored = model.score(&columns, 2).unwrap();
+        let auc = metrics::auc(&scored.pd, &bad).unwrap();
+        assert!(auc > 0.8, "{auc}");
+        // Points are the scaling of the forest's PD.
+        for (p, pts) in scored.pd.iter().zip(&scored.points) {
+            assert_eq!(*pts, model.scorecard.points_i32(*p).unwrap());
+        }
+        // Reasons: a risky row (a high, b low) names a and b first, the noise column
+        // (if at all) after them.
+        let one = |v: f64| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+        let row = [one(0.9), one(0.1), one(0.5)];
+        let risky = model.score(&row, 3).unwrap();
+        assert!(risky.pd[0] > 0.4, "{:?}", risky.pd);
+        assert!(
+            risky.reasons[0][0].starts_with("a is high")
+                || risky.reasons[0][0].starts_with("b is low")
+        );
+        let named = model.reason_features(&row, 3).unwrap();
+        let mut first_two = named[0][..2].to_vec();
+        first_two.sort_unstable();
+        assert_eq!(first_two, [0, 1], "{:?}", risky.reasons);
+        // The contributions add up to the PD from the forest's bias.
+        let contributions = model.contribution_matrix(&columns).unwrap();
+        for (row, pd) in contributions.iter().zip(&scored.pd) {
+            assert!((forest.bias() + row.iter().sum::<f64>() - pd).abs() < 1e-9);
+        }
+        // Through JSON, the same scores; a forest champion without its forest is refused.
+        let json = model.to_json().unwrap();
+        let read = RiskModel::from_json(&json, "m.json").unwrap();
+        assert_eq!(read.score(&columns, 2).unwrap(), scored);
+        let lacking = RiskModel {
+            forest: None,
+            ..model.clone()
+        };
+        let err = RiskModel::from_json(&lacking.to_json().unwrap(), "m.json").unwrap_err();
+        assert!(err.to_string().contains("lacks"), "{err}");
     }
 
     #[test]

@@ -111,13 +111,13 @@ Examples:
   arq functions
   arq functions aging_bucket")]
     Functions(FunctionsArgs),
-    /// Train the risk model (logistic regression and binned scorecard candidates, a
-    /// random-forest challenger) on the warehouse, or on any labelled table with --table
-    /// and --label.
+    /// Train the risk model (logistic regression, binned scorecard and random-forest
+    /// candidates) on the warehouse, or on any labelled table with --table and --label.
     #[command(after_help = "\
 Examples:
   arq train --out model.json --report report.json
   arq train --as-of 2026-07-31 --out m.json       only snapshots up to that date
+  arq train --champion scorecard --out m.json     ship the scorecard whatever wins
   arq train --table loans.csv --label bad --id loan_id --time issue_month --out loans.json")]
     Train(TrainArgs),
     /// Score every customer of a snapshot (--as-of, default the newest) with the model,
@@ -539,15 +539,28 @@ pub struct TrainArgs {
     /// every labelled row once validated.
     #[arg(long)]
     pub no_refit: bool,
-    /// Trees in the challenger forest.
+    /// Ship this candidate whatever the validation says (`logistic`, `scorecard`,
+    /// `forest`); by default the rule: the scorecard when its out-of-sample AUC is within
+    /// 0.005 of the best candidate's, else the best.
+    #[arg(long, value_enum)]
+    pub champion: Option<ChampionArg>,
+    /// Trees in the forest candidate.
     #[arg(long, default_value_t = 50)]
     pub trees: usize,
-    /// Seed of the challenger forest.
+    /// Seed of the forest candidate's bootstrap.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// A candidate of `arq train --champion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChampionArg {
+    Logistic,
+    Scorecard,
+    Forest,
 }
 
 /// `arq score`.

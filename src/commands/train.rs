@@ -1,8 +1,9 @@
 //! `arq train`: the risk model on the warehouse's features, or on any labelled table.
 
+use arq_models::model::Champion;
 use arq_models::{LabelledData, RiskModel, Scorecard, TrainOptions, features};
 
-use crate::cli::args::TrainArgs;
+use crate::cli::args::{ChampionArg, TrainArgs};
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
 use crate::labelled::{TableSpec, labelled_table};
@@ -19,6 +20,11 @@ pub fn run(config: &Config, args: &TrainArgs) -> Result<()> {
         },
         alpha: args.alpha,
         refit: !args.no_refit,
+        champion: args.champion.map(|c| match c {
+            ChampionArg::Logistic => Champion::Logistic,
+            ChampionArg::Scorecard => Champion::BinnedScorecard,
+            ChampionArg::Forest => Champion::Forest,
+        }),
         trees: args.trees,
         seed: args.seed,
         ..TrainOptions::default()
@@ -92,7 +98,7 @@ fn report_text(out: &str, model: &RiskModel) -> String {
         ),
         None => "; the shipped model is the one fitted on the training rows".to_string(),
     };
-    format!(
+    let mut text = format!(
         "model {out} ({} features, {} design columns) from {}: {window}; {} training rows ({} \
          bad), {} validation rows ({} bad){shipped}; fingerprint {}\n\n{}",
         model.features.len(),
@@ -104,5 +110,17 @@ fn report_text(out: &str, model: &RiskModel) -> String {
         w.validation_bads,
         w.fingerprint,
         model.report.to_table()
-    )
+    );
+    if let Some(binned) = &model.binned {
+        text.push_str(&format!(
+            "\npoints of the binned scorecard{} (a row's score is the sum of its bins' points)\n{}",
+            if model.champion == Champion::BinnedScorecard {
+                ", the champion"
+            } else {
+                ", a candidate"
+            },
+            binned.points_table()
+        ));
+    }
+    text
 }

@@ -1,13 +1,14 @@
 //! The model section: how the risk model holds up.
 //!
-//! - The validation report stored in the model artifact (champion, challenger and the
-//!   max-DPD baseline, out of time at training): AUC, Gini, KS, Brier, capture of bads in
+//! - The validation report stored in the model artifact (champion, the other candidates
+//!   and the max-DPD baseline, out of time at training): AUC, Gini, KS, Brier, capture of bads in
 //!   the riskiest 10 % / 20 %, and the champion's calibration by decile.
 //! - On this warehouse, over the labelled snapshots of the report's months (the 90 days
 //!   after them are known; customers not yet 90+ days past due, the model's population):
 //!   ROC curves of the champion (its PD) and the baseline (`max_dpd`), AUC, KS and
-//!   capture, and the score distributions of goods and bads. The challenger (a forest) is
-//!   not in the artifact, so it has no curve here: its stored figures are in the table.
+//!   capture, and the score distributions of goods and bads. The other candidates are
+//!   not the model that scores, so they have no curve here: their stored figures are in
+//!   the table.
 //! - Today's scored population against training: the PSI over the training deciles with
 //!   the 0.1 / 0.25 bands, and the most frequent reason codes.
 //! - The backtest (`arq backtest`) on the last [`BACKTEST_SNAPSHOTS`] snapshots of the
