@@ -146,7 +146,7 @@ def main():
     if not arq:
         subprocess.run(["cargo", "build", "--release", "--bin", "arq"], cwd=ROOT, check=True)
         arq = str(ROOT / "target" / "release" / "arq")
-    print(f"{'table':<10} {'rows':>6} {'bads':>5} {'arq AUC':>8} {'alpha':>10} {'sklearn AUC':>12} {'1/C':>10} {'arq - sk':>9}")
+    print(f"{'table':<10} {'rows':>6} {'bads':>5} {'arq AUC':>8} {'champion':>16} {'alpha':>10} {'sklearn AUC':>12} {'1/C':>10} {'arq - sk':>9}")
     worst = None
     for name, s in sk.items():
         model = OUT / f"{name}.json"
@@ -157,10 +157,11 @@ def main():
                         "--out", str(scores)], check=True, capture_output=True)
         auc = float(subprocess.run([str(python), "-c", AUC, str(OUT / f"{name}_test.csv"), str(scores)],
                                    check=True, capture_output=True, text=True).stdout)
-        alpha = json.loads(model.read_text())["report"]["alpha"]
+        artifact = json.loads(model.read_text())
+        alpha, champion = artifact["report"]["alpha"], artifact.get("champion", "logistic")
         diff = auc - s["auc"]
         worst = diff if worst is None else min(worst, diff)
-        print(f"{name:<10} {s['rows']:>6} {s['bads']:>5} {auc:>8.4f} {alpha:>10.4g} {s['auc']:>12.4f} {1 / s['C']:>10.4g} {diff:>+9.4f}")
+        print(f"{name:<10} {s['rows']:>6} {s['bads']:>5} {auc:>8.4f} {champion:>16} {alpha:>10.4g} {s['auc']:>12.4f} {1 / s['C']:>10.4g} {diff:>+9.4f}")
     print(f"goal arq >= scikit-learn - 0.005 on every table: {'met' if worst >= -0.005 else 'NOT met'} (worst {worst:+.4f})")
 
 

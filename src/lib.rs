@@ -27,6 +27,7 @@ pub mod report;
 pub mod scored;
 pub mod serve;
 pub mod shell;
+pub mod snapshot_bounds;
 pub mod sql;
 pub mod validate;
 pub mod warehouse;

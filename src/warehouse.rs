@@ -38,6 +38,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::contract::{self, SNAPSHOT_COLUMN, TableContract, TableKind};
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
+use crate::snapshot_bounds::SnapshotBounds;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// Which snapshot the `*_latest` views show.
@@ -257,8 +258,11 @@ impl Warehouse {
     }
 
     /// Registers every table (as a Parquet listing table, snapshot tables partitioned
-    /// by `snapshot_date` typed as a date) and the `*_latest` views in `ctx`.
+    /// by `snapshot_date` typed as a date) and the `*_latest` views in `ctx`, and the
+    /// rule that answers `max`/`min(snapshot_date)` from the listing
+    /// ([`crate::snapshot_bounds`]).
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        let mut bounds: std::collections::HashMap<String, Vec<i32>> = Default::default();
         for table in &self.tables {
             let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet");
@@ -267,6 +271,13 @@ impl Warehouse {
                     .with_table_partition_cols(vec![(SNAPSHOT_COLUMN.into(), DataType::Date32)]);
             }
             let url = ListingTableUrl::parse(format!("{}/", absolute(&table.dir)?.display()))?;
+            if table.contract.kind == TableKind::Snapshot {
+                let days = table.snapshots.iter().filter(|(_, rows)| **rows > 0);
+                bounds.insert(
+                    url.as_str().to_string(),
+                    days.map(|(d, _)| dates::to_days(*d)).collect(),
+                );
+            }
             let config = ListingTableConfig::new(url)
                 .with_listing_options(options)
                 .with_schema(table.contract.schema.clone());
@@ -296,6 +307,7 @@ impl Warehouse {
                 ctx.sql(&view).await?;
             }
         }
+        ctx.add_analyzer_rule(Arc::new(SnapshotBounds::new(bounds)));
         Ok(())
     }
 }
