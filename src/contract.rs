@@ -18,6 +18,12 @@ pub const MONEY: DataType = DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE);
 /// Name of the hive partition column of snapshot tables (`snapshot_date=YYYY-MM-DD`).
 pub const SNAPSHOT_COLUMN: &str = "snapshot_date";
 
+/// The column a table's files may declare themselves sorted by (Parquet
+/// `sorting_columns`, which `arq generate` writes): when every file of a table declares
+/// it and the row groups' statistics agree, the warehouse tells DataFusion, so that
+/// per-customer aggregates stream instead of hashing every customer at once.
+pub const SORT_COLUMN: &str = "customer_id";
+
 /// How a table is stored and how it changes over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {

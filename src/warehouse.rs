@@ -33,9 +33,11 @@ use datafusion::datasource::listing::{
 };
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::parquet::file::metadata::ParquetMetaData;
+use datafusion::parquet::file::statistics::Statistics;
+use datafusion::prelude::{SessionConfig, SessionContext, col};
 
-use crate::contract::{self, SNAPSHOT_COLUMN, TableContract, TableKind};
+use crate::contract::{self, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract, TableKind};
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
 use crate::snapshot_bounds::SnapshotBounds;
@@ -75,6 +77,9 @@ pub struct WarehouseTable {
     pub files: Vec<PathBuf>,
     /// Snapshot dates found (snapshot tables only) with the rows of each, ascending.
     pub snapshots: BTreeMap<NaiveDate, u64>,
+    /// Every file declares itself sorted by [`SORT_COLUMN`] and its row groups'
+    /// statistics agree ([`sorted_by_customer`]).
+    pub sorted_by_customer: bool,
 }
 
 /// An opened, checked warehouse.
@@ -115,8 +120,10 @@ impl Warehouse {
             }
             let (files, partitions) = list_table_files(&contract, &dir)?;
             let mut snapshots = BTreeMap::new();
+            let mut sorted = !files.is_empty();
             for (file, partition) in files.iter().zip(&partitions) {
-                let rows = check_file_schema(&contract, file)?;
+                let (rows, file_sorted) = check_file_schema(&contract, file)?;
+                sorted &= file_sorted;
                 if let Some(date) = partition {
                     *snapshots.entry(*date).or_insert(0) += rows;
                 }
@@ -126,6 +133,7 @@ impl Warehouse {
                 dir,
                 files,
                 snapshots,
+                sorted_by_customer: sorted,
             });
         }
 
@@ -270,6 +278,12 @@ impl Warehouse {
                 options = options
                     .with_table_partition_cols(vec![(SNAPSHOT_COLUMN.into(), DataType::Date32)]);
             }
+            // Each file's order; DataFusion keeps it for a scan only where the files
+            // of one partition do not overlap (by their statistics).
+            if table.sorted_by_customer {
+                options =
+                    options.with_file_sort_order(vec![vec![col(SORT_COLUMN).sort(true, false)]]);
+            }
             let url = ListingTableUrl::parse(format!("{}/", absolute(&table.dir)?.display()))?;
             if table.contract.kind == TableKind::Snapshot {
                 let days = table.snapshots.iter().filter(|(_, rows)| **rows > 0);
@@ -412,7 +426,7 @@ fn is_parquet_file(path: &Path) -> bool {
 /// Reads a file's footer and checks that every contract column is there with the
 /// contract's type (extra columns are allowed, and not visible through SQL); returns the
 /// file's number of rows.
-fn check_file_schema(contract: &TableContract, path: &Path) -> Result<u64> {
+fn check_file_schema(contract: &TableContract, path: &Path) -> Result<(u64, bool)> {
     let file_error = |message: String| ArqError::TableFile {
         table: contract.name.into(),
         file: path.to_path_buf(),
@@ -449,12 +463,96 @@ fn check_file_schema(contract: &TableContract, path: &Path) -> Result<u64> {
              folder name {SNAPSHOT_COLUMN}=YYYY-MM-DD"
         )));
     }
-    Ok(metadata.metadata().file_metadata().num_rows().max(0) as u64)
+    Ok((
+        metadata.metadata().file_metadata().num_rows().max(0) as u64,
+        sorted_by_customer(metadata.metadata()),
+    ))
+}
+
+/// Whether a file is sorted by [`SORT_COLUMN`], ascending: every row group declares it
+/// as its first sorting column (Parquet `sorting_columns`, as the writer knew it), and
+/// the row groups' min/max statistics of the column follow each other without overlap
+/// (what can be checked without reading the rows). A file that says nothing is taken as
+/// unsorted: it is read as before, only slower.
+fn sorted_by_customer(metadata: &ParquetMetaData) -> bool {
+    let schema = metadata.file_metadata().schema_descr();
+    let Some(index) = schema
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [SORT_COLUMN])
+    else {
+        return false;
+    };
+    let mut previous_max: Option<Vec<u8>> = None;
+    for group in metadata.row_groups() {
+        let declared = group
+            .sorting_columns()
+            .and_then(|s| s.first())
+            .is_some_and(|s| s.column_idx as usize == index && !s.descending);
+        let Some(Statistics::ByteArray(stats)) = group.column(index).statistics() else {
+            return false;
+        };
+        let (Some(min), Some(max)) = (stats.min_opt(), stats.max_opt()) else {
+            return false;
+        };
+        if !declared
+            || stats.null_count_opt() != Some(0)
+            || previous_max.as_deref().is_some_and(|p| p > min.data())
+        {
+            return false;
+        }
+        previous_max = Some(max.data().to_vec());
+    }
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of `ids` in row groups of two, declaring `sorted` or nothing.
+    fn metadata_of(ids: &[&str], declared: bool) -> ParquetMetaData {
+        use datafusion::arrow::array::{RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::file::metadata::SortingColumn;
+        use datafusion::parquet::file::properties::WriterProperties;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Utf8, false),
+            Field::new(SORT_COLUMN, DataType::Utf8, false),
+        ]));
+        let column = Arc::new(StringArray::from(ids.to_vec()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column.clone(), column]).unwrap();
+        let mut props = WriterProperties::builder().set_max_row_group_row_count(Some(2));
+        if declared {
+            props = props.set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: false,
+            }]));
+        }
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props.build())).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes::Bytes::from(bytes))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_sort_order_is_declared_only_where_the_file_says_so_and_the_statistics_agree() {
+        let sorted = ["C1", "C1", "C2", "C3", "C3", "C4"];
+        assert!(sorted_by_customer(&metadata_of(&sorted, true)));
+        // Not declared: unsorted as far as arq knows.
+        assert!(!sorted_by_customer(&metadata_of(&sorted, false)));
+        // Declared, but the second row group starts below the first one's end.
+        let overlapping = ["C1", "C5", "C2", "C3", "C6", "C7"];
+        assert!(!sorted_by_customer(&metadata_of(&overlapping, true)));
+        // Touching at a boundary (one customer across two row groups) is sorted.
+        let touching = ["C1", "C2", "C2", "C3"];
+        assert!(sorted_by_customer(&metadata_of(&touching, true)));
+    }
 
     #[test]
     fn as_of_parses_dates_and_latest() {

@@ -14,10 +14,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
-use crate::contract;
+use crate::contract::{self, SORT_COLUMN};
 use crate::error::{ArqError, Result};
 
 /// Rows buffered in builders before they are handed to the Parquet writer.
@@ -43,6 +44,16 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         if high_cardinality {
             props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
         }
+    }
+    // Every file holds its customers' rows in customer order (a shard is a range of
+    // customers, each written whole): say so in the metadata, where the warehouse check
+    // reads it (a plain, unnested schema: the field's index is its column's).
+    if let Ok(index) = schema.index_of(SORT_COLUMN) {
+        props = props.set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: index as i32,
+            descending: false,
+            nulls_first: false,
+        }]));
     }
     props.build()
 }
