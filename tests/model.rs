@@ -20,6 +20,23 @@ const FEATURES: &str = "segment, overdue_share, max_dpd, worst_bucket, share_61_
     avg_days_late_6m, days_late_trend, utilization, broken_promises_12m, open_disputes, \
     tenure_months, invoices_12m, open_items, contacts_3m, days_since_last_payment";
 
+/// Customers (not yet late stage) of the 2026-10-31 snapshot, then the rows where
+/// `risk_score`, `risk_points` and `risk_reasons` over `customer_features` disagree with
+/// `risk_scores()`'s PD, score and first reason, then `extra`'s columns.
+fn agreement_query(extra: &str) -> String {
+    let f: Vec<String> = FEATURES.split(", ").map(|c| format!("f.{c}")).collect();
+    let f = f.join(", ");
+    format!(
+        "SELECT count(*) AS n, \
+           sum(CASE WHEN abs(s.pd - risk_score({f})) > 1e-12 THEN 1 ELSE 0 END) AS pd_diff, \
+           sum(CASE WHEN s.score <> risk_points({f}) THEN 1 ELSE 0 END) AS points_diff, \
+           sum(CASE WHEN s.reason_1 IS DISTINCT FROM risk_reasons({f})[1] THEN 1 ELSE 0 END) AS reason_diff \
+           {extra} \
+         FROM risk_scores('2026-10-31') s JOIN customer_features('2026-10-31') f USING (customer_id) \
+         WHERE NOT s.late_stage"
+    )
+}
+
 fn default_model() -> std::path::PathBuf {
     repo_root().join("data/models/default.json")
 }
@@ -293,16 +310,7 @@ fn score_writes_one_row_per_customer_and_sql_agrees() {
 
     // risk_score(...) over customer_features gives the same PD as risk_scores(), and
     // risk_points / risk_reasons agree with its score and reasons.
-    let f: Vec<String> = FEATURES.split(", ").map(|c| format!("f.{c}")).collect();
-    let f = f.join(", ");
-    let query = format!(
-        "SELECT count(*) AS n, \
-           sum(CASE WHEN abs(s.pd - risk_score({f})) > 1e-12 THEN 1 ELSE 0 END) AS pd_diff, \
-           sum(CASE WHEN s.score <> risk_points({f}) THEN 1 ELSE 0 END) AS points_diff, \
-           sum(CASE WHEN s.reason_1 IS DISTINCT FROM risk_reasons({f})[1] THEN 1 ELSE 0 END) AS reason_diff \
-         FROM risk_scores('2026-10-31') s JOIN customer_features('2026-10-31') f USING (customer_id) \
-         WHERE NOT s.late_stage"
-    );
+    let query = agreement_query("");
     let csv = run_ok(&["sql", &query, "--format", "csv"]);
     let values: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert!(values[0].parse::<u32>().unwrap() > 1000, "{csv}");
@@ -708,17 +716,9 @@ fn a_forest_champion_works_in_sql_queues_and_limits() {
     assert_eq!(artifact["champion"], "forest");
     assert_eq!(artifact["forest"]["trees"].as_array().unwrap().len(), 10);
 
-    let f: Vec<String> = FEATURES.split(", ").map(|c| format!("f.{c}")).collect();
-    let f = f.join(", ");
-    let query = format!(
-        "SELECT count(*) AS n, \
-           sum(CASE WHEN abs(s.pd - risk_score({f})) > 1e-12 THEN 1 ELSE 0 END) AS pd_diff, \
-           sum(CASE WHEN s.score <> risk_points({f}) THEN 1 ELSE 0 END) AS points_diff, \
-           sum(CASE WHEN s.reason_1 IS DISTINCT FROM risk_reasons({f})[1] THEN 1 ELSE 0 END) AS reason_diff, \
-           sum(CASE WHEN s.score <> scorecard_points(s.pd) THEN 1 ELSE 0 END) AS scaling_diff, \
-           sum(CASE WHEN s.reason_1 IS NOT NULL THEN 1 ELSE 0 END) AS with_reasons \
-         FROM risk_scores('2026-10-31') s JOIN customer_features('2026-10-31') f USING (customer_id) \
-         WHERE NOT s.late_stage"
+    let query = agreement_query(
+        ", sum(CASE WHEN s.score <> scorecard_points(s.pd) THEN 1 ELSE 0 END) AS scaling_diff, \
+         sum(CASE WHEN s.reason_1 IS NOT NULL THEN 1 ELSE 0 END) AS with_reasons",
     );
     let csv = run_ok(&["sql", "--model", model, &query, "--format", "csv"]);
     let values: Vec<u32> = csv

@@ -454,25 +454,16 @@ fn forest_cv(
     periods: Option<&[i32]>,
     options: &TrainOptions,
 ) -> Result<f64> {
-    let (fold, k, _) = tuning::assign_folds(bad, periods);
+    let (folds, k, _) = tuning::usable_folds(bad, periods);
     let mut aucs = Vec::with_capacity(k);
-    for f in 0..k {
-        let (test, train): (Vec<usize>, Vec<usize>) = (0..bad.len()).partition(|&r| fold[r] == f);
-        let train_bad: Vec<bool> = train.iter().map(|&r| bad[r]).collect();
-        let test_bad: Vec<bool> = test.iter().map(|&r| bad[r]).collect();
-        let bads = train_bad.iter().filter(|&&b| b).count();
-        if test.is_empty() || bads == 0 || bads == train.len() {
-            continue;
-        }
+    for fold in &folds {
         let forest = Forest::fit(
-            z.select(Axis(0), &train).view(),
-            &train_bad,
+            z.select(Axis(0), &fold.train).view(),
+            &fold.train_bad,
             options.forest(),
         )?;
-        if let Some(auc) = metrics::auc(
-            &forest.probabilities(z.select(Axis(0), &test).view()),
-            &test_bad,
-        ) {
+        let pd = forest.probabilities(z.select(Axis(0), &fold.test).view());
+        if let Some(auc) = metrics::auc(&pd, &fold.test_bad) {
             aucs.push(auc);
         }
     }

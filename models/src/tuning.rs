@@ -101,6 +101,36 @@ pub fn assign_folds(bad: &[bool], periods: Option<&[i32]>) -> (Vec<usize>, usize
     (fold, FOLDS, "stratified rows")
 }
 
+/// One fold of the cross-validation: its training and held-out rows and their labels.
+pub struct Fold {
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+    pub train_bad: Vec<bool>,
+    pub test_bad: Vec<bool>,
+}
+
+/// The folds of [`assign_folds`] that can be used — held-out rows, and both classes in
+/// the training rows — with the number of folds and what they are cut by.
+pub fn usable_folds(bad: &[bool], periods: Option<&[i32]>) -> (Vec<Fold>, usize, &'static str) {
+    let (fold, k, folds_by) = assign_folds(bad, periods);
+    let folds = (0..k)
+        .filter_map(|f| {
+            let (test, train): (Vec<usize>, Vec<usize>) =
+                (0..bad.len()).partition(|&r| fold[r] == f);
+            let train_bad: Vec<bool> = train.iter().map(|&r| bad[r]).collect();
+            let test_bad: Vec<bool> = test.iter().map(|&r| bad[r]).collect();
+            let bads = train_bad.iter().filter(|&&b| b).count();
+            (!test.is_empty() && bads > 0 && bads < train.len()).then_some(Fold {
+                train,
+                test,
+                train_bad,
+                test_bad,
+            })
+        })
+        .collect();
+    (folds, k, folds_by)
+}
+
 /// The lowest mean AUC that ties with the best: the best minus its standard error.
 fn tie_floor(scores: &[AlphaScore]) -> f64 {
     let mut top = &scores[0];
@@ -165,26 +195,25 @@ pub fn choose_alpha_with(
     gradient_tolerance: f64,
     matrices: &mut FoldMatrices,
 ) -> Result<Regularization> {
-    let (fold, k, folds_by) = assign_folds(bad, periods);
+    let (folds, k, folds_by) = usable_folds(bad, periods);
     let grid = alpha_grid();
     // aucs[a][f], losses[a][f]: AUC and mean log-loss of grid value a on held-out fold f
     // (folds with one class only left out).
     let mut aucs = vec![Vec::with_capacity(k); grid.len()];
     let mut losses = vec![Vec::with_capacity(k); grid.len()];
-    for f in 0..k {
-        let (test, train): (Vec<usize>, Vec<usize>) = (0..bad.len()).partition(|&r| fold[r] == f);
-        let train_bad: Vec<bool> = train.iter().map(|&r| bad[r]).collect();
-        let test_bad: Vec<bool> = test.iter().map(|&r| bad[r]).collect();
-        let bads = train_bad.iter().filter(|&&b| b).count();
-        if test.is_empty() || bads == 0 || bads == train.len() {
-            continue;
-        }
-        let (z_train, z_test) = matrices(&train, &test)?;
+    for Fold {
+        train,
+        test,
+        train_bad,
+        test_bad,
+    } in &folds
+    {
+        let (z_train, z_test) = matrices(train, test)?;
         let mut start: Option<(Vec<f64>, f64)> = None;
         for (a, &alpha) in grid.iter().enumerate() {
             let fitted = logistic::fit(
                 z_train.view(),
-                &train_bad,
+                train_bad,
                 Settings {
                     alpha,
                     max_iterations,
@@ -193,9 +222,9 @@ pub fn choose_alpha_with(
                 start.as_ref().map(|(c, i)| (c.as_slice(), *i)),
             )?;
             let scores = logistic::log_odds(z_test.view(), &fitted.coefficients, fitted.intercept);
-            if let Some(auc) = metrics::auc(&scores, &test_bad) {
+            if let Some(auc) = metrics::auc(&scores, test_bad) {
                 aucs[a].push(auc);
-                losses[a].push(log_loss(&scores, &test_bad));
+                losses[a].push(log_loss(&scores, test_bad));
             }
             start = Some((fitted.coefficients, fitted.intercept));
         }
