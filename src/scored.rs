@@ -3,7 +3,7 @@
 //! all start from, computed once per run.
 
 use arq_models::Policy;
-use arq_models::scores::{Scores, score_snapshot};
+use arq_models::scores::{Scores, score_snapshot, score_snapshots};
 use arq_models::sql::SessionModel;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use datafusion::execution::SessionState;
@@ -41,28 +41,25 @@ impl ScoredSnapshot {
         let scores = score_snapshot(&state, &model.model, &model.name, day, slice).await?;
         Ok(ScoredSnapshot { state, scores })
     }
-}
 
-impl ScoredSnapshot {
-    /// The complete snapshot before this one (the warehouse's), if any.
-    pub fn previous_day(&self, warehouse: &Warehouse) -> Option<i32> {
-        warehouse.previous_snapshot().map(arq_udfs::dates::to_days)
-    }
-
-    /// The scores of the complete snapshot before this one (for the credit review's
-    /// class migration), or `None` when this is the first.
-    pub async fn previous(
-        &self,
+    /// [`ScoredSnapshot::load`] and the scores of the complete snapshot before it (`None`
+    /// when this is the first), from one feature pass for both (the events read and
+    /// settled once): what the credit review's class migration needs.
+    pub async fn load_with_previous(
         warehouse: &Warehouse,
         model: &SessionModel,
         slice: usize,
-    ) -> Result<Option<Scores>> {
-        let Some(day) = self.previous_day(warehouse) else {
-            return Ok(None);
+    ) -> Result<(ScoredSnapshot, Option<Scores>)> {
+        let day = warehouse.as_of_day();
+        let Some(previous) = warehouse.previous_snapshot().map(arq_udfs::dates::to_days) else {
+            return Ok((Self::load(warehouse, model, slice).await?, None));
         };
-        Ok(Some(
-            score_snapshot(&self.state, &model.model, &model.name, day, slice).await?,
-        ))
+        let state = warehouse.session(Some(model)).await?.state();
+        let mut both =
+            score_snapshots(&state, &model.model, &model.name, &[previous, day], slice).await?;
+        let scores = both.pop().expect("two days scored");
+        let previous = both.pop().expect("two days scored");
+        Ok((ScoredSnapshot { state, scores }, Some(previous)))
     }
 }
 
@@ -98,8 +95,9 @@ pub async fn recommendations(
     feature_slice: usize,
     policy: &Policy,
 ) -> Result<RecordBatch> {
-    let snapshot = ScoredSnapshot::checked(warehouse, model, feature_slice).await?;
-    let previous = snapshot.previous(warehouse, model, feature_slice).await?;
+    crate::validate::snapshot(warehouse)?;
+    let (snapshot, previous) =
+        ScoredSnapshot::load_with_previous(warehouse, model, feature_slice).await?;
     let limits = arq_models::limits::recommend_snapshot(
         &snapshot.state,
         &snapshot.scores,

@@ -782,3 +782,29 @@ fn a_forest_champion_works_in_sql_queues_and_limits() {
         assert!(with_reasons > 50, "{with_reasons}");
     }
 }
+
+/// The previous snapshot scored in the same feature pass as tonight's (the nightly's
+/// first night and `arq limits`, for the class migration) gets exactly the scores it
+/// gets alone — in slices and in one query.
+#[tokio::test]
+async fn two_snapshots_in_one_pass_score_as_each_alone() {
+    use arq::warehouse::{AsOf, Warehouse};
+    use arq_models::scores::{score_snapshot, score_snapshots};
+    let warehouse = Warehouse::open(demo(), AsOf::Latest).unwrap();
+    let state = warehouse.session(None).await.unwrap().state();
+    let text = std::fs::read_to_string(default_model()).unwrap();
+    let model = arq_models::RiskModel::from_json(&text, "default.json").unwrap();
+    let (previous, day) = (days("2026-09-30"), days("2026-10-31"));
+    for slice in [300, 100_000] {
+        let both = score_snapshots(&state, &model, "m", &[previous, day], slice)
+            .await
+            .unwrap();
+        assert_eq!(both.len(), 2);
+        for (scores, d) in both.iter().zip([previous, day]) {
+            let alone = score_snapshot(&state, &model, "m", d, slice).await.unwrap();
+            assert_eq!(scores.day, d);
+            assert!(scores.len() > 1900, "{}", scores.len());
+            assert_eq!(scores.batch(), alone.batch(), "slice {slice}, day {d}");
+        }
+    }
+}

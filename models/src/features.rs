@@ -311,6 +311,19 @@ pub async fn snapshot_features(
     day: i32,
     slice: usize,
 ) -> Result<RecordBatch> {
+    snapshots_features(session, day, day, slice).await
+}
+
+/// [`snapshot_features`] for every snapshot from `from_day` to `day` in one feature
+/// query per slice (the slices cut by `day`'s customers; the ranges cover every id), so
+/// that the events are read and settled once for all of them. Rows ordered by customer
+/// within each slice, the snapshots of a slice by date.
+pub async fn snapshots_features(
+    session: &dyn Session,
+    from_day: i32,
+    day: i32,
+    slice: usize,
+) -> Result<RecordBatch> {
     let batches = collect_sql(
         session,
         &format!(
@@ -330,7 +343,7 @@ pub async fn snapshot_features(
         .collect();
     // A customer without id falls in no range: then one query for all.
     if ids.len() <= slice || ids.len() < rows {
-        return compute_features(session, day, day).await;
+        return compute_features(session, from_day, day).await;
     }
     // Slices side by side, each on one thread (no repartitioning of its rows; a slice's
     // scan reads a few neighbouring row groups anyway), one slice per core, at most 4.
@@ -346,7 +359,7 @@ pub async fn snapshot_features(
     state.config_mut().options_mut().execution.target_partitions = 1;
     let queries: Vec<String> = CustomerRange::slices(&ids, slice)
         .iter()
-        .map(|range| features_sql_for(day, day, range))
+        .map(|range| features_sql_for(from_day, day, range))
         .collect();
     let parts: Vec<RecordBatch> = futures::stream::iter(queries)
         .map(|sql| {

@@ -8,12 +8,13 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
     StringArray,
 };
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::kernels::cmp::eq;
+use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 
 use crate::error::{ModelError, Result};
-use crate::features::{LATE_STAGE_DPD, LATE_STAGE_REASON, numeric_column, snapshot_features};
+use crate::features::{LATE_STAGE_DPD, LATE_STAGE_REASON, numeric_column, snapshots_features};
 use crate::model::{ModelKind, RiskModel};
 
 /// The columns of a scored snapshot.
@@ -130,6 +131,21 @@ pub async fn score_snapshot(
     day: i32,
     slice: usize,
 ) -> Result<Scores> {
+    let mut scores = score_snapshots(session, model, model_name, &[day], slice).await?;
+    Ok(scores.remove(0))
+}
+
+/// [`score_snapshot`] for each of `days` (ascending, one or more), from one feature
+/// query per slice for them all: the events are read and settled once (the nightly's
+/// first night scores the previous snapshot for the credit review this way). Each day's
+/// scores are those [`score_snapshot`] gives for it alone.
+pub async fn score_snapshots(
+    session: &dyn Session,
+    model: &RiskModel,
+    model_name: &str,
+    days: &[i32],
+    slice: usize,
+) -> Result<Vec<Scores>> {
     if model.kind != ModelKind::WarehouseFeatures {
         return Err(ModelError::Artifact {
             path: model_name.to_string(),
@@ -138,7 +154,27 @@ pub async fn score_snapshot(
                 .into(),
         });
     }
-    let features = snapshot_features(session, day, slice).await?;
+    let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
+        return Ok(Vec::new());
+    };
+    let features = snapshots_features(session, first, last, slice).await?;
+    let dates = crate::features::named_column(&features, "snapshot_date")?.clone();
+    days.iter()
+        .map(|&day| {
+            let on_day = eq(&dates, &Date32Array::new_scalar(day))?;
+            let rows = filter_record_batch(&features, &on_day)?;
+            score_features(model, model_name, &rows, day)
+        })
+        .collect()
+}
+
+/// Scores the feature rows of one snapshot `day`.
+fn score_features(
+    model: &RiskModel,
+    model_name: &str,
+    features: &RecordBatch,
+    day: i32,
+) -> Result<Scores> {
     let indices = model.bind(&features.schema(), model_name)?;
     let columns: Vec<ArrayRef> = indices
         .iter()

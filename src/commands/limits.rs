@@ -31,10 +31,9 @@ pub fn run(config: &Config, args: &LimitsArgs) -> Result<()> {
     let model = &config.model()?.value;
     let warehouse = config.warehouse()?;
     let (before, after) = config.block_on(async {
-        let snapshot = ScoredSnapshot::checked(warehouse, model, config.feature_slice).await?;
-        let previous = snapshot
-            .previous(warehouse, model, config.feature_slice)
-            .await?;
+        crate::validate::snapshot(warehouse)?;
+        let (snapshot, previous) =
+            ScoredSnapshot::load_with_previous(warehouse, model, config.feature_slice).await?;
         let (state, scores) = (&snapshot.state, &snapshot.scores);
         let before = recommend_snapshot(state, scores, previous.as_ref(), policy).await?;
         let after = match &proposed {

@@ -191,7 +191,33 @@ async fn decide(
     validate::snapshot(warehouse)?;
     stages.done("check");
     let model = &options.model.value;
-    let snapshot = ScoredSnapshot::load(warehouse, model, options.feature_slice).await?;
+    // The previous snapshot's scores for the credit review: from its committed night
+    // when there is one scored with this model, else scored now, in the same feature
+    // pass as tonight's (the events read and settled once for both).
+    let night = warehouse.previous_snapshot().and_then(|day| {
+        crate::report::nights::scores_of_night(
+            &options.out,
+            arq_udfs::dates::to_days(day),
+            &options.model.fingerprint,
+        )
+    });
+    let (snapshot, previous, previous_scores) = match night {
+        Some(scores) => (
+            ScoredSnapshot::load(warehouse, model, options.feature_slice).await?,
+            Some(scores),
+            "read from the previous night's outputs",
+        ),
+        None => {
+            let (snapshot, scores) =
+                ScoredSnapshot::load_with_previous(warehouse, model, options.feature_slice).await?;
+            let how = if scores.is_some() {
+                "scored"
+            } else {
+                "none: first snapshot"
+            };
+            (snapshot, scores, how)
+        }
+    };
     stages.done("score");
     let policy = &options.policy.value;
     let queues =
@@ -199,25 +225,6 @@ async fn decide(
             .await?;
     let items = arq_models::queues::overdue_items(&snapshot.state, snapshot.scores.day).await?;
     stages.done("queues");
-    // The previous snapshot's scores for the credit review: from its committed night
-    // when there is one scored with this model, else scored now.
-    let night = snapshot.previous_day(warehouse).and_then(|day| {
-        crate::report::nights::scores_of_night(&options.out, day, &options.model.fingerprint)
-    });
-    let (previous, previous_scores) = match night {
-        Some(scores) => (Some(scores), "read from the previous night's outputs"),
-        None => {
-            let scores = snapshot
-                .previous(warehouse, model, options.feature_slice)
-                .await?;
-            let how = if scores.is_some() {
-                "scored"
-            } else {
-                "none: first snapshot"
-            };
-            (scores, how)
-        }
-    };
     let limits = arq_models::limits::recommend_snapshot(
         &snapshot.state,
         &snapshot.scores,
