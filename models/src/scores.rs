@@ -181,7 +181,7 @@ fn score_features(
         .map(|&i| features.column(i).clone())
         .collect();
     let scored = model.score(&columns, 3)?;
-    let max_dpd = numeric_column(&features, "max_dpd")?;
+    let max_dpd = numeric_column(features, "max_dpd")?;
     let n = features.num_rows();
     let mut pd = scored.pd;
     let mut points = scored.points;
