@@ -55,10 +55,11 @@ impl ScoredSnapshot {
             return Ok((Self::load(warehouse, model, slice).await?, None));
         };
         let state = warehouse.session(Some(model)).await?.state();
-        let mut both =
+        let both =
             score_snapshots(&state, &model.model, &model.name, &[previous, day], slice).await?;
-        let scores = both.pop().expect("two days scored");
-        let previous = both.pop().expect("two days scored");
+        let [previous, scores]: [Scores; 2] = both.try_into().map_err(|_| {
+            crate::ArqError::Internal("two snapshots scored, not two score tables".into())
+        })?;
         Ok((ScoredSnapshot { state, scores }, Some(previous)))
     }
 }
