@@ -267,18 +267,13 @@ impl RiskModel {
 
     /// PDs of rows whose feature columns are given in the model's order.
     pub fn probabilities(&self, columns: &[ArrayRef]) -> Result<Vec<f64>> {
-        let pd = match (self.binned_champion(), self.forest_champion()) {
-            (Some(binned), _) => binned
+        let pd = match self.binned_champion() {
+            Some(binned) => binned
                 .log_odds(columns)?
                 .into_iter()
                 .map(logistic)
                 .collect(),
-            (None, Some(forest)) => forest.probabilities(self.standardized(columns)?.view()),
-            (None, None) => self
-                .log_odds(&self.standardized(columns)?)
-                .into_iter()
-                .map(logistic)
-                .collect(),
+            None => self.probabilities_of(&self.standardized(columns)?),
         };
         check_probabilities(&pd)?;
         Ok(pd)

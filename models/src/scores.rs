@@ -158,6 +158,10 @@ pub async fn score_snapshots(
         return Ok(Vec::new());
     };
     let features = snapshots_features(session, first, last, slice).await?;
+    if let [day] = days {
+        // The query read that one snapshot: every row is the day's, no copy to filter.
+        return Ok(vec![score_features(model, model_name, &features, *day)?]);
+    }
     let dates = crate::features::named_column(&features, "snapshot_date")?.clone();
     days.iter()
         .map(|&day| {
