@@ -38,6 +38,10 @@ pub enum ArqError {
     #[error("{0}")]
     Input(String),
 
+    /// A failure of the storage (a bucket, an object, the endpoint) on `what`.
+    #[error("{what}: {message}")]
+    Storage { what: String, message: String },
+
     /// What was asked for is not in the data (a queue, a customer, a snapshot range).
     #[error("{0}")]
     NotFound(String),

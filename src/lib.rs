@@ -29,6 +29,7 @@ pub mod serve;
 pub mod shell;
 pub mod snapshot_bounds;
 pub mod sql;
+pub mod storage;
 pub mod validate;
 pub mod warehouse;
 

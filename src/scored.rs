@@ -25,7 +25,7 @@ impl ScoredSnapshot {
         model: &SessionModel,
         slice: usize,
     ) -> Result<ScoredSnapshot> {
-        crate::validate::snapshot(warehouse)?;
+        crate::validate::snapshot(warehouse).await?;
         Self::load(warehouse, model, slice).await
     }
 
@@ -96,7 +96,7 @@ pub async fn recommendations(
     feature_slice: usize,
     policy: &Policy,
 ) -> Result<RecordBatch> {
-    crate::validate::snapshot(warehouse)?;
+    crate::validate::snapshot(warehouse).await?;
     let (snapshot, previous) =
         ScoredSnapshot::load_with_previous(warehouse, model, feature_slice).await?;
     let limits = arq_models::limits::recommend_snapshot(

@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arq_udfs::dates;
 use datafusion::arrow::array::{
@@ -26,41 +26,34 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type};
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
 use rust_decimal::Decimal;
 
 use crate::error::{ArqError, Result};
+use crate::storage::{Location, StoreReader, parquet_error};
 use crate::warehouse::Warehouse;
 
 /// Checks the rows of the warehouse's as-of snapshot (`customers` and `open_items`) and
 /// of `collectors`: what every command that writes decisions reads.
-pub fn snapshot(warehouse: &Warehouse) -> Result<()> {
-    let partition = format!("snapshot_date={}", warehouse.as_of());
-    let files_of = |table: &str| -> Vec<PathBuf> {
+pub async fn snapshot(warehouse: &Warehouse) -> Result<()> {
+    let as_of = warehouse.as_of();
+    let files_of = |table: &str, snapshot: Option<_>| -> Vec<ObjectMeta> {
         warehouse
             .tables()
             .iter()
             .filter(|t| t.contract.name == table)
             .flat_map(|t| t.files.iter())
-            .filter(|f| {
-                f.parent()
-                    .and_then(|p| p.file_name())
-                    .is_some_and(|n| n.to_string_lossy() == partition)
-            })
-            .cloned()
+            .filter(|f| snapshot.is_none() || f.snapshot == snapshot)
+            .map(|f| f.meta.clone())
             .collect()
     };
     let root = warehouse.root();
-    let customers = check_customers(root, &files_of("customers"))?;
-    check_open_items(root, &files_of("open_items"), &customers)?;
-    let collectors: Vec<PathBuf> = warehouse
-        .tables()
-        .iter()
-        .filter(|t| t.contract.name == "collectors")
-        .flat_map(|t| t.files.iter().cloned())
-        .collect();
-    check_collectors(root, &collectors)
+    let customers = check_customers(root, &files_of("customers", Some(as_of))).await?;
+    check_open_items(root, &files_of("open_items", Some(as_of)), &customers).await?;
+    check_collectors(root, &files_of("collectors", None)).await
 }
 
 /// The customers of the snapshot: each id with its currency (an index into `currencies`).
@@ -82,11 +75,11 @@ impl Customers {
 const MAX_COLLECTOR_ID: usize = 100;
 
 /// Checks every collector: id present, unique and a safe file name; role; capacity.
-fn check_collectors(root: &Path, files: &[PathBuf]) -> Result<()> {
-    let mut seen: std::collections::HashMap<String, (PathBuf, usize)> = Default::default();
+async fn check_collectors(root: &Location, files: &[ObjectMeta]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, (String, usize)> = Default::default();
     for file in files {
         let columns = ["collector_id", "role", "daily_capacity"];
-        read_columns(file, &columns, |first, arrays| {
+        read_columns(root, file, &columns, |first, arrays| {
             let (id, role) = (text(&arrays[0])?, text(&arrays[1])?);
             let (id, role) = (id.as_string::<i32>(), role.as_string::<i32>());
             let capacity = cast(&arrays[2], &DataType::Int64)?;
@@ -102,13 +95,11 @@ fn check_collectors(root: &Path, files: &[PathBuf]) -> Result<()> {
                     return Err(err(format!("column collector_id: {problem}")));
                 }
                 if let Some((earlier, earlier_row)) =
-                    seen.insert(name.to_string(), (file.clone(), row))
+                    seen.insert(name.to_string(), (root.relative(&file.location), row))
                 {
-                    let earlier = earlier.strip_prefix(root).unwrap_or(&earlier).to_owned();
                     return Err(err(format!(
-                        "column collector_id: {name} appears twice (also {} row {earlier_row}); \
+                        "column collector_id: {name} appears twice (also {earlier} row {earlier_row}); \
                          each collector needs one row",
-                        earlier.display()
                     )));
                 }
                 if role.is_null(r)
@@ -130,7 +121,8 @@ fn check_collectors(root: &Path, files: &[PathBuf]) -> Result<()> {
                 }
             }
             Ok(())
-        })?;
+        })
+        .await?;
     }
     Ok(())
 }
@@ -158,47 +150,59 @@ fn file_name_problem(id: &str) -> Option<String> {
 }
 
 /// A problem at one row of one file.
-fn row_error(root: &Path, table: &str, file: &Path, row: usize, message: String) -> ArqError {
+fn row_error(
+    root: &Location,
+    table: &str,
+    file: &ObjectMeta,
+    row: usize,
+    message: String,
+) -> ArqError {
     ArqError::TableFile {
         table: table.into(),
-        file: file.strip_prefix(root).unwrap_or(file).to_path_buf(),
+        file: PathBuf::from(root.relative(&file.location)),
         message: format!("row {row}: {message}"),
     }
 }
 
 /// Reads `columns` of a Parquet file, batch by batch, with the row number (0-based) of
 /// each batch's first row.
-fn read_columns(
-    file: &Path,
+async fn read_columns(
+    root: &Location,
+    file: &ObjectMeta,
     columns: &[&str],
     mut each: impl FnMut(usize, &[ArrayRef]) -> Result<()>,
 ) -> Result<()> {
-    let handle = std::fs::File::open(file).map_err(|e| ArqError::io(file, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(handle)?;
+    let shown = || root.show(&file.location);
+    let reader = StoreReader::new(root.store().clone(), file.clone());
+    let failed = |e| parquet_error(&shown(), e, ArqError::from);
+    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        .await
+        .map_err(failed)?;
     let schema = builder.parquet_schema();
     let indices: Vec<usize> = columns
         .iter()
         .map(|name| {
             (0..schema.num_columns())
                 .find(|&i| schema.column(i).name() == *name)
-                .ok_or_else(|| ArqError::Input(format!("{}: no column {name}", file.display())))
+                .ok_or_else(|| ArqError::Input(format!("{}: no column {name}", shown())))
         })
         .collect::<Result<_>>()?;
     let mask = ProjectionMask::leaves(schema, indices);
-    let reader = builder
+    let mut stream = builder
         .with_projection(mask)
         .with_batch_size(65_536)
-        .build()?;
+        .build()
+        .map_err(failed)?;
     let mut first = 0;
-    for batch in reader {
-        let batch: RecordBatch = batch?;
+    while let Some(batch) = stream.try_next().await.map_err(failed)? {
+        let batch: RecordBatch = batch;
         let arrays = columns
             .iter()
             .map(|name| {
                 batch
                     .column_by_name(name)
                     .cloned()
-                    .ok_or_else(|| ArqError::Input(format!("{}: no column {name}", file.display())))
+                    .ok_or_else(|| ArqError::Input(format!("{}: no column {name}", shown())))
             })
             .collect::<Result<Vec<_>>>()?;
         each(first, &arrays)?;
@@ -220,11 +224,11 @@ fn money(v: i128) -> Decimal {
 }
 
 /// The customers of the snapshot with their currencies, checked.
-fn check_customers(root: &Path, files: &[PathBuf]) -> Result<Customers> {
+async fn check_customers(root: &Location, files: &[ObjectMeta]) -> Result<Customers> {
     let mut customers = Customers::default();
     for file in files {
         let columns = ["customer_id", "credit_limit", "currency"];
-        read_columns(file, &columns, |first, arrays| {
+        read_columns(root, file, &columns, |first, arrays| {
             let (id, limit) = (text(&arrays[0])?, cents(&arrays[1])?);
             let (id, limit) = (
                 id.as_string::<i32>(),
@@ -273,7 +277,8 @@ fn check_customers(root: &Path, files: &[PathBuf]) -> Result<Customers> {
                 }
             }
             Ok(())
-        })?;
+        })
+        .await?;
     }
     Ok(customers)
 }
@@ -397,12 +402,16 @@ const OPEN_ITEM_COLUMNS: [&str; 7] = [
 ];
 
 /// Checks every open item of the snapshot.
-fn check_open_items(root: &Path, files: &[PathBuf], customers: &Customers) -> Result<()> {
+async fn check_open_items(
+    root: &Location,
+    files: &[ObjectMeta],
+    customers: &Customers,
+) -> Result<()> {
     // Duplicates are found on 64-bit hashes (16 bytes per item, not a set of strings),
     // then confirmed on the ids themselves.
     let mut hashes: Vec<(u64, u32, u32)> = Vec::new();
     for (f, file) in files.iter().enumerate() {
-        read_columns(file, &OPEN_ITEM_COLUMNS, |first, arrays| {
+        read_columns(root, file, &OPEN_ITEM_COLUMNS, |first, arrays| {
             let columns = OpenItemColumns::read(arrays)?;
             for r in 0..columns.invoice.len() {
                 if let Some(problem) = columns.problem(r, customers) {
@@ -412,7 +421,8 @@ fn check_open_items(root: &Path, files: &[PathBuf], customers: &Customers) -> Re
                 hashes.push((hash_of(id), f as u32, (first + r) as u32));
             }
             Ok(())
-        })?;
+        })
+        .await?;
     }
     hashes.sort_unstable();
     let candidates: HashSet<(u32, u32)> = hashes
@@ -424,19 +434,19 @@ fn check_open_items(root: &Path, files: &[PathBuf], customers: &Customers) -> Re
     if candidates.is_empty() {
         return Ok(());
     }
-    confirm_duplicates(root, files, &candidates)
+    confirm_duplicates(root, files, &candidates).await
 }
 
 /// Confirms duplicate invoice ids among the rows whose hashes collide, in file order, so
 /// the error names the second occurrence.
-fn confirm_duplicates(
-    root: &Path,
-    files: &[PathBuf],
+async fn confirm_duplicates(
+    root: &Location,
+    files: &[ObjectMeta],
     candidates: &HashSet<(u32, u32)>,
 ) -> Result<()> {
     let mut seen: std::collections::HashMap<String, (usize, usize)> = Default::default();
     for (f, file) in files.iter().enumerate() {
-        read_columns(file, &["invoice_id"], |first, arrays| {
+        read_columns(root, file, &["invoice_id"], |first, arrays| {
             let invoice = text(&arrays[0])?;
             let invoice = invoice.as_string::<i32>();
             for r in 0..invoice.len() {
@@ -446,7 +456,7 @@ fn confirm_duplicates(
                 }
                 let id = invoice.value(r);
                 if let Some((f0, r0)) = seen.insert(id.to_string(), (f, row)) {
-                    let earlier = files[f0].strip_prefix(root).unwrap_or(&files[f0]);
+                    let earlier = root.relative(&files[f0].location);
                     return Err(row_error(
                         root,
                         "open_items",
@@ -454,14 +464,15 @@ fn confirm_duplicates(
                         row + 1,
                         format!(
                             "column invoice_id: {id} appears twice in the snapshot (also {} row {})",
-                            earlier.display(),
+                            earlier,
                             r0 + 1
                         ),
                     ));
                 }
             }
             Ok(())
-        })?;
+        })
+        .await?;
     }
     Ok(())
 }

@@ -18,7 +18,6 @@
 //! the scores, queues, limits and the nightly folder take the same day.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,9 +27,7 @@ use arq_udfs::dates;
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
 use datafusion::parquet::file::metadata::ParquetMetaData;
@@ -41,7 +38,10 @@ use crate::contract::{self, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract, TableKi
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
 use crate::snapshot_bounds::SnapshotBounds;
+use crate::storage::{Listing, Location, StoreReader, parquet_error};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
 
 /// Which snapshot the `*_latest` views show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,9 +72,9 @@ pub struct WarehouseTable {
     /// What the contract says of it.
     pub contract: TableContract,
     /// Its folder.
-    pub dir: PathBuf,
-    /// Its Parquet files, sorted.
-    pub files: Vec<PathBuf>,
+    pub dir: Location,
+    /// Its Parquet files, sorted by path.
+    pub files: Vec<WarehouseFile>,
     /// Snapshot dates found (snapshot tables only) with the rows of each, ascending.
     pub snapshots: BTreeMap<NaiveDate, u64>,
     /// Every file declares itself sorted by [`SORT_COLUMN`] and its row groups'
@@ -82,10 +82,19 @@ pub struct WarehouseTable {
     pub sorted_by_customer: bool,
 }
 
+/// One Parquet file of a table.
+#[derive(Debug, Clone)]
+pub struct WarehouseFile {
+    /// Its path in the store, size and modification time.
+    pub meta: ObjectMeta,
+    /// Its `snapshot_date=` partition (snapshot tables only).
+    pub snapshot: Option<NaiveDate>,
+}
+
 /// An opened, checked warehouse.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
-    root: PathBuf,
+    root: Location,
     tables: Vec<WarehouseTable>,
     snapshots: Snapshots,
     as_of: NaiveDate,
@@ -93,39 +102,76 @@ pub struct Warehouse {
     memory_limit: Option<MemoryLimit>,
 }
 
+/// Footers read at once when a warehouse opens (in a bucket each is a request or two).
+const FOOTERS_AT_ONCE: usize = 8;
+
 impl Warehouse {
-    /// Opens the warehouse at `root` and checks every table and every file against the
-    /// contract: a missing table, a missing column or a wrong type is an error naming
-    /// table, file and column. `as_of` picks the snapshot of the `*_latest` views.
+    /// Opens the local warehouse at `root`: [`Warehouse::open_at`] on a thread of its
+    /// own (with its own runtime), so that it may be called from anywhere, an async task
+    /// included.
     pub fn open(root: impl AsRef<Path>, as_of: AsOf) -> Result<Self> {
-        let root = root.as_ref().to_path_buf();
+        let root = Location::local(root)?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| ArqError::Internal(format!("cannot start a runtime: {e}")))?
+                        .block_on(Self::open_at(root, as_of))
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(ArqError::Internal("opening the warehouse panicked".into()))
+                })
+        })
+    }
+
+    /// Opens the warehouse at `root` (a local folder or a bucket's prefix) and checks
+    /// every table and every file against the contract: a missing table, a missing
+    /// column or a wrong type is an error naming table, file and column. `as_of` picks
+    /// the snapshot of the `*_latest` views.
+    pub async fn open_at(root: Location, as_of: AsOf) -> Result<Self> {
         let warehouse_error = |message: String| ArqError::Warehouse {
-            path: root.clone(),
+            path: PathBuf::from(root.to_string()),
             message,
         };
-        match std::fs::metadata(&root) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(warehouse_error("is not a folder".into())),
-            Err(e) => return Err(warehouse_error(e.to_string())),
+        if let Some(path) = root.local_path() {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(warehouse_error("is not a folder".into())),
+                Err(e) => return Err(warehouse_error(e.to_string())),
+            }
+        } else if root.list().await?.is_none() {
+            return Err(warehouse_error(
+                "nothing is stored under this prefix (no warehouse there)".into(),
+            ));
         }
 
         let mut tables = Vec::new();
         for contract in contract::tables() {
             let dir = root.join(contract.name);
-            if !dir.is_dir() {
+            let Some(listing) = dir.list().await? else {
                 return Err(ArqError::Table {
                     table: contract.name.into(),
-                    message: format!("folder {} is missing", dir.display()),
+                    message: format!("folder {dir} is missing"),
                 });
-            }
-            let (files, partitions) = list_table_files(&contract, &dir)?;
+            };
+            let files = list_table_files(&contract, &dir, listing).await?;
+            let checks: Vec<_> = files
+                .iter()
+                .map(|file| check_file_schema(&contract, &root, &file.meta))
+                .collect();
+            let checked: Vec<(u64, bool)> = futures::stream::iter(checks)
+                .buffered(FOOTERS_AT_ONCE)
+                .try_collect()
+                .await?;
             let mut snapshots = BTreeMap::new();
             let mut sorted = !files.is_empty();
-            for (file, partition) in files.iter().zip(&partitions) {
-                let (rows, file_sorted) = check_file_schema(&contract, file)?;
+            for (file, (rows, file_sorted)) in files.iter().zip(checked) {
                 sorted &= file_sorted;
-                if let Some(date) = partition {
-                    *snapshots.entry(*date).or_insert(0) += rows;
+                if let Some(date) = file.snapshot {
+                    *snapshots.entry(date).or_insert(0) += rows;
                 }
             }
             tables.push(WarehouseTable {
@@ -169,8 +215,8 @@ impl Warehouse {
         self
     }
 
-    /// The warehouse folder.
-    pub fn root(&self) -> &Path {
+    /// The warehouse folder (local or in a bucket).
+    pub fn root(&self) -> &Location {
         &self.root
     }
 
@@ -244,21 +290,15 @@ impl Warehouse {
 
     /// A fingerprint of the warehouse's files (every table's Parquet files: path, size and
     /// modification time), to notice a new snapshot without opening every file.
-    pub fn listing_fingerprint(&self) -> Result<u64> {
+    pub async fn listing_fingerprint(&self) -> Result<u64> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for table in &self.tables {
-            let mut stack = vec![table.dir.clone()];
-            while let Some(dir) = stack.pop() {
-                for entry in sorted_entries(&dir)? {
-                    let meta = std::fs::metadata(&entry).map_err(|e| ArqError::io(&entry, e))?;
-                    if meta.is_dir() {
-                        stack.push(entry);
-                    } else if is_parquet_file(&entry) {
-                        entry.hash(&mut hasher);
-                        meta.len().hash(&mut hasher);
-                        meta.modified().ok().hash(&mut hasher);
-                    }
+            for object in table.dir.list_all().await? {
+                if is_parquet_name(object.location.filename().unwrap_or_default()) {
+                    object.location.as_ref().hash(&mut hasher);
+                    object.size.hash(&mut hasher);
+                    object.last_modified.hash(&mut hasher);
                 }
             }
         }
@@ -270,6 +310,7 @@ impl Warehouse {
     /// rule that answers `max`/`min(snapshot_date)` from the listing
     /// ([`crate::snapshot_bounds`]).
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+        self.root.register(ctx);
         let mut bounds: std::collections::HashMap<String, Vec<i32>> = Default::default();
         for table in &self.tables {
             let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
@@ -284,7 +325,7 @@ impl Warehouse {
                 options =
                     options.with_file_sort_order(vec![vec![col(SORT_COLUMN).sort(true, false)]]);
             }
-            let url = ListingTableUrl::parse(format!("{}/", absolute(&table.dir)?.display()))?;
+            let url = table.dir.listing_url()?;
             if table.contract.kind == TableKind::Snapshot {
                 let days = table.snapshots.iter().filter(|(_, rows)| **rows > 0);
                 bounds.insert(
@@ -338,103 +379,90 @@ pub fn session_config() -> SessionConfig {
 pub const CATALOG: &str = "arq";
 pub const SCHEMA: &str = "warehouse";
 
-fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).map_err(|e| ArqError::io(path, e))
-}
-
-/// Lists a table's Parquet files (hidden files and `_`-prefixed markers are skipped) and,
-/// for snapshot tables, the `snapshot_date=YYYY-MM-DD` partition of each.
-fn list_table_files(
+/// A table's Parquet files (hidden files and `_`-prefixed markers are skipped) and, for
+/// snapshot tables, the `snapshot_date=YYYY-MM-DD` partition of each.
+async fn list_table_files(
     contract: &TableContract,
-    dir: &Path,
-) -> Result<(Vec<PathBuf>, Vec<Option<NaiveDate>>)> {
+    dir: &Location,
+    listing: Listing,
+) -> Result<Vec<WarehouseFile>> {
     let table_error = |message: String| ArqError::Table {
         table: contract.name.into(),
         message,
     };
+    let visible = |name: &str| !name.starts_with('.') && !name.starts_with('_');
     let mut files = Vec::new();
-    let mut partitions = Vec::new();
-    for entry in sorted_entries(dir)? {
-        let name = file_name(&entry);
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
+    for folder in listing.folders.iter().filter(|n| visible(n)) {
+        if contract.kind != TableKind::Snapshot {
+            return Err(table_error(format!(
+                "unexpected folder {}/{folder} ({} tables keep their Parquet files directly in {dir})",
+                dir,
+                contract.kind.as_str(),
+            )));
         }
-        match (contract.kind, entry.is_dir()) {
-            (TableKind::Snapshot, true) => {
-                let date = name
-                    .strip_prefix(&format!("{SNAPSHOT_COLUMN}="))
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                    .ok_or_else(|| {
-                        table_error(format!(
-                            "folder {} is not a snapshot partition \
-                             (expected {SNAPSHOT_COLUMN}=YYYY-MM-DD)",
-                            entry.display()
-                        ))
-                    })?;
-                for file in sorted_entries(&entry)? {
-                    if is_parquet_file(&file) {
-                        files.push(file);
-                        partitions.push(Some(date));
-                    }
-                }
+        let date = folder
+            .strip_prefix(&format!("{SNAPSHOT_COLUMN}="))
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .ok_or_else(|| {
+                table_error(format!(
+                    "folder {dir}/{folder} is not a snapshot partition \
+                     (expected {SNAPSHOT_COLUMN}=YYYY-MM-DD)"
+                ))
+            })?;
+        let inside = dir.join(folder).list().await?.unwrap_or_default();
+        for meta in inside.files {
+            if is_parquet_name(meta.location.filename().unwrap_or_default()) {
+                files.push(WarehouseFile {
+                    meta,
+                    snapshot: Some(date),
+                });
             }
-            (TableKind::Snapshot, false) if is_parquet_file(&entry) => {
-                return Err(table_error(format!(
-                    "file {} is outside any {SNAPSHOT_COLUMN}=YYYY-MM-DD folder",
-                    entry.display()
-                )));
-            }
-            (_, true) => {
-                return Err(table_error(format!(
-                    "unexpected folder {} ({} tables keep their Parquet files directly in {})",
-                    entry.display(),
-                    contract.kind.as_str(),
-                    dir.display()
-                )));
-            }
-            (_, false) if is_parquet_file(&entry) => {
-                files.push(entry);
-                partitions.push(None);
-            }
-            _ => {}
         }
     }
-    Ok((files, partitions))
+    for meta in listing.files {
+        let name = meta.location.filename().unwrap_or_default().to_string();
+        if !is_parquet_name(&name) {
+            continue;
+        }
+        if contract.kind == TableKind::Snapshot {
+            return Err(table_error(format!(
+                "file {dir}/{name} is outside any {SNAPSHOT_COLUMN}=YYYY-MM-DD folder"
+            )));
+        }
+        files.push(WarehouseFile {
+            meta,
+            snapshot: None,
+        });
+    }
+    files.sort_by(|a, b| a.meta.location.cmp(&b.meta.location));
+    Ok(files)
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(|e| ArqError::io(dir, e))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ArqError::io(dir, e))?;
-    entries.sort();
-    Ok(entries)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn is_parquet_file(path: &Path) -> bool {
-    let name = file_name(path);
-    path.is_file() && name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_')
+fn is_parquet_name(name: &str) -> bool {
+    name.ends_with(".parquet") && !name.starts_with('.') && !name.starts_with('_')
 }
 
 /// Reads a file's footer and checks that every contract column is there with the
 /// contract's type (extra columns are allowed, and not visible through SQL); returns the
-/// file's number of rows.
-fn check_file_schema(contract: &TableContract, path: &Path) -> Result<(u64, bool)> {
+/// file's number of rows and whether it is sorted by customer.
+async fn check_file_schema(
+    contract: &TableContract,
+    root: &Location,
+    meta: &ObjectMeta,
+) -> Result<(u64, bool)> {
     let file_error = |message: String| ArqError::TableFile {
         table: contract.name.into(),
-        file: path.to_path_buf(),
+        file: PathBuf::from(root.show(&meta.location)),
         message,
     };
-    let file = File::open(path).map_err(|e| ArqError::io(path, e))?;
-    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|e| file_error(format!("not a readable Parquet file: {e}")))?;
+    let mut reader = StoreReader::new(root.store().clone(), meta.clone());
+    let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        .await
+        .map_err(|e| {
+            parquet_error(&root.show(&meta.location), e, |e| {
+                file_error(format!("not a readable Parquet file: {e}"))
+            })
+        })?;
     let found = metadata.schema();
     for wanted in contract.schema.fields() {
         match found.field_with_name(wanted.name()) {

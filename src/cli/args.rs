@@ -44,8 +44,9 @@ Examples:
 /// The warehouse a command reads.
 #[derive(Debug, Args, Default)]
 pub struct WarehouseArgs {
-    /// Warehouse folder (default: data/demo, the bundled demo warehouse).
-    #[arg(long, short = 'w', env = "ARQ_WAREHOUSE", value_name = "DIR")]
+    /// Warehouse folder, or s3://bucket/prefix (default: data/demo, the bundled demo
+    /// warehouse).
+    #[arg(long, short = 'w', env = "ARQ_WAREHOUSE", value_name = "DIR|URL")]
     pub warehouse: Option<PathBuf>,
 }
 

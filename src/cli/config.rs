@@ -15,6 +15,7 @@ use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
 use crate::memory::MemoryLimit;
 use crate::output::Output;
+use crate::storage::Location;
 use crate::warehouse::Warehouse;
 
 /// The warehouse used when neither `--warehouse` nor `ARQ_WAREHOUSE` is given.
@@ -72,6 +73,10 @@ impl Config {
             }
             _ => None,
         };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ArqError::Internal(format!("cannot start the async runtime: {e}")))?;
         let warehouse = match needs.warehouse {
             true => {
                 let path = warehouse_path(cli, needs.decisions)?;
@@ -79,14 +84,14 @@ impl Config {
                     .command
                     .memory_limit()
                     .or_else(MemoryLimit::default_for_machine);
-                Some(Warehouse::open(path, cli.as_of())?.with_memory_limit(limit))
+                // Opened on the runtime the commands run on: a bucket's client keeps its
+                // connections there.
+                let location = Location::parse(&path.to_string_lossy())?;
+                let opened = runtime.block_on(Warehouse::open_at(location, cli.as_of()))?;
+                Some(opened.with_memory_limit(limit))
             }
             false => None,
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ArqError::Internal(format!("cannot start the async runtime: {e}")))?;
         Ok(Config {
             warehouse,
             model,
@@ -178,11 +183,7 @@ impl Config {
     pub fn inputs_note(&self) -> String {
         let mut parts = Vec::new();
         if let Some(w) = &self.warehouse {
-            parts.push(format!(
-                "warehouse {} (snapshot {})",
-                w.root().display(),
-                w.as_of()
-            ));
+            parts.push(format!("warehouse {} (snapshot {})", w.root(), w.as_of()));
         }
         if let Some(m) = &self.model {
             parts.push(format!("model {}", m.path.display()));

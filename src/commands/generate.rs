@@ -1,13 +1,18 @@
-//! `arq generate`: write a synthetic warehouse in the contract (see [`crate::generate`]).
+//! `arq generate`: write a synthetic warehouse in the contract (see [`crate::generate`]),
+//! into a local folder or a bucket (`--out s3://bucket/prefix`: generated locally, then
+//! uploaded).
 
 use crate::cli::args::GenerateArgs;
 use crate::cli::config::Config;
-use crate::error::Result;
+use crate::error::{ArqError, Result};
 use crate::generate::{self, GenerateOptions, GenerateSummary};
+use crate::output::bucket;
 use crate::output::print_text;
+use crate::storage::Location;
+use object_store::ObjectStoreExt;
 
 /// Generates the warehouse and prints what was written (unless quiet).
-pub fn run(_config: &Config, args: &GenerateArgs) -> Result<()> {
+pub fn run(config: &Config, args: &GenerateArgs) -> Result<()> {
     let options = GenerateOptions {
         customers: args.customers,
         months: args.months,
@@ -16,11 +21,41 @@ pub fn run(_config: &Config, args: &GenerateArgs) -> Result<()> {
         force: args.force,
         progress: !args.quiet,
     };
-    let summary = generate::generate(&args.out, &options)?;
+    let out = Location::parse(&args.out.to_string_lossy())?;
+    if out.local_path().is_some() {
+        let summary = generate::generate(&args.out, &options)?;
+        if args.quiet {
+            return Ok(());
+        }
+        return print_text(&summary_text(&args.out.display().to_string(), &summary));
+    }
+    // A bucket: generated into a local temporary folder, then uploaded.
+    let existing = config.block_on(out.list_all())?;
+    if !existing.is_empty() && !args.force {
+        return Err(ArqError::Input(format!(
+            "{out} already holds {} objects; pass --force to replace them",
+            existing.len()
+        )));
+    }
+    let work = tempfile::Builder::new()
+        .prefix("arq-generate-")
+        .tempdir()
+        .map_err(|e| ArqError::io(std::env::temp_dir(), e))?;
+    let local = work.path().join("warehouse");
+    let summary = generate::generate(&local, &options)?;
+    config.block_on(async {
+        for object in &existing {
+            out.store()
+                .delete(&object.location)
+                .await
+                .map_err(|e| out.error(&object.location, e))?;
+        }
+        bucket::upload_folder(&local, &out).await
+    })?;
     if args.quiet {
         return Ok(());
     }
-    print_text(&summary_text(&args.out.display().to_string(), &summary))
+    print_text(&summary_text(&out.to_string(), &summary))
 }
 
 /// One line on what was written.

@@ -31,7 +31,7 @@ pub fn run(config: &Config, args: &LimitsArgs) -> Result<()> {
     let model = &config.model()?.value;
     let warehouse = config.warehouse()?;
     let (before, after) = config.block_on(async {
-        crate::validate::snapshot(warehouse)?;
+        crate::validate::snapshot(warehouse).await?;
         let (snapshot, previous) =
             ScoredSnapshot::load_with_previous(warehouse, model, config.feature_slice).await?;
         let (state, scores) = (&snapshot.state, &snapshot.scores);

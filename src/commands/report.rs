@@ -24,7 +24,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     sections.dedup();
     let loaded = config.model().ok();
     let model = loaded.map(|m| m.path.display().to_string());
-    let root = warehouse.root().display().to_string();
+    let root = warehouse.root().to_string();
     let source = Source {
         warehouse: &root,
         model: model.as_deref(),

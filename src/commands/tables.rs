@@ -14,7 +14,7 @@ pub fn run(config: &Config) -> Result<()> {
         let dates = warehouse.snapshot_dates();
         print_text(&format!(
             "warehouse {}: {} snapshots from {} to {}; *_latest views show {}\n\n{listing}",
-            warehouse.root().display(),
+            warehouse.root(),
             dates.len(),
             dates.first().map(|d| d.to_string()).unwrap_or_default(),
             dates.last().map(|d| d.to_string()).unwrap_or_default(),

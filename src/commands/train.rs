@@ -70,7 +70,7 @@ async fn training_data(config: &Config, args: &TrainArgs) -> Result<LabelledData
         _ => {
             let warehouse = config.warehouse()?;
             let state = warehouse.session(None).await?.state();
-            let source = warehouse.root().display().to_string();
+            let source = warehouse.root().to_string();
             Ok(features::training_data(&state, &source, warehouse.as_of_day()).await?)
         }
     }

@@ -3,8 +3,7 @@
 //! added up only from the queues' rows, per queue.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arq_models::model::Fingerprint;
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -15,6 +14,9 @@ use serde::Serialize;
 use super::changes::{Change, Changes};
 use crate::error::{ArqError, Result};
 use crate::output::folder::OutputRecord;
+use crate::storage::Location;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
 /// What the run read.
 pub struct InputFingerprint {
@@ -24,24 +26,27 @@ pub struct InputFingerprint {
 }
 
 /// FNV-1a over every warehouse file's path (relative to the warehouse) and bytes.
-pub fn fingerprint_files(root: &Path, files: &[PathBuf]) -> Result<InputFingerprint> {
-    let mut sorted: Vec<&PathBuf> = files.iter().collect();
-    sorted.sort();
+pub async fn fingerprint_files(root: &Location, files: &[ObjectMeta]) -> Result<InputFingerprint> {
+    let mut sorted: Vec<(String, &ObjectMeta)> = files
+        .iter()
+        .map(|f| (root.relative(&f.location), f))
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut fingerprint = Fingerprint::default();
     let mut bytes = 0u64;
-    let mut buffer = vec![0u8; 1 << 20];
-    for path in &sorted {
-        let relative = path.strip_prefix(root).unwrap_or(path);
-        fingerprint.update(relative.to_string_lossy().as_bytes());
+    for (relative, meta) in &sorted {
+        fingerprint.update(relative.as_bytes());
         fingerprint.update(&[0]);
-        let mut file = std::fs::File::open(path).map_err(|e| ArqError::io(path, e))?;
-        loop {
-            let n = file.read(&mut buffer).map_err(|e| ArqError::io(path, e))?;
-            if n == 0 {
-                break;
-            }
-            fingerprint.update(&buffer[..n]);
-            bytes += n as u64;
+        let failed = |e| root.error(&meta.location, e);
+        let mut stream = root
+            .store()
+            .get(&meta.location)
+            .await
+            .map_err(failed)?
+            .into_stream();
+        while let Some(chunk) = stream.try_next().await.map_err(failed)? {
+            fingerprint.update(&chunk);
+            bytes += chunk.len() as u64;
         }
     }
     Ok(InputFingerprint {
@@ -144,7 +149,7 @@ pub struct Summary {
 
 /// What a run read, as its summary names it.
 pub struct RunInputs<'a> {
-    pub warehouse: &'a Path,
+    pub warehouse: &'a Location,
     pub model: &'a Path,
     pub policy: &'a Path,
     pub policy_version: &'a str,
@@ -235,18 +240,15 @@ impl Summary {
         }
     }
 
-    pub fn text(&self, inputs: &RunInputs, target: &Path, files: usize, seconds: f64) -> String {
+    pub fn text(&self, inputs: &RunInputs, target: &str, files: usize, seconds: f64) -> String {
         let mut out = format!(
             "nightly {}: {} customers, {} with an overdue balance; overdue by currency: {}\n\
              warehouse {}, model {}, policy {} (version {})\n\n",
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            target.rsplit('/').next().unwrap_or_default(),
             self.customers,
             self.eligible,
             self.overdue_text(),
-            inputs.warehouse.display(),
+            inputs.warehouse,
             inputs.model.display(),
             inputs.policy.display(),
             inputs.policy_version,
@@ -318,7 +320,7 @@ impl Summary {
             "\ncredit limits: {}\nwrote {} files to {} in {seconds:.1} s\n",
             actions.join(", "),
             files,
-            target.display()
+            target
         ));
         out
     }

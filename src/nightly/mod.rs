@@ -47,11 +47,15 @@ use crate::warehouse::Warehouse;
 use manifest::{
     InputsRecord, Manifest, ModelRecord, PolicyRecord, RunInputs, Summary, fingerprint_files,
 };
+use object_store::ObjectMeta;
 
 /// What the job needs besides the warehouse.
 pub struct NightlyOptions<'a> {
     /// The folder under which `<as-of>/` is written.
     pub out: PathBuf,
+    /// The folder as the summary names it, when it is not `out` (a bucket's prefix whose
+    /// nights are prepared in a local folder first).
+    pub shown_out: Option<String>,
     pub model: &'a Loaded<SessionModel>,
     pub policy: &'a Loaded<Policy>,
     /// Customers per slice of the feature query.
@@ -97,13 +101,13 @@ pub fn run(
     let target = options.out.join(warehouse.as_of().to_string());
     let mut stages = Stages::new(options.progress);
     // The input fingerprint reads every warehouse file; it runs beside the queries.
-    let files: Vec<PathBuf> = warehouse
+    let files: Vec<ObjectMeta> = warehouse
         .tables()
         .iter()
-        .flat_map(|t| t.files.iter().cloned())
+        .flat_map(|t| t.files.iter().map(|f| f.meta.clone()))
         .collect();
-    let root = warehouse.root().to_path_buf();
-    let fingerprint = runtime.spawn_blocking(move || fingerprint_files(&root, &files));
+    let root = warehouse.root().clone();
+    let fingerprint = runtime.spawn(async move { fingerprint_files(&root, &files).await });
     let decisions = runtime.block_on(decide(warehouse, options, &mut stages))?;
     let inputs = runtime
         .block_on(fingerprint)
@@ -135,7 +139,7 @@ pub fn run(
         arq_version: env!("CARGO_PKG_VERSION"),
         as_of: warehouse.as_of().to_string(),
         warehouse: InputsRecord {
-            path: warehouse.root().display().to_string(),
+            path: warehouse.root().to_string(),
             files: inputs.files,
             bytes: inputs.bytes,
             fingerprint: inputs.fingerprint,
@@ -179,7 +183,11 @@ pub fn run(
         policy: &options.policy.path,
         policy_version: &options.policy.value.version,
     };
-    Ok(summary.text(&inputs, &target, files, started.elapsed().as_secs_f64()))
+    let shown = match &options.shown_out {
+        Some(out) => format!("{out}/{}", warehouse.as_of()),
+        None => target.display().to_string(),
+    };
+    Ok(summary.text(&inputs, &shown, files, started.elapsed().as_secs_f64()))
 }
 
 /// Checks the snapshot's rows, scores once, and builds the queues and the limits.
@@ -188,7 +196,7 @@ async fn decide(
     options: &NightlyOptions<'_>,
     stages: &mut Stages,
 ) -> Result<Decisions> {
-    validate::snapshot(warehouse)?;
+    validate::snapshot(warehouse).await?;
     stages.done("check");
     let model = &options.model.value;
     // The previous snapshot's scores for the credit review: from its committed night
@@ -260,7 +268,7 @@ async fn night_report(
         12,
         report::DEFAULT_CEI_TARGET,
     )?;
-    let root = warehouse.root().display().to_string();
+    let root = warehouse.root().to_string();
     let model = options.model.path.display().to_string();
     let source = Source {
         warehouse: &root,

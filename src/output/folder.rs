@@ -212,21 +212,27 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Test-only failures (the `fault-injection` feature, which the end-to-end tests turn
 /// on): `ARQ_NIGHTLY_FAIL_AFTER_FILES=N` fails the run after N output files are written;
-/// `ARQ_NIGHTLY_PAUSE_AFTER_FILES=N` sleeps there (so a test can kill the run).
+/// `ARQ_NIGHTLY_PAUSE_AFTER_FILES=N` sleeps there (so a test can kill the run); the same
+/// with `_UPLOADS` for the files put in a bucket ([`super::bucket`]).
 #[cfg(feature = "fault-injection")]
-mod faults {
+pub(crate) mod faults {
     use crate::error::{ArqError, Result};
-
-    const FAIL_AFTER: &str = "ARQ_NIGHTLY_FAIL_AFTER_FILES";
-    const PAUSE_AFTER: &str = "ARQ_NIGHTLY_PAUSE_AFTER_FILES";
 
     pub struct Faults {
         fail_after: Option<usize>,
         pause_after: Option<usize>,
+        fail_name: &'static str,
     }
 
     impl Faults {
         pub fn from_env() -> Result<Faults> {
+            Self::named(
+                "ARQ_NIGHTLY_FAIL_AFTER_FILES",
+                "ARQ_NIGHTLY_PAUSE_AFTER_FILES",
+            )
+        }
+
+        pub fn named(fail_name: &'static str, pause_name: &'static str) -> Result<Faults> {
             let number = |name: &str| -> Result<Option<usize>> {
                 match std::env::var(name) {
                     Ok(v) => v
@@ -237,8 +243,9 @@ mod faults {
                 }
             };
             Ok(Faults {
-                fail_after: number(FAIL_AFTER)?,
-                pause_after: number(PAUSE_AFTER)?,
+                fail_after: number(fail_name)?,
+                pause_after: number(pause_name)?,
+                fail_name,
             })
         }
 
@@ -248,7 +255,8 @@ mod faults {
             }
             if self.fail_after == Some(n) {
                 return Err(ArqError::Injected(format!(
-                    "failure injected after {n} output files ({FAIL_AFTER})"
+                    "failure injected after {n} output files ({})",
+                    self.fail_name
                 )));
             }
             Ok(())

@@ -5,6 +5,7 @@
 //! whole through [`staging::StagingDir`].
 
 pub mod atomic;
+pub mod bucket;
 pub mod folder;
 pub mod staging;
 pub mod table;

@@ -53,7 +53,7 @@ impl Catalog {
         as_of: AsOf,
         model: Option<SessionModel>,
     ) -> Result<Catalog> {
-        let seen = warehouse.listing_fingerprint()?;
+        let seen = warehouse.listing_fingerprint().await?;
         let ctx = base_session(&warehouse, model.as_ref()).await?;
         Ok(Catalog {
             as_of,
@@ -77,15 +77,12 @@ impl Catalog {
     /// state was refused (the old one is still served).
     pub async fn reload(&self, force: bool) -> Option<Result<NaiveDate>> {
         let served = self.current();
-        let root = served.warehouse.root().to_path_buf();
-        // Listing and opening read the disk: off the async threads.
-        let warehouse = served.warehouse.clone();
-        let listing = tokio::task::spawn_blocking(move || warehouse.listing_fingerprint())
-            .await
-            .map_err(|e| ArqError::Internal(format!("reload: {e}")));
-        let listing = match listing {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) | Err(e) => return Some(Err(e)),
+        let root = served.warehouse.root().clone();
+        // Listing and opening go through the object store (local files on its blocking
+        // threads, a bucket by requests), never blocking the async threads.
+        let listing = match served.warehouse.listing_fingerprint().await {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
         };
         {
             let mut seen = self.seen.lock().expect("catalog lock");
@@ -95,12 +92,9 @@ impl Catalog {
             *seen = listing;
         }
         let as_of = self.as_of;
-        let opened = tokio::task::spawn_blocking(move || Warehouse::open(root, as_of))
-            .await
-            .map_err(|e| ArqError::Internal(format!("reload: {e}")));
-        let warehouse = match opened {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) | Err(e) => return Some(Err(e)),
+        let warehouse = match Warehouse::open_at(root, as_of).await {
+            Ok(w) => w,
+            Err(e) => return Some(Err(e)),
         };
         let ctx = match base_session(&warehouse, self.model.as_ref()).await {
             Ok(ctx) => ctx,
