@@ -342,19 +342,19 @@ pub fn storage_error(what: &str, e: &object_store::Error) -> ArqError {
             .to_string()
     } else if lower.contains("url scheme is not allowed") {
         "the endpoint is plain http: set AWS_ALLOW_HTTP=true to allow it".to_string()
-    } else if lower.contains("timed out") || lower.contains("timeout") {
+    } else if lower.contains("error sending request")
+        || lower.contains("connection refused")
+        || lower.contains("dns error")
+        || lower.contains("tcp connect error")
+    {
+        "cannot reach the storage endpoint (check AWS_ENDPOINT_URL and the network)".to_string()
+    } else if lower.contains("timed out") || lower.contains("deadline has elapsed") {
         format!(
             "timed out (each request {} s, retried {RETRIES} times within {} s; \
              AWS_TIMEOUT changes the first)",
             REQUEST_TIMEOUT.as_secs(),
             RETRY_TIME.as_secs()
         )
-    } else if lower.contains("error sending request")
-        || lower.contains("connection refused")
-        || lower.contains("dns error")
-        || lower.contains("connect")
-    {
-        "cannot reach the storage endpoint (check AWS_ENDPOINT_URL and the network)".to_string()
     } else {
         String::new()
     };

@@ -14,6 +14,7 @@ mod nightly;
 mod output;
 mod queue;
 mod report;
+mod s3;
 mod serve;
 mod shell;
 mod sql;

@@ -641,7 +641,8 @@ pub struct NightlyArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Folder under which the run's `<as-of>/` folder is written (replacing that
-    /// night's earlier outputs as a whole, and nothing else).
+    /// night's earlier outputs as a whole, and nothing else), or s3://bucket/prefix
+    /// (a new run of the night, then its `LATEST` pointer; see the README).
     #[arg(long, short = 'o', alias = "output", default_value = "out")]
     pub out: PathBuf,
     /// Also write the lists people read as spreadsheets: `call_lists/<person>.xlsx`
@@ -681,8 +682,8 @@ pub struct ReportArgs {
     /// The CEI target line (%).
     #[arg(long, value_name = "PERCENT", default_value_t = crate::report::DEFAULT_CEI_TARGET)]
     pub cei_target: f64,
-    /// The nightly job's output folder: counts each collector's nights over capacity
-    /// this month from the nights' `carry_over` lists.
+    /// The nightly job's output folder (or s3://bucket/prefix): counts each collector's
+    /// nights over capacity this month from the nights' `carry_over` lists.
     #[arg(long, value_name = "OUT")]
     pub nights: Option<PathBuf>,
     /// Where to write the report (atomically).
@@ -772,7 +773,7 @@ pub struct BacktestArgs {
 /// `arq generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Output folder (must not exist or be empty, unless --force).
+    /// Output folder, or s3://bucket/prefix (must not exist or be empty, unless --force).
     #[arg(long, short = 'o', alias = "output")]
     pub out: PathBuf,
     /// Number of customers.

@@ -3,11 +3,12 @@
 use crate::cli::args::ReportArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
-use crate::output::{print_text, write_atomically};
+use crate::output::{bucket, print_text, write_atomically};
 use crate::report::model::ModelInput;
 use crate::report::nights::Nights;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::recommendations;
+use crate::storage::Location;
 
 /// Builds the report over the configured warehouse (and model, when there is one) and
 /// writes it atomically.
@@ -31,7 +32,28 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     };
     let policy = &config.policy()?.value;
     let policy_fingerprint = &config.policy()?.fingerprint;
-    let nights = match &args.nights {
+    // Nights in a bucket: the trusted ones copied into a local folder first.
+    let mut _fetched = None;
+    let nights_dir = match &args.nights {
+        Some(out) => {
+            let location = Location::parse(&out.to_string_lossy())?;
+            match location.local_path() {
+                Some(local) => Some(local.to_path_buf()),
+                None => {
+                    let work = tempfile::Builder::new()
+                        .prefix("arq-report-nights-")
+                        .tempdir()
+                        .map_err(|e| ArqError::io(std::env::temp_dir(), e))?;
+                    config.block_on(bucket::fetch(&location, work.path()))?;
+                    let dir = work.path().to_path_buf();
+                    _fetched = Some(work);
+                    Some(dir)
+                }
+            }
+        }
+        None => None,
+    };
+    let nights = match &nights_dir {
         Some(out) => Nights::read(
             out,
             period.previous.as_deref().unwrap_or(""),
