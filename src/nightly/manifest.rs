@@ -16,7 +16,8 @@ use crate::error::{ArqError, Result};
 use crate::output::folder::OutputRecord;
 use crate::storage::Location;
 use futures::TryStreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::{GetResultPayload, ObjectMeta, ObjectStoreExt};
+use std::io::Read;
 
 /// What the run read.
 pub struct InputFingerprint {
@@ -38,15 +39,33 @@ pub async fn fingerprint_files(root: &Location, files: &[ObjectMeta]) -> Result<
         fingerprint.update(relative.as_bytes());
         fingerprint.update(&[0]);
         let failed = |e| root.error(&meta.location, e);
-        let mut stream = root
-            .store()
-            .get(&meta.location)
-            .await
-            .map_err(failed)?
-            .into_stream();
-        while let Some(chunk) = stream.try_next().await.map_err(failed)? {
-            fingerprint.update(&chunk);
-            bytes += chunk.len() as u64;
+        let got = root.store().get(&meta.location).await.map_err(failed)?;
+        match got.payload {
+            // A local file: read in large blocks off the async threads.
+            GetResultPayload::File(mut file, path) => {
+                let (hashed, n) = tokio::task::spawn_blocking(move || {
+                    let mut buffer = vec![0u8; 1 << 20];
+                    let (mut hashed, mut total) = (fingerprint, 0u64);
+                    loop {
+                        let n = file.read(&mut buffer).map_err(|e| ArqError::io(&path, e))?;
+                        if n == 0 {
+                            return Ok::<_, ArqError>((hashed, total));
+                        }
+                        hashed.update(&buffer[..n]);
+                        total += n as u64;
+                    }
+                })
+                .await
+                .map_err(|e| ArqError::Internal(format!("fingerprinting failed: {e}")))??;
+                fingerprint = hashed;
+                bytes += n;
+            }
+            GetResultPayload::Stream(mut stream) => {
+                while let Some(chunk) = stream.try_next().await.map_err(failed)? {
+                    fingerprint.update(&chunk);
+                    bytes += chunk.len() as u64;
+                }
+            }
         }
     }
     Ok(InputFingerprint {
