@@ -244,6 +244,24 @@ fn assert_same_rows(sql: &str, csv: &[Vec<String>], pg: &[Vec<Option<String>>]) 
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_warehouse_in_a_bucket_is_served() {
+    let s3 = crate::s3::S3::start();
+    s3.with_demo("arq-served");
+    let mut server = Server::start(
+        &["-w", "s3://arq-served/wh", "--trust-local"],
+        &s3.settings(),
+    );
+    let client = connect(&server.conn("ana", "")).await.expect("connect");
+    assert_same_rows(
+        AGING,
+        &arq_sql_rows(AGING),
+        &simple_rows(&client, AGING).await,
+    );
+    drop(client);
+    assert!(server.stop().success());
+}
+
 /// The rows of `arq sql --format csv SQL` (without the header).
 fn arq_sql_rows(sql: &str) -> Vec<Vec<String>> {
     csv_rows(&run_ok(&["sql", "--format", "csv", sql]))

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use arq_models::sql::SessionModel;
 use chrono::NaiveDate;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -164,8 +165,15 @@ pub fn connection_session(
     config: Option<SessionConfig>,
     limit: MemoryLimit,
 ) -> Result<SessionContext> {
+    // The base's object stores (a warehouse in a bucket) and the Parquet footers it has
+    // read; a pool of its own.
+    let base_env = base.runtime_env();
+    let caches = CacheManagerConfig::default()
+        .with_file_metadata_cache(Some(base_env.cache_manager.get_file_metadata_cache()));
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(limit.0, 1.0)
+        .with_object_store_registry(Arc::clone(&base_env.object_store_registry))
+        .with_cache_manager(caches)
         .build_arc()?;
     let mut builder =
         SessionStateBuilder::new_from_existing(base.state()).with_runtime_env(runtime);
