@@ -392,14 +392,15 @@ fn the_nightly_reads_and_writes_a_bucket_as_a_local_folder() {
         "--out",
         local_out.to_str().unwrap(),
     ]);
-    let summary = s3.arq_ok(&[
+    let to_bucket = [
         "-w",
         "s3://arq-nights/wh",
         "nightly",
         "--quiet",
         "--out",
         "s3://arq-nights/out",
-    ]);
+    ];
+    let summary = s3.arq_ok(&to_bucket);
     assert!(
         summary.contains("wrote 54 files to s3://arq-nights/out/2026-10-31"),
         "{summary}"
@@ -415,14 +416,7 @@ fn the_nightly_reads_and_writes_a_bucket_as_a_local_folder() {
     );
 
     // A rerun: a new run, LATEST moves to it, the same files; the old run is untouched.
-    s3.arq_ok(&[
-        "-w",
-        "s3://arq-nights/wh",
-        "nightly",
-        "--quiet",
-        "--out",
-        "s3://arq-nights/out",
-    ]);
+    s3.arq_ok(&to_bucket);
     let second = tmp.path().join("second");
     let rerun = download_night(&s3, "arq-nights", "out", "2026-10-31", &second);
     assert_ne!(run, rerun);
