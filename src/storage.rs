@@ -333,7 +333,7 @@ pub fn storage_error(what: &str, e: &object_store::Error) -> ArqError {
     } else if matches!(
         e,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
-    ) || lower.contains("403")
+    ) || lower.contains("403 forbidden")
         || lower.contains("accessdenied")
         || lower.contains("invalidaccesskeyid")
         || lower.contains("signaturedoesnotmatch")
@@ -342,12 +342,6 @@ pub fn storage_error(what: &str, e: &object_store::Error) -> ArqError {
             .to_string()
     } else if lower.contains("url scheme is not allowed") {
         "the endpoint is plain http: set AWS_ALLOW_HTTP=true to allow it".to_string()
-    } else if lower.contains("error sending request")
-        || lower.contains("connection refused")
-        || lower.contains("dns error")
-        || lower.contains("tcp connect error")
-    {
-        "cannot reach the storage endpoint (check AWS_ENDPOINT_URL and the network)".to_string()
     } else if lower.contains("timed out") || lower.contains("deadline has elapsed") {
         format!(
             "timed out (each request {} s, retried {RETRIES} times within {} s; \
@@ -355,6 +349,12 @@ pub fn storage_error(what: &str, e: &object_store::Error) -> ArqError {
             REQUEST_TIMEOUT.as_secs(),
             RETRY_TIME.as_secs()
         )
+    } else if lower.contains("error sending request")
+        || lower.contains("connection refused")
+        || lower.contains("dns error")
+        || lower.contains("tcp connect error")
+    {
+        "cannot reach the storage endpoint (check AWS_ENDPOINT_URL and the network)".to_string()
     } else {
         String::new()
     };
@@ -506,5 +506,64 @@ mod tests {
             Location::parse("s3:///x"),
             Err(ArqError::Usage(_))
         ));
+    }
+
+    #[test]
+    fn storage_errors_say_the_likely_cause_first() {
+        let generic = |text: &str| object_store::Error::Generic {
+            store: "S3",
+            source: text.to_string().into(),
+        };
+        let cause = |e: object_store::Error| match storage_error("s3://b/wh", &e) {
+            ArqError::Storage { what, message } => {
+                assert_eq!(what, "s3://b/wh");
+                message
+            }
+            other => panic!("{other}"),
+        };
+        let starts = |e, wanted: &str| {
+            let message = cause(e);
+            assert!(message.starts_with(wanted), "{message}");
+        };
+        starts(
+            generic(
+                "Server returned non-2xx status code: 404 Not Found: <Code>NoSuchBucket</Code>",
+            ),
+            "the bucket does not exist",
+        );
+        starts(
+            generic("Server returned non-2xx status code: 403 Forbidden: <Code>InvalidAccessKeyId"),
+            "access denied",
+        );
+        // "403" inside a duration is not a refusal.
+        starts(
+            generic(
+                "GET http://h/b in 12.403ms - error sending request: tcp connect error: Connection refused",
+            ),
+            "cannot reach the storage endpoint",
+        );
+        starts(
+            generic("GET http://h/b in 30s - error sending request: operation timed out"),
+            "timed out",
+        );
+        starts(
+            generic("HTTP error: builder error: URL scheme is not allowed"),
+            "the endpoint is plain http",
+        );
+        starts(
+            object_store::Error::NotFound {
+                path: "wh/x.parquet".into(),
+                source: "404".into(),
+            },
+            "no such object",
+        );
+        // Anything else keeps the store's words, on one line, shortened.
+        let long = format!("Something else\n{}", "x".repeat(1000));
+        let message = cause(generic(&long));
+        assert!(
+            message.starts_with("Generic S3 error: Something else x"),
+            "{message}"
+        );
+        assert!(message.chars().count() <= 301, "{message}");
     }
 }
