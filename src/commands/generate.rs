@@ -37,10 +37,7 @@ pub fn run(config: &Config, args: &GenerateArgs) -> Result<()> {
             existing.len()
         )));
     }
-    let work = tempfile::Builder::new()
-        .prefix("arq-generate-")
-        .tempdir()
-        .map_err(|e| ArqError::io(std::env::temp_dir(), e))?;
+    let work = bucket::work_folder("generate")?;
     let local = work.path().join("warehouse");
     let summary = generate::generate(&local, &options)?;
     config.block_on(async {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::cli::args::NightlyArgs;
 use crate::cli::config::Config;
-use crate::error::{ArqError, Result};
+use crate::error::Result;
 use crate::nightly::{self, NightlyOptions};
 use crate::output::bucket;
 use crate::output::print_text;
@@ -30,11 +30,7 @@ pub fn run(config: &Config, args: &NightlyArgs) -> Result<()> {
         let summary = nightly::run(config.runtime(), warehouse, &options)?;
         return print_text(&summary);
     }
-    let work = tempfile::Builder::new()
-        .prefix("arq-nightly-")
-        .tempdir()
-        .map_err(|e| ArqError::io(std::env::temp_dir(), e))?;
-    config.block_on(bucket::fetch(&out, work.path()))?;
+    let work = config.block_on(bucket::fetch_into_work_folder(&out))?;
     options.out = work.path().to_path_buf();
     options.shown_out = Some(out.to_string());
     let mut summary = nightly::run(config.runtime(), warehouse, &options)?;

@@ -40,11 +40,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
             match location.local_path() {
                 Some(local) => Some(local.to_path_buf()),
                 None => {
-                    let work = tempfile::Builder::new()
-                        .prefix("arq-report-nights-")
-                        .tempdir()
-                        .map_err(|e| ArqError::io(std::env::temp_dir(), e))?;
-                    config.block_on(bucket::fetch(&location, work.path()))?;
+                    let work = config.block_on(bucket::fetch_into_work_folder(&location))?;
                     let dir = work.path().to_path_buf();
                     _fetched = Some(work);
                     Some(dir)

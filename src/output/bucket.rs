@@ -30,6 +30,7 @@ use object_store::buffered::BufWriter;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
+use super::folder::OutputRecord;
 use crate::error::{ArqError, Result};
 use crate::storage::Location;
 
@@ -55,15 +56,10 @@ const PART: usize = 8 << 20;
 /// Files uploaded at once.
 const UPLOADS_AT_ONCE: usize = 8;
 
+/// What a manifest lists: the night's files (the rest of it is not read here).
 #[derive(Deserialize)]
 struct Listed {
-    outputs: Vec<ListedFile>,
-}
-
-#[derive(Deserialize)]
-struct ListedFile {
-    file: String,
-    bytes: u64,
+    outputs: Vec<OutputRecord>,
 }
 
 /// A committed night in a bucket.
@@ -213,20 +209,32 @@ fn upload_error(
     object: &object_store::path::Path,
     e: std::io::Error,
 ) -> ArqError {
+    let message = crate::error::one_line(&e.to_string());
     match e
         .into_inner()
         .map(|inner| inner.downcast::<object_store::Error>())
     {
         Some(Ok(store_error)) => folder.error(object, *store_error),
-        Some(Err(other)) => ArqError::Storage {
+        _ => ArqError::Storage {
             what: folder.show(object),
-            message: crate::error::one_line(&other.to_string()),
-        },
-        None => ArqError::Storage {
-            what: folder.show(object),
-            message: "the upload failed".into(),
+            message,
         },
     }
+}
+
+/// A local temporary folder (removed when dropped) for work bound for a bucket.
+pub fn work_folder(purpose: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("arq-{purpose}-"))
+        .tempdir()
+        .map_err(|e| ArqError::io(std::env::temp_dir(), e))
+}
+
+/// The trusted nights under `out` copied ([`fetch`]) into a new local temporary folder.
+pub async fn fetch_into_work_folder(out: &Location) -> Result<tempfile::TempDir> {
+    let work = work_folder("nights")?;
+    fetch(out, work.path()).await?;
+    Ok(work)
 }
 
 /// Uploads every file below the local folder `local` to `dest` (same relative paths),

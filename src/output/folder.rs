@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arq_models::model::Fingerprint;
 use datafusion::arrow::array::RecordBatch;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{OutputFormat, QueryResult, write_atomically, write_result};
 use crate::error::{ArqError, Result};
 
 /// One output file as the manifest lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub file: String,
     pub rows: Option<usize>,
