@@ -152,14 +152,7 @@ impl S3 {
 
     /// Runs `arq ARGS`, expects exit code 1 and one `error:` line; returns it.
     fn arq_err(&self, args: &[&str]) -> String {
-        let out = self.arq(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "arq {args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "not one line: {stderr}");
-        assert!(lines[0].starts_with("error: "), "{stderr}");
-        lines[0].to_string()
+        crate::util::error_line(&format!("arq {args:?}"), &self.arq(args), 1)
     }
 
     /// `tests/fixtures/s3.py ARGS` (bucket chores arq does not do itself).

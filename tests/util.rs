@@ -93,19 +93,17 @@ pub fn run_usage_err(args: &[&str]) -> String {
 }
 
 fn run_failing(args: &[&str], code: i32) -> String {
-    let out = run(args);
+    error_line(&format!("arq {args:?}"), &run(args), code)
+}
+
+/// Asserts that `out` (of `what`) exited with `code` and one `error: ...` line on stderr,
+/// without a panic; returns that line.
+pub fn error_line(what: &str, out: &Output, code: i32) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "arq {args:?}: stderr {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "arq {args:?} panicked: {stderr}"
-    );
+    assert_eq!(out.status.code(), Some(code), "{what}: stderr {stderr}");
+    assert!(!stderr.contains("panicked"), "{what} panicked: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "arq {args:?}: not one line: {stderr}");
+    assert_eq!(lines.len(), 1, "{what}: not one line: {stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
     lines[0].to_string()
 }
