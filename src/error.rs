@@ -42,6 +42,10 @@ pub enum ArqError {
     #[error("{what}: {message}")]
     Storage { what: String, message: String },
 
+    /// The cluster at `url` (its scheduler or executors) failed or cannot be reached.
+    #[error("cluster {url}: {message}")]
+    Cluster { url: String, message: String },
+
     /// What was asked for is not in the data (a queue, a customer, a snapshot range).
     #[error("{0}")]
     NotFound(String),

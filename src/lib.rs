@@ -11,6 +11,7 @@
 
 pub mod applications;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod completion;
 pub mod contract;

@@ -36,9 +36,10 @@ impl ScoredSnapshot {
         model: &SessionModel,
         slice: usize,
     ) -> Result<ScoredSnapshot> {
-        let state = warehouse.session(Some(model)).await?.state();
+        let state = warehouse.local_session(Some(model)).await?.state();
         let day = warehouse.as_of_day();
-        let scores = score_snapshot(&state, &model.model, &model.name, day, slice).await?;
+        let features = features_state(warehouse, model, &state).await?;
+        let scores = score_snapshot(&features, &model.model, &model.name, day, slice).await?;
         Ok(ScoredSnapshot { state, scores })
     }
 
@@ -54,13 +55,34 @@ impl ScoredSnapshot {
         let Some(previous) = warehouse.previous_snapshot().map(arq_udfs::dates::to_days) else {
             return Ok((Self::load(warehouse, model, slice).await?, None));
         };
-        let state = warehouse.session(Some(model)).await?.state();
-        let both =
-            score_snapshots(&state, &model.model, &model.name, &[previous, day], slice).await?;
+        let state = warehouse.local_session(Some(model)).await?.state();
+        let features = features_state(warehouse, model, &state).await?;
+        let both = score_snapshots(
+            &features,
+            &model.model,
+            &model.name,
+            &[previous, day],
+            slice,
+        )
+        .await?;
         let [previous, scores]: [Scores; 2] = both.try_into().map_err(|_| {
             crate::ArqError::Internal("two snapshots scored, not two score tables".into())
         })?;
         Ok((ScoredSnapshot { state, scores }, Some(previous)))
+    }
+}
+
+/// The session the features are computed in: the cluster's when the warehouse has one
+/// (`--cluster`: every slice's feature query runs there), else `local`. Scoring and what
+/// follows stay in `local`.
+async fn features_state(
+    warehouse: &Warehouse,
+    model: &SessionModel,
+    local: &SessionState,
+) -> Result<SessionState> {
+    match warehouse.cluster() {
+        None => Ok(local.clone()),
+        Some(_) => Ok(warehouse.session(Some(model)).await?.state()),
     }
 }
 

@@ -470,6 +470,46 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// The object stores of a process that reads what others name: local files, and any
+/// bucket a plan names (`s3://bucket/…`), its client made on first use with the same
+/// settings as [`Location::parse`] (the AWS_* variables of this process). A cluster's
+/// scheduler and executors read the warehouses of their clients' plans through it.
+#[derive(Debug, Default)]
+pub struct BucketRegistry {
+    stores: datafusion::execution::object_store::DefaultObjectStoreRegistry,
+}
+
+impl datafusion::execution::object_store::ObjectStoreRegistry for BucketRegistry {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.stores.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.stores.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.stores.get_store(url) {
+            return Ok(store);
+        }
+        match url.scheme() {
+            "s3" | "s3a" => {
+                let bucket = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+                let location = Location::parse(&bucket)
+                    .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+                let store = location.store().clone();
+                self.stores.register_store(&location.base, store.clone());
+                Ok(store)
+            }
+            _ => self.stores.get_store(url),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

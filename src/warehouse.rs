@@ -34,6 +34,7 @@ use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::statistics::Statistics;
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 
+use crate::cluster::ClusterUrl;
 use crate::contract::{self, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract, TableKind};
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
@@ -100,6 +101,7 @@ pub struct Warehouse {
     as_of: NaiveDate,
     /// The memory a session's queries may use (none: unlimited).
     memory_limit: Option<MemoryLimit>,
+    cluster: Option<ClusterUrl>,
 }
 
 /// Footers read at once when a warehouse opens (in a bucket each is a request or two).
@@ -206,10 +208,22 @@ impl Warehouse {
             snapshots,
             as_of,
             memory_limit: None,
+            cluster: None,
         })
     }
 
     /// Sessions over this warehouse with a memory limit (see [`crate::memory`]).
+    /// Runs the sessions' queries on the cluster at `url` ([`Warehouse::session`]).
+    pub fn with_cluster(mut self, url: Option<ClusterUrl>) -> Self {
+        self.cluster = url;
+        self
+    }
+
+    /// The cluster the sessions' queries run on, if any.
+    pub fn cluster(&self) -> Option<&ClusterUrl> {
+        self.cluster.as_ref()
+    }
+
     pub fn with_memory_limit(mut self, limit: Option<MemoryLimit>) -> Self {
         self.memory_limit = limit;
         self
@@ -257,7 +271,19 @@ impl Warehouse {
     /// The one way to a session over the warehouse: arq-udfs' functions, the model's
     /// functions (when a model is given), every table, the `*_latest` views and the
     /// `*_previous` views (the complete snapshot before).
+    /// With a cluster ([`Warehouse::with_cluster`]) the session plans its queries there
+    /// ([`crate::cluster::client`]).
     pub async fn session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
+        let local = self.local_session(model).await?;
+        match &self.cluster {
+            None => Ok(local),
+            Some(url) => crate::cluster::client::connect(local, url).await,
+        }
+    }
+
+    /// [`Warehouse::session`] on this machine, whatever the cluster setting: what the
+    /// nightly job uses for everything but its features.
+    pub async fn local_session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
         let config = session_config();
         let ctx = match self.memory_limit {
             None => SessionContext::new_with_config(config),

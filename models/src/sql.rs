@@ -66,16 +66,12 @@ pub fn register(
     model: Option<&SessionModel>,
     snapshots: &Snapshots,
 ) -> Result<()> {
-    ctx.register_udf(ScalarUDF::new_from_impl(ScorecardPoints::new()));
+    for udf in scalar_functions(model) {
+        ctx.register_udf(udf);
+    }
     ctx.register_udtf("customer_features", Arc::new(CustomerFeaturesFunction));
     ctx.register_udtf("risk_labels", Arc::new(RiskLabelsFunction));
     if let Some(m) = model {
-        for output in [Output::Pd, Output::Points, Output::Reasons] {
-            ctx.register_udf(ScalarUDF::new_from_impl(ModelFunction::new(
-                m.clone(),
-                output,
-            )));
-        }
         ctx.register_udtf(
             "risk_scores",
             Arc::new(RiskScoresFunction {
@@ -85,6 +81,22 @@ pub fn register(
         );
     }
     Ok(())
+}
+
+/// The scalar functions `register` adds: `scorecard_points`, and `risk_score`,
+/// `risk_points` and `risk_reasons` of `model` when one is given (what a cluster's
+/// scheduler and executors register, the table functions being planned by the client).
+pub fn scalar_functions(model: Option<&SessionModel>) -> Vec<ScalarUDF> {
+    let mut udfs = vec![ScalarUDF::new_from_impl(ScorecardPoints::new())];
+    if let Some(m) = model {
+        for output in [Output::Pd, Output::Points, Output::Reasons] {
+            udfs.push(ScalarUDF::new_from_impl(ModelFunction::new(
+                m.clone(),
+                output,
+            )));
+        }
+    }
+    udfs
 }
 
 /// Documentation of every function `register` adds for `model`.
@@ -455,7 +467,7 @@ struct CustomerFeaturesFunction;
 impl TableFunctionImpl for CustomerFeaturesFunction {
     fn call(&self, exprs: &[Expr]) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = range_args("customer_features", exprs)?;
-        Ok(Arc::new(MetricTable(FeatureRows { from, to })))
+        Ok(Arc::new(MetricTable::new(FeatureRows { from, to })))
     }
 }
 
@@ -470,6 +482,12 @@ impl Metric for FeatureRows {
     fn schema(&self) -> SchemaRef {
         features_schema()
     }
+    fn function(&self) -> &'static str {
+        "customer_features"
+    }
+    async fn single_query(&self, _session: &dyn Session) -> Result<Option<String>> {
+        Ok(Some(features::features_sql(self.from, self.to)))
+    }
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let batches = collect_sql(session, &features::features_sql(self.from, self.to)).await?;
         concat(&features_schema(), batches)
@@ -482,7 +500,7 @@ struct RiskLabelsFunction;
 impl TableFunctionImpl for RiskLabelsFunction {
     fn call(&self, exprs: &[Expr]) -> Result<Arc<dyn TableProvider>> {
         let (from, to) = range_args("risk_labels", exprs)?;
-        Ok(Arc::new(MetricTable(LabelRows { from, to })))
+        Ok(Arc::new(MetricTable::new(LabelRows { from, to })))
     }
 }
 
@@ -496,6 +514,14 @@ struct LabelRows {
 impl Metric for LabelRows {
     fn schema(&self) -> SchemaRef {
         labels_schema()
+    }
+    fn function(&self) -> &'static str {
+        "risk_labels"
+    }
+    async fn single_query(&self, session: &dyn Session) -> Result<Option<String>> {
+        Ok(Some(
+            features::labels_sql_for(session, self.from, self.to).await?,
+        ))
     }
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let sql = features::labels_sql_for(session, self.from, self.to).await?;
@@ -522,7 +548,7 @@ impl TableFunctionImpl for RiskScoresFunction {
             Ok(day) => day,
             Err(e) => return plan_err!("risk_scores: {e}"),
         };
-        Ok(Arc::new(MetricTable(ScoreRows {
+        Ok(Arc::new(MetricTable::new(ScoreRows {
             model: self.model.clone(),
             day,
         })))
@@ -539,6 +565,9 @@ struct ScoreRows {
 impl Metric for ScoreRows {
     fn schema(&self) -> SchemaRef {
         score_schema()
+    }
+    fn function(&self) -> &'static str {
+        "risk_scores"
     }
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let scores = score_snapshot(

@@ -192,6 +192,16 @@ Examples:
   arq generate --out /tmp/wh
   arq generate --out /tmp/big --customers 250000 --months 12 --seed 1")]
     Generate(GenerateArgs),
+    /// Run a node of a Ballista cluster with arq's functions: the scheduler, or an
+    /// executor (several may run on one machine); clients connect with --cluster.
+    #[command(after_help = "\
+Examples:
+  arq cluster scheduler --bind 0.0.0.0:50050
+  arq cluster executor --scheduler 10.0.0.5:50050 --bind 10.0.0.6:50051
+  arq cluster executor --scheduler 127.0.0.1:50050 --concurrent-tasks 2
+  arq sql --cluster df://127.0.0.1:50050 --warehouse s3://ar/warehouse \\
+          \"SELECT currency, sum(open_amount) FROM open_items_latest GROUP BY 1\"")]
+    Cluster(ClusterCommandArgs),
 }
 
 impl Command {
@@ -215,6 +225,7 @@ impl Command {
             Command::Serve(a) if a.add_user.is_some() => (false, Need::No, false),
             Command::Serve(_) => (true, Need::Optional, false),
             Command::Generate(_) => (false, Need::No, false),
+            Command::Cluster(_) => (false, Need::Optional, false),
         };
         Needs {
             warehouse,
@@ -258,6 +269,7 @@ impl Command {
             Command::Backtest(x) => return (Some(&x.warehouse), None, Some(&x.model)),
             Command::Functions(x) => return (None, None, Some(&x.model)),
             Command::Generate(_) => return (None, None, None),
+            Command::Cluster(x) => return (None, None, Some(x.node.model())),
         };
         (Some(&i.warehouse), Some(&i.as_of), Some(&i.model))
     }
@@ -269,6 +281,18 @@ impl Command {
             Command::Shell(a) => a.session.memory_limit,
             _ => None,
         }
+    }
+
+    /// The cluster a command's queries run on (`--cluster`), if given.
+    pub fn cluster(&self) -> Option<&str> {
+        let args = match self {
+            Command::Sql(a) => &a.cluster,
+            Command::Shell(a) => &a.cluster,
+            Command::Nightly(a) => &a.cluster,
+            Command::Serve(a) => &a.cluster,
+            _ => return None,
+        };
+        args.cluster.as_deref()
     }
 
     /// The output flags of the commands that print or save one table.
@@ -406,6 +430,16 @@ pub struct SessionArgs {
     pub memory_limit: Option<MemoryLimit>,
 }
 
+/// Where a command's queries run.
+#[derive(Debug, Args, Default)]
+pub struct ClusterArgs {
+    /// Plan the queries on a Ballista cluster (`arq cluster scheduler` and executors;
+    /// see the README): its executors read the warehouse, so use one they all see (a
+    /// bucket, or the same folder on every machine).
+    #[arg(long, env = "ARQ_CLUSTER", value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+}
+
 /// The credit policy (limits, and the queues' thresholds).
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
@@ -433,6 +467,8 @@ pub struct ScorecardArgs {
 pub struct SqlArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// The SQL to run (several statements separated by `;` run in order; with --out, the
     /// last one's result is written). Without it, `-c` or `-f`, the SQL is read from stdin.
     #[arg(conflicts_with_all = ["file", "command"])]
@@ -466,6 +502,8 @@ pub struct SqlArgs {
 pub struct ShellArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Output format (table, csv, json, ndjson; `\format` changes it at the prompt).
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
@@ -639,6 +677,8 @@ pub struct NightlyArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub policy: PolicyArgs,
     /// Folder under which the run's `<as-of>/` folder is written (replacing that
     /// night's earlier outputs as a whole, and nothing else), or s3://bucket/prefix
@@ -696,6 +736,8 @@ pub struct ReportArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Address and port to listen on. Anything but a loopback address is reachable from
     /// other machines: use TLS there.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5432")]
@@ -794,4 +836,64 @@ pub struct GenerateArgs {
     /// No progress bar and no summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `arq cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterCommandArgs {
+    #[command(subcommand)]
+    pub node: ClusterNode,
+}
+
+/// The processes of a cluster.
+#[derive(Debug, Subcommand)]
+pub enum ClusterNode {
+    /// The scheduler: plans the clients' queries into stages and hands their tasks to the
+    /// executors.
+    Scheduler(SchedulerArgs),
+    /// An executor: runs tasks, keeps their shuffle output and serves it to the others.
+    Executor(ExecutorArgs),
+}
+
+impl ClusterNode {
+    fn model(&self) -> &ModelArgs {
+        match self {
+            ClusterNode::Scheduler(a) => &a.model,
+            ClusterNode::Executor(a) => &a.model,
+        }
+    }
+}
+
+/// `arq cluster scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Address and port to listen on (clients and executors connect there).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+    pub bind: std::net::SocketAddr,
+    /// The risk model whose risk_score(), risk_points() and risk_reasons() queries may
+    /// use (default: data/models/default.json when it exists); give the clients the same.
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// `arq cluster executor`.
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// The scheduler's address (HOST:PORT or df://HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub scheduler: String,
+    /// Address and port to listen on for the scheduler and for other executors (a second
+    /// port, free, is taken beside it). Without it: two free ports on 127.0.0.1, so
+    /// several executors run on one machine.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Tasks run at once (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub concurrent_tasks: usize,
+    /// Folder for the tasks' shuffle files (default: a temporary folder, removed on exit).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// The risk model, as for the scheduler.
+    #[command(flatten)]
+    pub model: ModelArgs,
 }

@@ -11,6 +11,7 @@ use arq_models::sql::SessionModel;
 use arq_models::{Policy, RiskModel};
 
 use super::args::{Cli, Need};
+use crate::cluster::ClusterUrl;
 use crate::error::{ArqError, Result};
 use crate::loaded::Loaded;
 use crate::memory::MemoryLimit;
@@ -88,7 +89,8 @@ impl Config {
                 // connections there.
                 let location = Location::parse(&path.to_string_lossy())?;
                 let opened = runtime.block_on(Warehouse::open_at(location, cli.as_of()))?;
-                Some(opened.with_memory_limit(limit))
+                let cluster = cli.command.cluster().map(ClusterUrl::parse).transpose()?;
+                Some(opened.with_memory_limit(limit).with_cluster(cluster))
             }
             false => None,
         };

@@ -2,6 +2,7 @@
 //! inputs that [`crate::cli::Config`] has already opened, loaded and checked.
 
 pub mod backtest;
+pub mod cluster;
 pub mod functions;
 pub mod generate;
 pub mod limits;
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => report::run(&config, args),
         Command::Generate(args) => generate::run(&config, args),
         Command::Serve(args) => serve::run(&config, args, cli.as_of()),
+        Command::Cluster(args) => cluster::run(&config, args),
     }
 }

@@ -261,7 +261,7 @@ async fn night_report(
     decisions: &Decisions,
 ) -> Result<report::Built> {
     let limits = &decisions.limits;
-    let ctx = warehouse.session(Some(&options.model.value)).await?;
+    let ctx = warehouse.local_session(Some(&options.model.value)).await?;
     let period = Period::new(
         warehouse.as_of(),
         warehouse.previous_snapshot(),

@@ -129,7 +129,11 @@ async fn base_session(
         .map_err(|e| ArqError::Internal(format!("pg_catalog: {e}")))?;
     datafusion_postgres::datafusion_pg_functions::register_all(&mut ctx);
     ctx.register_udf(version_function());
-    warehouse.register_all(ctx, model).await
+    let ctx = warehouse.register_all(ctx, model).await?;
+    match warehouse.cluster() {
+        None => Ok(ctx),
+        Some(url) => crate::cluster::client::connect(ctx, url).await,
+    }
 }
 
 /// What `version()` answers: clients read the Postgres version from it (Metabase,

@@ -31,6 +31,15 @@ pub trait Metric: Debug + Send + Sync + 'static {
     /// columns the query reads (None: all); a metric may leave out the work of the others
     /// (their values are then NULL, and the scan projects them away).
     async fn compute(&self, session: &dyn Session, wanted: Wanted<'_>) -> Result<RecordBatch>;
+    /// The table function's name, for messages (`ar_metrics`).
+    fn function(&self) -> &'static str;
+    /// When the whole table is one SQL query over the session's tables, that query (its
+    /// columns in [`Metric::schema`]'s order): a session that runs its plans elsewhere (a
+    /// cluster) plans it as a view instead of computing the rows where it is planned.
+    /// `None` (the default) when the rows take more than one query or Rust code.
+    async fn single_query(&self, _session: &dyn Session) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// The columns a scan of a metric reads.
@@ -52,11 +61,27 @@ impl Wanted<'_> {
 
 /// The table a metric's table function returns: computed when scanned, so it always
 /// reflects the warehouse the session sees.
-#[derive(Debug)]
-pub struct MetricTable<M: Metric>(pub M);
+#[derive(Debug, Clone)]
+pub struct MetricTable(pub Arc<dyn Metric>);
+
+impl MetricTable {
+    pub fn new(metric: impl Metric) -> MetricTable {
+        MetricTable(Arc::new(metric))
+    }
+
+    /// Every row and column of the table, computed in `session`.
+    pub async fn rows(&self, session: &dyn Session) -> Result<RecordBatch> {
+        let schema = self.0.schema();
+        let wanted = Wanted {
+            schema: &schema,
+            projection: None,
+        };
+        self.0.compute(session, wanted).await
+    }
+}
 
 #[async_trait]
-impl<M: Metric> TableProvider for MetricTable<M> {
+impl TableProvider for MetricTable {
     fn schema(&self) -> SchemaRef {
         self.0.schema()
     }

@@ -48,7 +48,7 @@ impl TableFunctionImpl for ArMetrics {
         let name = "ar_metrics";
         let (from, to) = date_range_args(name, exprs, "(from, to [, dimension])", 3)?;
         let dimension = dimension_arg(name, exprs.get(2))?;
-        Ok(Arc::new(MetricTable(ArMetricsTable::new(
+        Ok(Arc::new(MetricTable::new(ArMetricsTable::new(
             from, to, dimension,
         ))))
     }
@@ -345,6 +345,9 @@ mod span_tests {
 impl Metric for ArMetricsTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+    fn function(&self) -> &'static str {
+        "ar_metrics"
     }
 
     async fn compute(&self, session: &dyn Session, wanted: Wanted<'_>) -> Result<RecordBatch> {

@@ -83,7 +83,7 @@ impl TableFunctionImpl for PromiseKeptRate {
             Field::new("kept_amount", MONEY_SUM, false),
             Field::new("promise_kept_rate", DataType::Float64, true),
         ]);
-        Ok(Arc::new(MetricTable(PromiseKeptRateTable {
+        Ok(Arc::new(MetricTable::new(PromiseKeptRateTable {
             from,
             to,
             dimension,
@@ -107,6 +107,9 @@ pub struct PromiseKeptRateTable {
 impl Metric for PromiseKeptRateTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+    fn function(&self) -> &'static str {
+        "promise_kept_rate"
     }
 
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {

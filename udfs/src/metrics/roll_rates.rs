@@ -56,7 +56,7 @@ impl TableFunctionImpl for RollRates {
             Field::new("balance_rolled", MONEY_SUM, false),
             Field::new("roll_rate", DataType::Float64, true),
         ]);
-        Ok(Arc::new(MetricTable(RollRatesTable {
+        Ok(Arc::new(MetricTable::new(RollRatesTable {
             from,
             to,
             dimension,
@@ -100,6 +100,9 @@ impl RollRatesTable {
 impl Metric for RollRatesTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+    fn function(&self) -> &'static str {
+        "roll_rates"
     }
 
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
