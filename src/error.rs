@@ -105,6 +105,24 @@ impl From<datafusion::parquet::errors::ParquetError> for ArqError {
     }
 }
 
+/// The function a cluster's executor could not find to run a task (Ballista's executors
+/// decode a task's plan with their own functions: one started without arq's lacks them).
+fn function_unknown_to_executor(message: &str) -> Option<String> {
+    const MARKS: [&str; 4] = [
+        "is not provided for scalar function ",
+        "is not provided for aggregate function ",
+        "is not provided for window function ",
+        "There is no UDF named ",
+    ];
+    let (mark, at) = MARKS.iter().find_map(|m| message.find(m).map(|at| (*m, at)))?;
+    let name: String = message[at + mark.len()..]
+        .trim_start_matches('"')
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
 /// Folds a multi-line message (DataFusion sometimes adds backtraces or hints on extra
 /// lines) into one line for the terminal.
 pub fn one_line(message: &str) -> String {
@@ -119,6 +137,12 @@ pub fn one_line(message: &str) -> String {
 /// DataFusion answers SQL it parses but cannot plan (PIVOT, UNPIVOT, ...) with a dump of
 /// the syntax tree; this says which construct in one short line, with the way round.
 fn short_sql_error(message: &str) -> String {
+    if let Some(name) = function_unknown_to_executor(message) {
+        return format!(
+            "a cluster executor does not know the function `{name}`: run executors with \
+             `arq cluster executor` of this arq version (and the same --model) — {message}"
+        );
+    }
     const MARK: &str = "Unsupported ast node ";
     let Some(at) = message.find(MARK) else {
         return message.to_string();
@@ -169,6 +193,24 @@ mod tests {
         assert_eq!(
             short_sql_error("table 'x' not found"),
             "table 'x' not found"
+        );
+    }
+
+    #[test]
+    fn a_function_an_executor_lacks_is_named() {
+        for message in [
+            "Job 1 failed: DataFusionError(NotImplemented(\"PhysicalExtensionCodec is not provided for scalar function aging_bucket\"))",
+            "Internal error: There is no UDF named \"aging_bucket\" in the TaskContext",
+        ] {
+            let short = short_sql_error(message);
+            assert!(
+                short.starts_with("a cluster executor does not know the function `aging_bucket`"),
+                "{short}"
+            );
+        }
+        assert_eq!(
+            function_unknown_to_executor("PhysicalExtensionCodec is not provided for aggregate function weighted_dpd"),
+            Some("weighted_dpd".into())
         );
     }
 }

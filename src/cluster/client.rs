@@ -66,6 +66,10 @@ pub async fn connect(local: SessionContext, url: &ClusterUrl) -> Result<SessionC
         .clone()
         .upgrade_for_ballista()
         .with_ballista_logical_extension_codec(codec.clone())
+        // Ballista's static stage planner: its adaptive planner (AQE) loses track of a
+        // job whose executor dies and the query then waits for ever (Ballista 55.0);
+        // the static one runs the lost tasks again on the other executors.
+        .with_ballista_adaptive_query_planner(false)
         // The catalog exists: a new default one would replace the warehouse's tables.
         .with_create_default_catalog_and_schema(false);
     let remote = BallistaQueryPlanner::<LogicalPlanNode>::with_extension(
@@ -218,7 +222,9 @@ async fn view(
         .ok_or_else(|| {
             exec_datafusion_err!("arq's table functions need a DataFusion SessionState")
         })?;
-    let plan = state.create_logical_plan(sql).await?;
+    // Optimized here: Ballista's plans carry no subqueries in expressions (an `IN
+    // (SELECT …)` is a semi-join once optimized).
+    let plan = state.optimize(&state.create_logical_plan(sql).await?)?;
     let schema = metric.0.schema();
     if plan.schema().fields().len() != schema.fields().len() {
         return plan_err!(

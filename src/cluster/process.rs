@@ -6,6 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use arq_models::sql::SessionModel;
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::extension::SessionConfigExt;
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::utils::default_session_builder;
@@ -27,6 +28,11 @@ use crate::storage::BucketRegistry;
 /// defaults are 60 s and 180 s: a lost executor would stall a query for minutes).
 pub const HEARTBEAT_SECONDS: u64 = 5;
 pub const EXECUTOR_TIMEOUT_SECONDS: u64 = 20;
+
+/// Executors ask the scheduler for tasks (Ballista's pull-staged scheduling): a task
+/// an executor cannot run (a function it lacks) then fails with the executor's reason,
+/// which reaches the client; pushed tasks are refused without one.
+const SCHEDULING: TaskSchedulingPolicy = TaskSchedulingPolicy::PullStaged;
 
 /// The scheduler's settings.
 #[derive(Debug, Clone)]
@@ -54,7 +60,8 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
         .with_hostname(options.bind.ip().to_string())
         .with_port(options.bind.port())
         .with_override_session_builder(session_builder)
-        .with_override_config_producer(Arc::new(SessionConfig::new_with_ballista));
+        .with_override_config_producer(Arc::new(SessionConfig::new_with_ballista))
+        .with_scheduler_policy(SCHEDULING);
     config.bind_host = options.bind.ip().to_string();
     config.override_logical_codec = Some(Arc::new(ClusterCodec::default()));
     config.executor_timeout_seconds = EXECUTOR_TIMEOUT_SECONDS;
@@ -144,6 +151,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
         scheduler_port: options.scheduler.port(),
         scheduler_connect_timeout_seconds: 30,
         vcores: options.concurrent_tasks,
+        task_scheduling_policy: SCHEDULING,
         work_dir: Some(shuffle_dir),
         print_thread_info: false,
         executor_heartbeat_interval_seconds: HEARTBEAT_SECONDS,
@@ -207,4 +215,45 @@ fn usage_bind(what: &str, bind: SocketAddr, e: std::io::Error) -> ArqError {
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ArqError {
     ArqError::Internal(format!("{what}: {e}"))
+}
+
+/// Prints what Ballista logs at `ARQ_CLUSTER_LOG` (error, warn — the default —, info,
+/// debug or trace) and above on stderr, one line each: a lost executor, a failed task.
+pub fn init_logging() -> Result<()> {
+    let level = match std::env::var("ARQ_CLUSTER_LOG") {
+        Err(_) => log::LevelFilter::Warn,
+        Ok(text) => text.parse::<log::LevelFilter>().map_err(|_| {
+            ArqError::Usage(format!(
+                "ARQ_CLUSTER_LOG={text}: use error, warn, info, debug or trace"
+            ))
+        })?,
+    };
+    static LOGGER: StderrLogger = StderrLogger;
+    // A second call (in-process tests) keeps the first logger.
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+    Ok(())
+}
+
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            eprintln!(
+                "{} {:<5} {}: {}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                record.level(),
+                record.target(),
+                crate::error::one_line(&record.args().to_string())
+            );
+        }
+    }
+
+    fn flush(&self) {}
 }

@@ -8,6 +8,7 @@ use crate::error::Result;
 
 /// Runs the node until the process is stopped.
 pub fn run(config: &Config, args: &ClusterCommandArgs) -> Result<()> {
+    crate::cluster::process::init_logging()?;
     let model = config.session_model().cloned();
     match &args.node {
         ClusterNode::Scheduler(a) => config.block_on(run_scheduler(SchedulerOptions {
