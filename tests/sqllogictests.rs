@@ -1,5 +1,10 @@
 //! Runs every `tests/slt/*.slt` file through the published `datafusion-sqllogictest`
-//! runner, in a session with arq's functions and the demo warehouse registered.
+//! runner, in a session with arq's functions and the demo warehouse registered — twice:
+//! in a local session, and in a session on a Ballista cluster whose scheduler and
+//! executor run in this process (`arq cluster`'s own, with arq's functions), so every
+//! query must give the same results on one machine and on a cluster. A file whose
+//! first lines hold `# cluster: skip — REASON` runs locally only (plans printed by
+//! EXPLAIN differ on a cluster).
 //!
 //! `cargo test --test sqllogictests -- aging` runs only files whose name contains
 //! `aging`. Any failing record fails the whole run (non-zero exit), and the last line
@@ -40,24 +45,97 @@ async fn session(path: &Path) -> datafusion::prelude::SessionContext {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo");
     let warehouse = arq::Warehouse::open(&demo, arq::AsOf::Latest).expect("demo warehouse opens");
     // The committed default model, as in `arq sql`.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/default.json");
-    let text = std::fs::read_to_string(&path).expect("the default model is readable");
-    let model = arq_models::sql::SessionModel {
-        model: std::sync::Arc::new(
-            arq_models::RiskModel::from_json(&text, "data/models/default.json")
-                .expect("the default model loads"),
-        ),
-        name: "data/models/default.json".into(),
-    };
+    let model = default_model();
     warehouse
         .session(Some(&model))
         .await
         .expect("session with arq functions, the model's and the demo tables")
 }
 
+/// Where a file's queries run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Local,
+    Cluster,
+}
+
+/// The in-process cluster: a scheduler and an executor (two tasks at once) on free
+/// ports of 127.0.0.1, started once.
+async fn cluster() -> arq::cluster::ClusterUrl {
+    static URL: tokio::sync::OnceCell<arq::cluster::ClusterUrl> = tokio::sync::OnceCell::const_new();
+    URL.get_or_init(|| async {
+        use arq::cluster::process::{ExecutorOptions, SchedulerOptions, run_executor, run_scheduler};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let bind: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let model = Some(default_model());
+        tokio::spawn(run_scheduler(SchedulerOptions { bind, model: model.clone() }));
+        let url = arq::cluster::ClusterUrl::parse(&bind.to_string()).expect("a cluster URL");
+        tokio::spawn(run_executor(ExecutorOptions {
+            scheduler: url.clone(),
+            bind: None,
+            concurrent_tasks: 2,
+            model,
+            work_dir: None,
+        }));
+        url
+    })
+    .await
+    .clone()
+}
+
+/// `local` on the in-process cluster (waits until the scheduler answers).
+async fn on_cluster(local: datafusion::prelude::SessionContext) -> datafusion::prelude::SessionContext {
+    let url = cluster().await;
+    let mut last = String::new();
+    for _ in 0..100 {
+        // Every query on the executors, even over the hand-made tables of the bare files.
+        let every = arq::cluster::client::Placement::Every;
+        match arq::cluster::client::connect_with(local.clone(), &url, every).await {
+            Ok(ctx) => return ctx,
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the in-process cluster did not start: {last}");
+}
+
+fn default_model() -> arq_models::sql::SessionModel {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/models/default.json");
+    let text = std::fs::read_to_string(&path).expect("the default model is readable");
+    arq_models::sql::SessionModel {
+        model: std::sync::Arc::new(
+            arq_models::RiskModel::from_json(&text, "data/models/default.json")
+                .expect("the default model loads"),
+        ),
+        name: "data/models/default.json".into(),
+    }
+}
+
 /// Runs one file; returns the failures, one message per failing record.
-async fn run_file(path: &Path) -> Vec<String> {
-    let ctx = session(path).await;
+async fn run_file(path: &Path, mode: Mode) -> Vec<String> {
+    let ctx = match mode {
+        Mode::Local => session(path).await,
+        Mode::Cluster => {
+            let ctx = on_cluster(session(path).await).await;
+            // Over the demo warehouse the queries reach the executors.
+            if ctx.table_exist("open_items").unwrap_or(false)
+                && ctx.table_exist("invoices").unwrap_or(false)
+            {
+                let plan = match ctx.sql("EXPLAIN SELECT count(*) FROM invoices").await {
+                    Ok(df) => df.collect().await,
+                    Err(e) => Err(e),
+                };
+                let text = format!("{plan:?}");
+                if !text.contains("distributed_plan") {
+                    return vec![format!("not planned on the cluster: {text}")];
+                }
+            }
+            ctx
+        }
+    };
     let relative = PathBuf::from(path.file_name().expect("file name"));
     let mut runner = sqllogictest::Runner::new(|| {
         let (ctx, relative) = (ctx.clone(), relative.clone());
@@ -89,17 +167,23 @@ async fn main() -> ExitCode {
     let files = slt_files(filter.as_deref());
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let failures = run_file(file).await;
         let name = file.file_name().unwrap_or_default().to_string_lossy();
-        if failures.is_empty() {
-            println!("slt {name} ... ok");
-            passed += 1;
-        } else {
-            println!("slt {name} ... FAILED ({} records)", failures.len());
-            for f in &failures {
-                println!("{f}\n");
+        for mode in [Mode::Local, Mode::Cluster] {
+            let shown = match mode {
+                Mode::Local => format!("{name}"),
+                Mode::Cluster => format!("{name} (cluster)"),
+            };
+            let failures = run_file(file, mode).await;
+            if failures.is_empty() {
+                println!("slt {shown} ... ok");
+                passed += 1;
+            } else {
+                println!("slt {shown} ... FAILED ({} records)", failures.len());
+                for f in &failures {
+                    println!("{f}\n");
+                }
+                failed += 1;
             }
-            failed += 1;
         }
     }
     if files.is_empty() && filter.is_none() {

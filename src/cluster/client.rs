@@ -53,6 +53,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// `local` (a session over the warehouse, with arq's functions and the model's) turned
 /// into one whose queries run on the cluster at `url`.
 pub async fn connect(local: SessionContext, url: &ClusterUrl) -> Result<SessionContext> {
+    connect_with(local, url, Placement::ReadsFiles).await
+}
+
+/// Which queries go to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Those that read files (warehouse tables, views of computed table functions); the
+    /// others run here ([`connect`]).
+    ReadsFiles,
+    /// Every query, its in-memory tables sent with it: what the tests use to run SQL
+    /// over hand-made tables on the executors.
+    Every,
+}
+
+/// [`connect`], choosing which queries go to the cluster.
+pub async fn connect_with(
+    local: SessionContext,
+    url: &ClusterUrl,
+    placement: Placement,
+) -> Result<SessionContext> {
     reachable(url).await?;
     let state = local.state();
     // Connecting replaces the session's functions with Ballista's defaults: the local
@@ -78,6 +98,7 @@ pub async fn connect(local: SessionContext, url: &ClusterUrl) -> Result<SessionC
         codec,
     );
     let config = config.with_ballista_query_planner(Arc::new(ClusterPlanner {
+        placement,
         remote,
         local: DefaultPhysicalPlanner::default(),
     }));
@@ -128,6 +149,7 @@ async fn reachable(url: &ClusterUrl) -> Result<()> {
 /// Plans a query: arq's computed table functions resolved here, then the query run here
 /// when it reads no warehouse table, else on the cluster (see the module's notes).
 pub struct ClusterPlanner {
+    placement: Placement,
     remote: BallistaQueryPlanner<LogicalPlanNode>,
     local: DefaultPhysicalPlanner,
 }
@@ -135,6 +157,7 @@ pub struct ClusterPlanner {
 impl std::fmt::Debug for ClusterPlanner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterPlanner")
+            .field("placement", &self.placement)
             .field("remote", &self.remote)
             .finish_non_exhaustive()
     }
@@ -148,7 +171,7 @@ impl QueryPlanner for ClusterPlanner {
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let plan = resolve_computed_tables(logical_plan, session).await?;
-        if reads_no_warehouse_table(&plan)? {
+        if runs_here(&plan, self.placement)? {
             self.local.create_physical_plan(&plan, session).await
         } else {
             self.remote.create_physical_plan(&plan, session).await
@@ -245,6 +268,26 @@ async fn view(
         .collect();
     let plan = LogicalPlanBuilder::from(plan).project(columns)?.build()?;
     Ok(Arc::new(ViewTable::new(plan, Some(sql.to_string()))))
+}
+
+/// Whether the plan runs in this process: one that writes the session's own tables
+/// (`CREATE TABLE … AS`, `INSERT INTO` an in-memory table) or reads no table and no
+/// VALUES (Ballista cannot send a plan folded to an empty relation), and with
+/// [`Placement::ReadsFiles`] one that reads no file.
+fn runs_here(plan: &LogicalPlan, placement: Placement) -> DfResult<bool> {
+    let mut local_only = false;
+    let mut scans = false;
+    plan.apply_with_subqueries(|node| {
+        match node {
+            LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) => local_only = true,
+            LogicalPlan::TableScan(_) | LogicalPlan::Values(_) => scans = true,
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(local_only
+        || !scans
+        || (placement == Placement::ReadsFiles && reads_no_warehouse_table(plan)?))
 }
 
 /// Whether the plan reads no file: no warehouse table (a listing table) and no view of

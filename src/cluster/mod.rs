@@ -9,6 +9,7 @@
 pub mod client;
 pub mod codec;
 pub mod process;
+pub mod shuffle_order;
 
 use std::sync::Arc;
 

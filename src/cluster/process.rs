@@ -20,6 +20,7 @@ use datafusion::prelude::SessionConfig;
 
 use super::ClusterUrl;
 use super::codec::ClusterCodec;
+use super::shuffle_order::SortAfterShuffle;
 use crate::error::{ArqError, Result};
 use crate::storage::BucketRegistry;
 
@@ -52,6 +53,7 @@ pub async fn run_scheduler(options: SchedulerOptions) -> Result<()> {
             .build_arc()?;
         let mut state = SessionStateBuilder::new_from_existing(state)
             .with_runtime_env(runtime)
+            .with_physical_optimizer_rule(Arc::new(SortAfterShuffle))
             .build();
         super::register_functions(&mut state, model.as_ref())?;
         Ok(state)
