@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::util::{arq, demo, repo_root};
+use crate::util::{arq, demo, readme_sql, repo_root};
 
 /// The virtualenv's python with moto and boto3, installed once per test run.
 fn python() -> &'static Path {
@@ -192,41 +192,6 @@ impl Drop for S3 {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The README's SQL: the statements of its ```sql block and its `arq sql` lines.
-fn readme_sql() -> Vec<Vec<String>> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let mut runs = Vec::new();
-    let mut in_sql = false;
-    let mut block = String::new();
-    for line in readme.lines() {
-        if line.starts_with("```sql") {
-            in_sql = true;
-        } else if in_sql && line.starts_with("```") {
-            in_sql = false;
-        } else if in_sql && !line.trim_start().starts_with("--") {
-            block.push_str(line);
-            block.push('\n');
-        }
-        if let Some(rest) = line.strip_prefix("arq sql ") {
-            // `arq sql "QUERY"` and `arq sql [--as-of D] -f FILE`; no output files.
-            if let Some(query) = rest.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
-                runs.push(vec!["sql".into(), "-c".into(), query.into()]);
-            } else if !rest.contains("--output") {
-                runs.push(
-                    std::iter::once("sql")
-                        .chain(rest.split_whitespace())
-                        .map(str::to_string)
-                        .collect(),
-                );
-            }
-        }
-    }
-    for statement in block.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        runs.push(vec!["sql".into(), "-c".into(), statement.to_string()]);
-    }
-    runs
 }
 
 #[test]

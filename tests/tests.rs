@@ -5,6 +5,7 @@ mod util;
 
 mod backtest;
 mod bad_input;
+mod cluster;
 mod cli_output;
 mod demo;
 mod generate;

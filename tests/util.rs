@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Every subcommand, in the order `arq --help` lists them.
-pub const COMMANDS: [&str; 13] = [
+pub const COMMANDS: [&str; 14] = [
     "sql",
     "shell",
     "tables",
@@ -18,6 +18,7 @@ pub const COMMANDS: [&str; 13] = [
     "report",
     "serve",
     "generate",
+    "cluster",
 ];
 
 /// The repository root (tests run the binary from here, like a newcomer would).
@@ -283,4 +284,39 @@ impl std::fmt::Debug for Record<'_> {
             .collect();
         write!(f, "{}", pairs.join(", "))
     }
+}
+
+/// The README's SQL: the statements of its ```sql block and its `arq sql` lines.
+pub fn readme_sql() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let mut runs = Vec::new();
+    let mut in_sql = false;
+    let mut block = String::new();
+    for line in readme.lines() {
+        if line.starts_with("```sql") {
+            in_sql = true;
+        } else if in_sql && line.starts_with("```") {
+            in_sql = false;
+        } else if in_sql && !line.trim_start().starts_with("--") {
+            block.push_str(line);
+            block.push('\n');
+        }
+        if let Some(rest) = line.strip_prefix("arq sql ") {
+            // `arq sql "QUERY"` and `arq sql [--as-of D] -f FILE`; no output files.
+            if let Some(query) = rest.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+                runs.push(vec!["sql".into(), "-c".into(), query.into()]);
+            } else if !rest.contains("--output") {
+                runs.push(
+                    std::iter::once("sql")
+                        .chain(rest.split_whitespace())
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+        }
+    }
+    for statement in block.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        runs.push(vec!["sql".into(), "-c".into(), statement.to_string()]);
+    }
+    runs
 }
