@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::util::{arq, readme_sql};
 
 /// A scheduler and its executors, stopped when dropped.
-struct Cluster {
-    url: String,
+pub struct Cluster {
+    pub url: String,
     scheduler: Child,
     executors: Vec<Child>,
 }
@@ -20,7 +20,7 @@ struct Cluster {
 impl Cluster {
     /// A scheduler on a free port and `executors` executors (two tasks at once each),
     /// each ready (polling the scheduler) when this returns; `env` goes to the executors.
-    fn start(executors: usize, env: &[(&str, &str)]) -> Cluster {
+    pub fn start(executors: usize, env: &[(&str, &str)]) -> Cluster {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap()

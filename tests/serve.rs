@@ -262,6 +262,34 @@ async fn a_warehouse_in_a_bucket_is_served() {
     assert!(server.stop().success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_server_plans_its_queries_on_a_cluster() {
+    let cluster = crate::cluster::Cluster::start(2, &[]);
+    let mut server = Server::start(&["--trust-local", "--cluster", &cluster.url], &[]);
+    let client = connect(&server.conn("ana", "")).await.expect("connect");
+    for sql in [
+        AGING,
+        "SELECT period_end, currency, dso FROM ar_metrics('2026-07-31', '2026-10-31') \
+         ORDER BY 1, 2",
+    ] {
+        assert_same_rows(sql, &arq_sql_rows(sql), &simple_rows(&client, sql).await);
+    }
+    // What BI tools ask first runs on the server itself.
+    let version = simple_rows(&client, "SELECT version()").await;
+    assert!(
+        version[0][0].as_deref().is_some_and(|v| v.contains("arq")),
+        "{version:?}"
+    );
+    let tables = simple_rows(
+        &client,
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'open_items'",
+    )
+    .await;
+    assert_eq!(tables[0][0].as_deref(), Some("1"));
+    drop(client);
+    assert!(server.stop().success());
+}
+
 /// The rows of `arq sql --format csv SQL` (without the header).
 fn arq_sql_rows(sql: &str) -> Vec<Vec<String>> {
     csv_rows(&run_ok(&["sql", "--format", "csv", sql]))
