@@ -114,7 +114,9 @@ fn function_unknown_to_executor(message: &str) -> Option<String> {
         "is not provided for window function ",
         "There is no UDF named ",
     ];
-    let (mark, at) = MARKS.iter().find_map(|m| message.find(m).map(|at| (*m, at)))?;
+    let (mark, at) = MARKS
+        .iter()
+        .find_map(|m| message.find(m).map(|at| (*m, at)))?;
     let name: String = message[at + mark.len()..]
         .trim_start_matches('"')
         .chars()
@@ -209,7 +211,9 @@ mod tests {
             );
         }
         assert_eq!(
-            function_unknown_to_executor("PhysicalExtensionCodec is not provided for aggregate function weighted_dpd"),
+            function_unknown_to_executor(
+                "PhysicalExtensionCodec is not provided for aggregate function weighted_dpd"
+            ),
             Some("weighted_dpd".into())
         );
     }

@@ -130,7 +130,10 @@ fn the_readme_queries_and_the_nightly_give_the_local_results() {
         let mut args: Vec<&str> = run.iter().map(String::as_str).collect();
         args.extend(["--format", "csv"]);
         let local = ok(run_within(arq().args(&args), MINUTE), "local");
-        let remote = ok(cluster.arq(&args, MINUTE), &format!("{args:?} on the cluster"));
+        let remote = ok(
+            cluster.arq(&args, MINUTE),
+            &format!("{args:?} on the cluster"),
+        );
         assert!(remote.lines().count() > 1, "{args:?}: no rows");
         let ordered = run.iter().any(|a| a.to_uppercase().contains("ORDER BY"))
             || run.iter().any(|a| a.ends_with(".sql"));
@@ -146,7 +149,12 @@ fn the_readme_queries_and_the_nightly_give_the_local_results() {
     // The plan really is distributed.
     let explain = ok(
         cluster.arq(
-            &["sql", "EXPLAIN SELECT count(*) FROM invoices", "--format", "csv"],
+            &[
+                "sql",
+                "EXPLAIN SELECT count(*) FROM invoices",
+                "--format",
+                "csv",
+            ],
             MINUTE,
         ),
         "EXPLAIN",
@@ -159,14 +167,23 @@ fn the_readme_queries_and_the_nightly_give_the_local_results() {
     fn nightly(out: &Path) -> Vec<&str> {
         vec!["nightly", "-q", "--out", out.to_str().unwrap()]
     }
-    ok(run_within(arq().args(nightly(&local_out)), MINUTE), "local nightly");
-    ok(cluster.arq(&nightly(&cluster_out), 2 * MINUTE), "nightly --cluster");
+    ok(
+        run_within(arq().args(nightly(&local_out)), MINUTE),
+        "local nightly",
+    );
+    ok(
+        cluster.arq(&nightly(&cluster_out), 2 * MINUTE),
+        "nightly --cluster",
+    );
     let (a, b) = (local_out.join("2026-10-31"), cluster_out.join("2026-10-31"));
     let files = crate::util::files_under(&a);
     assert_eq!(files, crate::util::files_under(&b));
     assert!(files.len() > 40, "{files:?}");
     for file in &files {
-        let (x, y) = (std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap());
+        let (x, y) = (
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+        );
         if file.to_str() == Some("manifest.json") {
             let without_timings = |bytes: &[u8]| {
                 let mut m: serde_json::Value = serde_json::from_slice(bytes).unwrap();
@@ -216,7 +233,11 @@ fn an_executor_killed_mid_query_gives_the_result_or_a_clear_error_never_a_hang()
     }
     eprintln!(
         "after the kill: {} in {:?}",
-        if out.status.success() { "the result" } else { "an error" },
+        if out.status.success() {
+            "the result"
+        } else {
+            "an error"
+        },
         started.elapsed()
     );
 }
@@ -253,7 +274,10 @@ fn no_scheduler_is_a_clear_error() {
             && err.contains("arq cluster scheduler"),
         "{err}"
     );
-    let out = run_within(arq().args(["sql", "--cluster", "http://x:1", "SELECT 1"]), MINUTE);
+    let out = run_within(
+        arq().args(["sql", "--cluster", "http://x:1", "SELECT 1"]),
+        MINUTE,
+    );
     let err = crate::util::error_line("a wrong URL", &out, 2);
     assert!(err.contains("df://HOST:PORT"), "{err}");
 }

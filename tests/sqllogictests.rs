@@ -62,16 +62,22 @@ enum Mode {
 /// The in-process cluster: a scheduler and an executor (two tasks at once) on free
 /// ports of 127.0.0.1, started once.
 async fn cluster() -> arq::cluster::ClusterUrl {
-    static URL: tokio::sync::OnceCell<arq::cluster::ClusterUrl> = tokio::sync::OnceCell::const_new();
+    static URL: tokio::sync::OnceCell<arq::cluster::ClusterUrl> =
+        tokio::sync::OnceCell::const_new();
     URL.get_or_init(|| async {
-        use arq::cluster::process::{ExecutorOptions, SchedulerOptions, run_executor, run_scheduler};
+        use arq::cluster::process::{
+            ExecutorOptions, SchedulerOptions, run_executor, run_scheduler,
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let bind: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         let model = Some(default_model());
-        tokio::spawn(run_scheduler(SchedulerOptions { bind, model: model.clone() }));
+        tokio::spawn(run_scheduler(SchedulerOptions {
+            bind,
+            model: model.clone(),
+        }));
         let url = arq::cluster::ClusterUrl::parse(&bind.to_string()).expect("a cluster URL");
         tokio::spawn(run_executor(ExecutorOptions {
             scheduler: url.clone(),
@@ -87,7 +93,9 @@ async fn cluster() -> arq::cluster::ClusterUrl {
 }
 
 /// `local` on the in-process cluster (waits until the scheduler answers).
-async fn on_cluster(local: datafusion::prelude::SessionContext) -> datafusion::prelude::SessionContext {
+async fn on_cluster(
+    local: datafusion::prelude::SessionContext,
+) -> datafusion::prelude::SessionContext {
     let url = cluster().await;
     let mut last = String::new();
     for _ in 0..100 {

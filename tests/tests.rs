@@ -5,8 +5,8 @@ mod util;
 
 mod backtest;
 mod bad_input;
-mod cluster;
 mod cli_output;
+mod cluster;
 mod demo;
 mod generate;
 mod limits;

@@ -301,7 +301,11 @@ pub fn readme_sql() -> Vec<Vec<String>> {
             block.push_str(line);
             block.push('\n');
         }
-        if let Some(rest) = line.strip_prefix("arq sql ") {
+        // (The cluster's quick start needs a running cluster: tests/cluster.rs.)
+        if let Some(rest) = line
+            .strip_prefix("arq sql ")
+            .filter(|rest| !rest.contains("--cluster"))
+        {
             // `arq sql "QUERY"` and `arq sql [--as-of D] -f FILE`; no output files.
             if let Some(query) = rest.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
                 runs.push(vec!["sql".into(), "-c".into(), query.into()]);

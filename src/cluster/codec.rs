@@ -180,8 +180,8 @@ mod tests {
         MemTable::try_new(schema, vec![vec![batch]]).unwrap()
     }
 
-    #[tokio::test]
-    async fn an_in_memory_table_comes_back_as_it_was_sent() {
+    #[test]
+    fn an_in_memory_table_comes_back_as_it_was_sent() {
         let codec = ClusterCodec::default();
         let sent = table(1000);
         let name = TableReference::bare("ar_metrics()");
@@ -193,9 +193,9 @@ mod tests {
         let back = codec
             .try_decode_table_provider(&buf, &name, sent.schema(), &ctx)
             .unwrap();
-        let back = back.as_any().downcast_ref::<MemTable>().unwrap();
+        let back = back.downcast_ref::<MemTable>().unwrap();
         let rows = |t: &MemTable| {
-            let batches: Vec<RecordBatch> = t.batches[0].blocking_read().clone();
+            let batches: Vec<RecordBatch> = t.batches[0].try_read().unwrap().clone();
             datafusion::arrow::compute::concat_batches(&t.schema(), &batches).unwrap()
         };
         assert_eq!(rows(back), rows(&sent));

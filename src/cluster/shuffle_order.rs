@@ -16,9 +16,9 @@ use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::{ExecutionPlan, replace_children_if_necessary};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::{ExecutionPlan, replace_children_if_necessary};
 
 #[derive(Debug, Default)]
 pub struct SortAfterShuffle;
@@ -43,7 +43,8 @@ impl PhysicalOptimizerRule for SortAfterShuffle {
                             Arc::clone(repartition.input()),
                             repartition.partitioning().clone(),
                         )?);
-                        let sort = SortExec::new(ordering, unordered).with_preserve_partitioning(true);
+                        let sort =
+                            SortExec::new(ordering, unordered).with_preserve_partitioning(true);
                         children.push(Arc::new(sort) as Arc<dyn ExecutionPlan>);
                         changed = true;
                     }
@@ -51,7 +52,9 @@ impl PhysicalOptimizerRule for SortAfterShuffle {
                 }
             }
             match changed {
-                true => Ok(Transformed::yes(replace_children_if_necessary(node, children)?)),
+                true => Ok(Transformed::yes(replace_children_if_necessary(
+                    node, children,
+                )?)),
                 false => Ok(Transformed::no(node)),
             }
         })
