@@ -8,6 +8,7 @@
 #
 #   cargo build --release
 #   ARQ_BIN=target/release/arq bash benches/cluster.sh [CUSTOMERS=1000000] [ROUNDS=2]
+#   ONLY=aging (or ONLY=nightly) runs one of the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers=${1:-1000000}
@@ -76,19 +77,24 @@ EOF
 echo "warehouse: $wh ($(du -sh "$wh" | cut -f1))"
 for round in $(seq "$rounds"); do
   echo "round $round"
-  time_it "aging, local" "$arq" -w "$wh" sql "$aging"
-  for n in 1 2; do
-    start "$n"
-    time_it "aging, $n executor(s)" "$arq" -w "$wh" sql --cluster "$url" "$aging"
-    stop
-  done
-  nightly "nightly, local"
-  for n in 1 2; do
-    start "$n"
-    nightly "nightly, $n executor(s)" --cluster "$url"
-    stop
-  done
+  if [ "${ONLY:-aging}" = aging ]; then
+    time_it "aging, local" "$arq" -w "$wh" sql "$aging"
+    for n in 1 2; do
+      start "$n"
+      time_it "aging, $n executor(s)" "$arq" -w "$wh" sql --cluster "$url" "$aging"
+      stop
+    done
+  fi
+  if [ "${ONLY:-nightly}" = nightly ]; then
+    nightly "nightly, local"
+    for n in 1 2; do
+      start "$n"
+      nightly "nightly, $n executor(s)" --cluster "$url"
+      stop
+    done
+  fi
 done
+[ "${ONLY:-aging}" = aging ] || exit 0
 
 echo "aging on 2 executors, per stage (shuffle writer rows; bytes of its input):"
 start 2

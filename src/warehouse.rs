@@ -212,7 +212,6 @@ impl Warehouse {
         })
     }
 
-    /// Sessions over this warehouse with a memory limit (see [`crate::memory`]).
     /// Runs the sessions' queries on the cluster at `url` ([`Warehouse::session`]).
     pub fn with_cluster(mut self, url: Option<ClusterUrl>) -> Self {
         self.cluster = url;
@@ -224,6 +223,7 @@ impl Warehouse {
         self.cluster.as_ref()
     }
 
+    /// Sessions over this warehouse with a memory limit (see [`crate::memory`]).
     pub fn with_memory_limit(mut self, limit: Option<MemoryLimit>) -> Self {
         self.memory_limit = limit;
         self
