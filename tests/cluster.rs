@@ -134,17 +134,7 @@ fn the_readme_queries_and_the_nightly_give_the_local_results() {
             cluster.arq(&args, MINUTE),
             &format!("{args:?} on the cluster"),
         );
-        assert!(remote.lines().count() > 1, "{args:?}: no rows");
-        let ordered = run.iter().any(|a| a.to_uppercase().contains("ORDER BY"))
-            || run.iter().any(|a| a.ends_with(".sql"));
-        let rows = |text: &str| {
-            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-            if !ordered {
-                lines.sort();
-            }
-            lines
-        };
-        assert_eq!(rows(&remote), rows(&local), "{args:?}");
+        crate::util::assert_same_result(run, &remote, &local);
     }
     // The plan really is distributed.
     let explain = ok(

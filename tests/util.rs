@@ -324,3 +324,19 @@ pub fn readme_sql() -> Vec<Vec<String>> {
     }
     runs
 }
+
+/// Asserts that two CSV outputs of the README run `run` hold the same rows (with at
+/// least one): in the same order when the query orders them, else as sets.
+pub fn assert_same_result(run: &[String], got: &str, expected: &str) {
+    assert!(got.lines().count() > 1, "{run:?}: no rows");
+    let ordered = run.iter().any(|a| a.to_uppercase().contains("ORDER BY"))
+        || run.iter().any(|a| a.ends_with(".sql"));
+    let rows = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if !ordered {
+            lines.sort();
+        }
+        lines
+    };
+    assert_eq!(rows(got), rows(expected), "{run:?}");
+}

@@ -26,12 +26,11 @@ use ballista_core::extension::{SessionConfigExt, SessionStateExt as _};
 use ballista_core::planner::BallistaQueryPlanner;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::plan_err;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::common::{exec_datafusion_err, plan_err};
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::{MemTable, ViewTable, provider_as_source, source_as_provider};
 use datafusion::error::Result as DfResult;
-use datafusion::execution::SessionState;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{
@@ -239,12 +238,7 @@ async fn view(
     sql: &str,
     metric: &MetricTable,
 ) -> DfResult<Arc<dyn TableProvider>> {
-    let state = session
-        .as_any()
-        .downcast_ref::<SessionState>()
-        .ok_or_else(|| {
-            exec_datafusion_err!("arq's table functions need a DataFusion SessionState")
-        })?;
+    let state = arq_udfs::table_function::session_state(session)?;
     // Optimized here: Ballista's plans carry no subqueries in expressions (an `IN
     // (SELECT …)` is a semi-join once optimized).
     let plan = state.optimize(&state.create_logical_plan(sql).await?)?;

@@ -143,14 +143,18 @@ pub fn date_arg(function: &str, name: &str, expr: Option<&Expr>) -> Result<i32> 
     }
 }
 
-/// Runs `sql` in the session that scans the table function and collects the rows.
-pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
-    let state = session
+/// The DataFusion session state behind `session` (what a table function's SQL is
+/// planned in).
+pub fn session_state(session: &dyn Session) -> Result<&SessionState> {
+    session
         .as_any()
         .downcast_ref::<SessionState>()
-        .ok_or_else(|| {
-            exec_datafusion_err!("arq's table functions need a DataFusion SessionState")
-        })?;
+        .ok_or_else(|| exec_datafusion_err!("arq's table functions need a DataFusion SessionState"))
+}
+
+/// Runs `sql` in the session that scans the table function and collects the rows.
+pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
+    let state = session_state(session)?;
     let plan = state.create_logical_plan(sql).await?;
     DataFrame::new(state.clone(), plan).collect().await
 }
