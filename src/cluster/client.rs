@@ -113,14 +113,6 @@ pub async fn connect_with(
     Ok(SessionContext::new_with_state(state))
 }
 
-/// Whether `ctx` plans its queries on a cluster.
-pub fn is_cluster_session(ctx: &SessionContext) -> bool {
-    ctx.state()
-        .config()
-        .ballista_query_planner()
-        .is_some_and(|p| (p.as_ref() as &dyn std::any::Any).is::<ClusterPlanner>())
-}
-
 /// An error naming the scheduler unless it answers within [`CONNECT_TIMEOUT`].
 async fn reachable(url: &ClusterUrl) -> Result<()> {
     let error = |message: String| ArqError::Cluster {
