@@ -38,7 +38,7 @@ impl ScoredSnapshot {
     ) -> Result<ScoredSnapshot> {
         let state = warehouse.local_session(Some(model)).await?.state();
         let day = warehouse.as_of_day();
-        let features = features_state(warehouse, model, &state).await?;
+        let features = features_state(warehouse, &state).await?;
         let scores = score_snapshot(&features, &model.model, &model.name, day, slice).await?;
         Ok(ScoredSnapshot { state, scores })
     }
@@ -56,7 +56,7 @@ impl ScoredSnapshot {
             return Ok((Self::load(warehouse, model, slice).await?, None));
         };
         let state = warehouse.local_session(Some(model)).await?.state();
-        let features = features_state(warehouse, model, &state).await?;
+        let features = features_state(warehouse, &state).await?;
         let both = score_snapshots(
             &features,
             &model.model,
@@ -75,14 +75,13 @@ impl ScoredSnapshot {
 /// The session the features are computed in: the cluster's when the warehouse has one
 /// (`--cluster`: every slice's feature query runs there), else `local`. Scoring and what
 /// follows stay in `local`.
-async fn features_state(
-    warehouse: &Warehouse,
-    model: &SessionModel,
-    local: &SessionState,
-) -> Result<SessionState> {
+async fn features_state(warehouse: &Warehouse, local: &SessionState) -> Result<SessionState> {
     match warehouse.cluster() {
         None => Ok(local.clone()),
-        Some(_) => Ok(warehouse.session(Some(model)).await?.state()),
+        Some(url) => {
+            let ctx = datafusion::prelude::SessionContext::new_with_state(local.clone());
+            Ok(crate::cluster::client::connect(ctx, url).await?.state())
+        }
     }
 }
 

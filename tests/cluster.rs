@@ -207,6 +207,10 @@ fn an_executor_killed_mid_query_gives_the_result_or_a_clear_error_never_a_hang()
         )
     });
     std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !query.is_finished(),
+        "the query ended before an executor could be killed under it: make SLOW slower"
+    );
     let started = Instant::now();
     let mut victim = cluster.executors.remove(0);
     victim.kill().unwrap();
