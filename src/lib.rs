@@ -27,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod scored;
 pub mod serve;
+pub mod settlement;
 pub mod shell;
 pub mod snapshot_bounds;
 pub mod sql;

@@ -26,6 +26,7 @@ use arq_models::sql::SessionModel;
 use arq_udfs::dates;
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
@@ -102,6 +103,9 @@ pub struct Warehouse {
     /// The memory a session's queries may use (none: unlimited).
     memory_limit: Option<MemoryLimit>,
     cluster: Option<ClusterUrl>,
+    /// Tables arq derived from the warehouse and keeps elsewhere (the invoice settlement
+    /// of [`crate::settlement`]), registered in every session beside the warehouse's.
+    derived: Vec<(&'static str, Arc<dyn TableProvider>)>,
 }
 
 /// Footers read at once when a warehouse opens (in a bucket each is a request or two).
@@ -209,7 +213,16 @@ impl Warehouse {
             as_of,
             memory_limit: None,
             cluster: None,
+            derived: Vec::new(),
         })
+    }
+
+    /// Registers `table` as `name` in every session of this warehouse: a table arq
+    /// derived from the warehouse's files and checked to be up to date with them.
+    pub fn with_derived(mut self, name: &'static str, table: Arc<dyn TableProvider>) -> Self {
+        self.derived.retain(|(n, _)| *n != name);
+        self.derived.push((name, table));
+        self
     }
 
     /// Runs the sessions' queries on the cluster at `url` ([`Warehouse::session`]).
@@ -387,6 +400,9 @@ impl Warehouse {
                 );
                 ctx.sql(&view).await?;
             }
+        }
+        for (name, table) in &self.derived {
+            ctx.register_table(*name, table.clone())?;
         }
         ctx.add_analyzer_rule(Arc::new(SnapshotBounds::new(bounds)));
         Ok(())

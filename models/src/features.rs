@@ -60,12 +60,87 @@ pub const LATE_STAGE_REASON: &str = "already 90+ days past due: late-stage handl
 
 /// The feature query for the snapshots between two days (inclusive).
 pub fn features_sql(from_day: i32, to_day: i32) -> String {
-    features_sql_for(from_day, to_day, &CustomerRange::default())
+    features_sql_for(from_day, to_day, &CustomerRange::default(), Settling::FromPayments)
+}
+
+/// The table of every invoice's settlement that the nightly job keeps beside its outputs
+/// (the arq binary's `settlement` module): `customer_id, invoice_id, due_date, amount,
+/// paid_date`, one row per invoice paid in full, `paid_date` the day of its last payment.
+/// It exists in a session only where it was checked to be up to date with the session's
+/// `invoices` and `payments` files and to settle them exactly as [`FEATURES_SQL`] does.
+pub const SETTLEMENT_TABLE: &str = "invoice_settlement";
+
+/// Where the feature query (and the promises' outcomes) learn when invoices were paid in
+/// full: by settling `payments` against `invoices` in the query, or from
+/// [`SETTLEMENT_TABLE`] — the same days, without aggregating every payment of 18 months.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Settling {
+    #[default]
+    FromPayments,
+    FromTable,
+}
+
+impl Settling {
+    /// [`Settling::FromTable`] where `session` has [`SETTLEMENT_TABLE`].
+    pub fn of(session: &dyn Session) -> Settling {
+        let state = session
+            .as_any()
+            .downcast_ref::<datafusion::execution::SessionState>();
+        let found = state
+            .and_then(|s| s.schema_for_ref(SETTLEMENT_TABLE).ok())
+            .is_some_and(|schema| schema.table_exist(SETTLEMENT_TABLE));
+        if found {
+            Settling::FromTable
+        } else {
+            Settling::FromPayments
+        }
+    }
+}
+
+/// `paid_in_full` of [`FEATURES_SQL`] read from [`SETTLEMENT_TABLE`].
+const PAID_IN_FULL_FROM_TABLE: &str = "    SELECT invoice_id, customer_id, due_date, CAST(paid_date AS INT) AS paid_day
+    FROM invoice_settlement
+    WHERE CAST(paid_date AS INT) <= {to_day}
+      AND {customers:customer_id}";
+
+/// `promised_paid` of [`FEATURES_SQL`] read from [`SETTLEMENT_TABLE`].
+const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS INT) AS paid_day
+    FROM invoice_settlement
+    WHERE CAST(paid_date AS INT) <= {to_day}
+      AND invoice_id IN (SELECT invoice_id FROM promised)
+      AND {customers:customer_id}";
+
+/// `sql` with the body of its CTE `name` (the lines between `name AS (` and the next
+/// line `),`) replaced by `body`. The CTEs replaced are arq's own (unit-tested): a
+/// missing one is a bug, caught by the tests.
+pub fn replace_cte(sql: &str, name: &str, body: &str) -> String {
+    let head = format!("\n{name} AS (\n");
+    let start = sql
+        .find(&head)
+        .unwrap_or_else(|| panic!("arq's SQL has no CTE `{name}`"))
+        + head.len();
+    let end = start
+        + sql[start..]
+            .find("\n),")
+            .unwrap_or_else(|| panic!("arq's CTE `{name}` has no end"));
+    format!("{}{body}{}", &sql[..start], &sql[end..])
 }
 
 /// The feature query for the customers of `range` only.
-pub fn features_sql_for(from_day: i32, to_day: i32, range: &CustomerRange) -> String {
-    let sql = fill(FEATURES_SQL, from_day, to_day);
+pub fn features_sql_for(
+    from_day: i32,
+    to_day: i32,
+    range: &CustomerRange,
+    settling: Settling,
+) -> String {
+    let sql = match settling {
+        Settling::FromPayments => FEATURES_SQL.to_string(),
+        Settling::FromTable => {
+            let sql = replace_cte(FEATURES_SQL, "paid_in_full", PAID_IN_FULL_FROM_TABLE);
+            replace_cte(&sql, "promised_paid", PROMISED_PAID_FROM_TABLE)
+        }
+    };
+    let sql = fill(&sql, from_day, to_day);
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql.as_str();
     const MARK: &str = "{customers:";
@@ -91,7 +166,7 @@ pub struct CustomerRange {
 
 impl CustomerRange {
     /// The SQL condition that `column` is in the range (TRUE for the whole range).
-    fn predicate(&self, column: &str) -> String {
+    pub fn predicate(&self, column: &str) -> String {
         let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
         match (&self.from, &self.to) {
             (None, None) => "TRUE".into(),
@@ -299,7 +374,13 @@ pub async fn compute_features(
     from_day: i32,
     to_day: i32,
 ) -> Result<RecordBatch> {
-    collect_one(session, &features_sql(from_day, to_day)).await
+    let sql = features_sql_for(
+        from_day,
+        to_day,
+        &CustomerRange::default(),
+        Settling::of(session),
+    );
+    collect_one(session, &sql).await
 }
 
 /// The features of every customer of the snapshot `day`, computed for `slice` customers
@@ -357,9 +438,10 @@ pub async fn snapshots_features(
         .ok_or_else(|| ModelError::Data("features need a DataFusion SessionState".into()))?
         .clone();
     state.config_mut().options_mut().execution.target_partitions = 1;
+    let settling = Settling::of(session);
     let queries: Vec<String> = CustomerRange::slices(&ids, slice)
         .iter()
-        .map(|range| features_sql_for(from_day, day, range))
+        .map(|range| features_sql_for(from_day, day, range, settling))
         .collect();
     let parts: Vec<RecordBatch> = futures::stream::iter(queries)
         .map(|sql| {
@@ -520,8 +602,37 @@ mod tests {
             from: Some("C0'1".into()),
             to: Some("C09".into()),
         };
-        let sliced = features_sql_for(10, 10, &range);
+        let sliced = features_sql_for(10, 10, &range, Settling::FromPayments);
         assert!(sliced.contains("(p.customer_id >= 'C0''1' AND p.customer_id < 'C09')"));
         assert_eq!(sliced.matches("'C09'").count(), 11);
+    }
+
+    #[test]
+    fn the_settlement_table_replaces_settling_the_payments_in_the_feature_query() {
+        let range = CustomerRange {
+            from: Some("C01".into()),
+            to: Some("C09".into()),
+        };
+        let from_payments = features_sql_for(10, 20, &range, Settling::FromPayments);
+        let from_table = features_sql_for(10, 20, &range, Settling::FromTable);
+        // Both settling CTEs read the table; payments stay only for the last payment day.
+        assert_eq!(from_payments.matches("FROM payments").count(), 2);
+        assert_eq!(from_table.matches("FROM payments").count(), 0);
+        assert_eq!(from_table.matches("JOIN payments").count(), 1);
+        assert_eq!(from_table.matches("FROM invoice_settlement").count(), 2);
+        assert!(from_table.contains("CAST(paid_date AS INT) <= 20"));
+        assert!(from_table.contains("(customer_id >= 'C01' AND customer_id < 'C09')"));
+        // Everything else is the same query.
+        let cut = |sql: &str| sql[sql.find("\nsettled AS (").unwrap()..].to_string();
+        let (a, b) = (cut(&from_payments), cut(&from_table));
+        let tail = |sql: &str| sql[sql.find("\npromises AS (").unwrap()..].to_string();
+        assert_eq!(tail(&a), tail(&b));
+        assert!(!from_table.contains("{customers:"));
+    }
+
+    #[test]
+    #[should_panic(expected = "no CTE `nothing`")]
+    fn replacing_a_missing_cte_is_a_bug() {
+        replace_cte(FEATURES_SQL, "nothing", "SELECT 1");
     }
 }

@@ -477,6 +477,18 @@ struct FeatureRows {
     to: i32,
 }
 
+impl FeatureRows {
+    /// The feature query, reading the settlement table where the session has it.
+    fn sql(&self, session: &dyn Session) -> String {
+        features::features_sql_for(
+            self.from,
+            self.to,
+            &features::CustomerRange::default(),
+            features::Settling::of(session),
+        )
+    }
+}
+
 #[async_trait]
 impl Metric for FeatureRows {
     fn schema(&self) -> SchemaRef {
@@ -485,11 +497,11 @@ impl Metric for FeatureRows {
     fn function(&self) -> &'static str {
         "customer_features"
     }
-    async fn single_query(&self, _session: &dyn Session) -> Result<Option<String>> {
-        Ok(Some(features::features_sql(self.from, self.to)))
+    async fn single_query(&self, session: &dyn Session) -> Result<Option<String>> {
+        Ok(Some(self.sql(session)))
     }
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
-        let batches = collect_sql(session, &features::features_sql(self.from, self.to)).await?;
+        let batches = collect_sql(session, &self.sql(session)).await?;
         concat(&features_schema(), batches)
     }
 }

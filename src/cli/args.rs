@@ -155,6 +155,14 @@ Examples:
   arq nightly --warehouse data/demo --out out
   arq nightly --warehouse /srv/ar/warehouse --out /srv/ar/out --xlsx --quiet")]
     Nightly(NightlyArgs),
+    /// Build or update the invoice settlement table the nightly job keeps in
+    /// OUT/_settlement (the day each invoice was paid in full), from the invoices and
+    /// payments files added since its last update, or from scratch.
+    #[command(after_help = "\
+Examples:
+  arq settle --out out                         update (or build) out/_settlement
+  arq settle --out /srv/ar/out --rebuild       from every invoice and payment again")]
+    Settle(SettleArgs),
     /// Replay the queue order on past snapshots: the share of the next 90 days'
     /// newly-bad balance in the top 10 % / 20 % of the queue, for arq's order and for
     /// oldest-first and largest-balance-first.
@@ -213,6 +221,7 @@ impl Command {
         let (warehouse, model, policy) = match self {
             Command::Sql(_) | Command::Shell(_) => (true, Need::Optional, false),
             Command::Tables(_) => (true, Need::No, false),
+            Command::Settle(_) => (true, Need::No, false),
             Command::Functions(_) => (false, Need::Optional, false),
             Command::Train(a) => (a.table.is_none(), Need::No, false),
             Command::Score(a) => (a.table.is_none(), Need::Required, false),
@@ -265,6 +274,7 @@ impl Command {
             Command::Report(x) => &x.inputs,
             Command::Serve(x) => &x.inputs,
             Command::Tables(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
+            Command::Settle(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
             Command::Train(x) => return (Some(&x.warehouse), Some(&x.as_of), None),
             Command::Backtest(x) => return (Some(&x.warehouse), None, Some(&x.model)),
             Command::Functions(x) => return (None, None, Some(&x.model)),
@@ -530,6 +540,23 @@ pub struct TablesArgs {
     pub as_of: AsOfArgs,
 }
 
+/// `arq settle`.
+#[derive(Debug, Args)]
+pub struct SettleArgs {
+    #[command(flatten)]
+    pub warehouse: WarehouseArgs,
+    /// The snapshot whose customers cut the work into slices (any: every customer id is
+    /// covered).
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+    /// The nightly job's output folder (the table is in its `_settlement/`).
+    #[arg(long, short = 'o', default_value = "out")]
+    pub out: PathBuf,
+    /// Build the table from every invoice and payment, whatever was kept.
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
 /// `arq functions`.
 #[derive(Debug, Args)]
 pub struct FunctionsArgs {
@@ -691,6 +718,12 @@ pub struct NightlyArgs {
     /// (the changed recommendations and the totals).
     #[arg(long)]
     pub xlsx: bool,
+    /// Settle every invoice against its payments tonight instead of reading (and
+    /// updating) the settlement table kept in OUT/_settlement (what `arq settle`
+    /// builds): the same outputs, slower; for a check, or an output folder the job
+    /// cannot keep it in.
+    #[arg(long)]
+    pub settle_from_payments: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,

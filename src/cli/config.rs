@@ -53,8 +53,8 @@ impl Config {
             None => None,
         };
         // Only the commands that score read the feature slice.
-        let feature_slice = match needs.model {
-            Need::Required => feature_slice()?,
+        let feature_slice = match (needs.model, &cli.command) {
+            (Need::Required, _) | (_, crate::cli::Command::Settle(_)) => feature_slice()?,
             _ => arq_models::features::DEFAULT_SLICE,
         };
         let model = match (needs.model, model_path(cli.model().map(PathBuf::as_path))) {

@@ -11,6 +11,7 @@ pub mod queue;
 pub mod report;
 pub mod score;
 pub mod serve;
+pub mod settle;
 pub mod shell;
 pub mod sql;
 pub mod tables;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Queue(args) => queue::run(&config, args),
         Command::Limits(args) => limits::run(&config, args),
         Command::Nightly(args) => nightly::run(&config, args),
+        Command::Settle(args) => settle::run(&config, args),
         Command::Backtest(args) => backtest::run(&config, args),
         Command::Report(args) => report::run(&config, args),
         Command::Generate(args) => generate::run(&config, args),

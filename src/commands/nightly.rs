@@ -24,6 +24,7 @@ pub fn run(config: &Config, args: &NightlyArgs) -> Result<()> {
         feature_slice: config.feature_slice,
         progress: !args.quiet,
         xlsx: args.xlsx,
+        settlement: !args.settle_from_payments,
     };
     let warehouse = config.warehouse()?;
     if out.local_path().is_some() {
@@ -32,6 +33,9 @@ pub fn run(config: &Config, args: &NightlyArgs) -> Result<()> {
     }
     let work = config.block_on(bucket::fetch_into_work_folder(&out))?;
     options.out = work.path().to_path_buf();
+    // The work folder goes when the night is published: a settlement table built there
+    // would be built again every night, which costs more than settling in the query.
+    options.settlement = false;
     options.shown_out = Some(out.to_string());
     let mut summary = nightly::run(config.runtime(), warehouse, &options)?;
     let started = Instant::now();

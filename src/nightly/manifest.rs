@@ -259,7 +259,15 @@ impl Summary {
         }
     }
 
-    pub fn text(&self, inputs: &RunInputs, target: &str, files: usize, seconds: f64) -> String {
+    /// The summary; `settlement` is the line of the invoice settlement's update.
+    pub fn text(
+        &self,
+        inputs: &RunInputs,
+        target: &str,
+        files: usize,
+        seconds: f64,
+        settlement: Option<&str>,
+    ) -> String {
         let mut out = format!(
             "nightly {}: {} customers, {} with an overdue balance; overdue by currency: {}\n\
              warehouse {}, model {}, policy {} (version {})\n\n",
@@ -335,11 +343,14 @@ impl Summary {
             .iter()
             .map(|(a, n)| format!("{n} {a}"))
             .collect();
+        out.push_str(&format!("\ncredit limits: {}\n", actions.join(", ")));
+        if let Some(line) = settlement {
+            out.push_str(line);
+            out.push('\n');
+        }
         out.push_str(&format!(
-            "\ncredit limits: {}\nwrote {} files to {} in {seconds:.1} s\n",
-            actions.join(", "),
-            files,
-            target
+            "wrote {} files to {} in {seconds:.1} s\n",
+            files, target
         ));
         out
     }

@@ -64,11 +64,15 @@ pub struct NightlyOptions<'a> {
     pub progress: bool,
     /// Also write the lists people read as spreadsheets (`--xlsx`).
     pub xlsx: bool,
+    /// Read (and update) the invoice settlement table kept in `out`
+    /// ([`crate::settlement`]); else settle from the payments in the feature query.
+    pub settlement: bool,
 }
 
 /// The stages, in order, as the progress bar names them.
-const STAGES: [&str; 7] = [
+const STAGES: [&str; 8] = [
     "checking inputs",
+    "settling invoices",
     "scoring",
     "queues",
     "limits",
@@ -108,6 +112,30 @@ pub fn run(
         .collect();
     let root = warehouse.root().clone();
     let fingerprint = runtime.spawn(async move { fingerprint_files(&root, &files).await });
+    runtime.block_on(validate::snapshot(warehouse))?;
+    stages.done("check");
+    // The invoices' settlement, kept between nights: every session of the night reads it
+    // where it gives the feature query's days.
+    let (settled, settlement) = match options.settlement {
+        false => (warehouse.clone(), None),
+        true => {
+            let outcome = runtime.block_on(crate::settlement::update(
+                warehouse,
+                &options.out,
+                false,
+                options.feature_slice,
+            ))?;
+            let settled = match outcome.settlement.table()? {
+                Some(table) => warehouse
+                    .clone()
+                    .with_derived(crate::settlement::SETTLEMENT_TABLE, table),
+                None => warehouse.clone(),
+            };
+            (settled, Some(outcome))
+        }
+    };
+    let warehouse = &settled;
+    stages.done("settle");
     let decisions = runtime.block_on(decide(warehouse, options, &mut stages))?;
     let inputs = runtime
         .block_on(fingerprint)
@@ -187,7 +215,14 @@ pub fn run(
         Some(out) => format!("{out}/{}", warehouse.as_of()),
         None => target.display().to_string(),
     };
-    Ok(summary.text(&inputs, &shown, files, started.elapsed().as_secs_f64()))
+    let settled = settlement.map(|s| s.line());
+    Ok(summary.text(
+        &inputs,
+        &shown,
+        files,
+        started.elapsed().as_secs_f64(),
+        settled.as_deref(),
+    ))
 }
 
 /// Checks the snapshot's rows, scores once, and builds the queues and the limits.
@@ -196,8 +231,6 @@ async fn decide(
     options: &NightlyOptions<'_>,
     stages: &mut Stages,
 ) -> Result<Decisions> {
-    validate::snapshot(warehouse).await?;
-    stages.done("check");
     let model = &options.model.value;
     // The previous snapshot's scores for the credit review: from its committed night
     // when there is one scored with this model, else scored now, in the same feature

@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 use super::{CallContext, Collector, QueueCustomer, QueueEntry, build_queues};
 use crate::error::{ModelError, Result};
 use crate::money::{self, MONEY};
+use crate::features::{Settling, replace_cte};
 use crate::named::Named;
 use crate::policy::QueuePolicy;
 use crate::scores::Scores;
@@ -29,9 +30,22 @@ pub const QUEUE_INPUTS_SQL: &str = include_str!("../../sql/queue_inputs.sql");
 /// that [`QUEUE_INPUTS_SQL`] and the limits' inputs put in place of `{promises}`.
 pub const PROMISES_SQL: &str = include_str!("../../sql/promises.sql");
 
-/// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}` filled.
-pub fn with_promises(sql: &str, day: i32, grace: i32) -> String {
-    sql.replace("{promises}", PROMISES_SQL)
+/// `promised_paid` of [`PROMISES_SQL`] read from the settlement table
+/// ([`crate::features::SETTLEMENT_TABLE`]).
+const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS INT) AS paid_day
+    FROM invoice_settlement
+    WHERE CAST(paid_date AS INT) <= {day}
+      AND invoice_id IN (SELECT invoice_id FROM promised)";
+
+/// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}`
+/// filled; the promised invoices' settlement read from the settlement table with
+/// [`Settling::FromTable`].
+pub fn with_promises(sql: &str, day: i32, grace: i32, settling: Settling) -> String {
+    let promises = match settling {
+        Settling::FromPayments => PROMISES_SQL.to_string(),
+        Settling::FromTable => replace_cte(PROMISES_SQL, "promised_paid", PROMISED_PAID_FROM_TABLE),
+    };
+    sql.replace("{promises}", &promises)
         .replace("{day}", &day.to_string())
         .replace("{grace}", &grace.to_string())
 }
@@ -193,7 +207,7 @@ pub async fn queue_customers(
     scores: &Scores,
     grace: i32,
 ) -> Result<Vec<QueueCustomer>> {
-    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace);
+    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace, Settling::of(session));
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());

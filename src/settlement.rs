@@ -1,0 +1,783 @@
+//! The invoice settlement table: the day each invoice was paid in full, kept by the
+//! nightly job between nights so that the features stop settling every invoice of 18
+//! months against every payment each night (issue 17; `arq settle` builds it alone).
+//!
+//! **Where.** Beside the outputs, in `OUT/_settlement/` (the warehouse stays read-only to
+//! arq): `state.json`, the parts of the settled table (`settled-GENERATION.parquet`, one
+//! per update that settled invoices, each sorted by customer and invoice) and the open
+//! invoices (`open-GENERATION.parquet`, rewritten by each update). `state.json` is written
+//! last (atomically) and names the files that make the table, so an update that fails
+//! half-way leaves the previous table whole; files it does not name are removed by the
+//! next update. A session sees the settled rows as [`SETTLEMENT_TABLE`] (`customer_id,
+//! invoice_id, due_date, amount, paid_date`).
+//!
+//! **The rule** (the features' since issue 5, DOMAIN.md §4): an invoice is paid in full
+//! when its payments add up to its amount; the day is its last payment's date. What is
+//! kept per open invoice — the sum of its payments, the date of its last payment, the sum
+//! paid that day, the smallest payment — merges exactly with any later payments, in any
+//! order: a late-recorded, back-dated payment counts on its own date (it may settle the
+//! invoice on the date of its last payment, which is then the day). The table gives the
+//! feature query's days for every snapshot (a settled invoice counts at `t` when `paid_date
+//! <= t`) as long as no invoice was paid in full before its last payment day; the contract
+//! says payments apply to open invoices, so that is what the table checks, with the
+//! other cases where settling once would not give the query's days:
+//! - a payment after the invoice was paid in full (or on an invoice paid in full by an
+//!   earlier file), a negative payment, an invoice id twice for one customer, a payment
+//!   recorded under another customer than its invoice's.
+//!
+//! When one is found, the table says so (`state.json`'s `unusable`, the nightly summary)
+//! and the nights settle from the payments again, as before, until a rebuild finds the
+//! warehouse clean. Invoice ids are the contract's key: the same id for two customers is
+//! not looked for.
+//!
+//! **Fresh.** `state.json` lists every `invoices` and `payments` file it consumed (path,
+//! size, modification time). The next update reads only the files that were added since;
+//! a file changed or removed (a reload, a correction) rebuilds the table from scratch, as
+//! do `arq settle --rebuild`, another warehouse, a missing or unreadable state. Every
+//! update runs customer slice by customer slice (the feature slices'), so memory stays
+//! bounded at any size.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arq_models::features::CustomerRange;
+pub use arq_models::features::SETTLEMENT_TABLE;
+use arq_udfs::table_function::collect_sql;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::SessionState;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::MONEY;
+use crate::error::{ArqError, Result};
+use crate::output::atomic::{AtomicFile, write_atomically};
+use crate::warehouse::Warehouse;
+
+/// The folder under the outputs.
+pub const FOLDER: &str = "_settlement";
+const STATE: &str = "state.json";
+/// The layout of the files; another one is rebuilt.
+const FORMAT: u32 = 1;
+/// The event tables the table is made of.
+const INPUTS: [&str; 2] = ["invoices", "payments"];
+
+/// One warehouse file the table consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InputFile {
+    table: String,
+    /// Below the warehouse's folder.
+    path: String,
+    size: u64,
+    modified: String,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    format: u32,
+    /// The warehouse as given.
+    warehouse: String,
+    /// Counts the updates; in the files' names.
+    generation: u64,
+    inputs: Vec<InputFile>,
+    /// The settled table's parts, oldest first.
+    settled: Vec<String>,
+    open: String,
+    settled_rows: u64,
+    open_rows: u64,
+    /// Why the table does not give the feature query's days (see the module
+    /// documentation); sticky until a rebuild.
+    unusable: Option<String>,
+}
+
+/// A settlement table on disk, as its state describes it.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    dir: PathBuf,
+    state: State,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum How {
+    /// From every file, and why.
+    Rebuilt(String),
+    /// From the files added since the last update.
+    Updated { files: usize },
+    /// No file was added.
+    Unchanged,
+}
+
+/// An update's result.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub how: How,
+    pub settlement: Settlement,
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// One line for a summary.
+    pub fn line(&self) -> String {
+        let s = &self.settlement.state;
+        let how = match &self.how {
+            How::Rebuilt(why) => format!("rebuilt ({why})"),
+            How::Updated { files } => format!(
+                "updated from {files} new file{}",
+                if *files == 1 { "" } else { "s" }
+            ),
+            How::Unchanged => "up to date".into(),
+        };
+        let used = match &s.unusable {
+            None => "used by the features".to_string(),
+            Some(why) => format!("not used: {why}; the night settles from the payments"),
+        };
+        format!(
+            "invoice settlement {}: {how} in {:.1} s, {} settled and {} open invoices; {used}",
+            self.settlement.dir.display(),
+            self.seconds,
+            s.settled_rows,
+            s.open_rows,
+        )
+    }
+}
+
+impl Settlement {
+    /// The settled rows as a table, when they give the feature query's days.
+    pub fn table(&self) -> Result<Option<Arc<dyn TableProvider>>> {
+        if self.state.unusable.is_some() {
+            return Ok(None);
+        }
+        let files: Vec<PathBuf> = self
+            .state
+            .settled
+            .iter()
+            .map(|f| self.dir.join(f))
+            .collect();
+        Ok(Some(parquet_table(&files, settled_schema())?))
+    }
+
+    /// Why the table is not used, if it is not.
+    pub fn unusable(&self) -> Option<&str> {
+        self.state.unusable.as_deref()
+    }
+
+    /// Settled and open invoices.
+    pub fn rows(&self) -> (u64, u64) {
+        (self.state.settled_rows, self.state.open_rows)
+    }
+}
+
+/// The settled table's columns.
+pub fn settled_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("invoice_id", DataType::Utf8, false),
+        Field::new("due_date", DataType::Date32, true),
+        Field::new("amount", MONEY, true),
+        Field::new("paid_date", DataType::Date32, false),
+    ]))
+}
+
+/// What is kept of an invoice not (yet) paid in full, or of payments whose invoice has
+/// not arrived: what merges with later payments.
+fn open_schema() -> SchemaRef {
+    let sum = DataType::Decimal128(38, 2);
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("invoice_id", DataType::Utf8, true),
+        Field::new("due_date", DataType::Date32, true),
+        Field::new("amount", MONEY, true),
+        Field::new("invoice_rows", DataType::Int64, false),
+        Field::new("paid", sum.clone(), false),
+        Field::new("first_payment", DataType::Date32, true),
+        Field::new("last_payment", DataType::Date32, true),
+        Field::new("last_amount", sum, true),
+        Field::new("smallest", MONEY, true),
+    ]))
+}
+
+/// The merge of the open rows with new invoices and payments, for the customers of
+/// `{range}`: the open rows after, sorted, with each row's status (`settled`, `open`, or
+/// what keeps the table from giving the feature query's days).
+const MERGE_SQL: &str = "
+WITH inv AS (
+    SELECT customer_id, invoice_id, min(due_date) AS due_date, min(amount) AS amount,
+           count(*) AS invoice_rows
+    FROM settle_new_invoices
+    WHERE {range}
+    GROUP BY customer_id, invoice_id
+),
+days AS (
+    SELECT customer_id, invoice_id, payment_date, sum(amount) AS amount, min(amount) AS smallest
+    FROM settle_new_payments
+    WHERE {range}
+    GROUP BY customer_id, invoice_id, payment_date
+),
+paid AS (
+    SELECT customer_id, invoice_id, sum(amount) AS paid, min(payment_date) AS first_payment,
+           max(payment_date) AS last_payment,
+           first_value(amount ORDER BY payment_date DESC) AS last_amount,
+           min(smallest) AS smallest
+    FROM days
+    GROUP BY customer_id, invoice_id
+),
+new_rows AS (
+    SELECT coalesce(i.customer_id, p.customer_id) AS customer_id,
+           coalesce(i.invoice_id, p.invoice_id) AS invoice_id,
+           i.due_date, i.amount, coalesce(i.invoice_rows, 0) AS invoice_rows,
+           CAST(coalesce(p.paid, 0) AS DECIMAL(38, 2)) AS paid,
+           p.first_payment, p.last_payment,
+           CAST(p.last_amount AS DECIMAL(38, 2)) AS last_amount, p.smallest
+    FROM inv i
+    FULL JOIN paid p ON p.customer_id = i.customer_id AND p.invoice_id = i.invoice_id
+),
+all_rows AS (
+    SELECT customer_id, invoice_id, due_date, amount, invoice_rows, paid, first_payment,
+           last_payment, last_amount, smallest
+    FROM settle_open
+    WHERE {range}
+    UNION ALL
+    SELECT * FROM new_rows
+),
+by_last_day AS (
+    SELECT customer_id, invoice_id, last_payment, min(due_date) AS due_date,
+           min(amount) AS amount, sum(invoice_rows) AS invoice_rows, sum(paid) AS paid,
+           min(first_payment) AS first_payment, sum(last_amount) AS last_amount,
+           min(smallest) AS smallest
+    FROM all_rows
+    GROUP BY customer_id, invoice_id, last_payment
+),
+merged AS (
+    SELECT customer_id, invoice_id, min(due_date) AS due_date, min(amount) AS amount,
+           CAST(sum(invoice_rows) AS BIGINT) AS invoice_rows,
+           CAST(sum(paid) AS DECIMAL(38, 2)) AS paid,
+           min(first_payment) AS first_payment, max(last_payment) AS last_payment,
+           CAST(first_value(last_amount ORDER BY last_payment DESC NULLS LAST)
+                AS DECIMAL(38, 2)) AS last_amount,
+           min(smallest) AS smallest
+    FROM by_last_day
+    GROUP BY customer_id, invoice_id
+)
+SELECT customer_id, invoice_id, due_date, amount, invoice_rows, paid, first_payment,
+       last_payment, last_amount, smallest,
+       CASE
+         WHEN invoice_rows > 1 THEN 'the invoice is in `invoices` more than once'
+         WHEN smallest < 0 THEN 'a payment of the invoice is negative'
+         WHEN amount IS NOT NULL AND last_payment IS NOT NULL
+              AND ((amount > 0 AND paid - last_amount >= amount)
+                   OR (amount <= 0 AND first_payment < last_payment))
+           THEN 'the invoice was paid in full before its last payment'
+         WHEN amount IS NOT NULL AND last_payment IS NOT NULL AND paid >= amount
+           THEN 'settled'
+         ELSE 'open'
+       END AS status
+FROM merged
+ORDER BY customer_id, invoice_id";
+
+/// Brings the table in `out`'s settlement folder up to date with the warehouse's
+/// `invoices` and `payments` (from scratch with `rebuild`), `slice` customers at a time.
+pub async fn update(
+    warehouse: &Warehouse,
+    out: &Path,
+    rebuild: bool,
+    slice: usize,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let dir = out.join(FOLDER);
+    let current = inputs_of(warehouse);
+    let previous = if rebuild {
+        Err("asked for".to_string())
+    } else {
+        State::read(&dir, warehouse)
+    };
+    let (previous, new_files) = match previous {
+        Err(why) => (None, Err(why)),
+        Ok(state) => {
+            let new = added_files(&state.inputs, &current);
+            (Some(state), new)
+        }
+    };
+    let how = match &new_files {
+        Err(why) => How::Rebuilt(why.clone()),
+        Ok(new) if new.is_empty() => How::Unchanged,
+        Ok(new) => How::Updated { files: new.len() },
+    };
+    let state = match (&how, previous) {
+        (How::Unchanged, Some(state)) => state,
+        (How::Updated { .. }, Some(state)) => {
+            let new = new_files.unwrap_or_default();
+            merge(warehouse, &dir, Some(state), &current, &new, slice).await?
+        }
+        _ => merge(warehouse, &dir, None, &current, &current, slice).await?,
+    };
+    Ok(Outcome {
+        how,
+        settlement: Settlement { dir, state },
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The table in `out`'s settlement folder when it is up to date with the warehouse (no
+/// file added, changed or removed since) and usable, read without changing anything:
+/// what `arq report --nights OUT` reads.
+pub fn read_current(warehouse: &Warehouse, out: &Path) -> Option<Settlement> {
+    let dir = out.join(FOLDER);
+    let state = State::read(&dir, warehouse).ok()?;
+    (state.inputs == inputs_of(warehouse) && state.unusable.is_none())
+        .then_some(Settlement { dir, state })
+}
+
+impl State {
+    /// The state in `dir`, or why there is none to build on.
+    fn read(dir: &Path, warehouse: &Warehouse) -> std::result::Result<State, String> {
+        let path = dir.join(STATE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err("there was none".into());
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let state: State = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is unreadable: {e}", path.display()))?;
+        if state.format != FORMAT {
+            return Err(format!("format {} is not {FORMAT}", state.format));
+        }
+        if state.warehouse != warehouse.root().to_string() {
+            return Err(format!("it was built from warehouse {}", state.warehouse));
+        }
+        for name in state.settled.iter().chain([&state.open]) {
+            if !dir.join(name).is_file() {
+                return Err(format!("its file {name} is missing"));
+            }
+        }
+        Ok(state)
+    }
+}
+
+/// The `invoices` and `payments` files of the warehouse, by table and path.
+fn inputs_of(warehouse: &Warehouse) -> Vec<InputFile> {
+    let root = warehouse.root();
+    let mut files: Vec<InputFile> = warehouse
+        .tables()
+        .iter()
+        .filter(|t| INPUTS.contains(&t.contract.name))
+        .flat_map(|t| {
+            t.files.iter().map(|f| InputFile {
+                table: t.contract.name.to_string(),
+                path: root.relative(&f.meta.location),
+                size: f.meta.size,
+                modified: f.meta.last_modified.to_rfc3339(),
+            })
+        })
+        .collect();
+    files.sort_by(|a, b| (&a.table, &a.path).cmp(&(&b.table, &b.path)));
+    files
+}
+
+/// The files of `current` that `consumed` lacks, or why the table must be rebuilt (a
+/// consumed file changed or is gone).
+fn added_files(
+    consumed: &[InputFile],
+    current: &[InputFile],
+) -> std::result::Result<Vec<InputFile>, String> {
+    for old in consumed {
+        match current
+            .iter()
+            .find(|c| c.table == old.table && c.path == old.path)
+        {
+            None => return Err(format!("{} is gone", old.path)),
+            Some(now) if now != old => return Err(format!("{} changed", old.path)),
+            Some(_) => {}
+        }
+    }
+    Ok(current
+        .iter()
+        .filter(|c| !consumed.contains(c))
+        .cloned()
+        .collect())
+}
+
+/// Merges `new` files into the table of `previous` (none: every file into an empty
+/// table) and commits the next generation in `dir`.
+async fn merge(
+    warehouse: &Warehouse,
+    dir: &Path,
+    previous: Option<State>,
+    current: &[InputFile],
+    new: &[InputFile],
+    slice: usize,
+) -> Result<State> {
+    std::fs::create_dir_all(dir).map_err(|e| ArqError::io(dir, e))?;
+    let ctx = warehouse.local_session(None).await?;
+    let root = warehouse.root();
+    for table in INPUTS {
+        let files: Vec<&InputFile> = new.iter().filter(|f| f.table == table).collect();
+        let schema = warehouse
+            .tables()
+            .iter()
+            .find(|t| t.contract.name == table)
+            .map(|t| t.contract.schema.clone())
+            .ok_or_else(|| ArqError::Internal(format!("the warehouse has no `{table}`")))?;
+        let provider: Arc<dyn TableProvider> = if files.is_empty() {
+            Arc::new(MemTable::try_new(schema, vec![vec![]])?)
+        } else {
+            let urls = files
+                .iter()
+                .map(|f| file_url(&root.join(&f.path).listing_url()?))
+                .collect::<Result<Vec<_>>>()?;
+            listing(urls, schema)?
+        };
+        ctx.register_table(format!("settle_new_{table}"), provider)?;
+    }
+    let open: Arc<dyn TableProvider> = match &previous {
+        Some(state) => parquet_table(&[dir.join(&state.open)], open_schema())?,
+        None => Arc::new(MemTable::try_new(open_schema(), vec![vec![]])?),
+    };
+    ctx.register_table("settle_open", open)?;
+    let new_invoices = new.iter().any(|f| f.table == "invoices");
+    // Invoices that arrive again after they were settled: looked for where the settled
+    // parts hold the slice's customers.
+    if let Some(state) = previous.as_ref().filter(|_| new_invoices) {
+        let files: Vec<PathBuf> = state.settled.iter().map(|f| dir.join(f)).collect();
+        ctx.register_table("settle_settled", parquet_table(&files, settled_schema())?)?;
+    }
+
+    let generation = next_generation(dir, previous.as_ref());
+    let settled_name = format!("settled-{generation:06}.parquet");
+    let open_name = format!("open-{generation:06}.parquet");
+    let mut settled_file = AtomicFile::create(&dir.join(&settled_name))?;
+    let mut open_file = AtomicFile::create(&dir.join(&open_name))?;
+    let props = crate::generate::sink::writer_properties(&open_schema());
+    let mut settled_writer = ArrowWriter::try_new(
+        settled_file.writer(),
+        settled_schema(),
+        Some(crate::generate::sink::writer_properties(&settled_schema())),
+    )?;
+    let mut open_writer = ArrowWriter::try_new(open_file.writer(), open_schema(), Some(props))?;
+
+    let mut state_ = ctx.state();
+    state_.config_mut().options_mut().execution.target_partitions = 1;
+    let ranges = slices(&ctx, warehouse.as_of_day(), slice).await?;
+    let in_flight = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let mut results = futures::stream::iter(ranges)
+        .map(|range| {
+            let state = state_.clone();
+            let check_again = previous.is_some() && new_invoices;
+            SpawnedTask::spawn(async move { merge_slice(&state, &range, check_again).await })
+                .join()
+        })
+        .buffered(in_flight);
+    let (mut settled_rows, mut open_rows) = (0u64, 0u64);
+    let mut unusable = previous.as_ref().and_then(|s| s.unusable.clone());
+    let mut orphans: Vec<RecordBatch> = Vec::new();
+    while let Some(joined) = results.next().await {
+        let merged = joined
+            .map_err(|e| ArqError::Internal(format!("a settlement slice failed: {e}")))??;
+        if unusable.is_none() {
+            unusable = merged.problem;
+        }
+        for batch in merged.batches {
+            let status = batch
+                .column_by_name("status")
+                .ok_or_else(|| ArqError::Internal("the merge has no status".into()))?
+                .as_string::<i32>()
+                .clone();
+            let settled: BooleanArray = status.iter().map(|s| Some(s == Some("settled"))).collect();
+            let rest: BooleanArray = status.iter().map(|s| Some(s != Some("settled"))).collect();
+            if unusable.is_none()
+                && let Some(problem) = status
+                    .iter()
+                    .position(|s| !matches!(s, Some("settled" | "open")))
+            {
+                let text = |name: &str| {
+                    batch
+                        .column_by_name(name)
+                        .and_then(|c| cast(c, &DataType::Utf8).ok())
+                        .map(|c| c.as_string::<i32>().value(problem).to_string())
+                        .unwrap_or_default()
+                };
+                unusable = Some(format!(
+                    "invoice {} of customer {}: {}",
+                    text("invoice_id"),
+                    text("customer_id"),
+                    status.value(problem)
+                ));
+            }
+            let settled = filter_record_batch(&batch, &settled)?;
+            let settled = RecordBatch::try_new(
+                settled_schema(),
+                ["customer_id", "invoice_id", "due_date", "amount", "last_payment"]
+                    .iter()
+                    .map(|c| column(&settled, c))
+                    .collect::<Result<Vec<_>>>()?,
+            )?;
+            let rest = filter_record_batch(&batch, &rest)?;
+            let rest = rest.project(&(0..open_schema().fields().len()).collect::<Vec<_>>())?;
+            let rest = RecordBatch::try_new(open_schema(), rest.columns().to_vec())?;
+            settled_rows += settled.num_rows() as u64;
+            open_rows += rest.num_rows() as u64;
+            settled_writer.write(&settled)?;
+            let amounts = column(&rest, "amount")?;
+            if amounts.null_count() > 0 {
+                let orphan: BooleanArray = (0..amounts.len())
+                    .map(|r| Some(amounts.is_null(r)))
+                    .collect();
+                orphans.push(filter_record_batch(&rest, &orphan)?);
+            }
+            open_writer.write(&rest)?;
+        }
+    }
+    drop(results);
+    settled_writer.close()?;
+    open_writer.close()?;
+    if unusable.is_none() {
+        unusable = misplaced_payments(&ctx, orphans).await?;
+    }
+
+    let mut settled = previous
+        .as_ref()
+        .map(|s| s.settled.clone())
+        .unwrap_or_default();
+    let settled_before = previous.as_ref().map_or(0, |s| s.settled_rows);
+    // An update that settled nothing adds no part (a rebuild always has one).
+    if settled_rows > 0 || previous.is_none() {
+        settled_file.commit()?;
+        settled.push(settled_name);
+    }
+    open_file.commit()?;
+    let state = State {
+        format: FORMAT,
+        warehouse: root.to_string(),
+        generation,
+        inputs: current.to_vec(),
+        settled,
+        open: open_name,
+        settled_rows: settled_before + settled_rows,
+        open_rows,
+        unusable,
+    };
+    let mut json = serde_json::to_vec_pretty(&state)
+        .map_err(|e| ArqError::Internal(format!("cannot encode the settlement state: {e}")))?;
+    json.push(b'\n');
+    write_atomically(&dir.join(STATE), |out| {
+        std::io::Write::write_all(out, &json).map_err(|e| ArqError::io(dir.join(STATE), e))
+    })?;
+    remove_unlisted(dir, &state);
+    Ok(state)
+}
+
+/// A slice's merged rows, and a problem found beside them.
+struct Merged {
+    batches: Vec<RecordBatch>,
+    problem: Option<String>,
+}
+
+async fn merge_slice(
+    state: &SessionState,
+    range: &CustomerRange,
+    check_settled: bool,
+) -> Result<Merged> {
+    let batches = collect_sql(state, &MERGE_SQL.replace("{range}", &range.predicate("customer_id")))
+        .await?;
+    let mut problem = None;
+    if check_settled {
+        let sql = format!(
+            "SELECT n.invoice_id, n.customer_id FROM settle_new_invoices n \
+             JOIN settle_settled s ON s.invoice_id = n.invoice_id AND s.customer_id = n.customer_id \
+             WHERE {} AND {} LIMIT 1",
+            range.predicate("n.customer_id"),
+            range.predicate("s.customer_id")
+        );
+        if let Some((invoice, customer)) = first_pair(&collect_sql(state, &sql).await?) {
+            problem = Some(format!(
+                "invoice {invoice} of customer {customer}: the invoice arrived again after it \
+                 was paid in full"
+            ));
+        }
+    }
+    Ok(Merged { batches, problem })
+}
+
+/// Payments kept without their invoice whose invoice is in `invoices` after all: paid
+/// after the invoice was paid in full, or recorded under another customer.
+async fn misplaced_payments(ctx: &SessionContext, orphans: Vec<RecordBatch>) -> Result<Option<String>> {
+    if orphans.iter().all(|b| b.num_rows() == 0) {
+        return Ok(None);
+    }
+    ctx.register_table("settle_orphans", Arc::new(MemTable::try_new(open_schema(), vec![orphans])?))?;
+    let found = collect_sql(
+        &ctx.state(),
+        "SELECT o.invoice_id, o.customer_id, i.customer_id AS invoice_customer \
+         FROM settle_orphans o JOIN invoices i ON i.invoice_id = o.invoice_id \
+         ORDER BY o.customer_id, o.invoice_id LIMIT 1",
+    )
+    .await?;
+    let Some((invoice, customer)) = first_pair(&found) else {
+        return Ok(None);
+    };
+    let owner = found[0]
+        .column(2)
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    Ok(Some(if owner == customer {
+        format!("invoice {invoice} of customer {customer}: a payment after it was paid in full")
+    } else {
+        format!(
+            "invoice {invoice}: payments recorded under customer {customer}, the invoice is \
+             customer {owner}'s"
+        )
+    }))
+}
+
+/// The first row's first two text columns.
+fn first_pair(batches: &[RecordBatch]) -> Option<(String, String)> {
+    let b = batches.iter().find(|b| b.num_rows() > 0)?;
+    let text = |i: usize| {
+        cast(b.column(i), &DataType::Utf8)
+            .ok()
+            .map(|c| c.as_string::<i32>().value(0).to_string())
+    };
+    Some((text(0)?, text(1)?))
+}
+
+/// Customer ranges of about `slice` customers of the snapshot `day` (open at both ends:
+/// together they cover every customer id, the snapshot's or not).
+async fn slices(ctx: &SessionContext, day: i32, slice: usize) -> Result<Vec<CustomerRange>> {
+    let batches = collect_sql(
+        &ctx.state(),
+        &format!(
+            "SELECT customer_id FROM customers WHERE CAST(snapshot_date AS INT) = {day} \
+             AND customer_id IS NOT NULL ORDER BY customer_id"
+        ),
+    )
+    .await?;
+    let ids = batches
+        .iter()
+        .map(|b| cast(b.column(0), &DataType::Utf8))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let ids: Vec<&str> = ids
+        .iter()
+        .flat_map(|a| a.as_string::<i32>().iter().flatten())
+        .collect();
+    Ok(CustomerRange::slices(&ids, slice))
+}
+
+fn column(batch: &RecordBatch, name: &str) -> Result<datafusion::arrow::array::ArrayRef> {
+    batch
+        .column_by_name(name)
+        .cloned()
+        .ok_or_else(|| ArqError::Internal(format!("the settlement has no column `{name}`")))
+}
+
+/// A folder's listing URL as the URL of the file it is (no trailing `/`).
+fn file_url(url: &ListingTableUrl) -> Result<ListingTableUrl> {
+    Ok(ListingTableUrl::parse(url.as_str().trim_end_matches('/'))?)
+}
+
+/// A Parquet table over exactly these local files.
+fn parquet_table(files: &[PathBuf], schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    if files.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+    }
+    let urls = files
+        .iter()
+        .map(|f| {
+            let absolute = std::path::absolute(f).map_err(|e| ArqError::io(f, e))?;
+            Ok(ListingTableUrl::parse(absolute.display().to_string())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    listing(urls, schema)
+}
+
+fn listing(urls: Vec<ListingTableUrl>, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// A generation no file in `dir` has yet (a rebuild must not overwrite a file the current
+/// state still names).
+fn next_generation(dir: &Path, previous: Option<&State>) -> u64 {
+    let in_folder = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let number = name.split_once('-')?.1.split('.').next()?.to_string();
+            number.parse::<u64>().ok()
+        })
+        .max();
+    let after = in_folder.max(previous.map(|s| s.generation));
+    after.map_or(0, |g| g + 1)
+}
+
+/// Removes the files of earlier generations (and of failed updates) that `state` does not
+/// name; a file that cannot be removed is left for the next update.
+fn remove_unlisted(dir: &Path, state: &State) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let listed = name == STATE || name == state.open || state.settled.contains(&name);
+        if !listed && name.ends_with(".parquet") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, size: u64) -> InputFile {
+        InputFile {
+            table: "payments".into(),
+            path: path.into(),
+            size,
+            modified: "2026-11-30T00:00:00+00:00".into(),
+        }
+    }
+
+    #[test]
+    fn added_files_are_merged_and_a_changed_or_removed_one_rebuilds() {
+        let consumed = [file("payments/a.parquet", 10)];
+        let added = [file("payments/a.parquet", 10), file("payments/b.parquet", 5)];
+        assert_eq!(
+            added_files(&consumed, &added).unwrap(),
+            [file("payments/b.parquet", 5)]
+        );
+        assert_eq!(added_files(&consumed, &consumed).unwrap(), []);
+        let changed = [file("payments/a.parquet", 11)];
+        assert_eq!(
+            added_files(&consumed, &changed).unwrap_err(),
+            "payments/a.parquet changed"
+        );
+        assert_eq!(
+            added_files(&consumed, &[]).unwrap_err(),
+            "payments/a.parquet is gone"
+        );
+    }
+}
