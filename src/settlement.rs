@@ -45,7 +45,7 @@ use arq_models::features::CustomerRange;
 pub use arq_models::features::SETTLEMENT_TABLE;
 use arq_udfs::table_function::collect_sql;
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::runtime::SpawnedTask;
@@ -462,12 +462,16 @@ async fn merge(
     let mut settled_file = AtomicFile::create(&dir.join(&settled_name))?;
     let mut open_file = AtomicFile::create(&dir.join(&open_name))?;
     let props = crate::generate::sink::writer_properties(&open_schema());
-    let mut settled_writer = ArrowWriter::try_new(
+    let mut settled_writer = Chunked::new(ArrowWriter::try_new(
         settled_file.writer(),
         settled_schema(),
         Some(crate::generate::sink::writer_properties(&settled_schema())),
-    )?;
-    let mut open_writer = ArrowWriter::try_new(open_file.writer(), open_schema(), Some(props))?;
+    )?);
+    let mut open_writer = Chunked::new(ArrowWriter::try_new(
+        open_file.writer(),
+        open_schema(),
+        Some(props),
+    )?);
 
     let mut state_ = ctx.state();
     state_.config_mut().options_mut().execution.target_partitions = 1;
@@ -581,6 +585,50 @@ async fn merge(
     })?;
     remove_unlisted(dir, &state);
     Ok(state)
+}
+
+/// Rows per batch handed to the Parquet writer: the same rows make the same bytes
+/// whatever batches the queries returned (a table updated night by night and one rebuilt
+/// are compared byte for byte).
+const CHUNK_ROWS: usize = 8192;
+
+/// An Arrow writer fed batches of exactly [`CHUNK_ROWS`] rows (the last one fewer).
+struct Chunked<W: std::io::Write + Send> {
+    writer: ArrowWriter<W>,
+    pending: Vec<RecordBatch>,
+    rows: usize,
+}
+
+impl<W: std::io::Write + Send> Chunked<W> {
+    fn new(writer: ArrowWriter<W>) -> Self {
+        Chunked {
+            writer,
+            pending: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows();
+        self.pending.push(batch.clone());
+        while self.rows >= CHUNK_ROWS {
+            let all = concat_batches(&batch.schema(), &self.pending)?;
+            self.writer.write(&all.slice(0, CHUNK_ROWS))?;
+            let rest = all.slice(CHUNK_ROWS, all.num_rows() - CHUNK_ROWS);
+            self.rows = rest.num_rows();
+            self.pending = vec![rest];
+        }
+        Ok(())
+    }
+
+    fn close(mut self) -> Result<()> {
+        if self.rows > 0 {
+            let schema = self.pending[0].schema();
+            self.writer.write(&concat_batches(&schema, &self.pending)?)?;
+        }
+        self.writer.close()?;
+        Ok(())
+    }
 }
 
 /// A slice's merged rows, and a problem found beside them.

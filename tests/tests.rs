@@ -17,6 +17,7 @@ mod queue;
 mod report;
 mod s3;
 mod serve;
+mod settlement;
 mod shell;
 mod sql;
 mod warehouse_errors;

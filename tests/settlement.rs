@@ -1,0 +1,431 @@
+//! The invoice settlement table the nightly job keeps (`OUT/_settlement`, `arq settle`):
+//! updated night after night from the files added to `invoices` and `payments`, it equals
+//! the table rebuilt from scratch; the nights that read it write what the nights that
+//! settle from the payments write.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::*;
+
+use crate::util::{assert_same_tree, demo, run_ok};
+
+/// A copy of the demo warehouse whose `invoices` and `payments` are cut into one file per
+/// period (dates up to each cut, then the rest); the files after the first are kept aside
+/// in `held/` to be added night by night.
+struct Split {
+    _dir: tempfile::TempDir,
+    warehouse: PathBuf,
+    held: PathBuf,
+}
+
+const CUTS: [&str; 2] = ["2026-06-30", "2026-08-31"];
+
+impl Split {
+    fn new() -> Split {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = dir.path().join("wh");
+        let held = dir.path().join("held");
+        copy_dir(&demo(), &warehouse);
+        for (table, date) in [("invoices", "invoice_date"), ("payments", "payment_date")] {
+            let source = warehouse.join(table).join("part-00000.parquet");
+            let whole = std::fs::read(&source).unwrap();
+            let original = dir.path().join(format!("{table}.parquet"));
+            std::fs::write(&original, whole).unwrap();
+            let mut bounds: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+            let mut from = None;
+            for cut in CUTS {
+                bounds.push((from, Some(cut)));
+                from = Some(cut);
+            }
+            bounds.push((from, None));
+            for (k, (after, upto)) in bounds.iter().enumerate() {
+                let mut conditions = vec!["TRUE".to_string()];
+                if let Some(a) = after {
+                    conditions.push(format!("{date} > DATE '{a}'"));
+                }
+                if let Some(u) = upto {
+                    conditions.push(format!("{date} <= DATE '{u}'"));
+                }
+                let name = format!("part-{k:05}.parquet");
+                let target = if k == 0 {
+                    warehouse.join(table).join(&name)
+                } else {
+                    held.join(table).join(&name)
+                };
+                write_select(
+                    &original,
+                    &format!("SELECT * FROM t WHERE {}", conditions.join(" AND ")),
+                    &target,
+                );
+            }
+        }
+        Split {
+            _dir: dir,
+            warehouse,
+            held,
+        }
+    }
+
+    /// Moves the held files of period `k` into the warehouse (the night's new files).
+    fn add(&self, k: usize) {
+        for table in ["invoices", "payments"] {
+            let name = format!("part-{k:05}.parquet");
+            std::fs::rename(
+                self.held.join(table).join(&name),
+                self.warehouse.join(table).join(&name),
+            )
+            .unwrap();
+        }
+    }
+
+    fn settle(&self, out: &Path, extra: &[&str]) -> String {
+        let mut args = vec![
+            "settle",
+            "--warehouse",
+            self.warehouse.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Writes the rows of `select` over the Parquet file `source` (as `t`) to `target`.
+fn write_select(source: &Path, select: &str, target: &Path) {
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        ctx.register_parquet("t", source.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+        let df = ctx.sql(select).await.unwrap();
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.collect().await.unwrap();
+        let file = std::fs::File::create(target).unwrap();
+        let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(
+            file,
+            std::sync::Arc::new(schema),
+            None,
+        )
+        .unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+    });
+}
+
+/// The state of an output folder's settlement.
+fn state(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("_settlement/state.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every settled row of the table in `out`, sorted, as text (exact values).
+fn settled_rows(out: &Path) -> String {
+    let state = state(out);
+    let files: Vec<String> = state["settled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            out.join("_settlement")
+                .join(f.as_str().unwrap())
+                .display()
+                .to_string()
+        })
+        .collect();
+    query_files(
+        &files,
+        "SELECT * FROM t ORDER BY customer_id, invoice_id",
+    )
+}
+
+fn query_files(files: &[String], sql: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = SessionContext::new();
+        ctx.register_parquet("t", files[0].as_str(), Default::default())
+            .await
+            .unwrap();
+        let mut batches = Vec::new();
+        for f in files {
+            ctx.deregister_table("t").unwrap();
+            ctx.register_parquet("t", f.as_str(), Default::default())
+                .await
+                .unwrap();
+            batches.extend(ctx.sql("SELECT * FROM t").await.unwrap().collect().await.unwrap());
+        }
+        let schema = batches[0].schema();
+        let all = datafusion::datasource::MemTable::try_new(schema, vec![batches]).unwrap();
+        ctx.deregister_table("t").unwrap();
+        ctx.register_table("t", std::sync::Arc::new(all)).unwrap();
+        let sorted = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        pretty_format_batches(&sorted).unwrap().to_string()
+    })
+}
+
+/// The open invoices' file of the table in `out`: its rows as text, and its bytes.
+fn open_file(out: &Path) -> (String, Vec<u8>) {
+    let state = state(out);
+    let path = out.join("_settlement").join(state["open"].as_str().unwrap());
+    let rows = query_files(&[path.display().to_string()], "SELECT * FROM t");
+    (rows, std::fs::read(path).unwrap())
+}
+
+/// Asserts two texts are equal, showing the first line that differs.
+fn assert_same_lines(a: &str, b: &str) {
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    if let Some(k) = (0..la.len().max(lb.len())).find(|&k| la.get(k) != lb.get(k)) {
+        panic!(
+            "line {k} differs ({} and {} lines):\n{:?}\n{:?}",
+            la.len(),
+            lb.len(),
+            la.get(k),
+            lb.get(k)
+        );
+    }
+}
+
+/// Asserts two tables' open invoices are the same rows in the same file bytes.
+fn assert_same_open(a: &Path, b: &Path) {
+    let ((rows_a, bytes_a), (rows_b, bytes_b)) = (open_file(a), open_file(b));
+    assert_same_lines(&rows_a, &rows_b);
+    assert!(bytes_a == bytes_b, "same open rows, different bytes");
+}
+
+#[test]
+fn nights_of_added_files_give_the_table_rebuilt_from_scratch_byte_for_byte() {
+    let split = Split::new();
+    let nights = tempfile::tempdir().unwrap();
+    let first = split.settle(nights.path(), &[]);
+    assert!(first.contains("rebuilt (there was none)"), "{first}");
+    for k in 1..=CUTS.len() {
+        split.add(k);
+        let night = split.settle(nights.path(), &[]);
+        assert!(night.contains("updated from 2 new files"), "{night}");
+        assert!(night.contains("used by the features"), "{night}");
+    }
+    let again = split.settle(nights.path(), &[]);
+    assert!(again.contains("up to date"), "{again}");
+    let kept = state(nights.path());
+    assert_eq!(kept["settled"].as_array().unwrap().len(), 3, "{kept}");
+    assert_eq!(kept["generation"], 2, "{kept}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    let rebuilt = split.settle(scratch.path(), &["--rebuild"]);
+    assert!(rebuilt.contains("rebuilt (asked for)"), "{rebuilt}");
+    let rows = settled_rows(scratch.path());
+    // The demo's invoices paid in full (DuckDB over the same files: 248,647).
+    assert_eq!(state(scratch.path())["settled_rows"], 248_647);
+    assert_same_lines(&settled_rows(nights.path()), &rows);
+    assert_same_open(nights.path(), scratch.path());
+    assert_eq!(
+        state(nights.path())["settled_rows"],
+        state(scratch.path())["settled_rows"]
+    );
+
+    // Only the files the state names are left.
+    let files: Vec<String> = std::fs::read_dir(nights.path().join("_settlement"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files.len(), 5, "{files:?}");
+}
+
+#[test]
+fn a_changed_file_rebuilds_and_a_back_dated_payment_counts_on_its_own_date() {
+    let split = Split::new();
+    for k in 1..=CUTS.len() {
+        split.add(k);
+    }
+    let out = tempfile::tempdir().unwrap();
+    split.settle(out.path(), &[]);
+    // An open invoice partly paid, paid in full by a payment dated before its last one
+    // that arrives in a later file.
+    let open = query_files(
+        &[out
+            .path()
+            .join("_settlement")
+            .join(state(out.path())["open"].as_str().unwrap())
+            .display()
+            .to_string()],
+        "SELECT invoice_id, customer_id, CAST(amount - paid AS DECIMAL(18, 2)) AS rest, \
+         CAST(last_payment - INTERVAL '10 days' AS DATE) AS earlier, last_payment FROM t \
+         WHERE amount IS NOT NULL AND paid > 0 \
+         ORDER BY invoice_id LIMIT 1",
+    );
+    let row: Vec<&str> = open
+        .lines()
+        .nth(3)
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (invoice, customer, rest, earlier, last) = (row[0], row[1], row[2], row[3], row[4]);
+    let late = split.warehouse.join("payments/part-00009.parquet");
+    write_select(
+        &split.warehouse.join("payments/part-00000.parquet"),
+        &format!(
+            "SELECT 'PAY-LATE' AS payment_id, '{invoice}' AS invoice_id, \
+             '{customer}' AS customer_id, DATE '{earlier}' AS payment_date, \
+             CAST({rest} AS DECIMAL(18, 2)) AS amount FROM t LIMIT 1"
+        ),
+        &late,
+    );
+    let night = split.settle(out.path(), &[]);
+    assert!(night.contains("updated from 1 new file"), "{night}");
+    let settled = settled_rows(out.path());
+    let line = settled
+        .lines()
+        .find(|l| l.contains(invoice))
+        .unwrap_or_else(|| panic!("{invoice} not settled"));
+    assert!(line.contains(last), "{invoice} paid on its last payment {last}: {line}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    split.settle(scratch.path(), &["--rebuild"]);
+    assert_same_lines(&settled_rows(scratch.path()), &settled);
+    assert_same_open(out.path(), scratch.path());
+
+    // A consumed file that changes (a reload) rebuilds.
+    std::fs::remove_file(&late).unwrap();
+    let night = split.settle(out.path(), &[]);
+    assert!(
+        night.contains("rebuilt (payments/part-00009.parquet is gone)"),
+        "{night}"
+    );
+    assert!(!settled_rows(out.path()).contains(&format!("| {invoice} ")));
+}
+
+#[test]
+fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_payments_writes() {
+    let split = Split::new();
+    let (kept, direct) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let nightly = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "nightly",
+            "-q",
+            "--warehouse",
+            split.warehouse.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args)
+    };
+    // Two nights of files added, the last night on the whole warehouse.
+    split.settle(kept.path(), &[]);
+    split.add(1);
+    split.settle(kept.path(), &[]);
+    split.add(2);
+    let summary = nightly(kept.path(), &[]);
+    assert!(summary.contains("updated from 2 new files"), "{summary}");
+    assert!(summary.contains("used by the features"), "{summary}");
+    nightly(direct.path(), &["--settle-from-payments"]);
+    assert!(!direct.path().join("_settlement").exists());
+    let night = |out: &Path| out.join("2026-10-31");
+    strip_timings(&night(kept.path()));
+    strip_timings(&night(direct.path()));
+    assert_same_tree(&night(kept.path()), &night(direct.path()));
+}
+
+#[test]
+fn a_payment_after_the_invoice_was_paid_in_full_keeps_the_night_settling_from_payments() {
+    let split = Split::new();
+    for k in 1..=CUTS.len() {
+        split.add(k);
+    }
+    let out = tempfile::tempdir().unwrap();
+    split.settle(out.path(), &[]);
+    // One more payment on the first settled invoice, after it was paid in full.
+    let paid = settled_rows(out.path());
+    let row: Vec<&str> = paid
+        .lines()
+        .nth(3)
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (customer, invoice) = (row[0], row[1]);
+    write_select(
+        &split.warehouse.join("payments/part-00000.parquet"),
+        &format!(
+            "SELECT 'PAY-AGAIN' AS payment_id, '{invoice}' AS invoice_id, \
+             '{customer}' AS customer_id, DATE '2026-10-30' AS payment_date, \
+             CAST(1.00 AS DECIMAL(18, 2)) AS amount FROM t LIMIT 1"
+        ),
+        &split.warehouse.join("payments/part-00009.parquet"),
+    );
+    let summary = run_ok(&[
+        "nightly",
+        "-q",
+        "--warehouse",
+        split.warehouse.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(
+        summary.contains(&format!(
+            "not used: invoice {invoice} of customer {customer}: a payment after it was paid \
+             in full; the night settles from the payments"
+        )),
+        "{summary}"
+    );
+    let direct = tempfile::tempdir().unwrap();
+    run_ok(&[
+        "nightly",
+        "-q",
+        "--warehouse",
+        split.warehouse.to_str().unwrap(),
+        "--out",
+        direct.path().to_str().unwrap(),
+        "--settle-from-payments",
+    ]);
+    let night = |out: &Path| out.join("2026-10-31");
+    strip_timings(&night(out.path()));
+    strip_timings(&night(direct.path()));
+    assert_same_tree(&night(out.path()), &night(direct.path()));
+    // A rebuild finds it too.
+    let rebuilt = run_ok(&[
+        "settle",
+        "--warehouse",
+        split.warehouse.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--rebuild",
+    ]);
+    assert!(
+        rebuilt.contains(&format!(
+            "not used: invoice {invoice} of customer {customer}: the invoice was paid in full \
+             before its last payment"
+        )),
+        "{rebuilt}"
+    );
+}
+
+/// Removes the manifest's timings (the one part of a night that differs between runs).
+fn strip_timings(night: &Path) {
+    let path = night.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("timings_ms");
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+}
