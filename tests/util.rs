@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Every subcommand, in the order `arq --help` lists them.
-pub const COMMANDS: [&str; 14] = [
+pub const COMMANDS: [&str; 15] = [
     "sql",
     "shell",
     "tables",
@@ -14,6 +14,7 @@ pub const COMMANDS: [&str; 14] = [
     "queue",
     "limits",
     "nightly",
+    "settle",
     "backtest",
     "report",
     "serve",
