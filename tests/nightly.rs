@@ -187,7 +187,18 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     // A rerun into the same folder replaces that night's outputs as a whole.
     nightly(&out);
     assert_same_run(&run, &again.join("2026-10-31"));
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "no leftovers");
+    assert_eq!(entries(&out), ["2026-10-31"], "no leftovers");
+}
+
+/// The entries of an output folder but the settlement table the job keeps there.
+fn entries(out: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n != arq::settlement::FOLDER)
+        .collect();
+    names.sort();
+    names
 }
 
 fn table(dir: &Path, name: &str) -> Table {
@@ -291,7 +302,9 @@ fn a_failed_or_killed_run_leaves_the_previous_outputs_intact() {
         "{stderr}"
     );
     assert_same_tree(&before.join("2026-10-31"), &out.join("2026-10-31"));
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "no leftovers");
+    assert_eq!(entries(&out), ["2026-10-31"], "no leftovers");
+    // The settlement table was up to date: the failed night left it as it was.
+    assert_same_tree(&before.join("_settlement"), &out.join("_settlement"));
 
     // Killed while writing: the earlier outputs are untouched.
     let mut child = nightly_with(&out, &policy, ("ARQ_NIGHTLY_PAUSE_AFTER_FILES", "3"));
@@ -315,7 +328,7 @@ fn a_failed_or_killed_run_leaves_the_previous_outputs_intact() {
     child.wait().unwrap();
     assert_same_tree(&before.join("2026-10-31"), &out.join("2026-10-31"));
     assert!(
-        std::fs::read_dir(&out).unwrap().count() == 2,
+        entries(&out).len() == 2,
         "the killed run's staging folder is still there"
     );
 
@@ -327,7 +340,7 @@ fn a_failed_or_killed_run_leaves_the_previous_outputs_intact() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(entries(&out), ["2026-10-31"]);
     let queues = read_csv(&out.join("2026-10-31"), "queues.csv");
     let before_queues = read_csv(&before.join("2026-10-31"), "queues.csv");
     assert_ne!(

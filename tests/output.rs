@@ -173,12 +173,7 @@ fn the_nightly_writes_spreadsheets_when_asked_and_lists_them_in_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     run_ok(&["nightly", "--quiet", "--xlsx", "--out", out]);
-    let night = std::fs::read_dir(dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let night = dir.path().join("2026-10-31");
     let sheets = read_xlsx(&night.join("call_lists/K0001.xlsx"));
     let names: Vec<&str> = sheets.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["call list", "overdue items"]);
