@@ -5,7 +5,9 @@
 #
 #   bash benches/nightly.sh [CUSTOMERS]
 #
-# Release build; the warehouse is kept between runs (delete it to regenerate).
+# Release build; the warehouse is kept between runs (delete it to regenerate). Each run is
+# a first night: the output folder, and with it the invoice settlement table, is new
+# (`arq settle` and the nightly's `settle` stage; later nights find the table up to date).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-1000000}"
