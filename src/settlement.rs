@@ -95,6 +95,9 @@ struct State {
     /// The settled table's parts, oldest first.
     settled: Vec<String>,
     open: String,
+    /// Each customer's greatest invoice id seen (an invoice arriving again can only have
+    /// an id up to it).
+    known: String,
     settled_rows: u64,
     open_rows: u64,
     /// Why the table does not give the feature query's days (see the module
@@ -208,6 +211,39 @@ fn open_schema() -> SchemaRef {
         Field::new("smallest", MONEY, true),
     ]))
 }
+
+/// Each customer's greatest invoice id.
+fn known_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("last_invoice_id", DataType::Utf8, true),
+    ]))
+}
+
+/// The customers' greatest invoice ids after the new invoices, for `{range}`.
+const KNOWN_SQL: &str = "
+SELECT customer_id, max(invoice_id) AS last_invoice_id
+FROM (SELECT customer_id, last_invoice_id AS invoice_id FROM settle_known WHERE {range}
+      UNION ALL
+      SELECT customer_id, invoice_id FROM settle_new_invoices WHERE {range})
+GROUP BY customer_id
+ORDER BY customer_id";
+
+/// New invoices that may have been seen before (an id up to their customer's greatest),
+/// found among the settled ones, for `{range}`.
+const AGAIN_SQL: &str = "
+WITH maybe AS (
+    SELECT n.invoice_id, n.customer_id
+    FROM settle_new_invoices n
+    JOIN settle_known k ON k.customer_id = n.customer_id
+    WHERE {range:n} AND {range:k} AND n.invoice_id <= k.last_invoice_id
+)
+SELECT m.invoice_id, m.customer_id
+FROM maybe m
+JOIN settle_settled s ON s.invoice_id = m.invoice_id AND s.customer_id = m.customer_id
+WHERE {range:s}
+ORDER BY m.customer_id, m.invoice_id
+LIMIT 1";
 
 /// The merge of the open rows with new invoices and payments, for the customers of
 /// `{range}`: the open rows after, sorted, with each row's status (`settled`, `open`, or
@@ -359,7 +395,7 @@ impl State {
         if state.warehouse != warehouse.root().to_string() {
             return Err(format!("it was built from warehouse {}", state.warehouse));
         }
-        for name in state.settled.iter().chain([&state.open]) {
+        for name in state.settled.iter().chain([&state.open, &state.known]) {
             if !dir.join(name).is_file() {
                 return Err(format!("its file {name} is missing"));
             }
@@ -448,6 +484,11 @@ async fn merge(
         None => Arc::new(MemTable::try_new(open_schema(), vec![vec![]])?),
     };
     ctx.register_table("settle_open", open)?;
+    let known: Arc<dyn TableProvider> = match &previous {
+        Some(state) => parquet_table(&[dir.join(&state.known)], known_schema())?,
+        None => Arc::new(MemTable::try_new(known_schema(), vec![vec![]])?),
+    };
+    ctx.register_table("settle_known", known)?;
     let new_invoices = new.iter().any(|f| f.table == "invoices");
     // Invoices that arrive again after they were settled: looked for where the settled
     // parts hold the slice's customers.
@@ -459,6 +500,13 @@ async fn merge(
     let generation = next_generation(dir, previous.as_ref());
     let settled_name = format!("settled-{generation:06}.parquet");
     let open_name = format!("open-{generation:06}.parquet");
+    let known_name = format!("known-{generation:06}.parquet");
+    let mut known_file = AtomicFile::create(&dir.join(&known_name))?;
+    let mut known_writer = Chunked::new(ArrowWriter::try_new(
+        known_file.writer(),
+        known_schema(),
+        Some(crate::generate::sink::writer_properties(&known_schema())),
+    )?);
     let mut settled_file = AtomicFile::create(&dir.join(&settled_name))?;
     let mut open_file = AtomicFile::create(&dir.join(&open_name))?;
     let props = crate::generate::sink::writer_properties(&open_schema());
@@ -496,6 +544,9 @@ async fn merge(
             .map_err(|e| ArqError::Internal(format!("a settlement slice failed: {e}")))??;
         if unusable.is_none() {
             unusable = merged.problem;
+        }
+        for batch in &merged.known {
+            known_writer.write(&RecordBatch::try_new(known_schema(), batch.columns().to_vec())?)?;
         }
         for batch in merged.batches {
             let status = batch
@@ -551,6 +602,7 @@ async fn merge(
     drop(results);
     settled_writer.close()?;
     open_writer.close()?;
+    known_writer.close()?;
     if unusable.is_none() {
         unusable = misplaced_payments(&ctx, orphans).await?;
     }
@@ -566,6 +618,7 @@ async fn merge(
         settled.push(settled_name);
     }
     open_file.commit()?;
+    known_file.commit()?;
     let state = State {
         format: FORMAT,
         warehouse: root.to_string(),
@@ -573,6 +626,7 @@ async fn merge(
         inputs: current.to_vec(),
         settled,
         open: open_name,
+        known: known_name,
         settled_rows: settled_before + settled_rows,
         open_rows,
         unusable,
@@ -631,9 +685,11 @@ impl<W: std::io::Write + Send> Chunked<W> {
     }
 }
 
-/// A slice's merged rows, and a problem found beside them.
+/// A slice's merged rows, its customers' greatest invoice ids, and a problem found
+/// beside them.
 struct Merged {
     batches: Vec<RecordBatch>,
+    known: Vec<RecordBatch>,
     problem: Option<String>,
 }
 
@@ -642,25 +698,32 @@ async fn merge_slice(
     range: &CustomerRange,
     check_settled: bool,
 ) -> Result<Merged> {
-    let batches = collect_sql(state, &MERGE_SQL.replace("{range}", &range.predicate("customer_id")))
-        .await?;
-    let mut problem = None;
-    if check_settled {
-        let sql = format!(
-            "SELECT n.invoice_id, n.customer_id FROM settle_new_invoices n \
-             JOIN settle_settled s ON s.invoice_id = n.invoice_id AND s.customer_id = n.customer_id \
-             WHERE {} AND {} LIMIT 1",
-            range.predicate("n.customer_id"),
-            range.predicate("s.customer_id")
-        );
-        if let Some((invoice, customer)) = first_pair(&collect_sql(state, &sql).await?) {
-            problem = Some(format!(
-                "invoice {invoice} of customer {customer}: the invoice arrived again after it \
-                 was paid in full"
-            ));
+    let fill = |sql: &str| {
+        let mut sql = sql.replace("{range}", &range.predicate("customer_id"));
+        for alias in ["n", "k", "s"] {
+            sql = sql.replace(
+                &format!("{{range:{alias}}}"),
+                &range.predicate(&format!("{alias}.customer_id")),
+            );
         }
+        sql
+    };
+    let batches = collect_sql(state, &fill(MERGE_SQL)).await?;
+    let known = collect_sql(state, &fill(KNOWN_SQL)).await?;
+    let mut problem = None;
+    if check_settled
+        && let Some((invoice, customer)) = first_pair(&collect_sql(state, &fill(AGAIN_SQL)).await?)
+    {
+        problem = Some(format!(
+            "invoice {invoice} of customer {customer}: the invoice arrived again after it \
+             was paid in full"
+        ));
     }
-    Ok(Merged { batches, problem })
+    Ok(Merged {
+        batches,
+        known,
+        problem,
+    })
 }
 
 /// Payments kept without their invoice whose invoice is in `invoices` after all: paid
@@ -789,7 +852,10 @@ fn remove_unlisted(dir: &Path, state: &State) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let listed = name == STATE || name == state.open || state.settled.contains(&name);
+        let listed = name == STATE
+            || name == state.open
+            || name == state.known
+            || state.settled.contains(&name);
         if !listed && name.ends_with(".parquet") {
             let _ = std::fs::remove_file(entry.path());
         }

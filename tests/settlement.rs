@@ -246,7 +246,7 @@ fn nights_of_added_files_give_the_table_rebuilt_from_scratch_byte_for_byte() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 6, "{files:?}");
 }
 
 #[test]
@@ -416,6 +416,51 @@ fn a_payment_after_the_invoice_was_paid_in_full_keeps_the_night_settling_from_pa
         rebuilt.contains(&format!(
             "not used: invoice {invoice} of customer {customer}: the invoice was paid in full \
              before its last payment"
+        )),
+        "{rebuilt}"
+    );
+}
+
+#[test]
+fn an_invoice_that_arrives_again_after_it_was_settled_is_found() {
+    let split = Split::new();
+    for k in 1..=CUTS.len() {
+        split.add(k);
+    }
+    let out = tempfile::tempdir().unwrap();
+    split.settle(out.path(), &[]);
+    let paid = settled_rows(out.path());
+    let row: Vec<&str> = paid
+        .lines()
+        .nth(3)
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (customer, invoice) = (row[0], row[1]);
+    // The same invoice again in a new file (a re-sent export).
+    write_select(
+        &split.warehouse.join("invoices/part-00000.parquet"),
+        &format!("SELECT * FROM t WHERE invoice_id = '{invoice}'"),
+        &split.warehouse.join("invoices/part-00009.parquet"),
+    );
+    let night = split.settle(out.path(), &[]);
+    assert!(
+        night.contains(&format!(
+            "not used: invoice {invoice} of customer {customer}: the invoice arrived again \
+             after it was paid in full"
+        )),
+        "{night}"
+    );
+    // Sticky until a rebuild, which finds the same invoice twice.
+    let again = split.settle(out.path(), &[]);
+    assert!(again.contains("up to date") && again.contains("not used"), "{again}");
+    let rebuilt = split.settle(out.path(), &["--rebuild"]);
+    assert!(
+        rebuilt.contains(&format!(
+            "not used: invoice {invoice} of customer {customer}: the invoice is in `invoices` \
+             more than once"
         )),
         "{rebuilt}"
     );
