@@ -246,7 +246,9 @@ ORDER BY m.customer_id, m.invoice_id
 LIMIT 1";
 
 /// The merge of the open rows with new invoices and payments, for the customers of
-/// `{range}`: the open rows after, sorted, with each row's status (`settled`, `open`, or
+/// `{range}` (`{merged}` is `merged`, or `new_rows` when there are no open rows to merge
+/// with: a rebuild): the new files aggregated per invoice, joined to the open rows (one
+/// row per invoice on each side) and combined, sorted, with each row's status (`settled`, `open`, or
 /// what keeps the table from giving the feature query's days).
 const MERGE_SQL: &str = "
 WITH inv AS (
@@ -280,32 +282,28 @@ new_rows AS (
     FROM inv i
     FULL JOIN paid p ON p.customer_id = i.customer_id AND p.invoice_id = i.invoice_id
 ),
-all_rows AS (
-    SELECT customer_id, invoice_id, due_date, amount, invoice_rows, paid, first_payment,
-           last_payment, last_amount, smallest
-    FROM settle_open
-    WHERE {range}
-    UNION ALL
-    SELECT * FROM new_rows
-),
-by_last_day AS (
-    SELECT customer_id, invoice_id, last_payment, min(due_date) AS due_date,
-           min(amount) AS amount, sum(invoice_rows) AS invoice_rows, sum(paid) AS paid,
-           min(first_payment) AS first_payment, sum(last_amount) AS last_amount,
-           min(smallest) AS smallest
-    FROM all_rows
-    GROUP BY customer_id, invoice_id, last_payment
+open_rows AS (
+    SELECT * FROM settle_open WHERE {range}
 ),
 merged AS (
-    SELECT customer_id, invoice_id, min(due_date) AS due_date, min(amount) AS amount,
-           CAST(sum(invoice_rows) AS BIGINT) AS invoice_rows,
-           CAST(sum(paid) AS DECIMAL(38, 2)) AS paid,
-           min(first_payment) AS first_payment, max(last_payment) AS last_payment,
-           CAST(first_value(last_amount ORDER BY last_payment DESC NULLS LAST)
-                AS DECIMAL(38, 2)) AS last_amount,
-           min(smallest) AS smallest
-    FROM by_last_day
-    GROUP BY customer_id, invoice_id
+    SELECT coalesce(o.customer_id, n.customer_id) AS customer_id,
+           coalesce(o.invoice_id, n.invoice_id) AS invoice_id,
+           least(o.due_date, n.due_date) AS due_date,
+           least(o.amount, n.amount) AS amount,
+           CAST(coalesce(o.invoice_rows, 0) + coalesce(n.invoice_rows, 0) AS BIGINT) AS invoice_rows,
+           CAST(coalesce(o.paid, 0) + coalesce(n.paid, 0) AS DECIMAL(38, 2)) AS paid,
+           least(o.first_payment, n.first_payment) AS first_payment,
+           greatest(o.last_payment, n.last_payment) AS last_payment,
+           CAST(CASE
+             WHEN o.last_payment IS NULL THEN n.last_amount
+             WHEN n.last_payment IS NULL THEN o.last_amount
+             WHEN o.last_payment > n.last_payment THEN o.last_amount
+             WHEN n.last_payment > o.last_payment THEN n.last_amount
+             ELSE o.last_amount + n.last_amount
+           END AS DECIMAL(38, 2)) AS last_amount,
+           least(o.smallest, n.smallest) AS smallest
+    FROM open_rows o
+    FULL JOIN new_rows n ON n.customer_id = o.customer_id AND n.invoice_id = o.invoice_id
 )
 SELECT customer_id, invoice_id, due_date, amount, invoice_rows, paid, first_payment,
        last_payment, last_amount, smallest,
@@ -320,11 +318,13 @@ SELECT customer_id, invoice_id, due_date, amount, invoice_rows, paid, first_paym
            THEN 'settled'
          ELSE 'open'
        END AS status
-FROM merged
+FROM {merged}
 ORDER BY customer_id, invoice_id";
 
 /// Brings the table in `out`'s settlement folder up to date with the warehouse's
-/// `invoices` and `payments` (from scratch with `rebuild`), `slice` customers at a time.
+/// `invoices` and `payments` (from scratch with `rebuild`), half of `slice` customers at
+/// a time (a slice's settling holds more rows than its feature query: at 1 M customers
+/// 12,500 per slice rebuild in 1.4 GB, 25,000 in 2.4 GB, in the same time).
 pub async fn update(
     warehouse: &Warehouse,
     out: &Path,
@@ -523,7 +523,7 @@ async fn merge(
 
     let mut state_ = ctx.state();
     state_.config_mut().options_mut().execution.target_partitions = 1;
-    let ranges = slices(&ctx, warehouse.as_of_day(), slice).await?;
+    let ranges = slices(&ctx, warehouse.as_of_day(), (slice / 2).max(1)).await?;
     let in_flight = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -532,7 +532,10 @@ async fn merge(
         .map(|range| {
             let state = state_.clone();
             let check_again = previous.is_some() && new_invoices;
-            SpawnedTask::spawn(async move { merge_slice(&state, &range, check_again).await })
+            let rebuild = previous.is_none();
+            SpawnedTask::spawn(
+                async move { merge_slice(&state, &range, rebuild, check_again).await },
+            )
                 .join()
         })
         .buffered(in_flight);
@@ -696,10 +699,14 @@ struct Merged {
 async fn merge_slice(
     state: &SessionState,
     range: &CustomerRange,
+    rebuild: bool,
     check_settled: bool,
 ) -> Result<Merged> {
+    let merged = if rebuild { "new_rows" } else { "merged" };
     let fill = |sql: &str| {
-        let mut sql = sql.replace("{range}", &range.predicate("customer_id"));
+        let mut sql = sql
+            .replace("{range}", &range.predicate("customer_id"))
+            .replace("{merged}", merged);
         for alias in ["n", "k", "s"] {
             sql = sql.replace(
                 &format!("{{range:{alias}}}"),

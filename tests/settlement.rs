@@ -185,7 +185,10 @@ fn query_files(files: &[String], sql: &str) -> String {
 fn open_file(out: &Path) -> (String, Vec<u8>) {
     let state = state(out);
     let path = out.join("_settlement").join(state["open"].as_str().unwrap());
-    let rows = query_files(&[path.display().to_string()], "SELECT * FROM t");
+    let rows = query_files(
+        &[path.display().to_string()],
+        "SELECT * FROM t ORDER BY customer_id, invoice_id",
+    );
     (rows, std::fs::read(path).unwrap())
 }
 
