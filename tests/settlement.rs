@@ -347,6 +347,26 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
     strip_timings(&night(kept.path()));
     strip_timings(&night(direct.path()));
     assert_same_tree(&night(kept.path()), &night(direct.path()));
+
+    // `arq report --nights` reads the kept table too (it is up to date): the same page.
+    let report = |nights: &Path, html: &Path| {
+        run_ok(&[
+            "report",
+            "--warehouse",
+            split.warehouse.to_str().unwrap(),
+            "--nights",
+            nights.to_str().unwrap(),
+            "--out",
+            html.to_str().unwrap(),
+        ]);
+        std::fs::read(html).unwrap()
+    };
+    let pages = tempfile::tempdir().unwrap();
+    assert!(
+        report(kept.path(), &pages.path().join("kept.html"))
+            == report(direct.path(), &pages.path().join("direct.html")),
+        "the report over the kept table differs"
+    );
 }
 
 #[test]

@@ -58,6 +58,24 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         )?,
         None => Nights::default(),
     };
+    // The nights' invoice settlement, where it is up to date with the warehouse (read
+    // only: the report changes nothing in the nights' folder).
+    let settled = nights_dir
+        .as_deref()
+        .and_then(|out| crate::settlement::read_current(warehouse, out))
+        .map(|s| s.table())
+        .transpose()?
+        .flatten();
+    let with_settlement;
+    let warehouse = match settled {
+        Some(table) => {
+            with_settlement = warehouse
+                .clone()
+                .with_derived(crate::settlement::SETTLEMENT_TABLE, table);
+            &with_settlement
+        }
+        None => warehouse,
+    };
     let html = config.block_on(async {
         let ctx = warehouse.session(config.session_model()).await?;
         let credit = match (sections.contains(&Section::Credit), config.session_model()) {
