@@ -522,7 +522,11 @@ async fn merge(
     )?);
 
     let mut state_ = ctx.state();
-    state_.config_mut().options_mut().execution.target_partitions = 1;
+    state_
+        .config_mut()
+        .options_mut()
+        .execution
+        .target_partitions = 1;
     let ranges = slices(&ctx, warehouse.as_of_day(), (slice / 2).max(1)).await?;
     let in_flight = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -536,20 +540,23 @@ async fn merge(
             SpawnedTask::spawn(
                 async move { merge_slice(&state, &range, rebuild, check_again).await },
             )
-                .join()
+            .join()
         })
         .buffered(in_flight);
     let (mut settled_rows, mut open_rows) = (0u64, 0u64);
     let mut unusable = previous.as_ref().and_then(|s| s.unusable.clone());
     let mut orphans: Vec<RecordBatch> = Vec::new();
     while let Some(joined) = results.next().await {
-        let merged = joined
-            .map_err(|e| ArqError::Internal(format!("a settlement slice failed: {e}")))??;
+        let merged =
+            joined.map_err(|e| ArqError::Internal(format!("a settlement slice failed: {e}")))??;
         if unusable.is_none() {
             unusable = merged.problem;
         }
         for batch in &merged.known {
-            known_writer.write(&RecordBatch::try_new(known_schema(), batch.columns().to_vec())?)?;
+            known_writer.write(&RecordBatch::try_new(
+                known_schema(),
+                batch.columns().to_vec(),
+            )?)?;
         }
         for batch in merged.batches {
             let status = batch
@@ -581,10 +588,16 @@ async fn merge(
             let settled = filter_record_batch(&batch, &settled)?;
             let settled = RecordBatch::try_new(
                 settled_schema(),
-                ["customer_id", "invoice_id", "due_date", "amount", "last_payment"]
-                    .iter()
-                    .map(|c| column(&settled, c))
-                    .collect::<Result<Vec<_>>>()?,
+                [
+                    "customer_id",
+                    "invoice_id",
+                    "due_date",
+                    "amount",
+                    "last_payment",
+                ]
+                .iter()
+                .map(|c| column(&settled, c))
+                .collect::<Result<Vec<_>>>()?,
             )?;
             let rest = filter_record_batch(&batch, &rest)?;
             let rest = rest.project(&(0..open_schema().fields().len()).collect::<Vec<_>>())?;
@@ -681,7 +694,8 @@ impl<W: std::io::Write + Send> Chunked<W> {
     fn close(mut self) -> Result<()> {
         if self.rows > 0 {
             let schema = self.pending[0].schema();
-            self.writer.write(&concat_batches(&schema, &self.pending)?)?;
+            self.writer
+                .write(&concat_batches(&schema, &self.pending)?)?;
         }
         self.writer.close()?;
         Ok(())
@@ -735,11 +749,17 @@ async fn merge_slice(
 
 /// Payments kept without their invoice whose invoice is in `invoices` after all: paid
 /// after the invoice was paid in full, or recorded under another customer.
-async fn misplaced_payments(ctx: &SessionContext, orphans: Vec<RecordBatch>) -> Result<Option<String>> {
+async fn misplaced_payments(
+    ctx: &SessionContext,
+    orphans: Vec<RecordBatch>,
+) -> Result<Option<String>> {
     if orphans.iter().all(|b| b.num_rows() == 0) {
         return Ok(None);
     }
-    ctx.register_table("settle_orphans", Arc::new(MemTable::try_new(open_schema(), vec![orphans])?))?;
+    ctx.register_table(
+        "settle_orphans",
+        Arc::new(MemTable::try_new(open_schema(), vec![orphans])?),
+    )?;
     let found = collect_sql(
         &ctx.state(),
         "SELECT o.invoice_id, o.customer_id, i.customer_id AS invoice_customer \
@@ -750,11 +770,7 @@ async fn misplaced_payments(ctx: &SessionContext, orphans: Vec<RecordBatch>) -> 
     let Some((invoice, customer)) = first_pair(&found) else {
         return Ok(None);
     };
-    let owner = found[0]
-        .column(2)
-        .as_string::<i32>()
-        .value(0)
-        .to_string();
+    let owner = found[0].column(2).as_string::<i32>().value(0).to_string();
     Ok(Some(if owner == customer {
         format!("invoice {invoice} of customer {customer}: a payment after it was paid in full")
     } else {
@@ -885,7 +901,10 @@ mod tests {
     #[test]
     fn added_files_are_merged_and_a_changed_or_removed_one_rebuilds() {
         let consumed = [file("payments/a.parquet", 10)];
-        let added = [file("payments/a.parquet", 10), file("payments/b.parquet", 5)];
+        let added = [
+            file("payments/a.parquet", 10),
+            file("payments/b.parquet", 5),
+        ];
         assert_eq!(
             added_files(&consumed, &added).unwrap(),
             [file("payments/b.parquet", 5)]

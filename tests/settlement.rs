@@ -151,10 +151,7 @@ fn settled_rows(out: &Path) -> String {
                 .to_string()
         })
         .collect();
-    query_files(
-        &files,
-        "SELECT * FROM t ORDER BY customer_id, invoice_id",
-    )
+    query_files(&files, "SELECT * FROM t ORDER BY customer_id, invoice_id")
 }
 
 fn query_files(files: &[String], sql: &str) -> String {
@@ -170,7 +167,14 @@ fn query_files(files: &[String], sql: &str) -> String {
             ctx.register_parquet("t", f.as_str(), Default::default())
                 .await
                 .unwrap();
-            batches.extend(ctx.sql("SELECT * FROM t").await.unwrap().collect().await.unwrap());
+            batches.extend(
+                ctx.sql("SELECT * FROM t")
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap(),
+            );
         }
         let schema = batches[0].schema();
         let all = datafusion::datasource::MemTable::try_new(schema, vec![batches]).unwrap();
@@ -184,7 +188,9 @@ fn query_files(files: &[String], sql: &str) -> String {
 /// The open invoices' file of the table in `out`: its rows as text, and its bytes.
 fn open_file(out: &Path) -> (String, Vec<u8>) {
     let state = state(out);
-    let path = out.join("_settlement").join(state["open"].as_str().unwrap());
+    let path = out
+        .join("_settlement")
+        .join(state["open"].as_str().unwrap());
     let rows = query_files(
         &[path.display().to_string()],
         "SELECT * FROM t ORDER BY customer_id, invoice_id",
@@ -300,7 +306,10 @@ fn a_changed_file_rebuilds_and_a_back_dated_payment_counts_on_its_own_date() {
         .lines()
         .find(|l| l.contains(invoice))
         .unwrap_or_else(|| panic!("{invoice} not settled"));
-    assert!(line.contains(last), "{invoice} paid on its last payment {last}: {line}");
+    assert!(
+        line.contains(last),
+        "{invoice} paid on its last payment {last}: {line}"
+    );
 
     let scratch = tempfile::tempdir().unwrap();
     split.settle(scratch.path(), &["--rebuild"]);
@@ -478,7 +487,10 @@ fn an_invoice_that_arrives_again_after_it_was_settled_is_found() {
     );
     // Sticky until a rebuild, which finds the same invoice twice.
     let again = split.settle(out.path(), &[]);
-    assert!(again.contains("up to date") && again.contains("not used"), "{again}");
+    assert!(
+        again.contains("up to date") && again.contains("not used"),
+        "{again}"
+    );
     let rebuilt = split.settle(out.path(), &["--rebuild"]);
     assert!(
         rebuilt.contains(&format!(

@@ -60,7 +60,12 @@ pub const LATE_STAGE_REASON: &str = "already 90+ days past due: late-stage handl
 
 /// The feature query for the snapshots between two days (inclusive).
 pub fn features_sql(from_day: i32, to_day: i32) -> String {
-    features_sql_for(from_day, to_day, &CustomerRange::default(), Settling::FromPayments)
+    features_sql_for(
+        from_day,
+        to_day,
+        &CustomerRange::default(),
+        Settling::FromPayments,
+    )
 }
 
 /// The table of every invoice's settlement that the nightly job keeps beside its outputs
@@ -98,7 +103,8 @@ impl Settling {
 }
 
 /// `paid_in_full` of [`FEATURES_SQL`] read from [`SETTLEMENT_TABLE`].
-const PAID_IN_FULL_FROM_TABLE: &str = "    SELECT invoice_id, customer_id, due_date, CAST(paid_date AS INT) AS paid_day
+const PAID_IN_FULL_FROM_TABLE: &str =
+    "    SELECT invoice_id, customer_id, due_date, CAST(paid_date AS INT) AS paid_day
     FROM invoice_settlement
     WHERE CAST(paid_date AS INT) <= {to_day}
       AND {customers:customer_id}";

@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 
 use super::{CallContext, Collector, QueueCustomer, QueueEntry, build_queues};
 use crate::error::{ModelError, Result};
-use crate::money::{self, MONEY};
 use crate::features::{Settling, replace_cte};
+use crate::money::{self, MONEY};
 use crate::named::Named;
 use crate::policy::QueuePolicy;
 use crate::scores::Scores;
