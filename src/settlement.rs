@@ -859,6 +859,9 @@ fn next_generation(dir: &Path, previous: Option<&State>) -> u64 {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                return None;
+            }
             let number = name.split_once('-')?.1.split('.').next()?.to_string();
             number.parse::<u64>().ok()
         })
@@ -868,7 +871,8 @@ fn next_generation(dir: &Path, previous: Option<&State>) -> u64 {
 }
 
 /// Removes the files of earlier generations (and of failed updates) that `state` does not
-/// name; a file that cannot be removed is left for the next update.
+/// name, and the temporary files of killed updates; a file that cannot be removed is left
+/// for the next update.
 fn remove_unlisted(dir: &Path, state: &State) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -879,7 +883,14 @@ fn remove_unlisted(dir: &Path, state: &State) {
             || name == state.open
             || name == state.known
             || state.settled.contains(&name);
-        if !listed && name.ends_with(".parquet") {
+        // A temporary file of an update that was killed (its process is gone).
+        let abandoned = name
+            .rsplit_once(".partial-")
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            });
+        if (!listed && name.ends_with(".parquet")) || abandoned {
             let _ = std::fs::remove_file(entry.path());
         }
     }

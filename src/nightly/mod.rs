@@ -12,6 +12,8 @@
 //!   accounts with their step), `held.*`, `carry_over.*` (with `supervisor:carry_over`);
 //! - `limits.*`, `scores.*`;
 //! - with `--xlsx`, spreadsheets of the lists people read (see [`workbooks`]);
+//! - beside the nights, `OUT/_settlement/`: the invoice settlement table the features read
+//!   (brought up to date first; [`crate::settlement`]);
 //! - `report.html`: the month's review (`arq report`'s every section, 12 months), and
 //!   `backtest.*`: the backtest rows it showed, which later nights and `arq report
 //!   --nights` read instead of replaying those queues again;
@@ -116,7 +118,10 @@ pub fn run(
     stages.done("check");
     // The invoices' settlement, kept between nights: every session of the night reads it
     // where it gives the feature query's days.
-    let (settled, settlement) = match options.settlement {
+    // Not on a cluster: its executors, maybe on other machines, cannot read the table's
+    // local files; they settle from the payments.
+    let keep_settlement = options.settlement && warehouse.cluster().is_none();
+    let (settled, settlement) = match keep_settlement {
         false => (warehouse.clone(), None),
         true => {
             let outcome = runtime.block_on(crate::settlement::update(
