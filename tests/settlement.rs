@@ -67,6 +67,15 @@ impl Split {
         }
     }
 
+    /// The split warehouse with every period's files in place.
+    fn whole() -> Split {
+        let split = Split::new();
+        for k in 1..=CUTS.len() {
+            split.add(k);
+        }
+        split
+    }
+
     /// Moves the held files of period `k` into the warehouse (the night's new files).
     fn add(&self, k: usize) {
         for table in ["invoices", "payments"] {
@@ -185,6 +194,19 @@ fn query_files(files: &[String], sql: &str) -> String {
     })
 }
 
+/// The cells of the first row of a pretty-printed table.
+fn first_row(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .nth(3)
+        .expect("a row")
+        .split('|')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// The open invoices' file of the table in `out`: its rows as text, and its bytes.
 fn open_file(out: &Path) -> (String, Vec<u8>) {
     let state = state(out);
@@ -266,10 +288,7 @@ fn nights_of_added_files_give_the_table_rebuilt_from_scratch_byte_for_byte() {
 
 #[test]
 fn a_changed_file_rebuilds_and_a_back_dated_payment_counts_on_its_own_date() {
-    let split = Split::new();
-    for k in 1..=CUTS.len() {
-        split.add(k);
-    }
+    let split = Split::whole();
     let out = tempfile::tempdir().unwrap();
     split.settle(out.path(), &[]);
     // An open invoice partly paid, paid in full by a payment dated before its last one
@@ -286,15 +305,8 @@ fn a_changed_file_rebuilds_and_a_back_dated_payment_counts_on_its_own_date() {
          WHERE amount IS NOT NULL AND paid > 0 \
          ORDER BY invoice_id LIMIT 1",
     );
-    let row: Vec<&str> = open
-        .lines()
-        .nth(3)
-        .unwrap()
-        .split('|')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (invoice, customer, rest, earlier, last) = (row[0], row[1], row[2], row[3], row[4]);
+    let row = first_row(&open);
+    let [invoice, customer, rest, earlier, last] = [0, 1, 2, 3, 4].map(|i| row[i].as_str());
     let late = split.warehouse.join("payments/part-00009.parquet");
     write_select(
         &split.warehouse.join("payments/part-00000.parquet"),
@@ -386,23 +398,12 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
 
 #[test]
 fn a_payment_after_the_invoice_was_paid_in_full_keeps_the_night_settling_from_payments() {
-    let split = Split::new();
-    for k in 1..=CUTS.len() {
-        split.add(k);
-    }
+    let split = Split::whole();
     let out = tempfile::tempdir().unwrap();
     split.settle(out.path(), &[]);
     // One more payment on the first settled invoice, after it was paid in full.
-    let paid = settled_rows(out.path());
-    let row: Vec<&str> = paid
-        .lines()
-        .nth(3)
-        .unwrap()
-        .split('|')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (customer, invoice) = (row[0], row[1]);
+    let row = first_row(&settled_rows(out.path()));
+    let (customer, invoice) = (row[0].as_str(), row[1].as_str());
     write_select(
         &split.warehouse.join("payments/part-00000.parquet"),
         &format!(
@@ -461,22 +462,11 @@ fn a_payment_after_the_invoice_was_paid_in_full_keeps_the_night_settling_from_pa
 
 #[test]
 fn an_invoice_that_arrives_again_after_it_was_settled_is_found() {
-    let split = Split::new();
-    for k in 1..=CUTS.len() {
-        split.add(k);
-    }
+    let split = Split::whole();
     let out = tempfile::tempdir().unwrap();
     split.settle(out.path(), &[]);
-    let paid = settled_rows(out.path());
-    let row: Vec<&str> = paid
-        .lines()
-        .nth(3)
-        .unwrap()
-        .split('|')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (customer, invoice) = (row[0], row[1]);
+    let row = first_row(&settled_rows(out.path()));
+    let (customer, invoice) = (row[0].as_str(), row[1].as_str());
     // The same invoice again in a new file (a re-sent export).
     write_select(
         &split.warehouse.join("invoices/part-00000.parquet"),
