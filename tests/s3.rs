@@ -374,6 +374,22 @@ fn the_nightly_reads_and_writes_a_bucket_as_a_local_folder() {
         54
     );
 
+    // The invoice settlement of a warehouse in a bucket, kept in a local folder: the
+    // demo's invoices paid in full, as from the local warehouse.
+    let kept = tmp.path().join("kept");
+    let settled = s3.arq_ok(&[
+        "-w",
+        "s3://arq-nights/wh",
+        "settle",
+        "--out",
+        kept.to_str().unwrap(),
+    ]);
+    assert!(
+        settled.contains("rebuilt (there was none)")
+            && settled.contains("248647 settled and 23756 open invoices; used by the features"),
+        "{settled}"
+    );
+
     // The report reads the bucket's nights as it reads a local folder's.
     let from_bucket = tmp.path().join("bucket.html");
     let from_folder = tmp.path().join("folder.html");
