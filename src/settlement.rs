@@ -468,27 +468,24 @@ async fn merge(
             .find(|t| t.contract.name == table)
             .map(|t| t.contract.schema.clone())
             .ok_or_else(|| ArqError::Internal(format!("the warehouse has no `{table}`")))?;
-        let provider: Arc<dyn TableProvider> = if files.is_empty() {
-            Arc::new(MemTable::try_new(schema, vec![vec![]])?)
-        } else {
-            let urls = files
-                .iter()
-                .map(|f| file_url(&root.join(&f.path).listing_url()?))
-                .collect::<Result<Vec<_>>>()?;
-            listing(urls, schema)?
-        };
-        ctx.register_table(format!("settle_new_{table}"), provider)?;
+        let urls = files
+            .iter()
+            .map(|f| file_url(&root.join(&f.path).listing_url()?))
+            .collect::<Result<Vec<_>>>()?;
+        ctx.register_table(format!("settle_new_{table}"), listing(urls, schema)?)?;
     }
-    let open: Arc<dyn TableProvider> = match &previous {
-        Some(state) => parquet_table(&[dir.join(&state.open)], open_schema())?,
-        None => Arc::new(MemTable::try_new(open_schema(), vec![vec![]])?),
+    // The previous generation's open invoices and greatest ids (none for a rebuild).
+    let kept = |name: fn(&State) -> &String| -> Vec<PathBuf> {
+        previous.iter().map(|s| dir.join(name(s))).collect()
     };
-    ctx.register_table("settle_open", open)?;
-    let known: Arc<dyn TableProvider> = match &previous {
-        Some(state) => parquet_table(&[dir.join(&state.known)], known_schema())?,
-        None => Arc::new(MemTable::try_new(known_schema(), vec![vec![]])?),
-    };
-    ctx.register_table("settle_known", known)?;
+    ctx.register_table(
+        "settle_open",
+        parquet_table(&kept(|s| &s.open), open_schema())?,
+    )?;
+    ctx.register_table(
+        "settle_known",
+        parquet_table(&kept(|s| &s.known), known_schema())?,
+    )?;
     let new_invoices = new.iter().any(|f| f.table == "invoices");
     // Invoices that arrive again after they were settled: looked for where the settled
     // parts hold the slice's customers.
@@ -502,24 +499,11 @@ async fn merge(
     let open_name = format!("open-{generation:06}.parquet");
     let known_name = format!("known-{generation:06}.parquet");
     let mut known_file = AtomicFile::create(&dir.join(&known_name))?;
-    let mut known_writer = Chunked::new(ArrowWriter::try_new(
-        known_file.writer(),
-        known_schema(),
-        Some(crate::generate::sink::writer_properties(&known_schema())),
-    )?);
     let mut settled_file = AtomicFile::create(&dir.join(&settled_name))?;
     let mut open_file = AtomicFile::create(&dir.join(&open_name))?;
-    let props = crate::generate::sink::writer_properties(&open_schema());
-    let mut settled_writer = Chunked::new(ArrowWriter::try_new(
-        settled_file.writer(),
-        settled_schema(),
-        Some(crate::generate::sink::writer_properties(&settled_schema())),
-    )?);
-    let mut open_writer = Chunked::new(ArrowWriter::try_new(
-        open_file.writer(),
-        open_schema(),
-        Some(props),
-    )?);
+    let mut known_writer = Chunked::new(&mut known_file, known_schema())?;
+    let mut settled_writer = Chunked::new(&mut settled_file, settled_schema())?;
+    let mut open_writer = Chunked::new(&mut open_file, open_schema())?;
 
     let mut state_ = ctx.state();
     state_
@@ -662,20 +646,22 @@ async fn merge(
 /// are compared byte for byte).
 const CHUNK_ROWS: usize = 8192;
 
-/// An Arrow writer fed batches of exactly [`CHUNK_ROWS`] rows (the last one fewer).
-struct Chunked<W: std::io::Write + Send> {
-    writer: ArrowWriter<W>,
+/// A Parquet writer (the generator's properties) into an atomic file, fed batches of
+/// exactly [`CHUNK_ROWS`] rows (the last one fewer).
+struct Chunked<'a> {
+    writer: ArrowWriter<&'a mut std::io::BufWriter<std::fs::File>>,
     pending: Vec<RecordBatch>,
     rows: usize,
 }
 
-impl<W: std::io::Write + Send> Chunked<W> {
-    fn new(writer: ArrowWriter<W>) -> Self {
-        Chunked {
-            writer,
+impl<'a> Chunked<'a> {
+    fn new(file: &'a mut AtomicFile, schema: SchemaRef) -> Result<Self> {
+        let props = crate::generate::sink::writer_properties(&schema);
+        Ok(Chunked {
+            writer: ArrowWriter::try_new(file.writer(), schema, Some(props))?,
             pending: Vec::new(),
             rows: 0,
-        }
+        })
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -826,11 +812,8 @@ fn file_url(url: &ListingTableUrl) -> Result<ListingTableUrl> {
     Ok(ListingTableUrl::parse(url.as_str().trim_end_matches('/'))?)
 }
 
-/// A Parquet table over exactly these local files.
+/// A Parquet table over exactly these local files (none: an empty table).
 fn parquet_table(files: &[PathBuf], schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
-    if files.is_empty() {
-        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
-    }
     let urls = files
         .iter()
         .map(|f| {
@@ -841,7 +824,11 @@ fn parquet_table(files: &[PathBuf], schema: SchemaRef) -> Result<Arc<dyn TablePr
     listing(urls, schema)
 }
 
+/// A Parquet table over exactly these files (none: an empty table).
 fn listing(urls: Vec<ListingTableUrl>, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    if urls.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?));
+    }
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
