@@ -615,3 +615,62 @@ fn the_nights_keep_the_backtest_rows_they_replayed() {
     assert_eq!(shown.len(), 3, "{shown:?}");
     assert!(!shown.iter().any(|r| r.contains("50.0 %")), "{shown:?}");
 }
+
+/// A night keeps its month's portfolio series (`portfolio_facts.json`: the `ar_metrics`
+/// row, the aging by bucket, the roll rates); a report over the nights reads the earlier
+/// months from them — the same page as computing them — and computes only its own month.
+#[test]
+fn the_nights_keep_their_months_portfolio_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("nights");
+    let out = out_dir.to_str().unwrap();
+    for night in ["2026-08-31", "2026-09-30", "2026-10-31"] {
+        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
+        let night_dir = out_dir.join(night);
+        let facts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(night_dir.join("portfolio_facts.json")).unwrap())
+                .unwrap();
+        assert_eq!(facts["month"], night[..7], "{facts}");
+        for part in ["metrics", "aging", "rolls"] {
+            let rows = facts[part].as_array().unwrap();
+            assert!(!rows.is_empty(), "{part}: {facts}");
+            let date = if part == "aging" {
+                "snapshot_date"
+            } else {
+                "period_end"
+            };
+            assert!(rows.iter().all(|r| r[date] == night), "{part}: {facts}");
+        }
+        let manifest = std::fs::read_to_string(night_dir.join("manifest.json")).unwrap();
+        assert!(manifest.contains("\"portfolio_facts.json\""), "{manifest}");
+    }
+    let args = ["--sections", "portfolio", "--months", "3"];
+    let computed = report(dir.path(), "computed.html", &args);
+    let with_nights = [&args[..], &["--nights", out]].concat();
+    let read = report(dir.path(), "read.html", &with_nights);
+    assert_eq!(
+        read, computed,
+        "the nights' series differ from the computed ones"
+    );
+
+    // They are read, not computed again: a changed figure of September shows.
+    let file = out_dir.join("2026-09-30").join("portfolio_facts.json");
+    let mut facts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    for row in facts["metrics"].as_array_mut().unwrap() {
+        if row["currency"] == "USD" {
+            row["dso"] = serde_json::json!(123.4);
+        }
+    }
+    std::fs::write(&file, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
+    let changed = report(dir.path(), "changed.html", &with_nights);
+    let rows = texts(&changed, "figure#dso-USD tbody tr");
+    assert!(
+        rows.iter().any(|r| r.contains("123.4")),
+        "September's kept DSO was not read: {rows:?}"
+    );
+    // A month whose night is missing is computed (and so is every month after it).
+    std::fs::remove_file(out_dir.join("2026-08-31").join("portfolio_facts.json")).unwrap();
+    let recomputed = report(dir.path(), "recomputed.html", &with_nights);
+    assert_eq!(recomputed, computed);
+}

@@ -16,7 +16,7 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     let warehouse = config.warehouse()?;
     let period = Period::new(
         warehouse.as_of(),
-        warehouse.previous_snapshot(),
+        &warehouse.snapshot_dates(),
         args.months,
         args.cei_target,
     )?;

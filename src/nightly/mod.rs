@@ -16,7 +16,9 @@
 //!   (brought up to date first; [`crate::settlement`]);
 //! - `report.html`: the month's review (`arq report`'s every section, 12 months), and
 //!   `backtest.*`: the backtest rows it showed, which later nights and `arq report
-//!   --nights` read instead of replaying those queues again;
+//!   --nights` read instead of replaying those queues again, and `portfolio_facts.json`:
+//!   the month's portfolio series (aging, `ar_metrics`, `roll_rates`), which later reports
+//!   read instead of computing that month again;
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
 //!   fingerprint, and timings. Everything but the `timings_ms` object is byte-identical
@@ -165,6 +167,12 @@ pub fn run(
     // The backtest rows the report showed, so the next nights replay no queue twice.
     let backtest = arq_models::backtest::backtest_batch_exact(&report.backtest)?;
     writer.tables(&[("backtest".to_string(), backtest)])?;
+    // The month's portfolio series, so that later reports compute only their own month.
+    if let Some(facts) = &report.facts {
+        let json = serde_json::to_vec_pretty(facts)
+            .map_err(|e| ArqError::Internal(format!("the portfolio facts: {e}")))?;
+        writer.file(crate::report::nights::PORTFOLIO_FACTS, &json)?;
+    }
     stages.done("report");
 
     let mut summary = Summary::of(
@@ -307,7 +315,7 @@ async fn night_report(
     let ctx = warehouse.local_session(Some(&options.model.value)).await?;
     let period = Period::new(
         warehouse.as_of(),
-        warehouse.previous_snapshot(),
+        &warehouse.snapshot_dates(),
         12,
         report::DEFAULT_CEI_TARGET,
     )?;

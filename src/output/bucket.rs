@@ -41,13 +41,14 @@ pub const POINTER: &str = "LATEST";
 pub const MANIFEST: &str = "manifest.json";
 
 /// What later nights and `arq report --nights` read of a night (the rest is for people).
-const READ_BY_LATER_NIGHTS: [&str; 6] = [
+const READ_BY_LATER_NIGHTS: [&str; 7] = [
     MANIFEST,
     "carry_over.csv",
     "queues.parquet",
     "scores.parquet",
     "limits.parquet",
     "backtest.parquet",
+    crate::report::nights::PORTFOLIO_FACTS,
 ];
 
 /// Files above this size are uploaded in parts.

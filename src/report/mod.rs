@@ -57,6 +57,8 @@ pub struct Period {
     pub as_of: String,
     /// The snapshot before it, if any.
     pub previous: Option<String>,
+    /// The complete snapshots up to it (`YYYY-MM-DD`), ascending.
+    pub snapshots: Vec<String>,
     /// The first day of the first month.
     pub from: String,
     /// The snapshot date again, as the end of the metrics' range.
@@ -66,13 +68,16 @@ pub struct Period {
 }
 
 impl Period {
-    /// `months` calendar months ending with the snapshot's.
+    /// `months` calendar months ending with the snapshot's; `snapshots` are the
+    /// warehouse's complete snapshots.
     pub fn new(
         as_of: NaiveDate,
-        previous: Option<NaiveDate>,
+        snapshots: &[NaiveDate],
         months: u32,
         cei_target: f64,
     ) -> Result<Period> {
+        let snapshots: Vec<NaiveDate> = snapshots.iter().copied().filter(|d| *d <= as_of).collect();
+        let previous = snapshots.iter().rev().find(|d| **d < as_of).copied();
         if months == 0 {
             return Err(ArqError::Usage("--months must be at least 1".into()));
         }
@@ -83,6 +88,7 @@ impl Period {
         Ok(Period {
             as_of: as_of.to_string(),
             previous: previous.map(|p| p.to_string()),
+            snapshots: snapshots.iter().map(|d| d.to_string()).collect(),
             from: first.to_string(),
             to: as_of.to_string(),
             months,
@@ -118,6 +124,8 @@ pub struct Source<'a> {
 pub struct Built {
     pub html: String,
     pub backtest: Vec<arq_models::backtest::BacktestRow>,
+    /// The portfolio series of the snapshot's month (None without the portfolio section).
+    pub facts: Option<portfolio::Facts>,
 }
 
 /// Builds the report's HTML.
@@ -144,7 +152,13 @@ pub async fn build(
     // The sections are independent: their queries run together.
     let portfolio = async {
         match wants_portfolio {
-            true => Ok(Some(portfolio::build(ctx, period, today.as_ref()).await?)),
+            true => {
+                // The earlier months as their nights kept them; the rest computed.
+                let known = portfolio::Known::from_nights(period, |night| nights.facts(night));
+                Ok(Some(
+                    portfolio::build(ctx, period, today.as_ref(), &known).await?,
+                ))
+            }
             false => Ok(None),
         }
     };
@@ -175,6 +189,10 @@ pub async fn build(
     };
     let (portfolio, collectors, model_view, credit): (_, _, _, Option<credit::Credit>) =
         futures::try_join!(portfolio, collectors, model_view, credit)?;
+    let (portfolio, facts) = match portfolio {
+        Some((view, facts)) => (Some(view), Some(facts)),
+        None => (None, None),
+    };
     let mut shown = Vec::new();
     if portfolio.is_some() {
         shown.push(context! { id => "portfolio", title => "Portfolio" });
@@ -214,6 +232,7 @@ pub async fn build(
     Ok(Built {
         html,
         backtest: model_view.map(|m| m.backtest).unwrap_or_default(),
+        facts,
     })
 }
 

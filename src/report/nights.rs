@@ -16,10 +16,14 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::portfolio::Facts;
 use crate::error::{ArqError, Result};
 
 /// The queue of customers a collector's capacity could not take.
 const CARRY_OVER: &str = "carry_over";
+
+/// The file in which a night keeps its month's portfolio series ([`Facts`]).
+pub const PORTFOLIO_FACTS: &str = "portfolio_facts.json";
 
 /// Carried-over customers per night (`YYYY-MM-DD` → customer ids), and where the nights'
 /// scores are.
@@ -28,6 +32,8 @@ pub struct Nights {
     pub carried: BTreeMap<String, Vec<String>>,
     /// Where they were read (None: no history given); not shown in the report.
     pub source: Option<String>,
+    /// The output folder the nights are in.
+    out: Option<PathBuf>,
     /// Where the nights' outputs are read, when a model is given.
     scored: Option<Scored>,
     /// Tonight's scores (the nightly's own report).
@@ -50,6 +56,7 @@ impl Nights {
         let mut nights = Nights {
             carried: BTreeMap::new(),
             source: Some(out.display().to_string()),
+            out: Some(out.to_path_buf()),
             scored: model.map(|m| Scored {
                 out: out.to_path_buf(),
                 model: m.to_string(),
@@ -129,6 +136,16 @@ impl Nights {
             .and_then(|dir| read_parquet(&dir.join("backtest.parquet")))
             .and_then(|batch| backtest_rows(&batch).ok())
             .unwrap_or_default()
+    }
+
+    /// The portfolio series the committed night `night` (`YYYY-MM-DD`) kept for its month
+    /// (None when there is no such night, or its file does not read as facts).
+    pub fn facts(&self, night: &str) -> Option<Facts> {
+        if !is_night(night) {
+            return None;
+        }
+        let bytes = std::fs::read(self.out.as_ref()?.join(night).join(PORTFOLIO_FACTS)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// The credit-limit recommendations of snapshot `day` as its night made them with the

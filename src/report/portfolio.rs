@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arq_models::scores::Scores;
 
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Period;
 use super::charts::{self, Axes, Series};
@@ -60,21 +61,41 @@ struct Aging {
     over_90: Decimal,
 }
 
-/// Builds the section.
+/// Builds the section, and the facts of the snapshot's own month (what a later report
+/// reads instead of computing that month again). The months of `known` are not computed
+/// again: the monthly series are computed from `known.compute_from` on.
 pub async fn build(
     ctx: &SessionContext,
     period: &Period,
     scores: Option<&Scores>,
-) -> Result<Portfolio> {
+    known: &Known,
+) -> Result<(Portfolio, Facts)> {
+    let (from, to) = (known.compute_from.as_str(), period.to.as_str());
     // The queries run together (each is one pass over its tables).
-    let (metrics, aging, roll, top, by_segment, by_region) = futures::try_join!(
-        metrics(ctx, period),
-        aging(ctx, period),
-        roll_rates(ctx, period),
+    let (metric_rows, aging_rows, roll_rows, top, by_segment, by_region) = futures::try_join!(
+        metrics(ctx, from, to),
+        aging(ctx, from, to),
+        roll_rates(ctx, from, to),
         top_overdue(ctx, scores),
         breakdown(ctx, "segment"),
         breakdown(ctx, "region"),
     )?;
+    let tonight = Facts::of_month(&period.as_of, &metric_rows, &aging_rows, &roll_rows);
+    let mut all = Facts::default();
+    for month in known.facts.iter().chain([&Facts {
+        format: FACTS_FORMAT,
+        month: String::new(),
+        metrics: metric_rows,
+        aging: aging_rows,
+        rolls: roll_rows,
+    }]) {
+        all.metrics.extend(month.metrics.iter().cloned());
+        all.aging.extend(month.aging.iter().cloned());
+        all.rolls.extend(month.rolls.iter().cloned());
+    }
+    let metrics = fold_metrics(all.metrics)?;
+    let aging = fold_aging(&all.aging)?;
+    let roll = fold_rolls(&all.rolls);
     let currencies: Vec<String> = aging.keys().chain(metrics.keys()).cloned().collect();
     let mut currencies: Vec<String> = currencies;
     currencies.sort();
@@ -98,53 +119,238 @@ pub async fn build(
             currency,
         });
     }
-    Ok(Portfolio {
+    let portfolio = Portfolio {
         currencies: views,
         by_segment,
         by_region,
+    };
+    Ok((portfolio, tonight))
+}
+
+/// The format of [`Facts`]: a night's facts of another format are not read (the months
+/// are computed again). Raise it whenever a figure of the series is defined differently.
+pub const FACTS_FORMAT: u32 = 1;
+
+/// The portfolio's monthly series for one calendar month — its `ar_metrics` rows, its
+/// snapshots' aging by bucket and its `roll_rates` rows, per currency — as the night of
+/// the month's last snapshot computed them. The nightly job keeps them beside its report
+/// (`portfolio_facts.json`); a report over the nights (`--nights`) reads the earlier
+/// months from them and computes only its own month (choice: a month's figures are as
+/// its night computed them, like a closed period; a late event dated in an earlier month
+/// changes that month only in a report without the nights). Money is kept as decimal
+/// text, ratios as JSON numbers (read back exactly).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    pub format: u32,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub metrics: Vec<MetricRow>,
+    pub aging: Vec<AgingRow>,
+    pub rolls: Vec<RollRow>,
+}
+
+/// One `ar_metrics` row of the section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    currency: String,
+    period_end: String,
+    ar_end: String,
+    dso: Option<f64>,
+    best_possible_dso: Option<f64>,
+    average_days_delinquent: Option<f64>,
+    cei: Option<f64>,
+}
+
+/// One snapshot's open amount in one bucket, with its overdue and over-90 parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgingRow {
+    currency: String,
+    snapshot_date: String,
+    bucket_rank: i64,
+    bucket: String,
+    open: String,
+    overdue: String,
+    over_90: String,
+}
+
+/// One `roll_rates` row of the section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollRow {
+    currency: String,
+    period_end: String,
+    from_rank: i64,
+    from_bucket: String,
+    roll_rate: Option<f64>,
+}
+
+impl Facts {
+    /// The rows dated in the calendar month of `day` (`YYYY-MM-DD`).
+    fn of_month(day: &str, metrics: &[MetricRow], aging: &[AgingRow], rolls: &[RollRow]) -> Facts {
+        let month = day.get(..7).unwrap_or(day).to_string();
+        let inside = |date: &str| date.starts_with(&month);
+        Facts {
+            format: FACTS_FORMAT,
+            metrics: metrics
+                .iter()
+                .filter(|r| inside(&r.period_end))
+                .cloned()
+                .collect(),
+            aging: aging
+                .iter()
+                .filter(|r| inside(&r.snapshot_date))
+                .cloned()
+                .collect(),
+            rolls: rolls
+                .iter()
+                .filter(|r| inside(&r.period_end))
+                .cloned()
+                .collect(),
+            month,
+        }
+    }
+}
+
+/// The months of a report's range whose series come from the nights' facts, and the day
+/// from which the rest is computed.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub facts: Vec<Facts>,
+    /// The first day of the first month computed (`YYYY-MM-DD`).
+    pub compute_from: String,
+}
+
+impl Known {
+    /// Nothing known: every month computed.
+    pub fn nothing(period: &Period) -> Known {
+        Known {
+            facts: Vec::new(),
+            compute_from: period.from.clone(),
+        }
+    }
+
+    /// The months before the snapshot's own, from the first of the range on, for which
+    /// the night of the month's last snapshot kept its facts (`facts_of(night)`), up to the
+    /// first month without them: the series need one contiguous range computed.
+    pub fn from_nights(period: &Period, facts_of: impl Fn(&str) -> Option<Facts>) -> Known {
+        let mut known = Known::nothing(period);
+        let this_month = period.as_of.get(..7).unwrap_or_default();
+        let mut first = NaiveDate::parse_from_str(&period.from, "%Y-%m-%d").ok();
+        while let Some(day) = first {
+            let month = day.format("%Y-%m").to_string();
+            if month.as_str() >= this_month {
+                break;
+            }
+            let last = period
+                .snapshots
+                .iter()
+                .filter(|s| s.starts_with(&month))
+                .max();
+            let Some(facts) = last
+                .and_then(|night| facts_of(night))
+                .filter(|f| f.format == FACTS_FORMAT && f.month == month)
+            else {
+                break;
+            };
+            known.facts.push(facts);
+            first = day.checked_add_months(chrono::Months::new(1));
+            if let Some(next) = first {
+                known.compute_from = next.to_string();
+            }
+        }
+        known
+    }
+}
+
+fn decimal(text: &str) -> Result<Decimal> {
+    text.parse().map_err(|e| {
+        crate::error::ArqError::Internal(format!("the amount {text} does not read: {e}"))
     })
 }
 
-async fn metrics(ctx: &SessionContext, period: &Period) -> Result<BTreeMap<String, Vec<Month>>> {
-    let rows = Rows::query(
-        ctx,
-        "ar_metrics",
-        &format!(
-            "SELECT period_end, currency, ar_end, dso, best_possible_dso, \
-             average_days_delinquent, cei FROM ar_metrics('{}', '{}') \
-             ORDER BY currency, period_end",
-            period.from, period.to
-        ),
-    )
-    .await?;
+fn fold_metrics(mut rows: Vec<MetricRow>) -> Result<BTreeMap<String, Vec<Month>>> {
+    rows.sort_by(|a, b| (&a.currency, &a.period_end).cmp(&(&b.currency, &b.period_end)));
     let mut by_currency: BTreeMap<String, Vec<Month>> = BTreeMap::new();
-    for r in 0..rows.len() {
-        let currency = rows.text(r, "currency")?.unwrap_or_default();
-        by_currency.entry(currency).or_default().push(Month {
-            period_end: rows.date(r, "period_end")?.unwrap_or_default(),
-            ar_end: rows.money(r, "ar_end")?.unwrap_or_default(),
-            dso: rows.number(r, "dso")?,
-            best_possible_dso: rows.number(r, "best_possible_dso")?,
-            add: rows.number(r, "average_days_delinquent")?,
-            cei: rows.number(r, "cei")?,
+    for r in rows {
+        by_currency.entry(r.currency).or_default().push(Month {
+            period_end: r.period_end,
+            ar_end: decimal(&r.ar_end)?,
+            dso: r.dso,
+            best_possible_dso: r.best_possible_dso,
+            add: r.average_days_delinquent,
+            cei: r.cei,
         });
     }
     Ok(by_currency)
 }
 
-/// Aging per snapshot month, by currency: `month -> Aging`. Open amounts are summed per
-/// due date first (a bucket is a function of the due date), then bucketed.
-async fn aging(
-    ctx: &SessionContext,
-    period: &Period,
-) -> Result<BTreeMap<String, BTreeMap<String, Aging>>> {
+fn fold_aging(rows: &[AgingRow]) -> Result<BTreeMap<String, BTreeMap<String, Aging>>> {
+    let mut by_currency: BTreeMap<String, BTreeMap<String, Aging>> = BTreeMap::new();
+    for r in rows {
+        let open = decimal(&r.open)?;
+        let aging = by_currency
+            .entry(r.currency.clone())
+            .or_default()
+            .entry(r.snapshot_date.clone())
+            .or_default();
+        aging
+            .buckets
+            .insert(r.bucket_rank, (r.bucket.clone(), open));
+        aging.total += open;
+        aging.overdue += decimal(&r.overdue)?;
+        aging.over_90 += decimal(&r.over_90)?;
+    }
+    Ok(by_currency)
+}
+
+fn fold_rolls(rows: &[RollRow]) -> BTreeMap<String, Rolls> {
+    let mut by_currency: BTreeMap<String, Rolls> = BTreeMap::new();
+    for r in rows {
+        by_currency
+            .entry(r.currency.clone())
+            .or_default()
+            .entry((r.from_rank, r.from_bucket.clone()))
+            .or_default()
+            .insert(r.period_end.clone(), r.roll_rate);
+    }
+    by_currency
+}
+
+async fn metrics(ctx: &SessionContext, from: &str, to: &str) -> Result<Vec<MetricRow>> {
+    let rows = Rows::query(
+        ctx,
+        "ar_metrics",
+        &format!(
+            "SELECT period_end, currency, ar_end, dso, best_possible_dso, \
+             average_days_delinquent, cei FROM ar_metrics('{from}', '{to}') \
+             ORDER BY currency, period_end"
+        ),
+    )
+    .await?;
+    (0..rows.len())
+        .map(|r| {
+            Ok(MetricRow {
+                currency: rows.text(r, "currency")?.unwrap_or_default(),
+                period_end: rows.date(r, "period_end")?.unwrap_or_default(),
+                ar_end: rows.money(r, "ar_end")?.unwrap_or_default().to_string(),
+                dso: rows.number(r, "dso")?,
+                best_possible_dso: rows.number(r, "best_possible_dso")?,
+                average_days_delinquent: rows.number(r, "average_days_delinquent")?,
+                cei: rows.number(r, "cei")?,
+            })
+        })
+        .collect()
+}
+
+/// Aging per snapshot, by currency and bucket. Open amounts are summed per due date first
+/// (a bucket is a function of the due date), then bucketed.
+async fn aging(ctx: &SessionContext, from: &str, to: &str) -> Result<Vec<AgingRow>> {
     let rows = Rows::query(
         ctx,
         "aging",
         &format!(
             "WITH by_due AS ( \
                SELECT snapshot_date, currency, due_date, sum(open_amount) AS open \
-               FROM open_items WHERE snapshot_date BETWEEN DATE '{}' AND DATE '{}' \
+               FROM open_items WHERE snapshot_date BETWEEN DATE '{from}' AND DATE '{to}' \
                GROUP BY 1, 2, 3) \
              SELECT snapshot_date, currency, aging_bucket(due_date, snapshot_date) AS bucket, \
              aging_bucket_rank(aging_bucket(due_date, snapshot_date)) AS bucket_rank, \
@@ -153,29 +359,25 @@ async fn aging(
                  ELSE 0 END) AS overdue, \
              sum(CASE WHEN days_past_due(due_date, snapshot_date) > 90 THEN open \
                  ELSE 0 END) AS over_90 \
-             FROM by_due GROUP BY 1, 2, 3, 4 ORDER BY 2, 1, 4",
-            period.from, period.to
+             FROM by_due GROUP BY 1, 2, 3, 4 ORDER BY 2, 1, 4"
         ),
     )
     .await?;
-    let mut by_currency: BTreeMap<String, BTreeMap<String, Aging>> = BTreeMap::new();
-    for r in 0..rows.len() {
-        let currency = rows.text(r, "currency")?.unwrap_or_default();
-        let month = rows.date(r, "snapshot_date")?.unwrap_or_default();
-        let open = rows.money(r, "open")?.unwrap_or_default();
-        let aging = by_currency
-            .entry(currency)
-            .or_default()
-            .entry(month)
-            .or_default();
-        let bucket = rows.text(r, "bucket")?.unwrap_or_default();
-        let rank = rows.int(r, "bucket_rank")?.unwrap_or_default();
-        aging.buckets.insert(rank, (bucket, open));
-        aging.total += open;
-        aging.overdue += rows.money(r, "overdue")?.unwrap_or_default();
-        aging.over_90 += rows.money(r, "over_90")?.unwrap_or_default();
-    }
-    Ok(by_currency)
+    let money =
+        |r, name| -> Result<String> { Ok(rows.money(r, name)?.unwrap_or_default().to_string()) };
+    (0..rows.len())
+        .map(|r| {
+            Ok(AgingRow {
+                currency: rows.text(r, "currency")?.unwrap_or_default(),
+                snapshot_date: rows.date(r, "snapshot_date")?.unwrap_or_default(),
+                bucket_rank: rows.int(r, "bucket_rank")?.unwrap_or_default(),
+                bucket: rows.text(r, "bucket")?.unwrap_or_default(),
+                open: money(r, "open")?,
+                overdue: money(r, "overdue")?,
+                over_90: money(r, "over_90")?,
+            })
+        })
+        .collect()
 }
 
 /// Shares of a total (None for a zero total).
@@ -503,31 +705,27 @@ fn cei_line(currency: &str, months: &[Month], target: f64) -> Result<Chart> {
 /// Roll rates by currency: `(from_rank, from_bucket) -> period_end -> rate`.
 type Rolls = BTreeMap<(i64, String), BTreeMap<String, Option<f64>>>;
 
-async fn roll_rates(ctx: &SessionContext, period: &Period) -> Result<BTreeMap<String, Rolls>> {
+async fn roll_rates(ctx: &SessionContext, from: &str, to: &str) -> Result<Vec<RollRow>> {
     let rows = Rows::query(
         ctx,
         "roll_rates",
         &format!(
             "SELECT period_end, currency, from_bucket, from_rank, roll_rate \
-             FROM roll_rates('{}', '{}') ORDER BY currency, from_rank, period_end",
-            period.from, period.to
+             FROM roll_rates('{from}', '{to}') ORDER BY currency, from_rank, period_end"
         ),
     )
     .await?;
-    let mut by_currency: BTreeMap<String, Rolls> = BTreeMap::new();
-    for r in 0..rows.len() {
-        let currency = rows.text(r, "currency")?.unwrap_or_default();
-        let bucket = rows.text(r, "from_bucket")?.unwrap_or_default();
-        let rank = rows.int(r, "from_rank")?.unwrap_or_default();
-        let month = rows.date(r, "period_end")?.unwrap_or_default();
-        by_currency
-            .entry(currency)
-            .or_default()
-            .entry((rank, bucket))
-            .or_default()
-            .insert(month, rows.number(r, "roll_rate")?);
-    }
-    Ok(by_currency)
+    (0..rows.len())
+        .map(|r| {
+            Ok(RollRow {
+                currency: rows.text(r, "currency")?.unwrap_or_default(),
+                period_end: rows.date(r, "period_end")?.unwrap_or_default(),
+                from_rank: rows.int(r, "from_rank")?.unwrap_or_default(),
+                from_bucket: rows.text(r, "from_bucket")?.unwrap_or_default(),
+                roll_rate: rows.number(r, "roll_rate")?,
+            })
+        })
+        .collect()
 }
 
 fn roll_matrix(rolls: Option<&Rolls>) -> (Option<Matrix>, String) {
