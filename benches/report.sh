@@ -9,7 +9,10 @@
 # each night's manifest has the time of its own report in `timings_ms.report`), then
 # times `arq report --nights` (every section, 12 months) with /usr/bin/time, and prints
 # where its time went (ARQ_REPORT_TIMINGS). Release build; the warehouse and the nights
-# are kept between runs (delete them to start over).
+# are kept between runs (delete them to start over). A night at 1 M customers is 1.6 GB,
+# mostly the per-person call lists: once written, each night keeps only what later nights
+# and reports read (the manifest, carry_over.csv, queues/scores/limits/backtest.parquet,
+# portfolio_facts.json, report.html), so that 12 nights fit on the disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-1000000}"
@@ -25,6 +28,10 @@ for snapshot in $(ls "$warehouse/customers" | sed -n 's/^snapshot_date=//p' | so
     if [ ! -f "$nights/$snapshot/manifest.json" ]; then
         /usr/bin/time -f "nightly $snapshot: %e s, %M KB" \
             $arq --warehouse "$warehouse" nightly --quiet --as-of "$snapshot" --out "$nights" > /dev/null
+        find "$nights/$snapshot" -mindepth 1 \( -type d -o -type f \) \
+            ! -name manifest.json ! -name carry_over.csv ! -name queues.parquet \
+            ! -name scores.parquet ! -name limits.parquet ! -name backtest.parquet \
+            ! -name portfolio_facts.json ! -name report.html -prune -exec rm -rf {} +
     fi
 done
 python3 - "$nights" <<'EOF'

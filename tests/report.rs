@@ -78,6 +78,31 @@ fn backtest_csv(day: &str) -> Table {
     ]))
 }
 
+/// The rows of `select` over the Parquet file `path` (as table `t`), as text.
+fn parquet_rows(path: &Path, select: &str) -> Vec<Vec<String>> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    use datafusion::prelude::*;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = SessionContext::new();
+        ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+        let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
+        let mut rows = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                rows.push(
+                    (0..b.num_columns())
+                        .map(|c| array_value_to_string(b.column(c), r).unwrap())
+                        .collect(),
+                );
+            }
+        }
+        rows
+    })
+}
+
 fn sql_csv(query: &str) -> Table {
     Table::parse(&run_ok(&["sql", "--format", "csv", query]))
 }
@@ -673,4 +698,55 @@ fn the_nights_keep_their_months_portfolio_series() {
     std::fs::remove_file(out_dir.join("2026-08-31").join("portfolio_facts.json")).unwrap();
     let recomputed = report(dir.path(), "recomputed.html", &with_nights);
     assert_eq!(recomputed, computed);
+}
+
+/// A night keeps the 90-day outcomes its report read (`outcomes.parquet`: `risk_labels`'
+/// `went_bad` of every customer of each labelled snapshot); later reports read them
+/// instead of labelling those snapshots again.
+#[test]
+fn the_nights_keep_the_outcomes_they_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("nights");
+    let out = out_dir.to_str().unwrap();
+    for night in ["2026-05-31", "2026-06-30", "2026-07-31", "2026-10-31"] {
+        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
+    }
+    // The night of 2026-10-31 read the labels of the three earlier nights' snapshots
+    // (their 90 days are in the warehouse): they are `risk_labels`' own.
+    let night = out_dir.join("2026-10-31");
+    let manifest = std::fs::read_to_string(night.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"outcomes.parquet\""), "{manifest}");
+    let kept = parquet_rows(
+        &night.join("outcomes.parquet"),
+        "SELECT CAST(snapshot_date AS VARCHAR), customer_id, CAST(went_bad AS VARCHAR) \
+         FROM t ORDER BY 1, 2",
+    );
+    let labels = sql_csv(
+        "SELECT CAST(snapshot_date AS VARCHAR) AS day, customer_id, \
+         CAST(went_bad AS VARCHAR) AS went_bad \
+         FROM risk_labels('2026-05-31', '2026-07-31') \
+         WHERE snapshot_date IN ('2026-05-31', '2026-06-30', '2026-07-31') ORDER BY 1, 2",
+    );
+    assert_eq!(kept.len(), labels.rows.len());
+    assert!(kept.len() > 3 * 1000, "{}", kept.len());
+    assert!(kept.iter().any(|r| r[2] == "true") && kept.iter().any(|r| r[2] == "false"));
+    assert_eq!(kept, labels.rows, "the kept outcomes are not risk_labels'");
+
+    // The report over the nights reads them: with every kept outcome good, no bads show.
+    let roc = |name: &str| texts(&report(dir.path(), name, &["--nights", out]), "figure#roc");
+    let before = roc("before.html");
+    assert!(
+        before.len() == 1 && !before[0].contains("Not enough data"),
+        "{before:?}"
+    );
+    rewrite(
+        &night,
+        "outcomes.parquet",
+        "SELECT snapshot_date, customer_id, false AS went_bad FROM t",
+    );
+    let after = roc("after.html");
+    assert!(
+        after.len() == 1 && after[0].contains("Not enough data"),
+        "the kept outcomes were not read: {after:?}"
+    );
 }

@@ -349,7 +349,7 @@ fn the_nightly_reads_and_writes_a_bucket_as_a_local_folder() {
     ];
     let summary = s3.arq_ok(&to_bucket);
     assert!(
-        summary.contains("wrote 55 files to s3://arq-nights/out/2026-10-31"),
+        summary.contains("wrote 56 files to s3://arq-nights/out/2026-10-31"),
         "{summary}"
     );
     assert!(summary.contains("published as s3://arq-nights/out/2026-10-31/run-"));
@@ -371,7 +371,7 @@ fn the_nightly_reads_and_writes_a_bucket_as_a_local_folder() {
     assert_eq!(
         s3.keys("arq-nights", &format!("out/2026-10-31/{run}/"))
             .len(),
-        55
+        56
     );
 
     // The invoice settlement of a warehouse in a bucket, kept in a local folder: the

@@ -18,7 +18,8 @@
 //!   `backtest.*`: the backtest rows it showed, which later nights and `arq report
 //!   --nights` read instead of replaying those queues again, and `portfolio_facts.json`:
 //!   the month's portfolio series (aging, `ar_metrics`, `roll_rates`), which later reports
-//!   read instead of computing that month again;
+//!   read instead of computing that month again, and `outcomes.parquet`: the labelled
+//!   snapshots' 90-day outcomes the report read (later reports label only new ones);
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
 //!   fingerprint, and timings. Everything but the `timings_ms` object is byte-identical
@@ -173,6 +174,9 @@ pub fn run(
             .map_err(|e| ArqError::Internal(format!("the portfolio facts: {e}")))?;
         writer.file(crate::report::nights::PORTFOLIO_FACTS, &json)?;
     }
+    // The labelled snapshots' outcomes, so that later reports label only the new one.
+    let outcomes = crate::report::nights::outcomes_batch(&report.outcomes)?;
+    writer.parquet(crate::report::nights::OUTCOMES, &outcomes)?;
     stages.done("report");
 
     let mut summary = Summary::of(

@@ -41,7 +41,7 @@ pub const POINTER: &str = "LATEST";
 pub const MANIFEST: &str = "manifest.json";
 
 /// What later nights and `arq report --nights` read of a night (the rest is for people).
-const READ_BY_LATER_NIGHTS: [&str; 7] = [
+const READ_BY_LATER_NIGHTS: [&str; 8] = [
     MANIFEST,
     "carry_over.csv",
     "queues.parquet",
@@ -49,6 +49,7 @@ const READ_BY_LATER_NIGHTS: [&str; 7] = [
     "limits.parquet",
     "backtest.parquet",
     crate::report::nights::PORTFOLIO_FACTS,
+    "outcomes.parquet",
 ];
 
 /// Files above this size are uploaded in parts.

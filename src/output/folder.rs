@@ -135,6 +135,21 @@ impl FolderWriter {
         Ok(())
     }
 
+    /// `name.parquet` alone (a table for programs only, too big to be worth a CSV),
+    /// listed after the tables.
+    pub fn parquet(&self, name: &str, batch: &RecordBatch) -> Result<()> {
+        let result = QueryResult {
+            schema: batch.schema(),
+            batches: vec![batch.clone()],
+        };
+        self.write_with(
+            usize::MAX,
+            &format!("{name}.parquet"),
+            Some(batch.num_rows()),
+            |out| write_result(&result, OutputFormat::Parquet, out),
+        )
+    }
+
     /// A file that is not a table, listed after the tables.
     pub fn file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         self.write_with(usize::MAX, name, None, |out| {

@@ -126,6 +126,8 @@ pub struct Built {
     pub backtest: Vec<arq_models::backtest::BacktestRow>,
     /// The portfolio series of the snapshot's month (None without the portfolio section).
     pub facts: Option<portfolio::Facts>,
+    /// The labelled snapshots' outcomes the model section read (empty without it).
+    pub outcomes: nights::Outcomes,
 }
 
 /// Builds the report's HTML.
@@ -229,10 +231,15 @@ pub async fn build(
             one_snapshot => period.previous.is_none(),
         })
         .map_err(template_error)?;
+    let (backtest, outcomes) = match model_view {
+        Some(view) => (view.backtest, view.outcomes),
+        None => Default::default(),
+    };
     Ok(Built {
         html,
-        backtest: model_view.map(|m| m.backtest).unwrap_or_default(),
         facts,
+        backtest,
+        outcomes,
     })
 }
 

@@ -31,14 +31,14 @@ use arq_models::policy::QueuePolicy;
 use arq_models::scores::{Scores, score_snapshot};
 use arq_models::sql::SessionModel;
 use arq_udfs::dates;
-use datafusion::arrow::array::Array;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::Period;
 use super::charts::{self, Axes, Series};
 use super::format;
-use super::nights::Nights;
+use super::nights::{Nights, Outcomes};
 use super::view::{Chart, Table};
 use crate::error::Result;
 
@@ -55,6 +55,10 @@ pub struct ModelView {
     /// The backtest's rows (the nightly keeps them: `backtest.parquet`).
     #[serde(skip)]
     pub backtest: Vec<BacktestRow>,
+    /// The labelled snapshots' outcomes the section read (the nightly keeps them:
+    /// `outcomes.parquet`).
+    #[serde(skip)]
+    pub outcomes: Outcomes,
 }
 
 /// Why a chart is empty when the nights given scored none of the labelled snapshots.
@@ -211,6 +215,7 @@ pub async fn build(
         psi: format!("{psi:.3}"),
         psi_verdict: metrics::psi_verdict(psi).to_string(),
         backtest: replayed,
+        outcomes: labelled.outcomes,
     })
 }
 
@@ -221,6 +226,8 @@ struct Labelled {
     bad: Vec<bool>,
     /// Labelled snapshots left out because the nights given had not scored them.
     without_night: usize,
+    /// The outcomes read, per labelled snapshot.
+    outcomes: Outcomes,
 }
 
 /// The labelled snapshots of the report's months, each scored once (as its night did, or
@@ -254,14 +261,17 @@ async fn replay(
         .filter(|&d| d.saturating_add(90) <= last)
         .collect();
     let replayed_days = &known[known.len().saturating_sub(BACKTEST_SNAPSHOTS)..];
-    // A night keeps the rows it replayed: replay only what no night has.
+    // A night keeps the rows it replayed and the outcomes it read: replay and label only
+    // what no night has.
     let kept = nights.backtest(input.policy_fingerprint);
+    let mut kept_outcomes = nights.outcomes();
     let state = ctx.state();
     let mut labelled = Labelled {
         pd: Vec::new(),
         max_dpd: Vec::new(),
         bad: Vec::new(),
         without_night: 0,
+        outcomes: Outcomes::new(),
     };
     let mut rows = Vec::new();
     for day in window {
@@ -272,12 +282,24 @@ async fn replay(
             labelled.without_night += 1;
             continue;
         }
-        let started = std::time::Instant::now();
-        let Some(outcomes) = outcomes(&state, day).await? else {
-            continue;
+        let outcomes = match kept_outcomes.remove(&day) {
+            Some(kept) => kept,
+            None => {
+                let started = std::time::Instant::now();
+                let Some(computed) = outcomes(&state, day).await? else {
+                    continue;
+                };
+                super::rows::timing("labels of a snapshot", started);
+                outcomes_of_pairs(&computed)?
+            }
         };
-        super::rows::timing("labels of a snapshot", started);
-        let bad: HashMap<&str, bool> = outcomes.iter().map(|(c, b)| (c.as_str(), *b)).collect();
+        let (ids, went_bad) = (
+            outcomes.column(0).as_string::<i32>(),
+            outcomes.column(1).as_boolean(),
+        );
+        let bad: HashMap<&str, bool> = (0..outcomes.num_rows())
+            .map(|r| (ids.value(r), went_bad.value(r)))
+            .collect();
         let scores = match stored {
             Some(scores) => scores,
             None => score_here(ctx, input, day).await?,
@@ -305,8 +327,27 @@ async fn replay(
                 rows.extend(stored.into_iter().cloned());
             }
         }
+        drop(bad);
+        labelled.outcomes.insert(day, outcomes);
     }
     Ok((labelled, rows))
+}
+
+/// Computed outcomes as a batch of `customer_id` and `went_bad` ([`Outcomes`]).
+fn outcomes_of_pairs(pairs: &[(String, bool)]) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = std::sync::Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("went_bad", DataType::Boolean, false),
+    ]));
+    let ids: ArrayRef = std::sync::Arc::new(StringArray::from_iter_values(
+        pairs.iter().map(|(c, _)| c.as_str()),
+    ));
+    let bad: ArrayRef = std::sync::Arc::new(BooleanArray::from(
+        pairs.iter().map(|(_, b)| *b).collect::<Vec<bool>>(),
+    ));
+    Ok(RecordBatch::try_new(schema, vec![ids, bad])?)
 }
 
 /// The ROC curve of `scores` (higher = riskier), at most ~100 points.

@@ -3,15 +3,18 @@
 //! every committed night under the nightly's output folder; a night's folder appears
 //! whole or not at all, so a folder there is a finished night), and the scores each night
 //! computed (`scores.parquet`), which the report reads instead of scoring a snapshot again
-//! when the night used the same model.
+//! when the night used the same model, and the portfolio series of each night's month
+//! (`portfolio_facts.json`, [`Facts`]), which the report reads instead of computing
+//! that month again.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arq_models::backtest::{BacktestRow, backtest_rows};
 use arq_models::scores::Scores;
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -24,6 +27,14 @@ const CARRY_OVER: &str = "carry_over";
 
 /// The file in which a night keeps its month's portfolio series ([`Facts`]).
 pub const PORTFOLIO_FACTS: &str = "portfolio_facts.json";
+
+/// The table in which a night keeps the 90-day outcomes its report read
+/// (`outcomes.parquet`: `snapshot_date`, `customer_id`, `went_bad`).
+pub const OUTCOMES: &str = "outcomes";
+
+/// Each labelled snapshot's outcomes (days since 1970 → a batch of `customer_id` (Utf8)
+/// and `went_bad` (Boolean)).
+pub type Outcomes = BTreeMap<i32, RecordBatch>;
 
 /// Carried-over customers per night (`YYYY-MM-DD` → customer ids), and where the nights'
 /// scores are.
@@ -123,19 +134,34 @@ impl Nights {
         let Some(scored) = self.scored.as_ref() else {
             return Vec::new();
         };
-        let newest = std::fs::read_dir(&scored.out)
+        self.newest_night()
+            .filter(|dir| made_with(dir, &scored.model, Some(policy)))
+            .and_then(|dir| read_parquet(&dir.join("backtest.parquet")))
+            .and_then(|batch| backtest_rows(&batch).ok())
+            .unwrap_or_default()
+    }
+
+    /// The labelled snapshots' 90-day outcomes the newest committed night kept (the
+    /// outcomes its report read: `outcomes.parquet`). They are the warehouse's, whatever
+    /// the model. Empty without such a night.
+    pub fn outcomes(&self) -> Outcomes {
+        self.newest_night()
+            .and_then(|dir| read_parquet(&dir.join(format!("{OUTCOMES}.parquet"))))
+            .and_then(|batch| outcomes_of_batch(&batch).ok())
+            .unwrap_or_default()
+    }
+
+    /// The folder of the newest committed night on or before the report's snapshot.
+    fn newest_night(&self) -> Option<PathBuf> {
+        let scored = self.scored.as_ref()?;
+        std::fs::read_dir(&scored.out)
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| is_night(n) && n.as_str() <= scored.until.as_str())
-            .max();
-        newest
+            .max()
             .map(|night| scored.out.join(night))
-            .filter(|dir| made_with(dir, &scored.model, Some(policy)))
-            .and_then(|dir| read_parquet(&dir.join("backtest.parquet")))
-            .and_then(|batch| backtest_rows(&batch).ok())
-            .unwrap_or_default()
     }
 
     /// The portfolio series the committed night `night` (`YYYY-MM-DD`) kept for its month
@@ -208,6 +234,66 @@ pub fn scores_of_night(out: &Path, day: i32, model: &str) -> Option<Scores> {
         return None;
     }
     Scores::from_batch(day, read_parquet(&dir.join("scores.parquet"))?).ok()
+}
+
+/// The outcomes as one table, by snapshot then customer (`outcomes.parquet`).
+pub fn outcomes_batch(outcomes: &Outcomes) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, Date32Array};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("snapshot_date", DataType::Date32, false),
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("went_bad", DataType::Boolean, false),
+    ]));
+    let mut parts = Vec::new();
+    for (day, batch) in outcomes {
+        let days: ArrayRef = Arc::new(Date32Array::from(vec![*day; batch.num_rows()]));
+        let mut columns = vec![days];
+        columns.extend(batch.columns().iter().cloned());
+        parts.push(RecordBatch::try_new(schema.clone(), columns)?);
+    }
+    Ok(datafusion::arrow::compute::concat_batches(&schema, &parts)?)
+}
+
+/// The outcomes of an `outcomes.parquet` table, split by snapshot.
+fn outcomes_of_batch(batch: &RecordBatch) -> Result<Outcomes> {
+    use datafusion::arrow::datatypes::{Date32Type, Field, Schema};
+    let column = |name: &str, kind: &DataType| -> Result<_> {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| ArqError::Input(format!("{OUTCOMES}.parquet: no column `{name}`")))?;
+        Ok(cast(array, kind)?)
+    };
+    let days = column("snapshot_date", &DataType::Date32)?;
+    let pair = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("went_bad", DataType::Boolean, false),
+    ]));
+    let columns = vec![
+        column("customer_id", &DataType::Utf8)?,
+        column("went_bad", &DataType::Boolean)?,
+    ];
+    if columns.iter().any(|c| c.null_count() > 0) {
+        return Err(ArqError::Input(format!(
+            "{OUTCOMES}.parquet: a missing value"
+        )));
+    }
+    let whole = RecordBatch::try_new(pair, columns)?;
+    let days = days.as_primitive::<Date32Type>();
+    let mut outcomes = Outcomes::new();
+    let mut start = 0;
+    for row in 1..=days.len() {
+        if row == days.len() || days.value(row) != days.value(start) {
+            let part = whole.slice(start, row - start);
+            if outcomes.insert(days.value(start), part).is_some() {
+                return Err(ArqError::Input(format!(
+                    "{OUTCOMES}.parquet: the rows of a snapshot are not together"
+                )));
+            }
+            start = row;
+        }
+    }
+    Ok(outcomes)
 }
 
 /// The customer ids of a `carry_over.csv` whose queue is `carry_over`.

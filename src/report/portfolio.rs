@@ -880,3 +880,132 @@ async fn breakdown(ctx: &SessionContext, dimension: &str) -> Result<Table> {
     }
     Ok(table)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn period(as_of: &str, snapshots: &[&str], months: u32) -> Period {
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let snapshots: Vec<NaiveDate> = snapshots.iter().map(|d| day(d)).collect();
+        Period::new(day(as_of), &snapshots, months, 80.0).unwrap()
+    }
+
+    fn facts(month: &str) -> Facts {
+        Facts {
+            format: FACTS_FORMAT,
+            month: month.to_string(),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn earlier_months_come_from_the_night_of_their_last_snapshot() {
+        let p = period(
+            "2026-04-30",
+            &[
+                "2026-01-31",
+                "2026-02-15",
+                "2026-02-28",
+                "2026-03-31",
+                "2026-04-30",
+            ],
+            4,
+        );
+        let asked = std::cell::RefCell::new(Vec::new());
+        let known = Known::from_nights(&p, |night| {
+            asked.borrow_mut().push(night.to_string());
+            Some(facts(&night[..7]))
+        });
+        // February's facts are the night of the 28th's, not the 15th's; April (the
+        // snapshot's own month) is computed.
+        assert_eq!(*asked.borrow(), ["2026-01-31", "2026-02-28", "2026-03-31"]);
+        assert_eq!(known.facts.len(), 3);
+        assert_eq!(known.compute_from, "2026-04-01");
+    }
+
+    #[test]
+    fn the_first_month_without_usable_facts_is_computed_and_all_after_it() {
+        let snapshots = ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30"];
+        let p = period("2026-04-30", &snapshots, 4);
+        // No night for February: January known, February on computed.
+        let known = Known::from_nights(&p, |night| {
+            (night != "2026-02-28").then(|| facts(&night[..7]))
+        });
+        assert_eq!(known.facts.len(), 1);
+        assert_eq!(known.compute_from, "2026-02-01");
+        // Facts of another format, or of another month, are not used.
+        let old = Known::from_nights(&p, |night| {
+            Some(Facts {
+                format: FACTS_FORMAT + 1,
+                ..facts(&night[..7])
+            })
+        });
+        assert!(old.facts.is_empty());
+        assert_eq!(old.compute_from, "2026-01-01");
+        let other = Known::from_nights(&p, |_| Some(facts("2025-12")));
+        assert!(other.facts.is_empty());
+        // A month with no snapshot at all stops the known months too.
+        let gap = period("2026-04-30", &["2026-01-31", "2026-03-31", "2026-04-30"], 4);
+        let known = Known::from_nights(&gap, |night| Some(facts(&night[..7])));
+        assert_eq!(known.compute_from, "2026-02-01");
+        // One month asked: nothing to read.
+        let one = Known::from_nights(&period("2026-04-30", &snapshots, 1), |n| {
+            Some(facts(&n[..7]))
+        });
+        assert!(one.facts.is_empty());
+        assert_eq!(one.compute_from, "2026-04-01");
+    }
+
+    #[test]
+    fn facts_are_the_rows_of_the_snapshots_month_and_read_back_exactly() {
+        let metric = |end: &str| MetricRow {
+            currency: "USD".into(),
+            period_end: end.into(),
+            ar_end: "1234.50".into(),
+            dso: Some(0.1 + 0.2),
+            best_possible_dso: None,
+            average_days_delinquent: Some(1.0 / 3.0),
+            cei: Some(f64::MIN_POSITIVE),
+        };
+        let aging = |day: &str| AgingRow {
+            currency: "EUR".into(),
+            snapshot_date: day.into(),
+            bucket_rank: 2,
+            bucket: "1-30".into(),
+            open: "10.00".into(),
+            overdue: "10.00".into(),
+            over_90: "0.00".into(),
+        };
+        let roll = |end: &str| RollRow {
+            currency: "USD".into(),
+            period_end: end.into(),
+            from_rank: 1,
+            from_bucket: "current".into(),
+            roll_rate: Some(2.0 / 7.0),
+        };
+        let tonight = Facts::of_month(
+            "2026-04-30",
+            &[metric("2026-03-31"), metric("2026-04-30")],
+            &[
+                aging("2026-03-31"),
+                aging("2026-04-15"),
+                aging("2026-04-30"),
+            ],
+            &[roll("2026-03-31"), roll("2026-04-30")],
+        );
+        assert_eq!(tonight.month, "2026-04");
+        assert_eq!(tonight.metrics, [metric("2026-04-30")]);
+        assert_eq!(tonight.aging, [aging("2026-04-15"), aging("2026-04-30")]);
+        assert_eq!(tonight.rolls, [roll("2026-04-30")]);
+        let json = serde_json::to_vec_pretty(&tonight).unwrap();
+        let read: Facts = serde_json::from_slice(&json).unwrap();
+        assert_eq!(read, tonight);
+        assert_eq!(
+            fold_metrics(read.metrics).unwrap()["USD"][0]
+                .ar_end
+                .to_string(),
+            "1234.50"
+        );
+    }
+}
