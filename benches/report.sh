@@ -12,7 +12,7 @@
 # are kept between runs (delete them to start over). A night at 1 M customers is 1.6 GB,
 # mostly the per-person call lists: once written, each night keeps only what later nights
 # and reports read (the manifest, carry_over.csv, queues/scores/limits/backtest.parquet,
-# portfolio_facts.json, report.html), so that 12 nights fit on the disk.
+# portfolio_facts.json, outcomes.parquet, report.html), so that 12 nights fit on the disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-1000000}"
@@ -31,7 +31,8 @@ for snapshot in $(ls "$warehouse/customers" | sed -n 's/^snapshot_date=//p' | so
         find "$nights/$snapshot" -mindepth 1 \( -type d -o -type f \) \
             ! -name manifest.json ! -name carry_over.csv ! -name queues.parquet \
             ! -name scores.parquet ! -name limits.parquet ! -name backtest.parquet \
-            ! -name portfolio_facts.json ! -name report.html -prune -exec rm -rf {} +
+            ! -name portfolio_facts.json ! -name outcomes.parquet ! -name report.html \
+            -prune -exec rm -rf {} +
     fi
 done
 python3 - "$nights" <<'EOF'

@@ -161,19 +161,22 @@ pub async fn build(
             why,
         ));
     } else {
-        for (name, scores) in [
-            ("champion (PD)", &labelled.pd),
-            ("baseline (max DPD)", &labelled.max_dpd),
+        // Each ranking sorted once for all its figures (millions of customer-snapshots).
+        let champion = metrics::Ranking::new(&labelled.pd, &labelled.bad);
+        let baseline = metrics::Ranking::new(&labelled.max_dpd, &labelled.bad);
+        for (name, ranking) in [
+            ("champion (PD)", &champion),
+            ("baseline (max DPD)", &baseline),
         ] {
             evaluated.push(vec![
                 name.to_string(),
-                num(metrics::auc(scores, &labelled.bad)),
-                num(metrics::ks(scores, &labelled.bad)),
-                pct(metrics::capture(scores, &labelled.bad, 0.10)),
-                pct(metrics::capture(scores, &labelled.bad, 0.20)),
+                num(ranking.auc()),
+                num(ranking.ks()),
+                pct(ranking.capture(0.10)),
+                pct(ranking.capture(0.20)),
             ]);
         }
-        charts.push(roc(&labelled)?);
+        charts.push(roc(&labelled, &champion, &baseline)?);
         charts.push(distribution(&labelled)?);
     }
 
@@ -350,10 +353,9 @@ fn outcomes_of_pairs(pairs: &[(String, bool)]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, vec![ids, bad])?)
 }
 
-/// The ROC curve of `scores` (higher = riskier), at most ~100 points.
-fn roc_points(scores: &[f64], bad: &[bool]) -> Vec<(f64, f64)> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+/// The ROC curve of `scores` (higher = riskier) walked in `order` (riskiest first), at
+/// most ~100 points.
+fn roc_points(scores: &[f64], bad: &[bool], order: &[usize]) -> Vec<(f64, f64)> {
     let positives = bad.iter().filter(|b| **b).count().max(1) as f64;
     let negatives = bad.iter().filter(|b| !**b).count().max(1) as f64;
     let step = (scores.len() / 100).max(1);
@@ -379,14 +381,15 @@ fn roc_points(scores: &[f64], bad: &[bool]) -> Vec<(f64, f64)> {
     points
 }
 
-fn roc(labelled: &Labelled) -> Result<Chart> {
+fn roc(
+    labelled: &Labelled,
+    champion: &metrics::Ranking,
+    baseline: &metrics::Ranking,
+) -> Result<Chart> {
     let title = "ROC curves on this warehouse (labelled snapshots)".to_string();
-    let champion = roc_points(&labelled.pd, &labelled.bad);
-    let baseline = roc_points(&labelled.max_dpd, &labelled.bad);
-    let (auc_c, auc_b) = (
-        metrics::auc(&labelled.pd, &labelled.bad).unwrap_or(0.5),
-        metrics::auc(&labelled.max_dpd, &labelled.bad).unwrap_or(0.5),
-    );
+    let (auc_c, auc_b) = (champion.auc().unwrap_or(0.5), baseline.auc().unwrap_or(0.5));
+    let champion = roc_points(&labelled.pd, &labelled.bad, champion.order());
+    let baseline = roc_points(&labelled.max_dpd, &labelled.bad, baseline.order());
     let reading = format!(
         "The champion's AUC is {auc_c:.3} against {auc_b:.3} for ranking by days past due."
     );
