@@ -81,21 +81,16 @@ pub async fn build(
         breakdown(ctx, "region"),
     )?;
     let tonight = Facts::of_month(&period.as_of, &metric_rows, &aging_rows, &roll_rows);
-    let mut all = Facts::default();
-    for month in known.facts.iter().chain([&Facts {
-        format: FACTS_FORMAT,
-        month: String::new(),
-        metrics: metric_rows,
-        aging: aging_rows,
-        rolls: roll_rows,
-    }]) {
-        all.metrics.extend(month.metrics.iter().cloned());
-        all.aging.extend(month.aging.iter().cloned());
-        all.rolls.extend(month.rolls.iter().cloned());
-    }
-    let metrics = fold_metrics(all.metrics)?;
-    let aging = fold_aging(&all.aging)?;
-    let roll = fold_rolls(&all.rolls);
+    // The known months' rows, then the computed ones.
+    let metrics = fold_metrics(
+        known
+            .rows(|f| &f.metrics)
+            .chain(&metric_rows)
+            .cloned()
+            .collect(),
+    )?;
+    let aging = fold_aging(known.rows(|f| &f.aging).chain(&aging_rows))?;
+    let roll = fold_rolls(known.rows(|f| &f.rolls).chain(&roll_rows));
     let currencies: Vec<String> = aging.keys().chain(metrics.keys()).cloned().collect();
     let mut currencies: Vec<String> = currencies;
     currencies.sort();
@@ -220,6 +215,11 @@ pub struct Known {
 }
 
 impl Known {
+    /// One kind of row of every known month, in month order.
+    fn rows<'a, T: 'a>(&'a self, kind: fn(&Facts) -> &Vec<T>) -> impl Iterator<Item = &'a T> {
+        self.facts.iter().flat_map(move |f| kind(f).iter())
+    }
+
     /// Nothing known: every month computed.
     pub fn nothing(period: &Period) -> Known {
         Known {
@@ -283,7 +283,9 @@ fn fold_metrics(mut rows: Vec<MetricRow>) -> Result<BTreeMap<String, Vec<Month>>
     Ok(by_currency)
 }
 
-fn fold_aging(rows: &[AgingRow]) -> Result<BTreeMap<String, BTreeMap<String, Aging>>> {
+fn fold_aging<'a>(
+    rows: impl Iterator<Item = &'a AgingRow>,
+) -> Result<BTreeMap<String, BTreeMap<String, Aging>>> {
     let mut by_currency: BTreeMap<String, BTreeMap<String, Aging>> = BTreeMap::new();
     for r in rows {
         let open = decimal(&r.open)?;
@@ -302,7 +304,7 @@ fn fold_aging(rows: &[AgingRow]) -> Result<BTreeMap<String, BTreeMap<String, Agi
     Ok(by_currency)
 }
 
-fn fold_rolls(rows: &[RollRow]) -> BTreeMap<String, Rolls> {
+fn fold_rolls<'a>(rows: impl Iterator<Item = &'a RollRow>) -> BTreeMap<String, Rolls> {
     let mut by_currency: BTreeMap<String, Rolls> = BTreeMap::new();
     for r in rows {
         by_currency
