@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{Table, generate_small, rewrite, run_ok};
+use crate::util::{Table, generate_small, rewrite, run_ok, select_parquet};
 
 /// Runs `arq report ARGS --out DIR/name` and returns the HTML.
 fn report(dir: &Path, name: &str, args: &[&str]) -> String {
@@ -81,26 +81,33 @@ fn backtest_csv(day: &str) -> Table {
 /// The rows of `select` over the Parquet file `path` (as table `t`), as text.
 fn parquet_rows(path: &Path, select: &str) -> Vec<Vec<String>> {
     use datafusion::arrow::util::display::array_value_to_string;
-    use datafusion::prelude::*;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let ctx = SessionContext::new();
-        ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
-            .await
-            .unwrap();
-        let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
-        let mut rows = Vec::new();
-        for b in &batches {
-            for r in 0..b.num_rows() {
-                rows.push(
-                    (0..b.num_columns())
-                        .map(|c| array_value_to_string(b.column(c), r).unwrap())
-                        .collect(),
-                );
-            }
+    let mut rows = Vec::new();
+    for b in &select_parquet(path, select) {
+        for r in 0..b.num_rows() {
+            rows.push(
+                (0..b.num_columns())
+                    .map(|c| array_value_to_string(b.column(c), r).unwrap())
+                    .collect(),
+            );
         }
-        rows
-    })
+    }
+    rows
+}
+
+/// The nightly run for each of `dates` into `dir/nights` (returned).
+fn nights(dir: &Path, dates: &[&str]) -> PathBuf {
+    let out = dir.join("nights");
+    for night in dates {
+        run_ok(&[
+            "nightly",
+            "--quiet",
+            "--as-of",
+            night,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    }
+    out
 }
 
 fn sql_csv(query: &str) -> Table {
@@ -568,17 +575,18 @@ fn the_model_section_reads_the_nights_scores_and_gives_the_same_figures() {
     assert!(rows_of(&other) < rows_of(&read));
 }
 
+/// Nights whose report reads three labelled snapshots scored by the earlier nights (the
+/// 90 days after 2026-05-31, -06-30 and -07-31 are in the demo by 2026-10-31).
+const LABELLED_NIGHTS: [&str; 4] = ["2026-05-31", "2026-06-30", "2026-07-31", "2026-10-31"];
+
 /// A night keeps the backtest rows its report showed (`backtest.*`, `arq backtest`'s
 /// figures); later reports read them instead of replaying the queues, and only when the
 /// night used the same model and policy.
 #[test]
 fn the_nights_keep_the_backtest_rows_they_replayed() {
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("nights");
+    let out_dir = nights(dir.path(), &LABELLED_NIGHTS);
     let out = out_dir.to_str().unwrap();
-    for night in ["2026-05-31", "2026-06-30", "2026-07-31", "2026-10-31"] {
-        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
-    }
     let night = out_dir.join("2026-10-31");
     let kept = std::fs::read_to_string(night.join("backtest.csv")).unwrap();
     let kept = Table::parse(&kept);
@@ -647,10 +655,10 @@ fn the_nights_keep_the_backtest_rows_they_replayed() {
 #[test]
 fn the_nights_keep_their_months_portfolio_series() {
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("nights");
+    let months = ["2026-08-31", "2026-09-30", "2026-10-31"];
+    let out_dir = nights(dir.path(), &months);
     let out = out_dir.to_str().unwrap();
-    for night in ["2026-08-31", "2026-09-30", "2026-10-31"] {
-        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
+    for night in months {
         let night_dir = out_dir.join(night);
         let facts: serde_json::Value =
             serde_json::from_slice(&std::fs::read(night_dir.join("portfolio_facts.json")).unwrap())
@@ -706,11 +714,8 @@ fn the_nights_keep_their_months_portfolio_series() {
 #[test]
 fn the_nights_keep_the_outcomes_they_read() {
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("nights");
+    let out_dir = nights(dir.path(), &LABELLED_NIGHTS);
     let out = out_dir.to_str().unwrap();
-    for night in ["2026-05-31", "2026-06-30", "2026-07-31", "2026-10-31"] {
-        run_ok(&["nightly", "--quiet", "--as-of", night, "--out", out]);
-    }
     // The night of 2026-10-31 read the labels of the three earlier nights' snapshots
     // (their 90 days are in the warehouse): they are `risk_labels`' own.
     let night = out_dir.join("2026-10-31");

@@ -190,26 +190,34 @@ pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Replaces a table's file with one written by DataFusion from `select` (over the
-/// original file registered as `t`).
-pub fn rewrite(warehouse: &Path, relative: &str, select: &str) {
+/// The batches of `select` over the Parquet file `path` (registered as `t`).
+pub fn select_parquet(
+    path: &Path,
+    select: &str,
+) -> Vec<datafusion::arrow::record_batch::RecordBatch> {
     use datafusion::prelude::*;
-    let path = warehouse.join(relative);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let ctx = SessionContext::new();
         ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
             .await
             .unwrap();
-        let batches = ctx.sql(select).await.unwrap().collect().await.unwrap();
-        let schema = batches[0].schema();
-        let file = std::fs::File::create(&path).unwrap();
-        let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-        for b in &batches {
-            w.write(b).unwrap();
-        }
-        w.close().unwrap();
-    });
+        ctx.sql(select).await.unwrap().collect().await.unwrap()
+    })
+}
+
+/// Replaces a table's file with one written by DataFusion from `select` (over the
+/// original file registered as `t`).
+pub fn rewrite(warehouse: &Path, relative: &str, select: &str) {
+    let path = warehouse.join(relative);
+    let batches = select_parquet(&path, select);
+    let schema = batches[0].schema();
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
 }
 
 /// CSV text read by column name.
