@@ -19,8 +19,10 @@
 //! same PDs as `risk_score` in SQL). With the nightly's history (`--nights`, and the
 //! nightly's own report) the scores are those the nights computed with this model (read
 //! from their `scores.parquet`, [`Nights::scores`]): nothing is scored again, and a
-//! labelled snapshot no night scored is left out (the section says how many). Without
-//! it, every labelled snapshot of the months is scored here, which at a million
+//! labelled snapshot no night scored is left out (the section says how many). The
+//! 90-day outcomes come from the newest night's `outcomes.parquet` (the outcomes its
+//! report read), so only a snapshot no night labelled is labelled here. Without the
+//! history, every labelled snapshot of the months is scored here, which at a million
 //! customers takes minutes.
 
 use std::collections::{BTreeMap, HashMap};
