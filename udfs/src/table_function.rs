@@ -158,3 +158,28 @@ pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordB
     let plan = state.create_logical_plan(sql).await?;
     DataFrame::new(state.clone(), plan).collect().await
 }
+
+/// Runs `sql` as [`collect_sql`] does, with every hash join whose smaller side is
+/// estimated under `rows` rows built once from that whole side and probed by the other
+/// side's partitions as they are read (DataFusion's `CollectLeft`), instead of
+/// hash-partitioning both sides: for a few hundred thousand rows (a month's promises)
+/// probed by a table of a hundred million (every payment), the large side is not
+/// repartitioned. The rows are the same either way.
+pub async fn collect_sql_small_builds(
+    session: &dyn Session,
+    sql: &str,
+    rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    let mut state = session_state(session)?.clone();
+    small_builds(&mut state, rows);
+    let plan = state.create_logical_plan(sql).await?;
+    DataFrame::new(state, plan).collect().await
+}
+
+/// Sets `state` to collect a hash join's build side whole when it is estimated under
+/// `rows` rows (whatever its bytes); see [`collect_sql_small_builds`].
+pub fn small_builds(state: &mut SessionState, rows: usize) {
+    let optimizer = &mut state.config_mut().options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold_rows = rows;
+    optimizer.hash_join_single_partition_threshold = usize::MAX;
+}

@@ -15,7 +15,14 @@ use datafusion::logical_expr::Expr;
 
 use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, ratio};
 use crate::dates;
-use crate::table_function::{Metric, MetricTable, Wanted, collect_sql, date_range_args};
+use crate::table_function::{
+    Metric, MetricTable, Wanted, collect_sql, collect_sql_small_builds, date_range_args,
+};
+
+/// Promises per join side below which the payments and invoices are probed without being
+/// repartitioned ([`collect_sql_small_builds`]; 17 % less time at a million customers,
+/// 477 k promises a month).
+const SMALL_BUILD_ROWS: usize = 20_000_000;
 
 /// Days after the promise date within which a payment still keeps the promise.
 pub const DEFAULT_GRACE_DAYS: i64 = 3;
@@ -172,7 +179,7 @@ impl Metric for PromiseKeptRateTable {
         let (mut start, mut end, mut dims, mut currencies) = (vec![], vec![], vec![], vec![]);
         let (mut counts, mut kept_counts, mut promised, mut kept, mut rates) =
             (vec![], vec![], vec![], vec![], vec![]);
-        for b in collect_sql(session, &sql).await? {
+        for b in collect_sql_small_builds(session, &sql, SMALL_BUILD_ROWS).await? {
             let c = Columns(&b);
             let int = |i: usize, row: usize| {
                 datafusion::arrow::array::AsArray::as_primitive::<Int64Type>(b.column(i)).value(row)
