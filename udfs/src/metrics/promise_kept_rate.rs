@@ -20,7 +20,7 @@ use crate::table_function::{
 };
 
 /// Promises per join side below which the payments and invoices are probed without being
-/// repartitioned ([`collect_sql_small_builds`]; 17 % less time at a million customers,
+/// repartitioned ([`collect_sql_small_builds`]; a quarter less time at a million customers,
 /// 477 k promises a month).
 const SMALL_BUILD_ROWS: usize = 20_000_000;
 
