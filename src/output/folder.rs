@@ -117,37 +117,35 @@ impl FolderWriter {
     }
 
     fn table(&self, order: usize, name: &str, batch: &RecordBatch) -> Result<()> {
-        let result = QueryResult {
-            schema: batch.schema(),
-            batches: vec![batch.clone()],
-        };
-        for (k, format, extension) in [
-            (0, OutputFormat::Csv, "csv"),
-            (1, OutputFormat::Parquet, "parquet"),
-        ] {
-            self.write_with(
-                order + k,
-                &format!("{name}.{extension}"),
-                Some(batch.num_rows()),
-                |out| write_result(&result, format, out),
-            )?;
-        }
-        Ok(())
+        self.encoded(order, name, OutputFormat::Csv, "csv", batch)?;
+        self.encoded(order + 1, name, OutputFormat::Parquet, "parquet", batch)
     }
 
-    /// `name.parquet` alone (a table for programs only, too big to be worth a CSV),
-    /// listed after the tables.
-    pub fn parquet(&self, name: &str, batch: &RecordBatch) -> Result<()> {
+    /// `name.extension`: `batch` in `format`.
+    fn encoded(
+        &self,
+        order: usize,
+        name: &str,
+        format: OutputFormat,
+        extension: &str,
+        batch: &RecordBatch,
+    ) -> Result<()> {
         let result = QueryResult {
             schema: batch.schema(),
             batches: vec![batch.clone()],
         };
         self.write_with(
-            usize::MAX,
-            &format!("{name}.parquet"),
+            order,
+            &format!("{name}.{extension}"),
             Some(batch.num_rows()),
-            |out| write_result(&result, OutputFormat::Parquet, out),
+            |out| write_result(&result, format, out),
         )
+    }
+
+    /// `name.parquet` alone (a table for programs only, too big to be worth a CSV),
+    /// listed after the tables.
+    pub fn parquet(&self, name: &str, batch: &RecordBatch) -> Result<()> {
+        self.encoded(usize::MAX, name, OutputFormat::Parquet, "parquet", batch)
     }
 
     /// A file that is not a table, listed after the tables.

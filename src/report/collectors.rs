@@ -139,7 +139,7 @@ pub async fn build(
              WHERE p.payment_date > DATE '{start}' AND p.payment_date <= DATE '{end}' \
                AND c.collector_id IS NOT NULL GROUP BY 1, 2"
         ),
-        20_000_000,
+        arq_udfs::table_function::SMALL_BUILD_ROWS,
     );
     let cei = Rows::query(
         ctx,
@@ -255,12 +255,12 @@ pub async fn build(
         }
     }
     let night_count = nights.carried.len();
-    let nights_note = match &nights.source {
-        None => "Nights over capacity need the nightly job's history: give --nights OUT \
+    let nights_note = match nights.given() {
+        false => "Nights over capacity need the nightly job's history: give --nights OUT \
                  (the nightly's output folder)."
             .to_string(),
         // Not the folder's path: the same nights give the same report wherever they are.
-        Some(_) => format!(
+        true => format!(
             "Nights over capacity: of the {night_count} nightly runs this month, those that \
              carried over some of the collector's customers."
         ),
@@ -298,9 +298,9 @@ pub async fn build(
             per_currency(&m.cash),
             rates(&m.cei, format::points_percent),
             format::count(m.rolled_90),
-            match nights.source {
-                None => "–".to_string(),
-                Some(_) => format!("{} of {night_count}", m.nights_over),
+            match nights.given() {
+                false => "–".to_string(),
+                true => format!("{} of {night_count}", m.nights_over),
             },
         ]);
     }

@@ -283,7 +283,7 @@ async fn replay(
         // With the nightly's history, the scores the nights computed (what was acted on);
         // without it, every labelled snapshot is scored here.
         let stored = nights.scores(day);
-        if stored.is_none() && nights.source.is_some() {
+        if stored.is_none() && nights.given() {
             labelled.without_night += 1;
             continue;
         }

@@ -41,22 +41,19 @@ pub type Outcomes = BTreeMap<i32, RecordBatch>;
 #[derive(Debug, Clone, Default)]
 pub struct Nights {
     pub carried: BTreeMap<String, Vec<String>>,
-    /// Where they were read (None: no history given); not shown in the report.
-    pub source: Option<String>,
-    /// The output folder the nights are in.
-    out: Option<PathBuf>,
-    /// Where the nights' outputs are read, when a model is given.
-    scored: Option<Scored>,
+    /// Where the nights are read (None: no history given); not shown in the report.
+    history: Option<History>,
+    /// The fingerprint of the model whose scores, limits and backtest rows count (None:
+    /// no model, so none of them do).
+    model: Option<String>,
     /// Tonight's scores (the nightly's own report).
     tonight: Option<Scores>,
 }
 
-/// The output folder, the fingerprint of the model whose outputs count, and the report's
-/// snapshot (nights after it are not read).
+/// The output folder and the report's snapshot (nights after it are not read).
 #[derive(Debug, Clone)]
-struct Scored {
+struct History {
     out: PathBuf,
-    model: String,
     until: String,
 }
 
@@ -66,13 +63,11 @@ impl Nights {
     pub fn read(out: &Path, after: &str, until: &str, model: Option<&str>) -> Result<Nights> {
         let mut nights = Nights {
             carried: BTreeMap::new(),
-            source: Some(out.display().to_string()),
-            out: Some(out.to_path_buf()),
-            scored: model.map(|m| Scored {
+            history: Some(History {
                 out: out.to_path_buf(),
-                model: m.to_string(),
                 until: until.to_string(),
             }),
+            model: model.map(str::to_string),
             tonight: None,
         };
         let entries = match std::fs::read_dir(out) {
@@ -116,6 +111,16 @@ impl Nights {
         self.tonight = Some(scores.clone());
     }
 
+    /// Whether the nightly's history was given.
+    pub fn given(&self) -> bool {
+        self.history.is_some()
+    }
+
+    /// The output folder and the model's fingerprint, when both are given.
+    fn scored(&self) -> Option<(&Path, &str)> {
+        Some((&self.history.as_ref()?.out, self.model.as_deref()?))
+    }
+
     /// The scores of snapshot `day` as a night computed them with the report's model:
     /// tonight's, or a committed night's under the output folder (None when there is no
     /// such night).
@@ -123,19 +128,19 @@ impl Nights {
         if let Some(tonight) = self.tonight.as_ref().filter(|s| s.day == day) {
             return Some(tonight.clone());
         }
-        let scored = self.scored.as_ref()?;
-        scores_of_night(&scored.out, day, &scored.model)
+        let (out, model) = self.scored()?;
+        scores_of_night(out, day, model)
     }
 
     /// The backtest rows the newest committed night keeps (`backtest.parquet`), when it
     /// was made with the report's model and the policy of fingerprint `policy`: each night
     /// keeps the rows its report showed. Empty when there is no such night.
     pub fn backtest(&self, policy: &str) -> Vec<BacktestRow> {
-        let Some(scored) = self.scored.as_ref() else {
+        let Some((_, model)) = self.scored() else {
             return Vec::new();
         };
         self.newest_night()
-            .filter(|dir| made_with(dir, &scored.model, Some(policy)))
+            .filter(|dir| made_with(dir, model, Some(policy)))
             .and_then(|dir| read_parquet(&dir.join("backtest.parquet")))
             .and_then(|batch| backtest_rows(&batch).ok())
             .unwrap_or_default()
@@ -153,15 +158,15 @@ impl Nights {
 
     /// The folder of the newest committed night on or before the report's snapshot.
     fn newest_night(&self) -> Option<PathBuf> {
-        let scored = self.scored.as_ref()?;
-        std::fs::read_dir(&scored.out)
+        let history = self.history.as_ref()?;
+        std::fs::read_dir(&history.out)
             .into_iter()
             .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| is_night(n) && n.as_str() <= scored.until.as_str())
+            .filter(|n| is_night(n) && n.as_str() <= history.until.as_str())
             .max()
-            .map(|night| scored.out.join(night))
+            .map(|night| history.out.join(night))
     }
 
     /// The portfolio series the committed night `night` (`YYYY-MM-DD`) kept for its month
@@ -170,15 +175,16 @@ impl Nights {
         if !is_night(night) {
             return None;
         }
-        let bytes = std::fs::read(self.out.as_ref()?.join(night).join(PORTFOLIO_FACTS)).ok()?;
+        let dir = self.history.as_ref()?.out.join(night);
+        let bytes = std::fs::read(dir.join(PORTFOLIO_FACTS)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
     /// The credit-limit recommendations of snapshot `day` as its night made them with the
     /// report's model and the policy of fingerprint `policy` (None when no such night).
     pub fn limits(&self, day: i32, policy: &str) -> Option<RecordBatch> {
-        let scored = self.scored.as_ref()?;
-        limits_of_night(&scored.out, day, &scored.model, policy)
+        let (out, model) = self.scored()?;
+        limits_of_night(out, day, model, policy)
     }
 }
 

@@ -179,6 +179,17 @@ pub struct RollRow {
 }
 
 impl Facts {
+    /// Whether every amount reads as a decimal (a file that does not is not used: the
+    /// month is computed again).
+    fn amounts_read(&self) -> bool {
+        let amounts = self.metrics.iter().map(|r| &r.ar_end).chain(
+            self.aging
+                .iter()
+                .flat_map(|r| [&r.open, &r.overdue, &r.over_90]),
+        );
+        amounts.into_iter().all(|a| decimal(a).is_ok())
+    }
+
     /// The rows dated in the calendar month of `day` (`YYYY-MM-DD`).
     fn of_month(day: &str, metrics: &[MetricRow], aging: &[AgingRow], rolls: &[RollRow]) -> Facts {
         let month = day.get(..7).unwrap_or(day).to_string();
@@ -220,19 +231,14 @@ impl Known {
         self.facts.iter().flat_map(move |f| kind(f).iter())
     }
 
-    /// Nothing known: every month computed.
-    pub fn nothing(period: &Period) -> Known {
-        Known {
-            facts: Vec::new(),
-            compute_from: period.from.clone(),
-        }
-    }
-
     /// The months before the snapshot's own, from the first of the range on, for which
     /// the night of the month's last snapshot kept its facts (`facts_of(night)`), up to the
     /// first month without them: the series need one contiguous range computed.
     pub fn from_nights(period: &Period, facts_of: impl Fn(&str) -> Option<Facts>) -> Known {
-        let mut known = Known::nothing(period);
+        let mut known = Known {
+            facts: Vec::new(),
+            compute_from: period.from.clone(),
+        };
         let this_month = period.as_of.get(..7).unwrap_or_default();
         let mut first = NaiveDate::parse_from_str(&period.from, "%Y-%m-%d").ok();
         while let Some(day) = first {
@@ -247,7 +253,7 @@ impl Known {
                 .max();
             let Some(facts) = last
                 .and_then(|night| facts_of(night))
-                .filter(|f| f.format == FACTS_FORMAT && f.month == month)
+                .filter(|f| f.format == FACTS_FORMAT && f.month == month && f.amounts_read())
             else {
                 break;
             };
@@ -947,6 +953,21 @@ mod tests {
         assert_eq!(old.compute_from, "2026-01-01");
         let other = Known::from_nights(&p, |_| Some(facts("2025-12")));
         assert!(other.facts.is_empty());
+        // Nor facts whose amounts do not read as decimals.
+        let unreadable = Known::from_nights(&p, |night| {
+            let mut f = facts(&night[..7]);
+            f.aging.push(AgingRow {
+                currency: "USD".into(),
+                snapshot_date: night.into(),
+                bucket_rank: 1,
+                bucket: "current".into(),
+                open: "12,5".into(),
+                overdue: "0".into(),
+                over_90: "0".into(),
+            });
+            Some(f)
+        });
+        assert!(unreadable.facts.is_empty());
         // A month with no snapshot at all stops the known months too.
         let gap = period("2026-04-30", &["2026-01-31", "2026-03-31", "2026-04-30"], 4);
         let known = Known::from_nights(&gap, |night| Some(facts(&night[..7])));

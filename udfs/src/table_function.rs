@@ -154,10 +154,18 @@ pub fn session_state(session: &dyn Session) -> Result<&SessionState> {
 
 /// Runs `sql` in the session that scans the table function and collects the rows.
 pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
-    let state = session_state(session)?;
-    let plan = state.create_logical_plan(sql).await?;
-    DataFrame::new(state.clone(), plan).collect().await
+    collect_in(session_state(session)?.clone(), sql).await
 }
+
+async fn collect_in(state: SessionState, sql: &str) -> Result<Vec<RecordBatch>> {
+    let plan = state.create_logical_plan(sql).await?;
+    DataFrame::new(state, plan).collect().await
+}
+
+/// Join sides estimated under this many rows are built whole by
+/// [`collect_sql_small_builds`] (a month's promises at a million customers: 477 k; its
+/// payments: 8 M).
+pub const SMALL_BUILD_ROWS: usize = 20_000_000;
 
 /// Runs `sql` as [`collect_sql`] does, with every hash join whose smaller side is
 /// estimated under `rows` rows built once from that whole side and probed by the other
@@ -172,8 +180,7 @@ pub async fn collect_sql_small_builds(
 ) -> Result<Vec<RecordBatch>> {
     let mut state = session_state(session)?.clone();
     small_builds(&mut state, rows);
-    let plan = state.create_logical_plan(sql).await?;
-    DataFrame::new(state, plan).collect().await
+    collect_in(state, sql).await
 }
 
 /// Sets `state` to collect a hash join's build side whole when it is estimated under
