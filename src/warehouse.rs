@@ -316,12 +316,13 @@ impl Warehouse {
     /// views in `ctx`, which has [`session_config`]'s catalog: what [`Warehouse::session`]
     /// does after creating the context, for a caller that prepares it first (`arq
     /// serve` registers the Postgres catalog and functions before arq's, so that arq's
-    /// names win).
+    /// names win). The physical rule [`crate::parallel_scans::ParallelScans`] is added first.
     pub async fn register_all(
         &self,
-        mut ctx: SessionContext,
+        ctx: SessionContext,
         model: Option<&SessionModel>,
     ) -> Result<SessionContext> {
+        let mut ctx = crate::parallel_scans::ParallelScans::add_to(ctx);
         arq_models::sql::register_session(&mut ctx, model, &self.snapshots)?;
         self.register(&ctx).await?;
         Ok(ctx)
