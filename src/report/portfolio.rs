@@ -72,13 +72,12 @@ pub async fn build(
 ) -> Result<(Portfolio, Facts)> {
     let (from, to) = (known.compute_from.as_str(), period.to.as_str());
     // The queries run together (each is one pass over its tables).
-    let (metric_rows, aging_rows, roll_rows, top, by_segment, by_region) = futures::try_join!(
+    let (metric_rows, aging_rows, roll_rows, top, (by_segment, by_region)) = futures::try_join!(
         metrics(ctx, from, to),
         aging(ctx, from, to),
         roll_rates(ctx, from, to),
         top_overdue(ctx, scores),
-        breakdown(ctx, "segment"),
-        breakdown(ctx, "region"),
+        breakdowns(ctx),
     )?;
     let tonight = Facts::of_month(&period.as_of, &metric_rows, &aging_rows, &roll_rows);
     // The known months' rows, then the computed ones.
@@ -849,44 +848,55 @@ async fn top_overdue(
     Ok(tables)
 }
 
-/// Total and overdue by `dimension` (segment or region) and currency, on the snapshot.
-async fn breakdown(ctx: &SessionContext, dimension: &str) -> Result<Table> {
+/// Total and overdue by segment and by region, per currency, on the snapshot: the open
+/// items summed per customer once, then grouped both ways in one pass (grouping sets).
+async fn breakdowns(ctx: &SessionContext) -> Result<(Table, Table)> {
     let rows = Rows::query(
         ctx,
         "breakdown",
-        &format!(
-            "SELECT c.{dimension} AS part, o.currency, count(DISTINCT o.customer_id) AS customers, \
-             sum(o.open_amount) AS total, \
-             sum(CASE WHEN o.due_date < o.snapshot_date THEN o.open_amount ELSE 0 END) AS overdue \
-             FROM open_items_latest o JOIN customers_latest c ON c.customer_id = o.customer_id \
-             GROUP BY 1, 2 ORDER BY 2, 1"
-        ),
+        "WITH per_customer AS ( \
+           SELECT customer_id, currency, sum(open_amount) AS total, \
+                  sum(CASE WHEN due_date < snapshot_date THEN open_amount ELSE 0 END) AS overdue \
+           FROM open_items_latest GROUP BY 1, 2) \
+         SELECT CASE WHEN grouping(c.segment) = 0 THEN 'segment' ELSE 'region' END AS dimension, \
+                CASE WHEN grouping(c.segment) = 0 THEN c.segment ELSE c.region END AS part, \
+                o.currency, count(*) AS customers, sum(o.total) AS total, \
+                sum(o.overdue) AS overdue \
+         FROM per_customer o JOIN customers_latest c ON c.customer_id = o.customer_id \
+         GROUP BY GROUPING SETS ((c.segment, o.currency), (c.region, o.currency)) \
+         ORDER BY 1, 3, 2",
     )
     .await?;
-    let mut table = Table::new(&[
-        dimension,
-        "currency",
-        "customers!",
-        "open!",
-        "overdue!",
-        "overdue share!",
-    ]);
-    for r in 0..rows.len() {
-        let currency = rows.text(r, "currency")?.unwrap_or_default();
-        let total = rows.money(r, "total")?.unwrap_or_default();
-        let overdue = rows.money(r, "overdue")?.unwrap_or_default();
-        table.push(vec![
-            rows.text(r, "part")?.unwrap_or_default(),
-            currency.clone(),
-            rows.text(r, "customers")?.unwrap_or_default(),
-            format::money(&currency, total),
-            format::money(&currency, overdue),
-            share(overdue, total)
-                .map(format::percent)
-                .unwrap_or_else(|| "–".into()),
+    let table = |dimension: &str| -> Result<Table> {
+        let mut table = Table::new(&[
+            dimension,
+            "currency",
+            "customers!",
+            "open!",
+            "overdue!",
+            "overdue share!",
         ]);
-    }
-    Ok(table)
+        for r in 0..rows.len() {
+            if rows.text(r, "dimension")?.as_deref() != Some(dimension) {
+                continue;
+            }
+            let currency = rows.text(r, "currency")?.unwrap_or_default();
+            let total = rows.money(r, "total")?.unwrap_or_default();
+            let overdue = rows.money(r, "overdue")?.unwrap_or_default();
+            table.push(vec![
+                rows.text(r, "part")?.unwrap_or_default(),
+                currency.clone(),
+                rows.text(r, "customers")?.unwrap_or_default(),
+                format::money(&currency, total),
+                format::money(&currency, overdue),
+                share(overdue, total)
+                    .map(format::percent)
+                    .unwrap_or_else(|| "–".into()),
+            ]);
+        }
+        Ok(table)
+    };
+    Ok((table("segment")?, table("region")?))
 }
 
 #[cfg(test)]
