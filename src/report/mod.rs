@@ -13,7 +13,6 @@ pub mod collectors;
 pub mod credit;
 pub mod format;
 pub mod model;
-pub mod month_events;
 pub mod nights;
 pub mod portfolio;
 pub mod rows;

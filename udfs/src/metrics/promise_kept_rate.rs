@@ -44,7 +44,7 @@ pub struct PromiseKeptRate;
 /// The promise dates of the months whose month end lies in `[from, to]`: from the first
 /// day of `from`'s month to `to` when it is a month end, else to the end of the month
 /// before (an empty range when no month end is inside).
-pub fn whole_months(from: i32, to: i32) -> (i32, i32) {
+fn whole_months(from: i32, to: i32) -> (i32, i32) {
     let first = dates::month_of(from).1;
     let (days, to_first) = dates::month_of(to);
     let last = if to == to_first + days - 1 {
