@@ -410,13 +410,30 @@ impl Warehouse {
     }
 }
 
-/// The configuration of every session over a warehouse: the information schema, and
-/// the tables in catalog `arq`, schema `warehouse`.
+/// The configuration of every session over a warehouse: the information schema, the
+/// tables in catalog `arq`, schema `warehouse`, and hash joins whose smaller side has
+/// fewer than [`WHOLE_BUILD_ROWS`] rows built once from that whole side.
 pub fn session_config() -> SessionConfig {
-    SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(true)
-        .with_default_catalog_and_schema(CATALOG, SCHEMA)
+        .with_default_catalog_and_schema(CATALOG, SCHEMA);
+    config
+        .options_mut()
+        .optimizer
+        .hash_join_single_partition_threshold_rows = WHOLE_BUILD_ROWS;
+    config
 }
+
+/// A hash join whose smaller side (by the files' row counts; Parquet gives no byte
+/// size) is under this many rows builds its table once from that whole side, and the
+/// larger side is probed as it is read, not hash-partitioned first: a snapshot's
+/// customers (a million at the largest size measured) joined to its open items (ten
+/// million) no longer sends the ten million through a repartition. DataFusion's default
+/// (128 K rows) suits many cores building in parallel; on the two of a typical machine
+/// the repartition costs more than the single build. Measured at a million customers,
+/// the aging by segment (open items joined to customers): 1.21–1.30 s of CPU → 1.04–1.10
+/// s, the same rows.
+pub const WHOLE_BUILD_ROWS: usize = 2_000_000;
 
 /// The catalog and schema of the warehouse's tables.
 pub const CATALOG: &str = "arq";

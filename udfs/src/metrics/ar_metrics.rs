@@ -13,7 +13,8 @@ use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TablePr
 use datafusion::error::Result;
 
 use super::{
-    Columns, MONEY_SUM, batch, customers_join, dimension_arg, dimension_field, dimension_sql, ratio,
+    Columns, MONEY_SUM, batch, customers_join, dimension_arg, dimension_field, dimension_sql,
+    newest_snapshot, ratio,
 };
 use crate::dates;
 use crate::table_function::{Metric, MetricTable, Wanted, collect_sql, date_range_args};
@@ -98,12 +99,18 @@ impl ArMetricsTable {
 type Key = (i32, String, String);
 
 impl ArMetricsTable {
-    /// AR and current AR per snapshot, dimension and currency, from two months before
-    /// `from` (for ar_begin) to `to`; and the snapshots seen.
+    /// AR and current AR per snapshot, dimension and currency, from the snapshot before
+    /// `from` (for ar_begin; at most two months back) to `to`; and the snapshots seen.
+    /// The snapshot before is looked up first (from the files' metadata), so that the
+    /// balances read no older snapshot: with month-end snapshots one of three, with
+    /// daily ones sixty of sixty-two.
     async fn balances(
         &self,
         session: &dyn Session,
     ) -> Result<(BTreeMap<Key, (i128, i128)>, BTreeSet<i32>)> {
+        let earliest = self.from - 62;
+        let before = newest_snapshot(session, "open_items", Some(self.from - 1)).await?;
+        let first = before.map_or(self.from, |day| day.max(earliest));
         let dim = dimension_sql(&self.dimension);
         let join = customers_join(&self.dimension, "o", "o.snapshot_date");
         let balances_sql = format!(
@@ -114,7 +121,7 @@ impl ArMetricsTable {
              FROM open_items o {join}
              WHERE o.snapshot_date BETWEEN {} AND {}
              GROUP BY 1, 2, 3",
-            dates::sql_literal(self.from - 62),
+            dates::sql_literal(first),
             dates::sql_literal(self.to)
         );
         let mut balances = BTreeMap::new();

@@ -228,3 +228,24 @@ pub fn table_function_docs() -> Vec<(&'static str, datafusion::logical_expr::Doc
         ),
     ]
 }
+
+/// The newest `snapshot_date` of `table` (on or before `upto`), None when it has none.
+pub(crate) async fn newest_snapshot(
+    session: &dyn datafusion::catalog::Session,
+    table: &str,
+    upto: Option<i32>,
+) -> Result<Option<i32>> {
+    let sql = match upto {
+        Some(day) => format!(
+            "SELECT max(snapshot_date) FROM {table} WHERE snapshot_date <= {}",
+            crate::dates::sql_literal(day)
+        ),
+        None => format!("SELECT max(snapshot_date) FROM {table}"),
+    };
+    for b in crate::table_function::collect_sql(session, &sql).await? {
+        if b.num_rows() > 0 && b.column(0).is_valid(0) {
+            return Ok(Some(Columns(&b).date(0, 0)));
+        }
+    }
+    Ok(None)
+}

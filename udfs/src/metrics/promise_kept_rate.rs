@@ -13,11 +13,10 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 
-use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, ratio};
+use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, newest_snapshot, ratio};
 use crate::dates;
 use crate::table_function::{
-    Metric, MetricTable, SMALL_BUILD_ROWS, Wanted, collect_sql, collect_sql_small_builds,
-    date_range_args,
+    Metric, MetricTable, SMALL_BUILD_ROWS, Wanted, collect_sql_small_builds, date_range_args,
 };
 
 /// Days after the promise date within which a payment still keeps the promise.
@@ -214,27 +213,6 @@ impl Metric for PromiseKeptRateTable {
         ]);
         batch(&self.schema, columns)
     }
-}
-
-/// The newest `snapshot_date` of `table` (on or before `upto`), None when it has none.
-async fn newest_snapshot(
-    session: &dyn Session,
-    table: &str,
-    upto: Option<i32>,
-) -> Result<Option<i32>> {
-    let sql = match upto {
-        Some(day) => format!(
-            "SELECT max(snapshot_date) FROM {table} WHERE snapshot_date <= {}",
-            dates::sql_literal(day)
-        ),
-        None => format!("SELECT max(snapshot_date) FROM {table}"),
-    };
-    for b in collect_sql(session, &sql).await? {
-        if b.num_rows() > 0 && b.column(0).is_valid(0) {
-            return Ok(Some(Columns(&b).date(0, 0)));
-        }
-    }
-    Ok(None)
 }
 
 /// No rows, in `schema`'s columns.
