@@ -23,7 +23,6 @@ pub mod loaded;
 pub mod memory;
 pub mod nightly;
 pub mod output;
-pub mod parallel_scans;
 pub mod progress;
 pub mod report;
 pub mod scored;

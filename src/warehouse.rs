@@ -316,13 +316,12 @@ impl Warehouse {
     /// views in `ctx`, which has [`session_config`]'s catalog: what [`Warehouse::session`]
     /// does after creating the context, for a caller that prepares it first (`arq
     /// serve` registers the Postgres catalog and functions before arq's, so that arq's
-    /// names win). The physical rule [`crate::parallel_scans::ParallelScans`] is added first.
+    /// names win).
     pub async fn register_all(
         &self,
-        ctx: SessionContext,
+        mut ctx: SessionContext,
         model: Option<&SessionModel>,
     ) -> Result<SessionContext> {
-        let mut ctx = crate::parallel_scans::ParallelScans::add_to(ctx);
         arq_models::sql::register_session(&mut ctx, model, &self.snapshots)?;
         self.register(&ctx).await?;
         Ok(ctx)
