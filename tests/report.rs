@@ -162,6 +162,30 @@ fn the_reports_figures_are_the_sql_figures() {
     assert_eq!(cells[1], top.get("customer_id"));
     assert_eq!(cells[3], grouped(top.get("overdue")));
 
+    // Every row of the breakdowns by segment and by region: customers with open items,
+    // open total and overdue, per currency, as a plain GROUP BY in `arq sql` gives them.
+    for dimension in ["segment", "region"] {
+        let expected = sql_csv(&format!(
+            "SELECT c.{dimension} AS part, o.currency, count(DISTINCT o.customer_id) AS n, \
+             sum(o.open_amount) AS total, \
+             sum(CASE WHEN o.due_date < o.snapshot_date THEN o.open_amount ELSE 0 END) AS overdue \
+             FROM open_items_latest o JOIN customers_latest c ON c.customer_id = o.customer_id \
+             GROUP BY 1, 2 ORDER BY 2, 1"
+        ));
+        let shown = texts(&html, &format!("div[data-table=by-{dimension}] tbody tr"));
+        assert!(expected.rows.len() >= 4, "{dimension}: too few rows");
+        assert_eq!(shown.len(), expected.rows.len(), "{dimension}: {shown:?}");
+        for (row, e) in shown.iter().zip(expected.records()) {
+            let c = e.get("currency");
+            let start = format!("{}{c}{}", e.get("part"), e.get("n"));
+            assert!(row.starts_with(&start), "{row} vs {start}");
+            for amount in ["total", "overdue"] {
+                let money = format!("{c} {}", grouped(e.get(amount)));
+                assert!(row.contains(&money), "{row} lacks {amount} {money}");
+            }
+        }
+    }
+
     // The roll rate of 31-60 in October, USD.
     let roll = sql_csv(
         "SELECT roll_rate FROM roll_rates('2026-10-31', '2026-10-31') \

@@ -139,7 +139,6 @@ pub async fn build(
              WHERE p.payment_date > DATE '{start}' AND p.payment_date <= DATE '{end}' \
                AND c.collector_id IS NOT NULL GROUP BY 1, 2"
         ),
-        arq_udfs::table_function::SMALL_BUILD_ROWS,
     );
     let cei = Rows::query(
         ctx,

@@ -37,18 +37,17 @@ impl Rows {
         Ok(rows)
     }
 
-    /// [`Rows::query`] with every hash join whose smaller side is estimated under `rows`
-    /// rows built from that whole side, the large side probed without being repartitioned
+    /// [`Rows::query`] with every hash join whose smaller side is estimated under
+    /// `arq_udfs::table_function::SMALL_BUILD_ROWS` rows built from that whole side, the large side probed without being repartitioned
     /// (`arq_udfs::table_function::collect_sql_small_builds`): the same rows.
     pub async fn query_small_builds(
         ctx: &SessionContext,
         what: &'static str,
         sql: impl AsRef<str>,
-        rows: usize,
     ) -> Result<Rows> {
         let started = std::time::Instant::now();
         let mut state = ctx.state();
-        arq_udfs::table_function::small_builds(&mut state, rows);
+        arq_udfs::table_function::small_builds(&mut state);
         let ctx = SessionContext::new_with_state(state);
         let rows = Self::run(&ctx, what, sql.as_ref()).await?;
         timing(what, started);

@@ -168,7 +168,7 @@ async fn collect_in(state: SessionState, sql: &str) -> Result<Vec<RecordBatch>> 
 pub const SMALL_BUILD_ROWS: usize = 20_000_000;
 
 /// Runs `sql` as [`collect_sql`] does, with every hash join whose smaller side is
-/// estimated under `rows` rows built once from that whole side and probed by the other
+/// estimated under [`SMALL_BUILD_ROWS`] rows built once from that whole side and probed by the other
 /// side's partitions as they are read (DataFusion's `CollectLeft`), instead of
 /// hash-partitioning both sides: for a few hundred thousand rows (a month's promises)
 /// probed by a table of a hundred million (every payment), the large side is not
@@ -176,17 +176,16 @@ pub const SMALL_BUILD_ROWS: usize = 20_000_000;
 pub async fn collect_sql_small_builds(
     session: &dyn Session,
     sql: &str,
-    rows: usize,
 ) -> Result<Vec<RecordBatch>> {
     let mut state = session_state(session)?.clone();
-    small_builds(&mut state, rows);
+    small_builds(&mut state);
     collect_in(state, sql).await
 }
 
 /// Sets `state` to collect a hash join's build side whole when it is estimated under
-/// `rows` rows (whatever its bytes); see [`collect_sql_small_builds`].
-pub fn small_builds(state: &mut SessionState, rows: usize) {
+/// [`SMALL_BUILD_ROWS`] rows (whatever its bytes); see [`collect_sql_small_builds`].
+pub fn small_builds(state: &mut SessionState) {
     let optimizer = &mut state.config_mut().options_mut().optimizer;
-    optimizer.hash_join_single_partition_threshold_rows = rows;
+    optimizer.hash_join_single_partition_threshold_rows = SMALL_BUILD_ROWS;
     optimizer.hash_join_single_partition_threshold = usize::MAX;
 }

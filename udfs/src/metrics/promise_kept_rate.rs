@@ -16,7 +16,7 @@ use datafusion::logical_expr::Expr;
 use super::{Columns, MONEY_SUM, batch, dimension_arg, dimension_field, newest_snapshot, ratio};
 use crate::dates;
 use crate::table_function::{
-    Metric, MetricTable, SMALL_BUILD_ROWS, Wanted, collect_sql_small_builds, date_range_args,
+    Metric, MetricTable, Wanted, collect_sql_small_builds, date_range_args,
 };
 
 /// Days after the promise date within which a payment still keeps the promise.
@@ -176,7 +176,7 @@ impl Metric for PromiseKeptRateTable {
             (vec![], vec![], vec![], vec![], vec![]);
         // The promises built whole, the payments and invoices probing them without being
         // repartitioned: a quarter less time at a million customers.
-        for b in collect_sql_small_builds(session, &sql, SMALL_BUILD_ROWS).await? {
+        for b in collect_sql_small_builds(session, &sql).await? {
             let c = Columns(&b);
             let int = |i: usize, row: usize| {
                 datafusion::arrow::array::AsArray::as_primitive::<Int64Type>(b.column(i)).value(row)
