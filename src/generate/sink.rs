@@ -13,7 +13,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
@@ -35,14 +35,24 @@ pub fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         .set_created_by(format!("arq {}", env!("CARGO_PKG_VERSION")));
     // Unique identifiers and money amounts do not compress with a dictionary; skip the
     // wasted attempt (the writer would fill a dictionary page and then fall back).
+    // Identifiers are written in order within a customer and share their prefix
+    // (`INV-0000042-0001`, `INV-0000042-0002`): DELTA_BYTE_ARRAY stores each as the length
+    // of the prefix it shares with the one before and the rest, which Parquet recommends
+    // for sorted strings. A quarter smaller than PLAIN after ZSTD, and reading them back
+    // decompresses a seventh of the bytes: the event tables' `invoice_id` alone is read
+    // 35 % faster (benches/README.md, "Identifiers as DELTA_BYTE_ARRAY").
     for field in schema.fields() {
         let name = field.name();
-        let high_cardinality = matches!(
+        let identifier = matches!(
             name.as_str(),
             "invoice_id" | "payment_id" | "activity_id" | "write_off_id"
-        ) || field.data_type() == &contract::MONEY;
-        if high_cardinality {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
+        );
+        if identifier || field.data_type() == &contract::MONEY {
+            let column = ColumnPath::from(name.as_str());
+            props = props.set_column_dictionary_enabled(column.clone(), false);
+            if identifier {
+                props = props.set_column_encoding(column, Encoding::DELTA_BYTE_ARRAY);
+            }
         }
     }
     // Every file holds its customers' rows in customer order (a shard is a range of
