@@ -31,11 +31,12 @@ pub const QUEUE_INPUTS_SQL: &str = include_str!("../../sql/queue_inputs.sql");
 pub const PROMISES_SQL: &str = include_str!("../../sql/promises.sql");
 
 /// `promised_paid` of [`PROMISES_SQL`] read from the settlement table
-/// ([`crate::features::SETTLEMENT_TABLE`]).
+/// ([`crate::features::SETTLEMENT_TABLE`]): every settled invoice, not only the promised
+/// ones — `promise_outcomes`' LEFT JOIN on the invoice id keeps the same rows, and the
+/// promises (52 M activities at a million customers) are read once instead of twice.
 const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS INT) AS paid_day
     FROM invoice_settlement
-    WHERE CAST(paid_date AS INT) <= {day}
-      AND invoice_id IN (SELECT invoice_id FROM promised)";
+    WHERE CAST(paid_date AS INT) <= {day}";
 
 /// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}`
 /// filled; the promised invoices' settlement read from the settlement table with
