@@ -193,7 +193,7 @@ pub fn build_queues(
     policy: &QueuePolicy,
     as_of: i32,
 ) -> Vec<QueueEntry> {
-    let mut eligible: Vec<(&QueueCustomer, Decimal, Hold)> = customers
+    let eligible: Vec<(&QueueCustomer, Decimal, Hold)> = customers
         .iter()
         .filter(|c| c.overdue > Decimal::ZERO)
         .map(|c| {
@@ -205,9 +205,16 @@ pub fn build_queues(
             (c, workable, h)
         })
         .collect();
-    let loss = |c: &QueueCustomer, workable: Decimal| expected_loss(c.pd, workable, policy.lgd);
-    // Highest priority first, so that it fills capacity first.
-    eligible.sort_by(|(a, wa, _), (b, wb, _)| priority(a, loss(a, *wa), b, loss(b, *wb)));
+    // Highest priority first, so that it fills capacity first. Each case's expected loss
+    // is computed once, not in every comparison (half a million cases at a million
+    // customers: 20 M conversions of a PD to a decimal, seconds, in the comparisons).
+    let mut keyed: Vec<(Decimal, (&QueueCustomer, Decimal, Hold))> = eligible
+        .into_iter()
+        .map(|e| (expected_loss(e.0.pd, e.1, policy.lgd), e))
+        .collect();
+    keyed.sort_by(|(la, (a, _, _)), (lb, (b, _, _))| priority(a, *la, b, *lb));
+    let eligible: Vec<(&QueueCustomer, Decimal, Hold)> =
+        keyed.into_iter().map(|(_, e)| e).collect();
     let mut pools = Pools {
         collectors: Capacity::new(collectors, "collector", true),
         resolvers: Capacity::new(collectors, RESOLVER_ROLE, false),
