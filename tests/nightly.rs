@@ -88,6 +88,25 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
     expected.sort();
     assert_eq!(parts, expected, "the lists do not partition queues.csv");
 
+    // The night judges the year's promises once for its queues and its limits (a table
+    // kept for both, over the settlement table); `arq queue` and `arq limits` judge them
+    // in their own queries, from the payments: the same lists, byte for byte, with broken
+    // promises among them.
+    assert_eq!(
+        std::fs::read_to_string(run.join("queues.csv")).unwrap(),
+        run_ok(&["queue", "--format", "csv"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("limits.csv")).unwrap(),
+        run_ok(&["limits", "--format", "csv"])
+    );
+    assert!(
+        all.column("broken_promises_12m")
+            .iter()
+            .any(|n| n.parse::<u32>().unwrap() > 0),
+        "the demo has broken promises"
+    );
+
     // One list per person (collectors and supervisors, CSV and Parquet): everything
     // assigned to them, within capacity, and the overdue invoices behind it.
     let capacity: BTreeMap<String, usize> = csv_rows(&run_ok(&[

@@ -236,7 +236,7 @@ async fn limit_inputs(
         LIMIT_INPUTS_SQL,
         scores.day,
         policy.queues.promise_grace_days,
-        crate::features::Settling::of(session),
+        session,
     )
     .replace("{over_window}", &(review.over_limit_days + 62).to_string())
     .replace("{broken_days}", &review.broken_promise_days.to_string());

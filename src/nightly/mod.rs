@@ -283,6 +283,13 @@ async fn decide(
     };
     stages.done("score");
     let policy = &options.policy.value;
+    // The year's promises judged once for the queues and the limits (both read them); not
+    // on a cluster, whose executors cannot read a table in this process's memory.
+    let (day, grace) = (snapshot.scores.day, policy.queues.promise_grace_days);
+    let share = warehouse.cluster().is_none();
+    if share {
+        arq_models::queues::share_promise_outcomes(&snapshot.state, day, grace).await?;
+    }
     let queues =
         arq_models::queues::queue_snapshot(&snapshot.state, &snapshot.scores, &policy.queues)
             .await?;
@@ -295,6 +302,9 @@ async fn decide(
         policy,
     )
     .await?;
+    if share {
+        arq_models::queues::forget_promise_outcomes(&snapshot.state, day, grace)?;
+    }
     stages.done("limits");
     let collectors = collector_ids(&snapshot).await?;
     Ok(Decisions {

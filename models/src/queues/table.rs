@@ -12,6 +12,8 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::datasource::MemTable;
+use datafusion::execution::SessionState;
 use rust_decimal::Decimal;
 
 use super::{CallContext, Collector, QueueCustomer, QueueEntry, build_queues};
@@ -39,16 +41,81 @@ const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS
     WHERE CAST(paid_date AS INT) <= {day}";
 
 /// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}`
-/// filled; the promised invoices' settlement read from the settlement table with
-/// [`Settling::FromTable`].
-pub fn with_promises(sql: &str, day: i32, grace: i32, settling: Settling) -> String {
-    let promises = match settling {
-        Settling::FromPayments => PROMISES_SQL.to_string(),
-        Settling::FromTable => replace_cte(PROMISES_SQL, "promised_paid", PROMISED_PAID_FROM_TABLE),
+/// filled: the promises' outcomes read from the table [`share_promise_outcomes`] kept in
+/// `session` for this day and grace when there is one, else computed in the query (the
+/// promised invoices' settlement read from the settlement table where the session has it,
+/// [`Settling::of`]).
+pub fn with_promises(sql: &str, day: i32, grace: i32, session: &dyn Session) -> String {
+    let shared = shared_outcomes_name(day, grace);
+    let promises = if has_table(session, &shared) {
+        format!(
+            "promise_outcomes AS (\n    SELECT customer_id, promise_day, promise_amount, broken \
+             FROM {shared}\n),\n"
+        )
+    } else {
+        match Settling::of(session) {
+            Settling::FromPayments => PROMISES_SQL.to_string(),
+            Settling::FromTable => {
+                replace_cte(PROMISES_SQL, "promised_paid", PROMISED_PAID_FROM_TABLE)
+            }
+        }
     };
     sql.replace("{promises}", &promises)
         .replace("{day}", &day.to_string())
         .replace("{grace}", &grace.to_string())
+}
+
+/// The name of the promises' outcomes of snapshot `day` with `grace` days kept in a
+/// session: the day and the grace are in it, so a query of another day or grace never
+/// reads them.
+fn shared_outcomes_name(day: i32, grace: i32) -> String {
+    format!("arq_promise_outcomes_{day}_{grace}")
+}
+
+fn has_table(session: &dyn Session, name: &str) -> bool {
+    session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .and_then(|s| s.schema_for_ref(name).ok())
+        .is_some_and(|schema| schema.table_exist(name))
+}
+
+/// Computes the promises' outcomes of snapshot `day` with `grace` days once
+/// (`promise_outcomes` of [`PROMISES_SQL`]: the promises of the 12 months before, each
+/// broken or not; all its columns but `invoice_id`, which no query of a night reads) and
+/// keeps them in `session`, where [`with_promises`] reads them: the
+/// queues and the limits of a night then join the year's promises (5 M at a million
+/// customers) to the settled invoices once, not twice.
+pub async fn share_promise_outcomes(session: &SessionState, day: i32, grace: i32) -> Result<()> {
+    let name = shared_outcomes_name(day, grace);
+    if has_table(session, &name) {
+        return Ok(());
+    }
+    let sql = with_promises(
+        "WITH {promises}\nkept AS (\n    SELECT customer_id, promise_day, promise_amount, broken \
+         FROM promise_outcomes\n)\nSELECT * FROM kept",
+        day,
+        grace,
+        session,
+    );
+    let plan = session.create_logical_plan(&sql).await?;
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let batches = collect_sql(session, &sql).await?;
+    let table = MemTable::try_new(schema, vec![batches])?;
+    session
+        .schema_for_ref(name.as_str())?
+        .register_table(name, Arc::new(table))?;
+    Ok(())
+}
+
+/// Forgets what [`share_promise_outcomes`] kept for `day` and `grace` (its memory is
+/// freed once no query holds it).
+pub fn forget_promise_outcomes(session: &SessionState, day: i32, grace: i32) -> Result<()> {
+    let name = shared_outcomes_name(day, grace);
+    session
+        .schema_for_ref(name.as_str())?
+        .deregister_table(&name)?;
+    Ok(())
 }
 
 /// The columns of a call list.
@@ -208,7 +275,7 @@ pub async fn queue_customers(
     scores: &Scores,
     grace: i32,
 ) -> Result<Vec<QueueCustomer>> {
-    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace, Settling::of(session));
+    let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace, session);
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
