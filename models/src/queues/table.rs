@@ -12,6 +12,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionState;
 use rust_decimal::Decimal;
@@ -83,9 +84,9 @@ fn has_table(session: &dyn Session, name: &str) -> bool {
 /// Computes the promises' outcomes of snapshot `day` with `grace` days once
 /// (`promise_outcomes` of [`PROMISES_SQL`]: the promises of the 12 months before, each
 /// broken or not; all its columns but `invoice_id`, which no query of a night reads) and
-/// keeps them in `session`, where [`with_promises`] reads them: the
-/// queues and the limits of a night then join the year's promises (5 M at a million
-/// customers) to the settled invoices once, not twice.
+/// keeps them in `session`, where [`with_promises`] reads them: the queues and the limits
+/// of a night then join the year's promises (5 M at a million customers) to the settled
+/// invoices once, not twice.
 pub async fn share_promise_outcomes(session: &SessionState, day: i32, grace: i32) -> Result<()> {
     let name = shared_outcomes_name(day, grace);
     if has_table(session, &name) {
@@ -100,7 +101,7 @@ pub async fn share_promise_outcomes(session: &SessionState, day: i32, grace: i32
     );
     let plan = session.create_logical_plan(&sql).await?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
-    let batches = collect_sql(session, &sql).await?;
+    let batches = DataFrame::new(session.clone(), plan).collect().await?;
     let table = MemTable::try_new(schema, vec![batches])?;
     session
         .schema_for_ref(name.as_str())?
