@@ -35,7 +35,7 @@
 //! descending), then customer id: the same inputs always give the same ranks.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arq_udfs::dates;
 use rust_decimal::Decimal;
@@ -109,7 +109,7 @@ pub struct CallContext {
 }
 
 /// Where a customer goes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Placement {
     Collector(String),
     Supervisor(&'static str),
@@ -222,17 +222,25 @@ pub fn build_queues(
     };
     let mut entries = place_all(&eligible, &mut pools, policy, as_of);
     assign_supervisors(&mut entries, collectors);
-    let segment_of: BTreeMap<&str, &str> = eligible
+    // Looked up by customer (half a million at a million customers): hashed, not ordered.
+    let segment_of: HashMap<&str, &str> = eligible
         .iter()
         .map(|(c, _, _)| (c.customer_id.as_str(), c.segment.as_str()))
         .collect();
     overflow(&mut entries, &mut pools.collectors, &segment_of);
     // Ranks within each queue follow the priority order of `entries`.
-    let mut next: BTreeMap<Placement, u32> = BTreeMap::new();
+    let mut next: HashMap<Placement, u32> = HashMap::new();
     for e in &mut entries {
-        let n = next.entry(e.placement.clone()).or_insert(0);
-        *n += 1;
-        e.rank = *n;
+        e.rank = match next.get_mut(&e.placement) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                next.insert(e.placement.clone(), 1);
+                1
+            }
+        };
     }
     mark_highest_pd(
         &mut entries,
@@ -301,7 +309,7 @@ fn place_all(
 }
 
 /// Among the cases each person calls because of their PD, the highest is said to be so.
-fn mark_highest_pd(entries: &mut [QueueEntry], pd_of: &BTreeMap<&str, f64>) {
+fn mark_highest_pd(entries: &mut [QueueEntry], pd_of: &HashMap<&str, f64>) {
     let mut top: BTreeMap<String, (f64, usize)> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         let (Some(who), true) = (&e.assigned_to, e.why_now.starts_with("PD ")) else {
@@ -331,11 +339,7 @@ struct Pools<'a> {
 /// Cases nobody could take (supervisors' high-risk carry-over, and calls whose own
 /// collector was full) go, in priority order, to the collector of their segment with
 /// the most capacity left, marked as overflow.
-fn overflow(
-    entries: &mut [QueueEntry],
-    capacity: &mut Capacity,
-    segment_of: &BTreeMap<&str, &str>,
-) {
+fn overflow(entries: &mut [QueueEntry], capacity: &mut Capacity, segment_of: &HashMap<&str, &str>) {
     for e in entries.iter_mut() {
         let waiting = match e.placement {
             Placement::CarryOver => true,
@@ -365,9 +369,9 @@ fn overflow(
 /// capacity left (most first, ties by id), so the best person of a group is found
 /// without scanning everyone: thousands of collectors at a million customers.
 struct Capacity<'a> {
-    left: BTreeMap<&'a str, u32>,
-    groups: BTreeMap<&'a str, BTreeSet<(Reverse<u32>, &'a str)>>,
-    groups_of: BTreeMap<&'a str, Vec<&'a str>>,
+    left: HashMap<&'a str, u32>,
+    groups: HashMap<&'a str, BTreeSet<(Reverse<u32>, &'a str)>>,
+    groups_of: HashMap<&'a str, Vec<&'a str>>,
 }
 
 impl<'a> Capacity<'a> {
@@ -375,9 +379,9 @@ impl<'a> Capacity<'a> {
     /// false).
     fn new(collectors: &'a [Collector], role: &str, by_segment: bool) -> Capacity<'a> {
         let mut pool = Capacity {
-            left: BTreeMap::new(),
-            groups: BTreeMap::new(),
-            groups_of: BTreeMap::new(),
+            left: HashMap::new(),
+            groups: HashMap::new(),
+            groups_of: HashMap::new(),
         };
         for c in collectors.iter().filter(|c| c.role == role) {
             let id = c.collector_id.as_str();

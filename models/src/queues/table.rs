@@ -1,7 +1,7 @@
 //! The queues as a table: their inputs from the warehouse (SQL), the rows of the call
 //! lists, the overdue invoices behind them, and the collectors table.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arq_udfs::table_function::collect_sql;
@@ -182,7 +182,7 @@ fn queue_batch(
     customers: &[QueueCustomer],
     scores: &Scores,
 ) -> Result<RecordBatch> {
-    let row_of: BTreeMap<&str, usize> = customers
+    let row_of: HashMap<&str, usize> = customers
         .iter()
         .enumerate()
         .map(|(i, c)| (c.customer_id.as_str(), i))
