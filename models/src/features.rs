@@ -88,18 +88,21 @@ pub enum Settling {
 impl Settling {
     /// [`Settling::FromTable`] where `session` has [`SETTLEMENT_TABLE`].
     pub fn of(session: &dyn Session) -> Settling {
-        let state = session
-            .as_any()
-            .downcast_ref::<datafusion::execution::SessionState>();
-        let found = state
-            .and_then(|s| s.schema_for_ref(SETTLEMENT_TABLE).ok())
-            .is_some_and(|schema| schema.table_exist(SETTLEMENT_TABLE));
-        if found {
+        if has_table(session, SETTLEMENT_TABLE) {
             Settling::FromTable
         } else {
             Settling::FromPayments
         }
     }
+}
+
+/// Whether `session` (a [`datafusion::execution::SessionState`]) has a table `name`.
+pub(crate) fn has_table(session: &dyn Session, name: &str) -> bool {
+    session
+        .as_any()
+        .downcast_ref::<datafusion::execution::SessionState>()
+        .and_then(|s| s.schema_for_ref(name).ok())
+        .is_some_and(|schema| schema.table_exist(name))
 }
 
 /// `paid_in_full` of [`FEATURES_SQL`] read from [`SETTLEMENT_TABLE`].

@@ -231,16 +231,9 @@ pub fn build_queues(
     // Ranks within each queue follow the priority order of `entries`.
     let mut next: HashMap<Placement, u32> = HashMap::new();
     for e in &mut entries {
-        e.rank = match next.get_mut(&e.placement) {
-            Some(n) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                next.insert(e.placement.clone(), 1);
-                1
-            }
-        };
+        let n = next.entry(e.placement.clone()).or_insert(0);
+        *n += 1;
+        e.rank = *n;
     }
     mark_highest_pd(
         &mut entries,

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 
 use super::{CallContext, Collector, QueueCustomer, QueueEntry, build_queues};
 use crate::error::{ModelError, Result};
-use crate::features::{Settling, replace_cte};
+use crate::features::{Settling, has_table, replace_cte};
 use crate::money::{self, MONEY};
 use crate::named::Named;
 use crate::policy::QueuePolicy;
@@ -49,10 +49,7 @@ const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS
 pub fn with_promises(sql: &str, day: i32, grace: i32, session: &dyn Session) -> String {
     let shared = shared_outcomes_name(day, grace);
     let promises = if has_table(session, &shared) {
-        format!(
-            "promise_outcomes AS (\n    SELECT customer_id, promise_day, promise_amount, broken \
-             FROM {shared}\n),\n"
-        )
+        format!("promise_outcomes AS (\n    SELECT {SHARED_COLUMNS} FROM {shared}\n),\n")
     } else {
         match Settling::of(session) {
             Settling::FromPayments => PROMISES_SQL.to_string(),
@@ -66,6 +63,10 @@ pub fn with_promises(sql: &str, day: i32, grace: i32, session: &dyn Session) -> 
         .replace("{grace}", &grace.to_string())
 }
 
+/// The columns of `promise_outcomes` kept by [`share_promise_outcomes`] (all but
+/// `invoice_id`, which no query of a night reads).
+const SHARED_COLUMNS: &str = "customer_id, promise_day, promise_amount, broken";
+
 /// The name of the promises' outcomes of snapshot `day` with `grace` days kept in a
 /// session: the day and the grace are in it, so a query of another day or grace never
 /// reads them.
@@ -73,28 +74,20 @@ fn shared_outcomes_name(day: i32, grace: i32) -> String {
     format!("arq_promise_outcomes_{day}_{grace}")
 }
 
-fn has_table(session: &dyn Session, name: &str) -> bool {
-    session
-        .as_any()
-        .downcast_ref::<SessionState>()
-        .and_then(|s| s.schema_for_ref(name).ok())
-        .is_some_and(|schema| schema.table_exist(name))
-}
-
 /// Computes the promises' outcomes of snapshot `day` with `grace` days once
 /// (`promise_outcomes` of [`PROMISES_SQL`]: the promises of the 12 months before, each
-/// broken or not; all its columns but `invoice_id`, which no query of a night reads) and
-/// keeps them in `session`, where [`with_promises`] reads them: the queues and the limits
-/// of a night then join the year's promises (5 M at a million customers) to the settled
-/// invoices once, not twice.
+/// broken or not; [`SHARED_COLUMNS`]) and keeps them in `session`, where
+/// [`with_promises`] reads them: the queues and the limits of a night then join the year's
+/// promises (5 M at a million customers) to the settled invoices once, not twice.
 pub async fn share_promise_outcomes(session: &SessionState, day: i32, grace: i32) -> Result<()> {
     let name = shared_outcomes_name(day, grace);
     if has_table(session, &name) {
         return Ok(());
     }
     let sql = with_promises(
-        "WITH {promises}\nkept AS (\n    SELECT customer_id, promise_day, promise_amount, broken \
-         FROM promise_outcomes\n)\nSELECT * FROM kept",
+        &format!(
+            "WITH {{promises}}\nkept AS (SELECT {SHARED_COLUMNS} FROM promise_outcomes)\nSELECT * FROM kept"
+        ),
         day,
         grace,
         session,
