@@ -105,7 +105,16 @@ pub async fn connect_with(
         .with_config(config)
         .build()
         .upgrade_for_ballista(url.scheduler())?;
-    let state = SessionStateBuilder::new_from_existing(state)
+    // The rule that truncates dates as dates writes a function the scheduler and the
+    // executors do not know by name (`date_trunc_to_date`, not registered): on a cluster
+    // the query keeps its casts.
+    let mut analyzer = state.analyzer().clone();
+    analyzer
+        .rules
+        .retain(|rule| rule.name() != arq_udfs::date_trunc::DatesTruncatedAsDates::NAME);
+    let mut builder = SessionStateBuilder::new_from_existing(state);
+    *builder.analyzer() = Some(analyzer);
+    let state = builder
         .with_scalar_functions(scalars)
         .with_aggregate_functions(aggregates)
         .with_window_functions(windows)

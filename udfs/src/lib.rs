@@ -22,6 +22,7 @@ pub mod aging_bucket;
 pub mod aging_bucket_rank;
 pub mod bounds;
 mod date_args;
+pub mod date_trunc;
 pub mod dates;
 pub mod days_past_due;
 pub mod metrics;
@@ -72,6 +73,21 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
+/// DataFusion built-ins replaced by faster versions with the same name, signature and
+/// results (`date_trunc`'s calendar granularities): registered by [`register_all`] over
+/// the built-ins; not listed among this crate's functions.
+pub fn faster_builtins() -> Vec<Arc<ScalarUDF>> {
+    vec![date_trunc_udf()]
+}
+
+/// The faster `date_trunc` (shared instance).
+pub fn date_trunc_udf() -> Arc<ScalarUDF> {
+    static INSTANCE: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
+        Arc::new(ScalarUDF::new_from_impl(date_trunc::DateTrunc::new()))
+    });
+    Arc::clone(&INSTANCE)
+}
+
 /// A function's name and documentation, for listings such as `arq functions`.
 #[derive(Debug, Clone)]
 pub struct FunctionDoc {
@@ -112,10 +128,11 @@ pub fn documentation() -> Vec<FunctionDoc> {
     docs
 }
 
-/// Registers every scalar and aggregate function of this crate in `registry`. Table
+/// Registers every scalar and aggregate function of this crate, and the
+/// [`faster_builtins`], in `registry`. Table
 /// functions need a `SessionContext`: see [`register_session`].
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
-    for udf in scalar_functions() {
+    for udf in scalar_functions().into_iter().chain(faster_builtins()) {
         registry.register_udf(udf)?;
     }
     for udaf in aggregate_functions() {
@@ -124,9 +141,11 @@ pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     Ok(())
 }
 
-/// Registers every function of this crate, table functions included, in a session.
+/// Registers every function of this crate, table functions included, in a session, and
+/// the analyzer rule that truncates dates as dates ([`date_trunc::DatesTruncatedAsDates`]).
 pub fn register_session(ctx: &mut datafusion::prelude::SessionContext) -> Result<()> {
     register_all(ctx)?;
+    ctx.add_analyzer_rule(Arc::new(date_trunc::DatesTruncatedAsDates::new()));
     for (name, function) in metrics::table_functions() {
         ctx.register_udtf(name, function);
     }
@@ -180,6 +199,27 @@ mod tests {
                     && !state.table_functions().contains_key(&name),
                 "{name} is a DataFusion built-in"
             );
+        }
+    }
+
+    #[test]
+    fn faster_builtins_replace_a_builtin_of_the_same_name_and_signature() {
+        let builtins = datafusion::prelude::SessionContext::new().state();
+        let mut ctx = datafusion::prelude::SessionContext::new();
+        register_all(&mut ctx).unwrap();
+        let state = ctx.state();
+        for faster in faster_builtins() {
+            let name = faster.name();
+            let builtin = &builtins.scalar_functions()[name];
+            assert_eq!(faster.signature(), builtin.signature(), "{name}");
+            assert_eq!(faster.aliases(), builtin.aliases(), "{name}");
+            for alias in std::iter::once(name).chain(faster.aliases().iter().map(|a| a.as_str())) {
+                let registered = state.udf(alias).unwrap();
+                assert!(
+                    registered.inner().is::<date_trunc::DateTrunc>(),
+                    "{alias} is still the built-in"
+                );
+            }
         }
     }
 
