@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -84,14 +84,23 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> datafusion::error::Result
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// The result's columns named as they were written: DataFusion names an unaliased literal
+/// The result's columns named as they were written, string views as strings: DataFusion names an unaliased literal
 /// by its type (`Int64(1)`, `Utf8("a")`), `SELECT 1 + 2` reads `1 + 2` here, as in DuckDB
 /// and psql. Aliased and plain column names are untouched.
 fn readable_schema(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| f.as_ref().clone().with_name(readable_name(f.name())))
+        .map(|f| {
+            let field = f.as_ref().clone().with_name(readable_name(f.name()));
+            // Text read as string views (`Warehouse::with_string_views`) is written as
+            // strings: the outputs do not depend on how a session reads the tables.
+            match field.data_type() {
+                DataType::Utf8View => field.with_data_type(DataType::Utf8),
+                DataType::BinaryView => field.with_data_type(DataType::Binary),
+                _ => field,
+            }
+        })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }

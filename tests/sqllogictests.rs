@@ -1,10 +1,11 @@
 //! Runs every `tests/slt/*.slt` file through the published `datafusion-sqllogictest`
-//! runner, in a session with arq's functions and the demo warehouse registered — twice:
-//! in a local session, and in a session on a Ballista cluster whose scheduler and
-//! executor run in this process (`arq cluster`'s own, with arq's functions), so every
-//! query must give the same results on one machine and on a cluster. A file whose
-//! first lines hold `# cluster: skip — REASON` runs locally only (plans printed by
-//! EXPLAIN differ on a cluster).
+//! runner, in a session with arq's functions and the demo warehouse registered — three
+//! times: in a local session, in a local session reading the warehouse's text as string
+//! views (as `arq sql`, `shell` and `serve` read it), and in a session on a Ballista
+//! cluster whose scheduler and executor run in this process (`arq cluster`'s own, with
+//! arq's functions), so every query must give the same results on one machine, read
+//! either way, and on a cluster. (Files that start with `# session: bare` hold their
+//! own tables: they run locally and on the cluster.)
 //!
 //! `cargo test --test sqllogictests -- aging` runs only files whose name contains
 //! `aging`. Any failing record fails the whole run (non-zero exit), and the last line
@@ -32,7 +33,7 @@ fn slt_files(filter: Option<&str>) -> Vec<PathBuf> {
 /// The session a file runs in: arq's functions (with the default model's) and the demo warehouse, or, for files
 /// that start with `# session: bare`, arq's functions only (such files create their own
 /// tiny `open_items`, `invoices`, ... to check figures computed by hand).
-async fn session(path: &Path) -> datafusion::prelude::SessionContext {
+async fn session(path: &Path, string_views: bool) -> datafusion::prelude::SessionContext {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     if text.starts_with("# session: bare") {
         let mut ctx = datafusion::prelude::SessionContext::new_with_config(
@@ -43,7 +44,9 @@ async fn session(path: &Path) -> datafusion::prelude::SessionContext {
         return ctx;
     }
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo");
-    let warehouse = arq::Warehouse::open(&demo, arq::AsOf::Latest).expect("demo warehouse opens");
+    let warehouse = arq::Warehouse::open(&demo, arq::AsOf::Latest)
+        .expect("demo warehouse opens")
+        .with_string_views(string_views);
     // The committed default model, as in `arq sql`.
     let model = default_model();
     warehouse
@@ -56,6 +59,8 @@ async fn session(path: &Path) -> datafusion::prelude::SessionContext {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Local,
+    /// Locally, the warehouse's text read as string views, as `arq sql` reads it.
+    Views,
     Cluster,
 }
 
@@ -125,9 +130,10 @@ fn default_model() -> arq_models::sql::SessionModel {
 /// Runs one file; returns the failures, one message per failing record.
 async fn run_file(path: &Path, mode: Mode) -> Vec<String> {
     let ctx = match mode {
-        Mode::Local => session(path).await,
+        Mode::Local => session(path, false).await,
+        Mode::Views => session(path, true).await,
         Mode::Cluster => {
-            let ctx = on_cluster(session(path).await).await;
+            let ctx = on_cluster(session(path, false).await).await;
             // Over the demo warehouse the queries reach the executors.
             if ctx.table_exist("open_items").unwrap_or(false)
                 && ctx.table_exist("invoices").unwrap_or(false)
@@ -176,9 +182,13 @@ async fn main() -> ExitCode {
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
         let name = file.file_name().unwrap_or_default().to_string_lossy();
-        for mode in [Mode::Local, Mode::Cluster] {
+        let bare = std::fs::read_to_string(file).is_ok_and(|t| t.starts_with("# session: bare"));
+        for mode in [Mode::Local, Mode::Views, Mode::Cluster] {
             let shown = match mode {
                 Mode::Local => format!("{name}"),
+                // (A bare file has no warehouse to read as views.)
+                Mode::Views if bare => continue,
+                Mode::Views => format!("{name} (string views)"),
                 Mode::Cluster => format!("{name} (cluster)"),
             };
             let failures = run_file(file, mode).await;

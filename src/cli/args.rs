@@ -284,6 +284,16 @@ impl Command {
         (Some(&i.warehouse), Some(&i.as_of), Some(&i.model))
     }
 
+    /// Whether the command's sessions read text columns as string views: the analysts'
+    /// SQL (`sql`, `shell`, `serve`), whose results arq only prints or sends
+    /// ([`crate::Warehouse::with_string_views`]).
+    pub fn reads_string_views(&self) -> bool {
+        matches!(
+            self,
+            Command::Sql(_) | Command::Shell(_) | Command::Serve(_)
+        )
+    }
+
     /// The memory limit given to an analyst's command.
     pub fn memory_limit(&self) -> Option<MemoryLimit> {
         match self {

@@ -90,7 +90,12 @@ impl Config {
                 let location = Location::parse(&path.to_string_lossy())?;
                 let opened = runtime.block_on(Warehouse::open_at(location, cli.as_of()))?;
                 let cluster = cli.command.cluster().map(ClusterUrl::parse).transpose()?;
-                Some(opened.with_memory_limit(limit).with_cluster(cluster))
+                Some(
+                    opened
+                        .with_memory_limit(limit)
+                        .with_cluster(cluster)
+                        .with_string_views(cli.command.reads_string_views()),
+                )
             }
             false => None,
         };
