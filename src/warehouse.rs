@@ -246,13 +246,13 @@ impl Warehouse {
         self
     }
 
-    /// Sessions that read the tables' text columns as Arrow string views (`Utf8View`,
-    /// DataFusion's own default for Parquet): what the analysts' commands (`arq sql`,
-    /// `shell`, `serve`) use. A view holds a string of up to 12 bytes — every customer
-    /// id, currency, segment and kind — inside it, so the joins on customer ids and the
-    /// groups and filters on short codes compare and copy fixed-size values instead of
-    /// reaching into a buffer: 15–30 % less time on most of the analyst's queries at
-    /// 1 M customers (benches/README.md). The nightly job, the report and the other
+    /// Sessions that read the tables' short text columns ([`VIEW_COLUMNS`]) as Arrow
+    /// string views (`Utf8View`, DataFusion's own default for Parquet): what the
+    /// analysts' commands (`arq sql`, `shell`, `serve`) use. A view holds a string of up
+    /// to 12 bytes — a customer id, a currency, a kind — inside it, so the joins on
+    /// customer ids and the groups and filters on codes compare and copy fixed-size
+    /// values instead of reaching into a buffer: 15–30 % less time on most of the
+    /// analyst's queries at 1 M customers (benches/README.md). The nightly job, the report and the other
     /// commands, whose Rust code reads strings, keep `Utf8`; `arq sql` writes its results
     /// as strings ([`crate::sql::stream_statement`]), so outputs are the same either way.
     pub fn with_string_views(mut self, views: bool) -> Self {
@@ -430,13 +430,23 @@ impl Warehouse {
     }
 }
 
-/// `schema` with its `Utf8` fields as `Utf8View`.
+/// The text columns read as string views by [`Warehouse::with_string_views`]: the codes
+/// and the customer and collector ids, which a view holds inline (up to 12 bytes; the
+/// generator's customer ids have 8). Longer text — invoice, payment and activity ids
+/// (16–18 bytes), names, contacts — stays `Utf8`: a view of it points into a buffer, and
+/// hashing it for a join costs more than a plain string does (the 24 M payments of a
+/// quarter joined to 132 M invoices on `invoice_id`: 7.0 s as strings, 9.5 s as views).
+pub const VIEW_COLUMNS: [&str; 5] = ["customer_id", "collector_id", "currency", "kind", "role"];
+
+/// `schema` with its `Utf8` fields named in [`VIEW_COLUMNS`] as `Utf8View`.
 fn as_string_views(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<FieldRef> = schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            DataType::Utf8 if VIEW_COLUMNS.contains(&f.name().as_str()) => {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+            }
             _ => Arc::clone(f),
         })
         .collect();
