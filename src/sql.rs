@@ -84,9 +84,10 @@ fn conform(schema: &SchemaRef, batch: &RecordBatch) -> datafusion::error::Result
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// The result's columns named as they were written, string views as strings: DataFusion names an unaliased literal
-/// by its type (`Int64(1)`, `Utf8("a")`), `SELECT 1 + 2` reads `1 + 2` here, as in DuckDB
-/// and psql. Aliased and plain column names are untouched.
+/// The result's columns named as they were written, and string views typed as strings:
+/// DataFusion names an unaliased literal by its type (`Int64(1)`, `Utf8("a")`), `SELECT
+/// 1 + 2` reads `1 + 2` here, as in DuckDB and psql. Aliased and plain column names are
+/// untouched.
 fn readable_schema(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()

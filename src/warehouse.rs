@@ -252,9 +252,10 @@ impl Warehouse {
     /// to 12 bytes — a customer id, a currency, a kind — inside it, so the joins on
     /// customer ids and the groups and filters on codes compare and copy fixed-size
     /// values instead of reaching into a buffer: 15–30 % less time on most of the
-    /// analyst's queries at 1 M customers (benches/README.md). The nightly job, the report and the other
-    /// commands, whose Rust code reads strings, keep `Utf8`; `arq sql` writes its results
-    /// as strings ([`crate::sql::stream_statement`]), so outputs are the same either way.
+    /// analyst's queries at 1 M customers (benches/README.md). The nightly job, the
+    /// report and the other commands, whose Rust code reads strings, keep `Utf8`; `arq
+    /// sql` writes its results as strings ([`crate::sql::stream_statement`]), so outputs
+    /// are the same either way.
     pub fn with_string_views(mut self, views: bool) -> Self {
         self.string_views = views;
         self

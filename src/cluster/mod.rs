@@ -106,9 +106,8 @@ pub fn transport_cause(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// arq's scalar and aggregate functions (and the built-ins it computes faster) and the
-/// model's scalar functions: what the
-/// scheduler and the executors register (arq has no window functions; the table
-/// functions are planned by the client, see [`client`]).
+/// model's scalar functions: what the scheduler and the executors register (arq has no
+/// window functions; the table functions are planned by the client, see [`client`]).
 pub fn functions(model: Option<&SessionModel>) -> (Vec<Arc<ScalarUDF>>, Vec<Arc<AggregateUDF>>) {
     let mut scalars = arq_udfs::scalar_functions();
     scalars.extend(arq_udfs::faster_builtins());

@@ -21,7 +21,6 @@
 //!   truncation the casts could not represent (outside 1677–2262) goes through them, as
 //!   before, and fails as before.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, PrimitiveArray};
@@ -80,9 +79,9 @@ impl Calendar {
     }
 }
 
-/// `date_trunc`, DataFusion's built-in with the calendar granularities computed faster,
-/// and dates truncated as dates (see [`DatesTruncatedAsDates`]).
-#[derive(Debug)]
+/// `date_trunc`, DataFusion's built-in with the calendar granularities of timestamps
+/// computed faster.
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateTrunc {
     builtin: Arc<ScalarUDF>,
 }
@@ -99,20 +98,6 @@ impl DateTrunc {
         Self {
             builtin: datafusion::functions::datetime::date_trunc(),
         }
-    }
-}
-
-impl PartialEq for DateTrunc {
-    fn eq(&self, other: &Self) -> bool {
-        self.builtin == other.builtin
-    }
-}
-
-impl Eq for DateTrunc {}
-
-impl Hash for DateTrunc {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.builtin.hash(state);
     }
 }
 
@@ -160,7 +145,7 @@ impl ScalarUDFImpl for DateTrunc {
 /// `date_trunc` of a `DATE` to a `DATE`: what [`DatesTruncatedAsDates`] writes for
 /// `CAST(date_trunc(g, CAST(d AS TIMESTAMP)) AS DATE)`. Not registered under its name: the
 /// rule puts it in the plan (as the planner puts a registered function there).
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateTruncToDate {
     builtin: Arc<ScalarUDF>,
     signature: Signature,
@@ -219,20 +204,6 @@ impl DateTruncToDate {
     }
 }
 
-impl PartialEq for DateTruncToDate {
-    fn eq(&self, other: &Self) -> bool {
-        self.builtin == other.builtin
-    }
-}
-
-impl Eq for DateTruncToDate {}
-
-impl Hash for DateTruncToDate {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.builtin.hash(state);
-    }
-}
-
 impl ScalarUDFImpl for DateTruncToDate {
     fn name(&self) -> &str {
         "date_trunc_to_date"
@@ -264,7 +235,7 @@ impl ScalarUDFImpl for DateTruncToDate {
 }
 
 /// The analyzer rule of the module's notes: `CAST(date_trunc(g, CAST(d AS
-/// TIMESTAMP)) AS DATE)` → `date_trunc(g, d)` for a `DATE` `d` and a literal day, week,
+/// TIMESTAMP)) AS DATE)` → `date_trunc_to_date(g, d)` for a `DATE` `d` and a literal day, week,
 /// month, quarter or year `g`, the expression keeping its name.
 #[derive(Debug)]
 pub struct DatesTruncatedAsDates {
@@ -318,9 +289,7 @@ impl DatesTruncatedAsDates {
             && to.data_type() == &DataType::Timestamp(TimeUnit::Nanosecond, None))
             .then_some((date.as_ref(), granularity))
     }
-}
 
-impl DatesTruncatedAsDates {
     /// One node's expressions rewritten.
     fn rewrite(&self, plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         if plan.inputs().is_empty() {

@@ -129,8 +129,8 @@ pub fn documentation() -> Vec<FunctionDoc> {
 }
 
 /// Registers every scalar and aggregate function of this crate, and the
-/// [`faster_builtins`], in `registry`. Table
-/// functions need a `SessionContext`: see [`register_session`].
+/// [`faster_builtins`], in `registry`. Table functions need a `SessionContext`: see
+/// [`register_session`].
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udf in scalar_functions().into_iter().chain(faster_builtins()) {
         registry.register_udf(udf)?;
