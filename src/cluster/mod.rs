@@ -116,7 +116,9 @@ pub fn functions(model: Option<&SessionModel>) -> (Vec<Arc<ScalarUDF>>, Vec<Arc<
             .into_iter()
             .map(Arc::new),
     );
-    (scalars, arq_udfs::aggregate_functions())
+    let mut aggregates = arq_udfs::aggregate_functions();
+    aggregates.extend(arq_udfs::faster_aggregate_builtins());
+    (scalars, aggregates)
 }
 
 /// Registers [`functions`] in `registry`.
