@@ -180,6 +180,16 @@ impl DistinctTextCounts {
         }
     }
 
+    /// The state: per group (row of `offsets`) a list of its values, as the built-in's.
+    fn state_lists(&self, offsets: Vec<i32>, items: ArrayRef) -> ArrayRef {
+        Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(self.data_type.clone(), true)),
+            OffsetBuffer::new(offsets.into()),
+            items,
+            None,
+        ))
+    }
+
     /// Calls `f(row, value)` for every non-NULL text value of `array` (any string type).
     fn each(array: &ArrayRef, mut f: impl FnMut(usize, &[u8])) -> Result<()> {
         match array.data_type() {
@@ -310,13 +320,7 @@ impl GroupsAccumulator for DistinctTextCounts {
             offsets.push(datafusion::arrow::array::ArrayBuilder::len(&items) as i32);
         }
         let items = cast(&items.finish(), &self.data_type)?;
-        let list = ListArray::new(
-            Arc::new(Field::new_list_field(self.data_type.clone(), true)),
-            OffsetBuffer::new(offsets.into()),
-            items,
-            None,
-        );
-        Ok(vec![Arc::new(list)])
+        Ok(vec![self.state_lists(offsets, items)])
     }
 
     fn merge_batch(
@@ -364,13 +368,7 @@ impl GroupsAccumulator for DistinctTextCounts {
             &datafusion::arrow::array::UInt32Array::from(indices),
             None,
         )?;
-        let list = ListArray::new(
-            Arc::new(Field::new_list_field(self.data_type.clone(), true)),
-            OffsetBuffer::new(offsets.into()),
-            items,
-            None,
-        );
-        Ok(vec![Arc::new(list)])
+        Ok(vec![self.state_lists(offsets, items)])
     }
 
     fn size(&self) -> usize {
