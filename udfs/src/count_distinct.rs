@@ -180,6 +180,24 @@ impl DistinctTextCounts {
         }
     }
 
+    /// Takes the values of the first `n` groups out (per group), and numbers the other
+    /// groups' pairs from 0 again, as the groups emitted before them leave.
+    fn emit(&mut self, n: usize) -> Vec<Vec<Box<[u8]>>> {
+        let mut groups: Vec<Vec<Box<[u8]>>> = vec![Vec::new(); n];
+        let mut remaining = HashSet::default();
+        for (group, value) in self.seen.drain() {
+            match group < n {
+                true => groups[group].push(value),
+                false => {
+                    remaining.insert((group - n, value));
+                }
+            }
+        }
+        self.seen = remaining;
+        self.bytes = self.seen.iter().map(|(_, v)| v.len()).sum();
+        groups
+    }
+
     /// The state: per group (row of `offsets`) a list of its values, as the built-in's.
     fn state_lists(&self, offsets: Vec<i32>, items: ArrayRef) -> ArrayRef {
         Arc::new(ListArray::new(
@@ -279,36 +297,15 @@ impl GroupsAccumulator for DistinctTextCounts {
                 self.seen.clear();
                 self.bytes = 0;
             }
-            EmitTo::First(n) => {
-                self.seen = std::mem::take(&mut self.seen)
-                    .into_iter()
-                    .filter(|(group, _)| *group >= n)
-                    .map(|(group, value)| (group - n, value))
-                    .collect();
-                self.bytes = self.seen.iter().map(|(_, v)| v.len()).sum();
-            }
+            EmitTo::First(n) => drop(self.emit(n)),
         }
         Ok(Arc::new(Int64Array::from(counts)))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let emitted = match emit_to {
-            EmitTo::All => self.counts.len(),
-            EmitTo::First(n) => n,
-        };
-        let mut groups: Vec<Vec<Box<[u8]>>> = vec![Vec::new(); emitted];
-        let mut remaining = HashSet::default();
-        for (group, value) in self.seen.drain() {
-            match group < emitted {
-                true => groups[group].push(value),
-                false => {
-                    remaining.insert((group - emitted, value));
-                }
-            }
-        }
-        self.seen = remaining;
-        self.bytes = self.seen.iter().map(|(_, v)| v.len()).sum();
-        let _ = emit_to.take_needed(&mut self.counts);
+        let counts = emit_to.take_needed(&mut self.counts);
+        let emitted = counts.len();
+        let groups = self.emit(emitted);
         let mut items = StringBuilder::new();
         let mut offsets = Vec::with_capacity(emitted + 1);
         offsets.push(0i32);

@@ -78,7 +78,10 @@ pub fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
 /// results (`date_trunc`'s calendar granularities): registered by [`register_all`] over
 /// the built-ins; not listed among this crate's functions.
 pub fn faster_builtins() -> Vec<Arc<ScalarUDF>> {
-    vec![date_trunc_udf()]
+    static DATE_TRUNC: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
+        Arc::new(ScalarUDF::new_from_impl(date_trunc::DateTrunc::new()))
+    });
+    vec![Arc::clone(&DATE_TRUNC)]
 }
 
 /// DataFusion's aggregate built-ins replaced the same way (`count`, for `count(DISTINCT)`
@@ -88,14 +91,6 @@ pub fn faster_aggregate_builtins() -> Vec<Arc<AggregateUDF>> {
         Arc::new(AggregateUDF::new_from_impl(count_distinct::Count::new()))
     });
     vec![Arc::clone(&COUNT)]
-}
-
-/// The faster `date_trunc` (shared instance).
-pub fn date_trunc_udf() -> Arc<ScalarUDF> {
-    static INSTANCE: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
-        Arc::new(ScalarUDF::new_from_impl(date_trunc::DateTrunc::new()))
-    });
-    Arc::clone(&INSTANCE)
 }
 
 /// A function's name and documentation, for listings such as `arq functions`.
@@ -139,8 +134,8 @@ pub fn documentation() -> Vec<FunctionDoc> {
 }
 
 /// Registers every scalar and aggregate function of this crate, and the
-/// [`faster_builtins`] and [`faster_aggregate_builtins`], in `registry`. Table functions need a `SessionContext`: see
-/// [`register_session`].
+/// [`faster_builtins`] and [`faster_aggregate_builtins`], in `registry`. Table functions
+/// need a `SessionContext`: see [`register_session`].
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udf in scalar_functions().into_iter().chain(faster_builtins()) {
         registry.register_udf(udf)?;
