@@ -9,6 +9,8 @@ use crate::report::nights::Nights;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::recommendations;
 use crate::storage::Location;
+use datafusion::datasource::MemTable;
+use std::sync::Arc;
 
 /// Builds the report over the configured warehouse (and model, when there is one) and
 /// writes it atomically.
@@ -81,9 +83,14 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
         let credit = match (sections.contains(&Section::Credit), config.session_model()) {
             (true, Some(model)) => Some(CreditInput {
                 // As the night recommended them, else computed as `arq limits` does.
-                limits: match nights.limits(period.as_of_day()?, policy_fingerprint) {
-                    Some(limits) => limits,
-                    None => recommendations(warehouse, model, config.feature_slice, policy).await?,
+                limits: {
+                    let limits = match nights.limits(period.as_of_day()?, policy_fingerprint) {
+                        Some(limits) => limits,
+                        None => {
+                            recommendations(warehouse, model, config.feature_slice, policy).await?
+                        }
+                    };
+                    Arc::new(MemTable::try_new(limits.schema(), vec![vec![limits]])?)
                 },
                 classes: policy
                     .limits

@@ -37,6 +37,7 @@ use arq_models::sql::SessionModel;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::ParquetReadOptions;
 use indicatif::ProgressBar;
 
 use crate::error::{ArqError, Result};
@@ -157,13 +158,32 @@ pub fn run(
     if options.xlsx {
         writer.workbooks(tables.len(), &workbooks(&tables)?)?;
     }
-    // Written: the per-person copies and the overdue items are not needed by the report
-    // (at a million customers they are a gigabyte the report's queries can use instead).
     drop(tables);
-    let mut decisions = decisions;
-    decisions.items = RecordBatch::new_empty(decisions.items.schema());
+    // Written: what the report needs of the lists is taken now, and the lists dropped (at
+    // a million customers the queues, overdue items and limits are a gigabyte the
+    // report's queries can use instead); the credit section reads the staged limits file.
+    let mut summary = Summary::of(
+        decisions.snapshot.scores.batch(),
+        &decisions.queues,
+        &decisions.limits,
+    )?;
+    summary.changes = changes;
+    let period = Period::new(
+        warehouse.as_of(),
+        &warehouse.snapshot_dates(),
+        12,
+        report::DEFAULT_CEI_TARGET,
+    )?;
+    let nights = night_history(options, warehouse, &period, &decisions)?;
+    let Decisions {
+        snapshot,
+        previous_scores,
+        ..
+    } = decisions;
     stages.done("write");
-    let report = runtime.block_on(night_report(warehouse, options, &decisions))?;
+    let limits = staging.path().join("limits.parquet");
+    let report = runtime.block_on(night_report(warehouse, options, &period, &nights, &limits))?;
+    drop(nights);
     writer.file("report.html", report.html.as_bytes())?;
     // The backtest rows the report showed, so the next nights replay no queue twice.
     let backtest = arq_models::backtest::backtest_batch_exact(&report.backtest)?;
@@ -177,14 +197,9 @@ pub fn run(
     // The labelled snapshots' outcomes, so that later reports label only the new one.
     let outcomes = crate::report::nights::outcomes_batch(&report.outcomes)?;
     writer.parquet(crate::report::nights::OUTCOMES, &outcomes)?;
+    drop(snapshot);
     stages.done("report");
 
-    let mut summary = Summary::of(
-        decisions.snapshot.scores.batch(),
-        &decisions.queues,
-        &decisions.limits,
-    )?;
-    summary.changes = changes;
     let mut manifest = Manifest {
         arq_version: env!("CARGO_PKG_VERSION"),
         as_of: warehouse.as_of().to_string(),
@@ -210,7 +225,7 @@ pub fn run(
         queues: summary.queue_records(),
         limit_actions: summary.limit_actions.clone(),
         compared_with: summary.changes.as_ref().map(|c| c.since.clone()),
-        previous_scores: decisions.previous_scores,
+        previous_scores,
         changes: summary.changes.as_ref().map(|c| c.queues.clone()),
         outputs: writer.records(),
         timings_ms: stages.timings.clone(),
@@ -318,29 +333,52 @@ async fn decide(
     })
 }
 
+/// This month's earlier nights from the output folder, and tonight's from its queues and
+/// scores: the history the night's report reads.
+fn night_history(
+    options: &NightlyOptions<'_>,
+    warehouse: &Warehouse,
+    period: &Period,
+    decisions: &Decisions,
+) -> Result<Nights> {
+    let tonight = warehouse.as_of().to_string();
+    let after = period.previous.clone().unwrap_or_default();
+    let mut nights = Nights::read(
+        &options.out,
+        &after,
+        &tonight,
+        Some(&options.model.fingerprint),
+    )?;
+    nights.add_tonight(&tonight, &decisions.queues)?;
+    nights.add_tonight_scores(&decisions.snapshot.scores);
+    Ok(nights)
+}
+
 /// The month's review (`arq report` with every section, 12 months, `--nights OUT`) of the
-/// night, with the limits the night recommended and tonight's carry-over.
+/// night, with the limits the night recommended (read from their staged file `limits`)
+/// and tonight's carry-over and scores (in `nights`).
 async fn night_report(
     warehouse: &Warehouse,
     options: &NightlyOptions<'_>,
-    decisions: &Decisions,
+    period: &Period,
+    nights: &Nights,
+    limits: &std::path::Path,
 ) -> Result<report::Built> {
-    let limits = &decisions.limits;
     let ctx = warehouse.local_session(Some(&options.model.value)).await?;
-    let period = Period::new(
-        warehouse.as_of(),
-        &warehouse.snapshot_dates(),
-        12,
-        report::DEFAULT_CEI_TARGET,
-    )?;
     let root = warehouse.root().to_string();
     let model = options.model.path.display().to_string();
     let source = Source {
         warehouse: &root,
         model: Some(&model),
     };
+    let limits = limits
+        .to_str()
+        .ok_or_else(|| ArqError::Internal(format!("{} is not UTF-8", limits.display())))?;
     let credit = CreditInput {
-        limits: limits.clone(),
+        limits: ctx
+            .read_parquet(limits, ParquetReadOptions::default())
+            .await?
+            .into_view(),
         classes: options
             .policy
             .value
@@ -363,25 +401,14 @@ async fn night_report(
         slice: options.feature_slice,
         policy_fingerprint: &options.policy.fingerprint,
     };
-    // This month's earlier nights from the output folder, and tonight's from its queues.
-    let tonight = warehouse.as_of().to_string();
-    let after = period.previous.clone().unwrap_or_default();
-    let mut nights = Nights::read(
-        &options.out,
-        &after,
-        &tonight,
-        Some(&options.model.fingerprint),
-    )?;
-    nights.add_tonight(&tonight, &decisions.queues)?;
-    nights.add_tonight_scores(&decisions.snapshot.scores);
     report::build(
         &ctx,
-        &period,
+        period,
         &sections,
         &source,
         Some(&credit),
         Some(&model),
-        &nights,
+        nights,
     )
     .await
 }

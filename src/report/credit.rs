@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::datasource::MemTable;
+use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -33,15 +32,14 @@ pub struct Credit {
     pub migration_reading: String,
 }
 
-/// Builds the section from the snapshot's recommendations (`arq limits`' rows);
+/// Builds the section from the snapshot's recommendations (`arq limits`' rows, as a table);
 /// `classes` are the policy's risk classes from the best to the worst.
 pub async fn build(
     ctx: &SessionContext,
-    limits: &RecordBatch,
+    limits: Arc<dyn TableProvider>,
     classes: &[String],
 ) -> Result<Credit> {
-    let table = MemTable::try_new(limits.schema(), vec![vec![limits.clone()]])?;
-    ctx.register_table(LIMITS, Arc::new(table))?;
+    ctx.register_table(LIMITS, limits)?;
     let built = sections(ctx, classes).await;
     ctx.deregister_table(LIMITS)?;
     built

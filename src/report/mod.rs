@@ -44,9 +44,10 @@ pub enum Section {
 }
 
 /// What the credit section reads: the snapshot's limit recommendations (`arq limits`'
-/// rows) and the policy's risk classes from the best to the worst.
+/// rows: in memory, or the night's file) and the policy's risk classes from the best to
+/// the worst.
 pub struct CreditInput {
-    pub limits: datafusion::arrow::array::RecordBatch,
+    pub limits: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
     pub classes: Vec<String>,
 }
 
@@ -184,7 +185,7 @@ pub async fn build(
     let credit = async {
         match credit.filter(|_| wants_credit) {
             Some(input) => Ok(Some(
-                credit::build(ctx, &input.limits, &input.classes).await?,
+                credit::build(ctx, input.limits.clone(), &input.classes).await?,
             )),
             None => Ok(None),
         }
