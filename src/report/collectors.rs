@@ -171,7 +171,7 @@ pub async fn build(
         "collectors",
         "SELECT customer_id, collector_id FROM customers_latest WHERE collector_id IS NOT NULL",
     );
-    // The month's queries run together (each is one pass over its tables).
+    // The month's queries, each one pass over its tables (they take turns: `Rows`).
     let (assigned, overdue, contacts, kept, cash, cei, rolled, owners) =
         futures::try_join!(assigned, overdue, contacts, kept, cash, cei, rolled, owners)?;
 

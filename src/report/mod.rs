@@ -152,7 +152,8 @@ pub async fn build(
     };
     rows::timing("the snapshot's scores", started);
     let wants_credit = sections.contains(&Section::Credit);
-    // The sections are independent: their queries run together.
+    // The sections are independent: built side by side, their queries taking turns
+    // (`Rows::query` runs one at a time).
     let portfolio = async {
         match wants_portfolio {
             true => {

@@ -71,7 +71,7 @@ pub async fn build(
     known: &Known,
 ) -> Result<(Portfolio, Facts)> {
     let (from, to) = (known.compute_from.as_str(), period.to.as_str());
-    // The queries run together (each is one pass over its tables).
+    // The queries, each one pass over its tables (they take turns: `Rows`).
     let (metric_rows, aging_rows, roll_rows, top, (by_segment, by_region)) = futures::try_join!(
         metrics(ctx, from, to),
         aging(ctx, from, to),

@@ -49,10 +49,11 @@ impl Rows {
     }
 
     async fn run(ctx: &SessionContext, what: &'static str, sql: &str) -> Result<Rows> {
-        // One report query at a time in the process: the sections' queries are written
-        // to run together, but on a million customers they then hold their hash tables at
-        // once (2.35 GB against 1.88 GB one at a time for `arq report --nights`) for no
-        // gain in time (24.9 s against 25.3 s; benches/README.md).
+        // One report query at a time in the process: the sections are built side by side,
+        // but their queries running together held their hash tables at once — at a
+        // million customers `arq report --nights` peaked at 2.40 GB, one at a time at
+        // 1.89 GB, for 25 s against 27 s (benches/README.md, "The report's queries one at
+        // a time").
         static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
         let _turn = ONE_AT_A_TIME
             .acquire()
