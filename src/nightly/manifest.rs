@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arq_models::model::Fingerprint;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Decimal128Type;
 use rust_decimal::Decimal;
@@ -13,6 +12,7 @@ use serde::Serialize;
 
 use super::changes::{Change, Changes};
 use crate::error::{ArqError, Result};
+use crate::output::fingerprint::FileFingerprint;
 use crate::output::folder::OutputRecord;
 use crate::storage::Location;
 use futures::TryStreamExt;
@@ -26,14 +26,14 @@ pub struct InputFingerprint {
     pub fingerprint: String,
 }
 
-/// FNV-1a over every warehouse file's path (relative to the warehouse) and bytes.
+/// xxh3-64 over every warehouse file's path (relative to the warehouse) and bytes.
 pub async fn fingerprint_files(root: &Location, files: &[ObjectMeta]) -> Result<InputFingerprint> {
     let mut sorted: Vec<(String, &ObjectMeta)> = files
         .iter()
         .map(|f| (root.relative(&f.location), f))
         .collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut fingerprint = Fingerprint::default();
+    let mut fingerprint = FileFingerprint::default();
     let mut bytes = 0u64;
     for (relative, meta) in &sorted {
         fingerprint.update(relative.as_bytes());

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use arq_models::model::Fingerprint;
 use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use super::fingerprint::FileFingerprint;
 use super::{OutputFormat, QueryResult, write_atomically, write_result};
 use crate::error::{ArqError, Result};
 
@@ -170,7 +170,7 @@ impl FolderWriter {
         let (bytes, fingerprint) = write_atomically(&path, |file| {
             let mut out = HashingWriter {
                 inner: file,
-                fingerprint: Fingerprint::default(),
+                fingerprint: FileFingerprint::default(),
                 bytes: 0,
             };
             encode(&mut out)?;
@@ -206,7 +206,7 @@ impl FolderWriter {
 /// A file being written, with the fingerprint and size of what went into it.
 pub struct HashingWriter<W> {
     inner: W,
-    fingerprint: Fingerprint,
+    fingerprint: FileFingerprint,
     bytes: u64,
 }
 

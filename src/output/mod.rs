@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod bucket;
+pub mod fingerprint;
 pub mod folder;
 pub mod staging;
 pub mod table;
