@@ -1,5 +1,9 @@
 //! `arq report`: the month's review as one HTML file (see [`crate::report`]).
 
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
+
 use crate::cli::args::ReportArgs;
 use crate::cli::config::Config;
 use crate::error::{ArqError, Result};
@@ -9,8 +13,6 @@ use crate::report::nights::Nights;
 use crate::report::{self, CreditInput, Period, Section, Source};
 use crate::scored::recommendations;
 use crate::storage::Location;
-use datafusion::datasource::MemTable;
-use std::sync::Arc;
 
 /// Builds the report over the configured warehouse (and model, when there is one) and
 /// writes it atomically.
