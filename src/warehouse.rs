@@ -106,6 +106,8 @@ pub struct Warehouse {
     /// Text columns read as Arrow string views (`Utf8View`) instead of strings (`Utf8`):
     /// see [`Warehouse::with_string_views`].
     string_views: bool,
+    /// Customers per slice of the sessions' `customer_features` and `risk_scores`.
+    feature_slice: usize,
     /// Tables arq derived from the warehouse and keeps elsewhere (the invoice settlement
     /// of [`crate::settlement`]), registered in every session beside the warehouse's.
     derived: Vec<(&'static str, Arc<dyn TableProvider>)>,
@@ -217,6 +219,7 @@ impl Warehouse {
             memory_limit: None,
             cluster: None,
             string_views: false,
+            feature_slice: arq_models::features::DEFAULT_SLICE,
             derived: Vec::new(),
         })
     }
@@ -258,6 +261,14 @@ impl Warehouse {
     /// are the same either way.
     pub fn with_string_views(mut self, views: bool) -> Self {
         self.string_views = views;
+        self
+    }
+
+    /// Sessions whose table functions `customer_features` and `risk_scores` compute
+    /// `slice` customers at a time (`ARQ_FEATURE_SLICE`; see
+    /// [`arq_models::features::FeatureSlice`]).
+    pub fn with_feature_slice(mut self, slice: usize) -> Self {
+        self.feature_slice = slice;
         self
     }
 
@@ -316,7 +327,7 @@ impl Warehouse {
     /// [`Warehouse::session`] on this machine, whatever the cluster setting: what the
     /// nightly job uses for everything but its features.
     pub async fn local_session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
-        let config = session_config();
+        let config = self.session_config();
         let ctx = match self.memory_limit {
             None => SessionContext::new_with_config(config),
             Some(limit) => {
@@ -329,6 +340,14 @@ impl Warehouse {
             }
         };
         self.register_all(ctx, model).await
+    }
+
+    /// [`session_config`] with this warehouse's feature slice
+    /// ([`Warehouse::with_feature_slice`]): the configuration of its sessions.
+    pub fn session_config(&self) -> SessionConfig {
+        session_config().with_extension(Arc::new(arq_models::features::FeatureSlice(
+            self.feature_slice,
+        )))
     }
 
     /// Registers arq's functions (the model's too, when given), every table and the

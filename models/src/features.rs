@@ -222,6 +222,22 @@ impl CustomerRange {
 /// which runs one slice per core (at most 4) at a time.
 pub const DEFAULT_SLICE: usize = 25_000;
 
+/// The customers per slice of a session's table functions `customer_features` and
+/// `risk_scores`, kept in its configuration (`SessionConfig::with_extension`): arq
+/// sets it from `ARQ_FEATURE_SLICE`; a session without it uses [`DEFAULT_SLICE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureSlice(pub usize);
+
+impl FeatureSlice {
+    /// The slice `session` is configured with.
+    pub fn of(session: &dyn Session) -> usize {
+        session
+            .config()
+            .get_extension::<FeatureSlice>()
+            .map_or(DEFAULT_SLICE, |s| s.0.max(1))
+    }
+}
+
 /// The label query for the snapshots between two days (inclusive).
 pub fn labels_sql(from_day: i32, to_day: i32) -> String {
     labels_sql_until(from_day, to_day, i32::MAX)

@@ -500,9 +500,14 @@ impl Metric for FeatureRows {
     async fn single_query(&self, session: &dyn Session) -> Result<Option<String>> {
         Ok(Some(self.sql(session)))
     }
+    /// Computed a slice of customers at a time, as the nightly computes them
+    /// ([`features::snapshots_features`]): the customers of a whole warehouse in one
+    /// feature query hold every invoice's settlement and every event at once (tens of
+    /// gigabytes at a million customers), a slice only its own.
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
-        let batches = collect_sql(session, &self.sql(session)).await?;
-        concat(&features_schema(), batches)
+        let slice = features::FeatureSlice::of(session);
+        let rows = features::snapshots_features(session, self.from, self.to, slice).await?;
+        concat(&features_schema(), vec![rows])
     }
 }
 
@@ -587,7 +592,7 @@ impl Metric for ScoreRows {
             &self.model.model,
             &self.model.name,
             self.day,
-            features::DEFAULT_SLICE,
+            features::FeatureSlice::of(session),
         )
         .await?;
         Ok(scores.batch().clone())

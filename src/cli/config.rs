@@ -52,9 +52,10 @@ impl Config {
             )?),
             None => None,
         };
-        // Only the commands that score read the feature slice.
-        let feature_slice = match (needs.model, &cli.command) {
-            (Need::Required, _) | (_, crate::cli::Command::Settle(_)) => feature_slice()?,
+        // The commands that compute features read the feature slice: those that score
+        // and every command over a warehouse (`customer_features`, `risk_scores` in SQL).
+        let feature_slice = match (needs.warehouse, needs.model) {
+            (true, _) | (_, Need::Required) => feature_slice()?,
             _ => arq_models::features::DEFAULT_SLICE,
         };
         let model = match (needs.model, model_path(cli.model().map(PathBuf::as_path))) {
@@ -94,7 +95,8 @@ impl Config {
                     opened
                         .with_memory_limit(limit)
                         .with_cluster(cluster)
-                        .with_string_views(cli.command.reads_string_views()),
+                        .with_string_views(cli.command.reads_string_views())
+                        .with_feature_slice(feature_slice),
                 )
             }
             false => None,

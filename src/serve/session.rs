@@ -120,7 +120,7 @@ async fn base_session(
     model: Option<&SessionModel>,
 ) -> Result<SessionContext> {
     let state = SessionStateBuilder::new()
-        .with_config(warehouse::session_config())
+        .with_config(warehouse.session_config())
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(YieldWhereOutputMultiplies))
         .build();
