@@ -237,6 +237,7 @@ pub fn run(
         .map_err(|e| ArqError::Internal(format!("cannot encode the manifest: {e}")))?;
     json.push(b'\n');
     writer.file("manifest.json", &json)?;
+    writer.sync()?;
     staging.commit(true)?;
     stages.done("commit");
     stages.bar.finish_and_clear();

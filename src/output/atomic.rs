@@ -1,7 +1,9 @@
-//! The one way arq writes a file: into a temporary file beside it, flushed and fsynced,
-//! renamed over the destination, then the folder fsynced — so a reader sees the old
-//! file or the new one, never half of one, and a crash after the rename keeps the new
-//! one. A failed write removes its temporary file and leaves the destination untouched.
+//! The one way arq writes a file in place: into a temporary file beside it, flushed and
+//! fsynced, renamed over the destination, then the folder fsynced — so a reader sees the
+//! old file or the new one, never half of one, and a crash after the rename keeps the
+//! new one. A failed write removes its temporary file and leaves the destination
+//! untouched. (Files in a staging folder, which appears whole, need none of this:
+//! [`super::folder`].)
 
 use std::fs::File;
 use std::io::BufWriter;

@@ -2,8 +2,17 @@
 //! Parquet, encoded straight into its file (never into memory first) by one thread per
 //! core, hashed on the way, and recorded for the manifest; and, when asked, spreadsheets
 //! of the lists people read.
+//!
+//! The folder is a staging folder ([`super::staging::StagingDir`]), put in place whole
+//! or not at all, so its files need no temporary name and rename each (what
+//! [`super::write_atomically`] does for a file written in place): each is written under
+//! its own name and fsynced, and [`FolderWriter::sync`] fsyncs the folders once before
+//! the commit — at a million customers 13,744 files, two fsyncs and a rename each
+//! before (2.6 s of system calls in the write stage).
 
-use std::io::Write;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +21,7 @@ use datafusion::arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::FileFingerprint;
-use super::{OutputFormat, QueryResult, write_atomically, write_result};
+use super::{OutputFormat, QueryResult, write_result};
 use crate::error::{ArqError, Result};
 
 /// One output file as the manifest lists it.
@@ -69,6 +78,8 @@ pub struct FolderWriter {
     dir: PathBuf,
     /// Records with their position in the manifest.
     written: Mutex<Vec<(usize, OutputRecord)>>,
+    /// The folders files were written in (for [`FolderWriter::sync`]).
+    folders: Mutex<BTreeSet<PathBuf>>,
     count: AtomicUsize,
     #[cfg(feature = "fault-injection")]
     faults: faults::Faults,
@@ -80,6 +91,7 @@ impl FolderWriter {
         Ok(FolderWriter {
             dir: dir.to_path_buf(),
             written: Default::default(),
+            folders: Default::default(),
             count: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: faults::Faults::from_env()?,
@@ -161,21 +173,29 @@ impl FolderWriter {
         order: usize,
         name: &str,
         rows: Option<usize>,
-        encode: impl FnOnce(&mut HashingWriter<&mut std::io::BufWriter<std::fs::File>>) -> Result<()>,
+        encode: impl FnOnce(&mut HashingWriter<&mut BufWriter<File>>) -> Result<()>,
     ) -> Result<()> {
         let path = self.dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ArqError::io(parent, e))?;
-        }
-        let (bytes, fingerprint) = write_atomically(&path, |file| {
-            let mut out = HashingWriter {
-                inner: file,
-                fingerprint: FileFingerprint::default(),
-                bytes: 0,
-            };
-            encode(&mut out)?;
-            Ok((out.bytes, out.fingerprint))
-        })?;
+        let folder = path.parent().unwrap_or(&self.dir).to_path_buf();
+        std::fs::create_dir_all(&folder).map_err(|e| ArqError::io(&folder, e))?;
+        let file = File::create(&path).map_err(|e| ArqError::io(&path, e))?;
+        let mut buffered = BufWriter::with_capacity(1 << 20, file);
+        let mut out = HashingWriter {
+            inner: &mut buffered,
+            fingerprint: FileFingerprint::default(),
+            bytes: 0,
+        };
+        encode(&mut out)?;
+        let (bytes, fingerprint) = (out.bytes, out.fingerprint);
+        buffered
+            .into_inner()
+            .map_err(|e| ArqError::io(&path, e.into_error()))?
+            .sync_all()
+            .map_err(|e| ArqError::io(&path, e))?;
+        self.folders
+            .lock()
+            .map_err(|_| ArqError::Internal("an output writer thread panicked".into()))?
+            .insert(folder);
         let record = OutputRecord {
             file: name.to_string(),
             rows,
@@ -190,6 +210,20 @@ impl FolderWriter {
         #[cfg(feature = "fault-injection")]
         self.faults.after_file(_n)?;
         Ok(())
+    }
+
+    /// Makes the written files' names durable: fsyncs every folder a file went into
+    /// (the files themselves were fsynced as they were written). Before the staging
+    /// folder is committed.
+    pub fn sync(&self) -> Result<()> {
+        let folders = self
+            .folders
+            .lock()
+            .map_err(|_| ArqError::Internal("an output writer thread panicked".into()))?;
+        for folder in folders.iter().rev() {
+            super::atomic::sync_folder(Some(folder))?;
+        }
+        super::atomic::sync_folder(Some(&self.dir))
     }
 
     /// The files written so far, in manifest order.

@@ -1,8 +1,9 @@
 //! Everything arq writes: the formats of a result, the encoders, printing to stdout, and
-//! the one way files are written ([`write_atomically`]: a temporary file, fsync, rename,
-//! fsync of the folder) — for `sql --out`, `score`/`queue`/`limits`/`backtest --out`,
-//! `train --out`/`--report` and each file of the nightly job, whose folder appears as a
-//! whole through [`staging::StagingDir`].
+//! the one way a file is written in place ([`write_atomically`]: a temporary file, fsync,
+//! rename, fsync of the folder) — for `sql --out`, `score`/`queue`/`limits`/`backtest
+//! --out` and `train --out`/`--report`. The nightly job's files go into a staging folder
+//! that appears as a whole ([`staging::StagingDir`]), each written under its name and
+//! fsynced, the folders fsynced once before the commit ([`folder::FolderWriter`]).
 
 pub mod atomic;
 pub mod bucket;
