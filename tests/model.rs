@@ -549,21 +549,43 @@ fn functions_lists_the_model_functions_with_the_feature_order() {
     );
 }
 
+/// `arq ARGS` with `ARQ_FEATURE_SLICE` set to `slice` (unset: None): its standard output.
+fn with_feature_slice(args: &[&str], slice: Option<&str>) -> Vec<u8> {
+    let mut cmd = crate::util::arq();
+    cmd.args(args);
+    if let Some(s) = slice {
+        cmd.env("ARQ_FEATURE_SLICE", s);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `arq ARGS` with `ARQ_FEATURE_SLICE=value` is refused, naming the variable.
+fn refuses_feature_slice(args: &[&str], value: &str) {
+    let bad = crate::util::arq()
+        .args(args)
+        .env("ARQ_FEATURE_SLICE", value)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "ARQ_FEATURE_SLICE={value}: give a number of customers"
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn features_in_customer_slices_score_like_the_whole_snapshot() {
     let score = |slice: Option<&str>, as_of: &str| {
-        let mut cmd = crate::util::arq();
-        cmd.args(["score", "--as-of", as_of, "--format", "csv"]);
-        if let Some(s) = slice {
-            cmd.env("ARQ_FEATURE_SLICE", s);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        with_feature_slice(&["score", "--as-of", as_of, "--format", "csv"], slice)
     };
     // The demo's 2,000 customers in one query, in slices of 300 (7 ranges) and of 7.
     for as_of in ["2026-10-31", "2026-06-30"] {
@@ -575,17 +597,7 @@ fn features_in_customer_slices_score_like_the_whole_snapshot() {
         );
     }
     assert!(score(None, "2026-10-31") == score(Some("7"), "2026-10-31"));
-    let bad = crate::util::arq()
-        .args(["score"])
-        .env("ARQ_FEATURE_SLICE", "0")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr.contains("ARQ_FEATURE_SLICE=0: give a number of customers"),
-        "{stderr}"
-    );
+    refuses_feature_slice(&["score"], "0");
 }
 
 #[test]
@@ -595,18 +607,7 @@ fn customer_features_and_risk_scores_in_sql_are_computed_in_customer_slices() {
     // demo's 2,000 customers: one query (the default slice is 25,000), slices of 300 and
     // of 7 — the same rows, byte for byte.
     let sql = |slice: Option<&str>, query: &str| {
-        let mut cmd = crate::util::arq();
-        cmd.args(["sql", "--format", "csv", query]);
-        if let Some(s) = slice {
-            cmd.env("ARQ_FEATURE_SLICE", s);
-        }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        with_feature_slice(&["sql", "--format", "csv", query], slice)
     };
     let features = "SELECT * FROM customer_features('2026-10-31') ORDER BY customer_id";
     for query in [
@@ -626,17 +627,7 @@ fn customer_features_and_risk_scores_in_sql_are_computed_in_customer_slices() {
         sql(None, features) == sql(Some("7"), features),
         "slices of 7 differ"
     );
-    let bad = crate::util::arq()
-        .args(["sql", "SELECT 1"])
-        .env("ARQ_FEATURE_SLICE", "none")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1));
-    assert!(
-        stderr.contains("ARQ_FEATURE_SLICE=none: give a number of customers"),
-        "{stderr}"
-    );
+    refuses_feature_slice(&["sql", "SELECT 1"], "none");
 }
 
 /// The check of the reason codes over the whole demo snapshot: every reason the

@@ -192,10 +192,15 @@ impl FolderWriter {
             .map_err(|e| ArqError::io(&path, e.into_error()))?
             .sync_all()
             .map_err(|e| ArqError::io(&path, e))?;
-        self.folders
+        // The file's folder and those between it and the staging folder (their entries).
+        let mut folders = self
+            .folders
             .lock()
-            .map_err(|_| ArqError::Internal("an output writer thread panicked".into()))?
-            .insert(folder);
+            .map_err(|_| ArqError::Internal("an output writer thread panicked".into()))?;
+        for f in folder.ancestors().take_while(|f| f.starts_with(&self.dir)) {
+            folders.insert(f.to_path_buf());
+        }
+        drop(folders);
         let record = OutputRecord {
             file: name.to_string(),
             rows,
@@ -212,18 +217,19 @@ impl FolderWriter {
         Ok(())
     }
 
-    /// Makes the written files' names durable: fsyncs every folder a file went into
-    /// (the files themselves were fsynced as they were written). Before the staging
-    /// folder is committed.
+    /// Makes the written files' names durable: fsyncs every folder a file went into and
+    /// those above it up to the staging folder (the files themselves were fsynced as they
+    /// were written). Before the staging folder is committed.
     pub fn sync(&self) -> Result<()> {
         let folders = self
             .folders
             .lock()
             .map_err(|_| ArqError::Internal("an output writer thread panicked".into()))?;
+        // Deepest first, the staging folder last.
         for folder in folders.iter().rev() {
             super::atomic::sync_folder(Some(folder))?;
         }
-        super::atomic::sync_folder(Some(&self.dir))
+        Ok(())
     }
 
     /// The files written so far, in manifest order.
@@ -308,5 +314,45 @@ pub(crate) mod faults {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_land_under_their_names_with_records_and_every_folder_up_to_the_staging_one_is_synced()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = FolderWriter::new(dir.path()).unwrap();
+        writer.file("sub/deep/b.txt", b"deep").unwrap();
+        writer.file("a.txt", b"top").unwrap();
+        let fingerprint = |bytes: &[u8]| {
+            let mut f = FileFingerprint::default();
+            f.update(bytes);
+            f.hex()
+        };
+        let records = writer.records();
+        let files: Vec<_> = records.iter().map(|r| (r.file.as_str(), r.bytes)).collect();
+        assert_eq!(files, [("sub/deep/b.txt", 4), ("a.txt", 3)]);
+        assert_eq!(records[0].fingerprint, fingerprint(b"deep"));
+        assert_eq!(
+            std::fs::read(dir.path().join("sub/deep/b.txt")).unwrap(),
+            b"deep"
+        );
+        // No temporary file beside them.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        let synced: Vec<PathBuf> = writer.folders.lock().unwrap().iter().cloned().collect();
+        let expected: Vec<PathBuf> = ["", "sub", "sub/deep"]
+            .iter()
+            .map(|f| dir.path().join(f).components().collect())
+            .collect();
+        assert_eq!(synced, expected);
+        writer.sync().unwrap();
     }
 }
