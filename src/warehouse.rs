@@ -342,8 +342,9 @@ impl Warehouse {
         self.register_all(ctx, model).await
     }
 
-    /// [`session_config`] with this warehouse's feature slice
-    /// ([`Warehouse::with_feature_slice`]): the configuration of its sessions.
+    /// The configuration of every session over this warehouse: the information schema,
+    /// arq's catalog and join settings, and its feature slice
+    /// ([`Warehouse::with_feature_slice`]).
     pub fn session_config(&self) -> SessionConfig {
         session_config().with_extension(Arc::new(arq_models::features::FeatureSlice(
             self.feature_slice,
@@ -351,7 +352,7 @@ impl Warehouse {
     }
 
     /// Registers arq's functions (the model's too, when given), every table and the
-    /// views in `ctx`, which has [`session_config`]'s catalog: what [`Warehouse::session`]
+    /// views in `ctx`, which has [`Warehouse::session_config`]'s catalog: what [`Warehouse::session`]
     /// does after creating the context, for a caller that prepares it first (`arq
     /// serve` registers the Postgres catalog and functions before arq's, so that arq's
     /// names win).
@@ -473,10 +474,11 @@ fn as_string_views(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// The configuration of every session over a warehouse: the information schema, the
-/// tables in catalog `arq`, schema `warehouse`, and hash joins whose smaller side has
-/// fewer than [`WHOLE_BUILD_ROWS`] rows built once from that whole side.
-pub fn session_config() -> SessionConfig {
+/// What every session over a warehouse is configured with, the feature slice aside
+/// ([`Warehouse::session_config`]): the information schema, the tables in catalog `arq`,
+/// schema `warehouse`, and hash joins whose smaller side has fewer than
+/// [`WHOLE_BUILD_ROWS`] rows built once from that whole side.
+fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema(CATALOG, SCHEMA);

@@ -87,6 +87,10 @@ const STAGES: [&str; 8] = [
     "committing",
 ];
 
+/// The night's table of credit-limit recommendations (`limits.csv`, `limits.parquet`),
+/// which the night's report reads back.
+const LIMITS: &str = "limits";
+
 /// What the queries produce.
 struct Decisions {
     snapshot: ScoredSnapshot,
@@ -181,7 +185,7 @@ pub fn run(
         ..
     } = decisions;
     stages.done("write");
-    let limits = staging.path().join("limits.parquet");
+    let limits = staging.path().join(format!("{LIMITS}.parquet"));
     let report = runtime.block_on(night_report(warehouse, options, &period, &nights, &limits))?;
     drop(nights);
     writer.file("report.html", report.html.as_bytes())?;
@@ -446,7 +450,7 @@ fn workbooks(tables: &[(String, RecordBatch)]) -> Result<Vec<Workbook>> {
             sheets: vec![sheet(name, table(name)?)],
         });
     }
-    let limits = table("limits")?;
+    let limits = table(LIMITS)?;
     let actions = cast(
         limits
             .column_by_name("action")
@@ -542,7 +546,7 @@ fn output_tables(d: &Decisions) -> Result<Vec<(String, RecordBatch)>> {
         "carry_over".into(),
         select(&["carry_over", "supervisor:carry_over"])?,
     ));
-    tables.push(("limits".into(), d.limits.clone()));
+    tables.push((LIMITS.into(), d.limits.clone()));
     tables.push(("limits_summary".into(), d.limits_summary.clone()));
     tables.push(("scores".into(), d.snapshot.scores.batch().clone()));
     Ok(tables)
