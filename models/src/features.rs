@@ -5,9 +5,9 @@ use datafusion::common::runtime::SpawnedTask;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 
-use arq_udfs::table_function::collect_sql;
+use arq_udfs::table_function::{collect_sql, concat_owned};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, SchemaRef};
 use datafusion::catalog::Session;
 
@@ -385,7 +385,7 @@ async fn collect_one(session: &dyn Session, sql: &str) -> Result<RecordBatch> {
             return Ok(RecordBatch::new_empty(plan));
         }
     };
-    Ok(concat_batches(&schema, &batches)?)
+    Ok(concat_owned(&schema, batches)?)
 }
 
 async fn collect_schema(session: &dyn Session, sql: &str) -> Result<SchemaRef> {
@@ -483,7 +483,7 @@ pub async fn snapshots_features(
         })
         .try_collect()
         .await?;
-    Ok(concat_batches(&parts[0].schema(), &parts)?)
+    Ok(concat_owned(&parts[0].schema(), parts)?)
 }
 
 /// The labels of every customer at every snapshot between two days.

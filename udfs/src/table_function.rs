@@ -157,6 +157,45 @@ pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordB
     collect_in(session_state(session)?.clone(), sql).await
 }
 
+/// `batches` as one batch of `schema`, concatenated column by column, each column's
+/// parts dropped as soon as they are copied: at most one column is held twice, where
+/// arrow's `concat_batches` holds every batch beside the whole copy (at a million
+/// customers the night's overdue items are 0.27 GB, the limits' inputs more).
+pub fn concat_owned(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{Array, ArrayRef, RecordBatchOptions};
+    if batches.is_empty() {
+        return Ok(RecordBatch::new_empty(schema.clone()));
+    }
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut parts: Vec<Vec<ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        if batch.num_columns() != parts.len() {
+            return Err(exec_datafusion_err!(
+                "a batch of {} columns among batches of {}",
+                batch.num_columns(),
+                parts.len()
+            ));
+        }
+        for (column, part) in parts.iter_mut().zip(batch.columns()) {
+            column.push(part.clone());
+        }
+    }
+    let columns = parts
+        .into_iter()
+        .map(|column| {
+            let refs: Vec<&dyn Array> = column.iter().map(|a| a.as_ref()).collect();
+            datafusion::arrow::compute::concat(&refs)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
 async fn collect_in(state: SessionState, sql: &str) -> Result<Vec<RecordBatch>> {
     let plan = state.create_logical_plan(sql).await?;
     DataFrame::new(state, plan).collect().await
@@ -188,4 +227,54 @@ pub fn small_builds(state: &mut SessionState) {
     let optimizer = &mut state.config_mut().options_mut().optimizer;
     optimizer.hash_join_single_partition_threshold_rows = SMALL_BUILD_ROWS;
     optimizer.hash_join_single_partition_threshold = usize::MAX;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int32Array, StringArray};
+    use datafusion::arrow::compute::concat_batches;
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn concat_owned_gives_what_concat_batches_gives() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("n", DataType::Int32, false),
+        ]));
+        let batch = |ids: Vec<Option<&str>>, n: Vec<i32>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(ids)),
+                    Arc::new(Int32Array::from(n)),
+                ],
+            )
+            .unwrap()
+        };
+        let batches = vec![
+            batch(vec![Some("a"), None], vec![1, 2]),
+            batch(vec![], vec![]),
+            batch(vec![Some("c")], vec![3]),
+        ];
+        let expected = concat_batches(&schema, &batches).unwrap();
+        assert_eq!(concat_owned(&schema, batches.clone()).unwrap(), expected);
+        assert_eq!(expected.num_rows(), 3);
+        let one = concat_owned(&schema, batches[..1].to_vec()).unwrap();
+        assert_eq!(one, batches[0]);
+        let none = concat_owned(&schema, Vec::new()).unwrap();
+        assert_eq!((none.num_rows(), none.schema()), (0, schema.clone()));
+        let narrow = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)])),
+            vec![Arc::new(Int32Array::from(vec![1]))],
+        )
+        .unwrap();
+        let error = concat_owned(&schema, vec![batches[0].clone(), narrow]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("a batch of 1 columns among batches of 2"),
+            "{error}"
+        );
+    }
 }

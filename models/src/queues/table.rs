@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arq_udfs::table_function::collect_sql;
+use arq_udfs::table_function::concat_owned;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
     RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::dataframe::DataFrame;
@@ -285,7 +286,7 @@ pub async fn queue_customers(
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
-    let inputs = concat_batches(&first.schema(), &batches)?;
+    let inputs = concat_owned(&first.schema(), batches)?;
     let n = Named::new(&inputs, "the queue inputs");
     if n.text("customer_id")? != scores.customer_id {
         return Err(ModelError::Data(
@@ -374,7 +375,7 @@ pub async fn overdue_items(session: &dyn Session, day: i32) -> Result<RecordBatc
     )
     .await?;
     match batches.first() {
-        Some(first) => Ok(concat_batches(&first.schema(), &batches)?),
+        Some(first) => Ok(concat_owned(&first.schema(), batches)?),
         None => Err(ModelError::Data(
             "the overdue items query returned no schema".into(),
         )),
