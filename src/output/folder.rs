@@ -101,9 +101,20 @@ impl FolderWriter {
     /// `name.csv` and `name.parquet` for every table, by one thread per core; the
     /// records list them in the order given.
     pub fn tables(&self, tables: &[(String, RecordBatch)]) -> Result<()> {
-        in_parallel(tables.len(), |i| {
-            let (name, batch) = &tables[i];
-            self.table(2 * i, name, batch)
+        self.tables_made(tables.len(), |i| Ok(tables[i].clone()))
+    }
+
+    /// [`FolderWriter::tables`] for `count` tables made as they are written: `make(i)`
+    /// gives the name and rows of table `i`, so only the tables being written are in
+    /// memory (the nightly's call lists are copies of rows of its queues and items).
+    pub fn tables_made(
+        &self,
+        count: usize,
+        make: impl Fn(usize) -> Result<(String, RecordBatch)> + Sync,
+    ) -> Result<()> {
+        in_parallel(count, |i| {
+            let (name, batch) = make(i)?;
+            self.table(2 * i, &name, &batch)
         })
     }
 

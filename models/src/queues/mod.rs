@@ -90,22 +90,6 @@ pub struct QueueCustomer {
     pub last_broken: Option<(i32, Decimal)>,
     /// When the oldest open dispute was raised.
     pub dispute_since: Option<i32>,
-    /// What the collector reads beside the decision.
-    pub context: CallContext,
-}
-
-/// What a collector needs on the list besides the decision: who to call and what
-/// happened before.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct CallContext {
-    pub name: String,
-    pub contact_name: Option<String>,
-    pub contact_phone: Option<String>,
-    pub contact_email: Option<String>,
-    pub overdue_items: i32,
-    /// (date, kind, outcome) of the last call, e-mail, letter, promise or dispute.
-    pub last_contact: Option<(i32, String, Option<String>)>,
-    pub promises_12m: u32,
 }
 
 /// Where a customer goes.

@@ -18,7 +18,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::SessionState;
 use rust_decimal::Decimal;
 
-use super::{CallContext, Collector, QueueCustomer, QueueEntry, build_queues};
+use super::{Collector, QueueCustomer, QueueEntry, build_queues};
 use crate::error::{ModelError, Result};
 use crate::features::{Settling, has_table, replace_cte};
 use crate::money::{self, MONEY};
@@ -160,20 +160,23 @@ pub async fn queue_snapshot(
     scores: &Scores,
     policy: &QueuePolicy,
 ) -> Result<RecordBatch> {
-    let customers = queue_customers(session, scores, policy.promise_grace_days).await?;
+    let QueueInputs { customers, context } =
+        queue_inputs(session, scores, policy.promise_grace_days).await?;
     if customers.is_empty() {
         return Ok(RecordBatch::new_empty(queue_schema()));
     }
     let collectors = load_collectors(session).await?;
     let mut entries = build_queues(&customers, &collectors, policy, scores.day);
     entries.sort_by(|a, b| a.placement.cmp(&b.placement).then(a.rank.cmp(&b.rank)));
-    queue_batch(&entries, &customers, scores)
+    queue_batch(&entries, &customers, &context, scores)
 }
 
-/// The rows of the queues in `entries`' order; `customers` and `scores` are by customer.
+/// The rows of the queues in `entries`' order; `customers`, `context` (the
+/// [`CONTEXT_COLUMNS`] of the queue inputs) and `scores` are by customer.
 fn queue_batch<'a>(
     entries: &'a [QueueEntry],
     customers: &'a [QueueCustomer],
+    context: &RecordBatch,
     scores: &Scores,
 ) -> Result<RecordBatch> {
     let row_of: HashMap<&str, usize> = customers
@@ -198,10 +201,28 @@ fn queue_batch<'a>(
             .collect::<Result<Vec<Option<i128>>>>()?;
         Ok(Arc::new(Decimal128Array::from(cents).with_data_type(MONEY)))
     };
-    // Text borrowed from the entries and customers (half a million rows of a dozen text
-    // columns at a million customers: no copy of each value on the way).
+    // Text borrowed from the entries, customers and context (half a million rows of a
+    // dozen text columns at a million customers: no copy of each value on the way).
     let n = entries.len();
     let texts = |f: &dyn Fn(usize) -> Option<&'a str>| text_column(n, f);
+    // Who to call and what happened before, read where the query left them.
+    let c = Named::new(context, "the queue inputs");
+    let (name, contact, phone, email) = (
+        c.text("name")?,
+        c.text("contact_name")?,
+        c.text("contact_phone")?,
+        c.text("contact_email")?,
+    );
+    let (kind, outcome) = (c.text("contact_kind")?, c.text("contact_outcome")?);
+    let (items, contact_day, promises) = (
+        c.int("overdue_items")?,
+        c.int("contact_day")?,
+        c.int("promises_12m")?,
+    );
+    fn valid(a: &StringArray, r: usize) -> Option<&str> {
+        a.is_valid(r).then(|| a.value(r))
+    }
+    let contacted = |r: usize| contact_day.is_valid(r);
     let owned_texts = |f: &dyn Fn(usize) -> String| -> ArrayRef {
         Arc::new(StringArray::from_iter_values((0..n).map(f)))
     };
@@ -222,7 +243,7 @@ fn queue_batch<'a>(
             e.iter().map(|e| e.rank).collect::<Vec<_>>(),
         )),
         texts(&|i| Some(&e[i].customer_id)),
-        texts(&|i| Some(&cs[i].context.name)),
+        text_column(n, &|i| Some(name.value(rows[i]))),
         texts(&|i| Some(&cs[i].currency)),
         texts(&|i| e[i].assigned_to.as_deref()),
         Arc::new(BooleanArray::from(
@@ -230,12 +251,12 @@ fn queue_batch<'a>(
         )),
         texts(&|i| Some(e[i].action)),
         texts(&|i| Some(&e[i].why_now)),
-        texts(&|i| cs[i].context.contact_name.as_deref()),
-        texts(&|i| cs[i].context.contact_phone.as_deref()),
-        texts(&|i| cs[i].context.contact_email.as_deref()),
+        text_column(n, &|i| valid(&contact, rows[i])),
+        text_column(n, &|i| valid(&phone, rows[i])),
+        text_column(n, &|i| valid(&email, rows[i])),
         money_column("overdue", &|i| Some(cs[i].overdue))?,
         money_column("workable overdue", &|i| Some(e[i].workable))?,
-        ints(&|i| cs[i].context.overdue_items),
+        ints(&|i| items.value(rows[i])),
         ints(&|i| scores.max_dpd.value(rows[i])),
         Arc::new(Float64Array::from(
             rows.iter().map(|&r| scores.pd.value(r)).collect::<Vec<_>>(),
@@ -246,16 +267,14 @@ fn queue_batch<'a>(
         texts(&|i| Some(&e[i].reason)),
         days(&|i| cs[i].promise.map(|p| p.0)),
         money_column("promise amount", &|i| cs[i].promise.map(|p| p.1))?,
-        days(&|i| cs[i].context.last_contact.as_ref().map(|l| l.0)),
-        texts(&|i| cs[i].context.last_contact.as_ref().map(|l| l.1.as_str())),
-        texts(&|i| {
-            cs[i]
-                .context
-                .last_contact
-                .as_ref()
-                .and_then(|l| l.2.as_deref())
+        days(&|i| contacted(rows[i]).then(|| contact_day.value(rows[i]))),
+        text_column(n, &|i| contacted(rows[i]).then(|| kind.value(rows[i]))),
+        text_column(n, &|i| {
+            contacted(rows[i])
+                .then(|| valid(&outcome, rows[i]))
+                .flatten()
         }),
-        ints(&|i| cs[i].context.promises_12m as i32),
+        ints(&|i| promises.value(rows[i]).max(0)),
         ints(&|i| cs[i].broken_promises_12m as i32),
         days(&|i| cs[i].last_broken.map(|p| p.0)),
         money_column("broken promise amount", &|i| cs[i].last_broken.map(|p| p.1))?,
@@ -281,10 +300,39 @@ pub async fn queue_customers(
     scores: &Scores,
     grace: i32,
 ) -> Result<Vec<QueueCustomer>> {
+    Ok(queue_inputs(session, scores, grace).await?.customers)
+}
+
+/// The columns of the queue inputs a queue row shows but the queues are not decided by:
+/// who to call and what happened before. They stay in the query's columns (at a million
+/// customers, copied into each customer's own strings they took 0.3 GB more).
+const CONTEXT_COLUMNS: [&str; 9] = [
+    "name",
+    "contact_name",
+    "contact_phone",
+    "contact_email",
+    "overdue_items",
+    "contact_day",
+    "contact_kind",
+    "contact_outcome",
+    "promises_12m",
+];
+
+/// The queue inputs: what decides the queues per customer, and the [`CONTEXT_COLUMNS`]
+/// of the same customers.
+struct QueueInputs {
+    customers: Vec<QueueCustomer>,
+    context: RecordBatch,
+}
+
+async fn queue_inputs(session: &dyn Session, scores: &Scores, grace: i32) -> Result<QueueInputs> {
     let sql = with_promises(QUEUE_INPUTS_SQL, scores.day, grace, session);
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
-        return Ok(Vec::new());
+        return Ok(QueueInputs {
+            customers: Vec::new(),
+            context: RecordBatch::new_empty(Arc::new(Schema::empty())),
+        });
     };
     let inputs = concat_owned(&first.schema(), batches)?;
     let n = Named::new(&inputs, "the queue inputs");
@@ -298,13 +346,6 @@ pub async fn queue_customers(
         n.text("collector_id")?,
         n.text("currency")?,
     );
-    let (name, contact, phone, email) = (
-        n.text("name")?,
-        n.text("contact_name")?,
-        n.text("contact_phone")?,
-        n.text("contact_email")?,
-    );
-    let (kind, outcome) = (n.text("contact_kind")?, n.text("contact_outcome")?);
     let (overdue, disputed, exposure) = (
         n.money("overdue")?,
         n.money("overdue_disputed")?,
@@ -312,12 +353,8 @@ pub async fn queue_customers(
     );
     let (promise_amount, broken_amount) =
         (n.money("promise_amount")?, n.money("last_broken_amount")?);
-    let (promise_day, items, contact_day) = (
-        n.int("promise_day")?,
-        n.int("overdue_items")?,
-        n.int("contact_day")?,
-    );
-    let (promises, broken) = (n.int("promises_12m")?, n.int("broken_promises_12m")?);
+    let promise_day = n.int("promise_day")?;
+    let broken = n.int("broken_promises_12m")?;
     let (broken_day, dispute_day) = (n.int("last_broken_day")?, n.int("dispute_day")?);
     let (high_profile, fraud) = (n.flag("high_profile")?, n.flag("fraud_suspected")?);
     let d = money::from_cents;
@@ -343,19 +380,16 @@ pub async fn queue_customers(
             last_broken: opt_int(&broken_day, r)
                 .map(|day| (day, amount_or_zero(&broken_amount, r))),
             dispute_since: opt_int(&dispute_day, r),
-            context: CallContext {
-                name: name.value(r).to_string(),
-                contact_name: opt_text(&contact, r),
-                contact_phone: opt_text(&phone, r),
-                contact_email: opt_text(&email, r),
-                overdue_items: items.value(r),
-                last_contact: opt_int(&contact_day, r)
-                    .map(|day| (day, kind.value(r).to_string(), opt_text(&outcome, r))),
-                promises_12m: promises.value(r).max(0) as u32,
-            },
         })
         .collect();
-    Ok(customers)
+    let columns = CONTEXT_COLUMNS
+        .iter()
+        .map(|name| inputs.schema().index_of(name))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(QueueInputs {
+        customers,
+        context: inputs.project(&columns)?,
+    })
 }
 
 /// The overdue invoices behind the call lists at snapshot `day`: one row per open item
