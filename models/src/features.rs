@@ -2,7 +2,7 @@
 //! `models/sql/` (run in a session that has the warehouse tables and arq's functions).
 
 use datafusion::common::runtime::SpawnedTask;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 
 use arq_udfs::table_function::{collect_sql, concat_owned};
@@ -434,6 +434,30 @@ pub async fn snapshots_features(
     day: i32,
     slice: usize,
 ) -> Result<RecordBatch> {
+    let mut parts = Vec::new();
+    snapshots_features_by_slice(session, from_day, day, slice, |part| {
+        parts.push(part);
+        Ok(())
+    })
+    .await?;
+    let schema = parts
+        .first()
+        .map(|p| p.schema())
+        .ok_or_else(|| ModelError::Data("the feature query returned no schema".into()))?;
+    Ok(concat_owned(&schema, parts)?)
+}
+
+/// [`snapshots_features`] a slice at a time: `each` gets every slice's rows, in the
+/// slices' order, as they are computed (one batch for every customer when there are no
+/// more than `slice`), so that a caller that reduces them — the scores — never holds the
+/// features of every customer at once.
+pub async fn snapshots_features_by_slice(
+    session: &dyn Session,
+    from_day: i32,
+    day: i32,
+    slice: usize,
+    mut each: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
     let batches = collect_sql(
         session,
         &format!(
@@ -453,7 +477,7 @@ pub async fn snapshots_features(
         .collect();
     // A customer without id falls in no range: then one query for all.
     if ids.len() <= slice || ids.len() < rows {
-        return compute_features(session, from_day, day).await;
+        return each(compute_features(session, from_day, day).await?);
     }
     // Slices side by side, each on one thread (no repartitioning of its rows; a slice's
     // scan reads a few neighbouring row groups anyway), one slice per core, at most 4.
@@ -472,18 +496,16 @@ pub async fn snapshots_features(
         .iter()
         .map(|range| features_sql_for(from_day, day, range, settling))
         .collect();
-    let parts: Vec<RecordBatch> = futures::stream::iter(queries)
+    let mut parts = futures::stream::iter(queries)
         .map(|sql| {
             let state = state.clone();
             SpawnedTask::spawn(async move { collect_one(&state, &sql).await }).join()
         })
-        .buffered(in_flight)
-        .map(|joined| {
-            joined.map_err(|e| ModelError::Data(format!("a feature slice failed: {e}")))?
-        })
-        .try_collect()
-        .await?;
-    Ok(concat_owned(&parts[0].schema(), parts)?)
+        .buffered(in_flight);
+    while let Some(joined) = parts.next().await {
+        each(joined.map_err(|e| ModelError::Data(format!("a feature slice failed: {e}")))??)?;
+    }
+    Ok(())
 }
 
 /// The labels of every customer at every snapshot between two days.
