@@ -95,7 +95,7 @@ pub fn capture(
     let orders = orderings(customers, lgd);
     let mut total: BTreeMap<&str, Decimal> = BTreeMap::new();
     for (c, b) in customers.iter().zip(bad_balance) {
-        *total.entry(c.currency.as_str()).or_default() += *b;
+        *total.entry(&*c.currency).or_default() += *b;
     }
     let share = |order: &[usize], fraction: f64, currency: &str| -> f64 {
         let total = total[currency];
@@ -106,7 +106,7 @@ pub fn capture(
         let caught: Decimal = order
             .iter()
             .take(k)
-            .filter(|&&i| customers[i].currency == currency)
+            .filter(|&&i| &*customers[i].currency == currency)
             .map(|&i| bad_balance[i])
             .sum();
         (caught / total).to_f64().unwrap_or(0.0)
@@ -192,7 +192,7 @@ pub async fn backtest_scores(
                 ranked
                     .iter()
                     .zip(&bad_balance)
-                    .filter(|(c, _)| c.currency == currency)
+                    .filter(|(c, _)| *c.currency == *currency)
             };
             BacktestRow {
                 day,

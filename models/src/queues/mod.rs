@@ -36,6 +36,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use arq_udfs::dates;
 use rust_decimal::Decimal;
@@ -70,10 +71,11 @@ pub struct Collector {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct QueueCustomer {
     pub customer_id: String,
-    /// The customer's currency: every amount of the customer is in it.
-    pub currency: String,
-    pub segment: String,
-    pub collector_id: Option<String>,
+    /// The customer's currency: every amount of the customer is in it. (This and the
+    /// segment and collector are shared by the customers that have the same.)
+    pub currency: Arc<str>,
+    pub segment: Arc<str>,
+    pub collector_id: Option<Arc<str>>,
     pub high_profile: bool,
     pub fraud_suspected: bool,
     pub overdue: Decimal,
@@ -209,7 +211,7 @@ pub fn build_queues(
     // Looked up by customer (half a million at a million customers): hashed, not ordered.
     let segment_of: HashMap<&str, &str> = eligible
         .iter()
-        .map(|(c, _, _)| (c.customer_id.as_str(), c.segment.as_str()))
+        .map(|(c, _, _)| (c.customer_id.as_str(), &*c.segment))
         .collect();
     overflow(&mut entries, &mut pools.collectors, &segment_of);
     // Ranks within each queue follow the priority order of `entries`.

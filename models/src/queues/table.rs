@@ -358,16 +358,25 @@ async fn queue_inputs(session: &dyn Session, scores: &Scores, grace: i32) -> Res
     let (broken_day, dispute_day) = (n.int("last_broken_day")?, n.int("dispute_day")?);
     let (high_profile, fraud) = (n.flag("high_profile")?, n.flag("fraud_suspected")?);
     let d = money::from_cents;
-    let opt_text = |a: &StringArray, r: usize| a.is_valid(r).then(|| a.value(r).to_string());
+    // Segments, currencies and collectors are a handful of values: each kept once and
+    // shared by its customers (a million owned copies were 0.12 GB of the night's peak).
+    let mut shared: HashMap<&str, Arc<str>> = HashMap::new();
+    fn shared_copy<'a>(shared: &mut HashMap<&'a str, Arc<str>>, value: &'a str) -> Arc<str> {
+        shared
+            .entry(value)
+            .or_insert_with(|| Arc::from(value))
+            .clone()
+    }
+    let mut share = |value| shared_copy(&mut shared, value);
     let opt_int = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
     let amount_or_zero =
         |a: &Decimal128Array, r: usize| d(if a.is_valid(r) { a.value(r) } else { 0 });
     let customers = (0..inputs.num_rows())
         .map(|r| QueueCustomer {
             customer_id: scores.customer_id.value(r).to_string(),
-            segment: segment.value(r).to_string(),
-            currency: currency.value(r).to_string(),
-            collector_id: opt_text(&collector, r),
+            segment: share(segment.value(r)),
+            currency: share(currency.value(r)),
+            collector_id: collector.is_valid(r).then(|| share(collector.value(r))),
             high_profile: high_profile.value(r),
             fraud_suspected: fraud.value(r),
             overdue: d(overdue.value(r)),
