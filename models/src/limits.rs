@@ -398,8 +398,7 @@ fn limits_batch(
         ));
         class.append_value(&rec.risk_class);
         previous_class.append_option(due.previous_class.as_deref());
-        let risk = scores.reasons.iter().filter(|c| c.is_valid(r));
-        joined(&mut risk_reasons, risk.map(|c| c.value(r)));
+        joined(&mut risk_reasons, scores.reasons_of(r));
         joined(&mut reasons, rec.reasons.iter().map(String::as_str));
         last_review.append_option(review.last_review);
         review_due.append_value(!due.triggers.is_empty());

@@ -112,13 +112,16 @@ impl Scores {
 
     /// The reasons of row `r`, joined with `; ` (those present, in order).
     pub fn reason_text(&self, r: usize) -> String {
+        self.reasons_of(r).collect::<Vec<_>>().join("; ")
+    }
+
+    /// Customer `r`'s reasons, strongest first (fewer than three when fewer apply).
+    pub fn reasons_of(&self, r: usize) -> impl Iterator<Item = &str> {
         use datafusion::arrow::array::Array;
         self.reasons
             .iter()
-            .filter(|c| c.is_valid(r))
-            .map(|c| c.value(r))
-            .collect::<Vec<_>>()
-            .join("; ")
+            .filter(move |c| c.is_valid(r))
+            .map(move |c| c.value(r))
     }
 
     /// The PDs of the customers below late stage (the training population, for PSI).
@@ -166,8 +169,9 @@ pub async fn score_snapshots(
         return Ok(Vec::new());
     };
     // Each slice's features scored as they come and dropped: the features of every
-    // customer are never held at once (at a million customers, two snapshots' features
-    // and their copies by day were 1.9 GB of the first night's peak).
+    // customer are never held at once (on a first night at a million customers, two
+    // snapshots' features and their copies by day were held whole at the end of the
+    // scoring, then the night's peak; benches/README.md, "The night's memory").
     let mut scored: Vec<Vec<RecordBatch>> = vec![Vec::new(); days.len()];
     snapshots_features_by_slice(session, first, last, slice, |part| {
         if part.num_rows() == 0 {

@@ -359,7 +359,7 @@ async fn queue_inputs(session: &dyn Session, scores: &Scores, grace: i32) -> Res
     let (high_profile, fraud) = (n.flag("high_profile")?, n.flag("fraud_suspected")?);
     let d = money::from_cents;
     // Segments, currencies and collectors are a handful of values: each kept once and
-    // shared by its customers (a million owned copies were 0.12 GB of the night's peak).
+    // shared by its customers (a million owned copies of each: ~0.12 GB, estimated).
     let mut shared: HashMap<&str, Arc<str>> = HashMap::new();
     fn shared_copy<'a>(shared: &mut HashMap<&'a str, Arc<str>>, value: &'a str) -> Arc<str> {
         shared
