@@ -673,34 +673,70 @@ fn the_nights_keep_the_backtest_rows_they_replayed() {
     assert!(!shown.iter().any(|r| r.contains("50.0 %")), "{shown:?}");
 }
 
-/// A night keeps its month's portfolio series (`portfolio_facts.json`: the `ar_metrics`
-/// row, the aging by bucket, the roll rates); a report over the nights reads the earlier
-/// months from them — the same page as computing them — and computes only its own month.
+/// A night keeps the portfolio series of every month of its report's range
+/// (`portfolio_facts.json`: per month the `ar_metrics` rows, the aging by bucket, the roll
+/// rates, up to the month's last snapshot); a report over the nights reads the months
+/// before its own from the newest night — the same page as computing them — and computes
+/// only its own month. The first night in a folder computes every month; the nights after
+/// it carry the months they read forward unchanged.
 #[test]
 fn the_nights_keep_their_months_portfolio_series() {
     let dir = tempfile::tempdir().unwrap();
     let months = ["2026-08-31", "2026-09-30", "2026-10-31"];
     let out_dir = nights(dir.path(), &months);
     let out = out_dir.to_str().unwrap();
+    let kept = |night: &str| -> serde_json::Value {
+        let file = out_dir.join(night).join("portfolio_facts.json");
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    };
     for night in months {
-        let night_dir = out_dir.join(night);
-        let facts: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(night_dir.join("portfolio_facts.json")).unwrap())
-                .unwrap();
-        assert_eq!(facts["month"], night[..7], "{facts}");
-        for part in ["metrics", "aging", "rolls"] {
-            let rows = facts[part].as_array().unwrap();
-            assert!(!rows.is_empty(), "{part}: {facts}");
-            let date = if part == "aging" {
-                "snapshot_date"
-            } else {
-                "period_end"
-            };
-            assert!(rows.iter().all(|r| r[date] == night), "{part}: {facts}");
+        let facts = kept(night);
+        let months = facts["months"].as_array().unwrap();
+        // The demo warehouse's snapshots start in 2025-11: every month of the night's
+        // 12 from then on, the last its own.
+        let names: Vec<&str> = months
+            .iter()
+            .map(|m| m["month"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.first(), Some(&"2025-11"), "{names:?}");
+        assert_eq!(names.last(), Some(&&night[..7]), "{names:?}");
+        let expected = match night {
+            "2026-08-31" => 10,
+            "2026-09-30" => 11,
+            _ => 12,
+        };
+        assert_eq!(names.len(), expected, "{names:?}");
+        for month in months {
+            let name = month["month"].as_str().unwrap();
+            let last = month["last_snapshot"].as_str().unwrap();
+            assert!(last.starts_with(name), "{month}");
+            for part in ["metrics", "aging", "rolls"] {
+                let rows = month[part].as_array().unwrap();
+                assert!(!rows.is_empty() || part == "rolls", "{part}: {month}");
+                let date = if part == "aging" {
+                    "snapshot_date"
+                } else {
+                    "period_end"
+                };
+                assert!(
+                    rows.iter()
+                        .all(|r| r[date].as_str().unwrap().starts_with(name)),
+                    "{part}: {month}"
+                );
+            }
         }
-        let manifest = std::fs::read_to_string(night_dir.join("manifest.json")).unwrap();
+        let manifest = std::fs::read_to_string(out_dir.join(night).join("manifest.json")).unwrap();
         assert!(manifest.contains("\"portfolio_facts.json\""), "{manifest}");
     }
+    // The second night carried the first night's months forward as they were.
+    let (august, september) = (kept("2026-08-31"), kept("2026-09-30"));
+    for month in august["months"].as_array().unwrap() {
+        assert!(
+            september["months"].as_array().unwrap().contains(month),
+            "{month} not carried forward"
+        );
+    }
+
     let args = ["--sections", "portfolio", "--months", "3"];
     let computed = report(dir.path(), "computed.html", &args);
     let with_nights = [&args[..], &["--nights", out]].concat();
@@ -710,13 +746,18 @@ fn the_nights_keep_their_months_portfolio_series() {
         "the nights' series differ from the computed ones"
     );
 
-    // They are read, not computed again: a changed figure of September shows.
-    let file = out_dir.join("2026-09-30").join("portfolio_facts.json");
-    let mut facts: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    for row in facts["metrics"].as_array_mut().unwrap() {
-        if row["currency"] == "USD" {
-            row["dso"] = serde_json::json!(123.4);
+    // They are read from the newest night, not computed again: a changed figure of
+    // September there shows.
+    let file = out_dir.join("2026-10-31").join("portfolio_facts.json");
+    let original = std::fs::read(&file).unwrap();
+    let mut facts = kept("2026-10-31");
+    for month in facts["months"].as_array_mut().unwrap() {
+        if month["month"] == "2026-09" {
+            for row in month["metrics"].as_array_mut().unwrap() {
+                if row["currency"] == "USD" {
+                    row["dso"] = serde_json::json!(123.4);
+                }
+            }
         }
     }
     std::fs::write(&file, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
@@ -726,8 +767,14 @@ fn the_nights_keep_their_months_portfolio_series() {
         rows.iter().any(|r| r.contains("123.4")),
         "September's kept DSO was not read: {rows:?}"
     );
-    // A month whose night is missing is computed (and so is every month after it).
-    std::fs::remove_file(out_dir.join("2026-08-31").join("portfolio_facts.json")).unwrap();
+    // A month the newest night does not hold is computed (and so is every month after
+    // it): August removed, the page is the computed one again.
+    let mut facts: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    facts["months"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["month"] != "2026-08");
+    std::fs::write(&file, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
     let recomputed = report(dir.path(), "recomputed.html", &with_nights);
     assert_eq!(recomputed, computed);
 }

@@ -17,8 +17,9 @@
 //! - `report.html`: the month's review (`arq report`'s every section, 12 months), and
 //!   `backtest.*`: the backtest rows it showed, which later nights and `arq report
 //!   --nights` read instead of replaying those queues again, and `portfolio_facts.json`:
-//!   the month's portfolio series (aging, `ar_metrics`, `roll_rates`), which later reports
-//!   read instead of computing that month again, and `outcomes.parquet`: the labelled
+//!   the portfolio series (aging, `ar_metrics`, `roll_rates`) of every month of the
+//!   report's range, which later reports read instead of computing those months again
+//!   (the next night computes only its own month), and `outcomes.parquet`: the labelled
 //!   snapshots' 90-day outcomes the report read (later reports label only new ones);
 //! - `manifest.json`: inputs (fingerprints of the warehouse files, model and policy),
 //!   versions, per-queue counts and overdue, every output file with rows, bytes and
@@ -207,9 +208,13 @@ pub fn run(
     // The backtest rows the report showed, so the next nights replay no queue twice.
     let backtest = arq_models::backtest::backtest_batch_exact(&report.backtest)?;
     writer.tables(&[("backtest".to_string(), backtest)])?;
-    // The month's portfolio series, so that later reports compute only their own month.
-    if let Some(facts) = &report.facts {
-        let json = serde_json::to_vec_pretty(facts)
+    // The range's portfolio series, so that later reports compute only their own month.
+    if let Some(months) = report.facts {
+        let kept = crate::report::portfolio::KeptFacts {
+            format: crate::report::portfolio::FACTS_FORMAT,
+            months,
+        };
+        let json = serde_json::to_vec_pretty(&kept)
             .map_err(|e| ArqError::Internal(format!("the portfolio facts: {e}")))?;
         writer.file(crate::report::nights::PORTFOLIO_FACTS, &json)?;
     }

@@ -125,8 +125,9 @@ pub struct Source<'a> {
 pub struct Built {
     pub html: String,
     pub backtest: Vec<arq_models::backtest::BacktestRow>,
-    /// The portfolio series of the snapshot's month (None without the portfolio section).
-    pub facts: Option<portfolio::Facts>,
+    /// The portfolio series of every month of the range (None without the portfolio
+    /// section).
+    pub facts: Option<Vec<portfolio::Facts>>,
     /// The labelled snapshots' outcomes the model section read (empty without it).
     pub outcomes: nights::Outcomes,
 }
@@ -157,8 +158,8 @@ pub async fn build(
     let portfolio = async {
         match wants_portfolio {
             true => {
-                // The earlier months as their nights kept them; the rest computed.
-                let known = portfolio::Known::from_nights(period, |night| nights.facts(night));
+                // The earlier months as the newest night kept them; the rest computed.
+                let known = portfolio::Known::from_kept(period, &nights.kept_facts());
                 Ok(Some(
                     portfolio::build(ctx, period, today.as_ref(), &known).await?,
                 ))

@@ -3,9 +3,9 @@
 //! every committed night under the nightly's output folder; a night's folder appears
 //! whole or not at all, so a folder there is a finished night), and the scores each night
 //! computed (`scores.parquet`), which the report reads instead of scoring a snapshot again
-//! when the night used the same model, and the portfolio series of each night's month
-//! (`portfolio_facts.json`, [`Facts`]), which the report reads instead of computing
-//! that month again.
+//! when the night used the same model, and the portfolio series of the months of the
+//! newest night's report (`portfolio_facts.json`, [`KeptFacts`]), which the report reads
+//! instead of computing those months again.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -19,13 +19,13 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::portfolio::Facts;
+use super::portfolio::KeptFacts;
 use crate::error::{ArqError, Result};
 
 /// The queue of customers a collector's capacity could not take.
 const CARRY_OVER: &str = "carry_over";
 
-/// The file in which a night keeps its month's portfolio series ([`Facts`]).
+/// The file in which a night keeps its months' portfolio series ([`KeptFacts`]).
 pub const PORTFOLIO_FACTS: &str = "portfolio_facts.json";
 
 /// The table in which a night keeps the 90-day outcomes its report read
@@ -169,15 +169,14 @@ impl Nights {
             .map(|night| history.out.join(night))
     }
 
-    /// The portfolio series the committed night `night` (`YYYY-MM-DD`) kept for its month
-    /// (None when there is no such night, or its file does not read as facts).
-    pub fn facts(&self, night: &str) -> Option<Facts> {
-        if !is_night(night) {
-            return None;
-        }
-        let dir = self.history.as_ref()?.out.join(night);
-        let bytes = std::fs::read(dir.join(PORTFOLIO_FACTS)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    /// The portfolio series the newest committed night on or before the report's snapshot
+    /// kept (`portfolio_facts.json`: every month of its report's range); empty when there
+    /// is no such night or its file does not read as facts.
+    pub fn kept_facts(&self) -> KeptFacts {
+        self.newest_night()
+            .and_then(|dir| std::fs::read(dir.join(PORTFOLIO_FACTS)).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
     }
 
     /// The credit-limit recommendations of snapshot `day` as its night made them with the

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arq_models::scores::Scores;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -61,15 +61,16 @@ struct Aging {
     over_90: Decimal,
 }
 
-/// Builds the section, and the facts of the snapshot's own month (what a later report
-/// reads instead of computing that month again). The months of `known` are not computed
+/// Builds the section, and the facts of every month of the range with a snapshot (what a
+/// later report reads instead of computing those months again): the months of `known` as
+/// they were read, the others as computed here. The months of `known` are not computed
 /// again: the monthly series are computed from `known.compute_from` on.
 pub async fn build(
     ctx: &SessionContext,
     period: &Period,
     scores: Option<&Scores>,
     known: &Known,
-) -> Result<(Portfolio, Facts)> {
+) -> Result<(Portfolio, Vec<Facts>)> {
     let (from, to) = (known.compute_from.as_str(), period.to.as_str());
     // The queries, each one pass over its tables (they take turns: `Rows`).
     let (metric_rows, aging_rows, roll_rows, top, (by_segment, by_region)) = futures::try_join!(
@@ -79,7 +80,21 @@ pub async fn build(
         top_overdue(ctx, scores),
         breakdowns(ctx),
     )?;
-    let tonight = Facts::of_month(&period.as_of, &metric_rows, &aging_rows, &roll_rows);
+    let kept = known.facts.iter().cloned().chain(
+        months_from(&known.compute_from, &period.as_of)
+            .into_iter()
+            .filter_map(|month| {
+                let last = last_snapshot_of(period, &month)?;
+                Some(Facts::of_month(
+                    &month,
+                    last,
+                    &metric_rows,
+                    &aging_rows,
+                    &roll_rows,
+                ))
+            }),
+    );
+    let kept = kept.collect();
     // The known months' rows, then the computed ones.
     let metrics = fold_metrics(
         known
@@ -118,26 +133,40 @@ pub async fn build(
         by_segment,
         by_region,
     };
-    Ok((portfolio, tonight))
+    Ok((portfolio, kept))
 }
 
-/// The format of [`Facts`]: a night's facts of another format are not read (the months
-/// are computed again). Raise it whenever a figure of the series is defined differently.
-pub const FACTS_FORMAT: u32 = 1;
+/// The format of the nights' facts ([`KeptFacts`]): facts of another format are not read
+/// (the months are computed again). Raise it whenever a figure of the series is defined
+/// differently. (1: one month per night, read from the night of its last snapshot.)
+pub const FACTS_FORMAT: u32 = 2;
+
+/// What a night keeps beside its report (`portfolio_facts.json`): the portfolio's monthly
+/// series of every month of its report's range that has a snapshot ([`Facts`]), so that a
+/// later report over the nights (`--nights`, and the next night's own) reads the months
+/// before its snapshot's from the newest night and computes only its own month. A month a
+/// night read from an earlier night is kept as it was read: a month's figures stay as the
+/// first night that computed it over the month's last snapshot made them (choice: like a
+/// closed period; a late event dated in an earlier month changes that month only in a
+/// report without the nights). The first night in an output folder computes every month
+/// of its range, so the second night already computes only its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeptFacts {
+    pub format: u32,
+    pub months: Vec<Facts>,
+}
 
 /// The portfolio's monthly series for one calendar month — its `ar_metrics` rows, its
-/// snapshots' aging by bucket and its `roll_rates` rows, per currency — as the night of
-/// the month's last snapshot computed them. The nightly job keeps them beside its report
-/// (`portfolio_facts.json`); a report over the nights (`--nights`) reads the earlier
-/// months from them and computes only its own month (choice: a month's figures are as
-/// its night computed them, like a closed period; a late event dated in an earlier month
-/// changes that month only in a report without the nights). Money is kept as decimal
-/// text, ratios as JSON numbers (read back exactly).
+/// snapshots' aging by bucket and its `roll_rates` rows, per currency — up to the month's
+/// snapshot `last_snapshot`. Money is kept as decimal text, ratios as JSON numbers (read
+/// back exactly).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
-    pub format: u32,
     /// `YYYY-MM`.
     pub month: String,
+    /// The month's newest snapshot the rows include (`YYYY-MM-DD`): a month is read only
+    /// when this is still its last snapshot (a night in mid-month kept the month so far).
+    pub last_snapshot: String,
     pub metrics: Vec<MetricRow>,
     pub aging: Vec<AgingRow>,
     pub rolls: Vec<RollRow>,
@@ -189,12 +218,16 @@ impl Facts {
         amounts.into_iter().all(|a| decimal(a).is_ok())
     }
 
-    /// The rows dated in the calendar month of `day` (`YYYY-MM-DD`).
-    fn of_month(day: &str, metrics: &[MetricRow], aging: &[AgingRow], rolls: &[RollRow]) -> Facts {
-        let month = day.get(..7).unwrap_or(day).to_string();
-        let inside = |date: &str| date.starts_with(&month);
+    /// The rows dated in `month` (`YYYY-MM`), up to its snapshot `last_snapshot`.
+    fn of_month(
+        month: &str,
+        last_snapshot: &str,
+        metrics: &[MetricRow],
+        aging: &[AgingRow],
+        rolls: &[RollRow],
+    ) -> Facts {
+        let inside = |date: &str| date.starts_with(month);
         Facts {
-            format: FACTS_FORMAT,
             metrics: metrics
                 .iter()
                 .filter(|r| inside(&r.period_end))
@@ -210,9 +243,43 @@ impl Facts {
                 .filter(|r| inside(&r.period_end))
                 .cloned()
                 .collect(),
-            month,
+            month: month.to_string(),
+            last_snapshot: last_snapshot.to_string(),
         }
     }
+}
+
+/// The calendar months (`YYYY-MM`) from the month of `first` to the month of `last`
+/// (`YYYY-MM-DD` both), in order.
+fn months_from(first: &str, last: &str) -> Vec<String> {
+    let (Ok(mut day), Ok(end)) = (
+        NaiveDate::parse_from_str(first, "%Y-%m-%d"),
+        NaiveDate::parse_from_str(last, "%Y-%m-%d"),
+    ) else {
+        return Vec::new();
+    };
+    let mut months = Vec::new();
+    while day <= end {
+        months.push(day.format("%Y-%m").to_string());
+        let Some(next) = day
+            .with_day(1)
+            .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+        else {
+            break;
+        };
+        day = next;
+    }
+    months
+}
+
+/// The newest of the period's snapshots in `month` (`YYYY-MM`).
+fn last_snapshot_of<'a>(period: &'a Period, month: &str) -> Option<&'a str> {
+    period
+        .snapshots
+        .iter()
+        .filter(|s| s.starts_with(month))
+        .max()
+        .map(String::as_str)
 }
 
 /// The months of a report's range whose series come from the nights' facts, and the day
@@ -230,35 +297,44 @@ impl Known {
         self.facts.iter().flat_map(move |f| kind(f).iter())
     }
 
-    /// The months before the snapshot's own, from the first of the range on, for which
-    /// the night of the month's last snapshot kept its facts (`facts_of(night)`), up to the
-    /// first month without them: the series need one contiguous range computed.
-    pub fn from_nights(period: &Period, facts_of: impl Fn(&str) -> Option<Facts>) -> Known {
+    /// The months before the snapshot's own, from the first of the range on, that `kept`
+    /// (the newest night's [`KeptFacts`]) holds up to the month's last snapshot, up to the
+    /// first month it does not: the series need one contiguous range computed.
+    pub fn from_kept(period: &Period, kept: &KeptFacts) -> Known {
         let mut known = Known {
             facts: Vec::new(),
             compute_from: period.from.clone(),
         };
+        if kept.format != FACTS_FORMAT {
+            return known;
+        }
         let this_month = period.as_of.get(..7).unwrap_or_default();
-        let mut first = NaiveDate::parse_from_str(&period.from, "%Y-%m-%d").ok();
-        while let Some(day) = first {
-            let month = day.format("%Y-%m").to_string();
+        for month in months_from(&period.from, &period.as_of) {
             if month.as_str() >= this_month {
                 break;
             }
-            let last = period
-                .snapshots
-                .iter()
-                .filter(|s| s.starts_with(&month))
-                .max();
-            let Some(facts) = last
-                .and_then(|night| facts_of(night))
-                .filter(|f| f.format == FACTS_FORMAT && f.month == month && f.amounts_read())
-            else {
-                break;
-            };
-            known.facts.push(facts);
-            first = day.checked_add_months(chrono::Months::new(1));
-            if let Some(next) = first {
+            match last_snapshot_of(period, &month) {
+                // A month before the warehouse's first snapshot has no figures: nothing to
+                // read or compute. (A month without a snapshot after one stops the known
+                // months: `ar_metrics`' opening balances look back from the computed range.)
+                None if period.snapshots.iter().min().is_none_or(|s| *s > month) => {}
+                None => break,
+                Some(last) => {
+                    let Some(facts) = kept
+                        .months
+                        .iter()
+                        .find(|f| f.month == month && f.last_snapshot == last && f.amounts_read())
+                    else {
+                        break;
+                    };
+                    known.facts.push(facts.clone());
+                }
+            }
+            // Computed from the first of the next month.
+            if let Some(next) = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+            {
                 known.compute_from = next.to_string();
             }
         }
@@ -909,16 +985,23 @@ mod tests {
         Period::new(day(as_of), &snapshots, months, 80.0).unwrap()
     }
 
-    fn facts(month: &str) -> Facts {
+    fn facts(month: &str, last_snapshot: &str) -> Facts {
         Facts {
-            format: FACTS_FORMAT,
             month: month.to_string(),
+            last_snapshot: last_snapshot.to_string(),
             ..Facts::default()
         }
     }
 
+    fn kept(months: Vec<Facts>) -> KeptFacts {
+        KeptFacts {
+            format: FACTS_FORMAT,
+            months,
+        }
+    }
+
     #[test]
-    fn earlier_months_come_from_the_night_of_their_last_snapshot() {
+    fn earlier_months_are_read_when_kept_up_to_their_last_snapshot() {
         let p = period(
             "2026-04-30",
             &[
@@ -930,64 +1013,88 @@ mod tests {
             ],
             4,
         );
-        let asked = std::cell::RefCell::new(Vec::new());
-        let known = Known::from_nights(&p, |night| {
-            asked.borrow_mut().push(night.to_string());
-            Some(facts(&night[..7]))
-        });
-        // February's facts are the night of the 28th's, not the 15th's; April (the
-        // snapshot's own month) is computed.
-        assert_eq!(*asked.borrow(), ["2026-01-31", "2026-02-28", "2026-03-31"]);
-        assert_eq!(known.facts.len(), 3);
+        let all = kept(vec![
+            facts("2026-01", "2026-01-31"),
+            facts("2026-02", "2026-02-28"),
+            facts("2026-03", "2026-03-31"),
+            facts("2026-04", "2026-04-15"),
+        ]);
+        let known = Known::from_kept(&p, &all);
+        // January to March read; April (the snapshot's own month) computed.
+        let months: Vec<&str> = known.facts.iter().map(|f| f.month.as_str()).collect();
+        assert_eq!(months, ["2026-01", "2026-02", "2026-03"]);
         assert_eq!(known.compute_from, "2026-04-01");
+        // February kept in mid-month (by the night of the 15th) is not February: it and
+        // every month after it are computed.
+        let mid = kept(vec![
+            facts("2026-01", "2026-01-31"),
+            facts("2026-02", "2026-02-15"),
+            facts("2026-03", "2026-03-31"),
+        ]);
+        let known = Known::from_kept(&p, &mid);
+        assert_eq!(known.facts.len(), 1);
+        assert_eq!(known.compute_from, "2026-02-01");
     }
 
     #[test]
     fn the_first_month_without_usable_facts_is_computed_and_all_after_it() {
         let snapshots = ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30"];
         let p = period("2026-04-30", &snapshots, 4);
-        // No night for February: January known, February on computed.
-        let known = Known::from_nights(&p, |night| {
-            (night != "2026-02-28").then(|| facts(&night[..7]))
-        });
+        let month = |n: &str| facts(&n[..7], n);
+        // No February: January known, February on computed.
+        let known = Known::from_kept(&p, &kept(vec![month("2026-01-31"), month("2026-03-31")]));
         assert_eq!(known.facts.len(), 1);
         assert_eq!(known.compute_from, "2026-02-01");
-        // Facts of another format, or of another month, are not used.
-        let old = Known::from_nights(&p, |night| {
-            Some(Facts {
-                format: FACTS_FORMAT + 1,
-                ..facts(&night[..7])
-            })
-        });
+        // Facts of another format are not used.
+        let old = Known::from_kept(
+            &p,
+            &KeptFacts {
+                format: FACTS_FORMAT - 1,
+                months: snapshots.iter().map(|n| month(n)).collect(),
+            },
+        );
         assert!(old.facts.is_empty());
         assert_eq!(old.compute_from, "2026-01-01");
-        let other = Known::from_nights(&p, |_| Some(facts("2025-12")));
-        assert!(other.facts.is_empty());
+        // Nothing kept (no night): every month computed.
+        let none = Known::from_kept(&p, &KeptFacts::default());
+        assert!(none.facts.is_empty());
         // Nor facts whose amounts do not read as decimals.
-        let unreadable = Known::from_nights(&p, |night| {
-            let mut f = facts(&night[..7]);
-            f.aging.push(AgingRow {
-                currency: "USD".into(),
-                snapshot_date: night.into(),
-                bucket_rank: 1,
-                bucket: "current".into(),
-                open: "12,5".into(),
-                overdue: "0".into(),
-                over_90: "0".into(),
-            });
-            Some(f)
+        let mut january = month("2026-01-31");
+        january.aging.push(AgingRow {
+            currency: "USD".into(),
+            snapshot_date: "2026-01-31".into(),
+            bucket_rank: 1,
+            bucket: "current".into(),
+            open: "12,5".into(),
+            overdue: "0".into(),
+            over_90: "0".into(),
         });
+        let unreadable = Known::from_kept(&p, &kept(vec![january, month("2026-02-28")]));
         assert!(unreadable.facts.is_empty());
         // A month with no snapshot at all stops the known months too.
         let gap = period("2026-04-30", &["2026-01-31", "2026-03-31", "2026-04-30"], 4);
-        let known = Known::from_nights(&gap, |night| Some(facts(&night[..7])));
+        let every = kept(snapshots.iter().map(|n| month(n)).collect());
+        let known = Known::from_kept(&gap, &every);
         assert_eq!(known.compute_from, "2026-02-01");
+        // Months before the warehouse's first snapshot hold nothing: passed over.
+        let young = period("2026-04-30", &["2026-03-31", "2026-04-30"], 4);
+        let known = Known::from_kept(&young, &every);
+        assert_eq!(known.facts.len(), 1);
+        assert_eq!(known.compute_from, "2026-04-01");
         // One month asked: nothing to read.
-        let one = Known::from_nights(&period("2026-04-30", &snapshots, 1), |n| {
-            Some(facts(&n[..7]))
-        });
+        let one = Known::from_kept(&period("2026-04-30", &snapshots, 1), &every);
         assert!(one.facts.is_empty());
         assert_eq!(one.compute_from, "2026-04-01");
+    }
+
+    #[test]
+    fn the_months_run_from_the_first_to_the_last() {
+        assert_eq!(
+            months_from("2025-11-01", "2026-02-28"),
+            ["2025-11", "2025-12", "2026-01", "2026-02"]
+        );
+        assert_eq!(months_from("2026-02-01", "2026-02-15"), ["2026-02"]);
+        assert!(months_from("2026-03-01", "2026-02-28").is_empty());
     }
 
     #[test]
@@ -1018,6 +1125,7 @@ mod tests {
             roll_rate: Some(2.0 / 7.0),
         };
         let tonight = Facts::of_month(
+            "2026-04",
             "2026-04-30",
             &[metric("2026-03-31"), metric("2026-04-30")],
             &[
@@ -1028,12 +1136,15 @@ mod tests {
             &[roll("2026-03-31"), roll("2026-04-30")],
         );
         assert_eq!(tonight.month, "2026-04");
+        assert_eq!(tonight.last_snapshot, "2026-04-30");
         assert_eq!(tonight.metrics, [metric("2026-04-30")]);
         assert_eq!(tonight.aging, [aging("2026-04-15"), aging("2026-04-30")]);
         assert_eq!(tonight.rolls, [roll("2026-04-30")]);
-        let json = serde_json::to_vec_pretty(&tonight).unwrap();
-        let read: Facts = serde_json::from_slice(&json).unwrap();
-        assert_eq!(read, tonight);
+        let file = kept(vec![tonight.clone()]);
+        let json = serde_json::to_vec_pretty(&file).unwrap();
+        let read: KeptFacts = serde_json::from_slice(&json).unwrap();
+        assert_eq!(read, file);
+        let read = read.months.into_iter().next().unwrap();
         assert_eq!(
             fold_metrics(read.metrics).unwrap()["USD"][0]
                 .ar_end
