@@ -746,35 +746,50 @@ fn the_nights_keep_their_months_portfolio_series() {
         "the nights' series differ from the computed ones"
     );
 
-    // They are read from the newest night, not computed again: a changed figure of
-    // September there shows.
-    let file = out_dir.join("2026-10-31").join("portfolio_facts.json");
-    let original = std::fs::read(&file).unwrap();
-    let mut facts = kept("2026-10-31");
-    for month in facts["months"].as_array_mut().unwrap() {
-        if month["month"] == "2026-09" {
-            for row in month["metrics"].as_array_mut().unwrap() {
-                if row["currency"] == "USD" {
-                    row["dso"] = serde_json::json!(123.4);
+    // They are read, not computed again: a changed figure of September in the night of
+    // September's last snapshot shows.
+    let set_dso = |night: &str, dso: f64| {
+        let file = out_dir.join(night).join("portfolio_facts.json");
+        let mut facts = kept(night);
+        for month in facts["months"].as_array_mut().unwrap() {
+            if month["month"] == "2026-09" {
+                for row in month["metrics"].as_array_mut().unwrap() {
+                    if row["currency"] == "USD" {
+                        row["dso"] = serde_json::json!(dso);
+                    }
                 }
             }
         }
-    }
-    std::fs::write(&file, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
-    let changed = report(dir.path(), "changed.html", &with_nights);
-    let rows = texts(&changed, "figure#dso-USD tbody tr");
+        std::fs::write(&file, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
+    };
+    let dso_rows = |name: &str| {
+        let html = report(dir.path(), name, &with_nights);
+        texts(&html, "figure#dso-USD tbody tr")
+    };
+    set_dso("2026-09-30", 123.4);
+    set_dso("2026-10-31", 432.1);
+    let rows = dso_rows("own.html");
     assert!(
-        rows.iter().any(|r| r.contains("123.4")),
-        "September's kept DSO was not read: {rows:?}"
+        rows.iter().any(|r| r.contains("123.4")) && !rows.iter().any(|r| r.contains("432.1")),
+        "September's DSO was not read from its own night: {rows:?}"
     );
-    // A month the newest night does not hold is computed (and so is every month after
-    // it): August removed, the page is the computed one again.
-    let mut facts: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    // Without September's own file, the newest night's carried copy is read.
+    std::fs::remove_file(out_dir.join("2026-09-30").join("portfolio_facts.json")).unwrap();
+    let rows = dso_rows("carried.html");
+    assert!(
+        rows.iter().any(|r| r.contains("432.1")),
+        "September's DSO was not read from the newest night: {rows:?}"
+    );
+    // A month neither its night nor the newest night holds is computed (and so is every
+    // month after it): August removed from both, the page is the computed one again.
+    std::fs::remove_file(out_dir.join("2026-08-31").join("portfolio_facts.json")).unwrap();
+    let newest = out_dir.join("2026-10-31").join("portfolio_facts.json");
+    let mut facts = kept("2026-10-31");
     facts["months"]
         .as_array_mut()
         .unwrap()
         .retain(|m| m["month"] != "2026-08");
-    std::fs::write(&file, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
+    std::fs::write(&newest, serde_json::to_vec_pretty(&facts).unwrap()).unwrap();
     let recomputed = report(dir.path(), "recomputed.html", &with_nights);
     assert_eq!(recomputed, computed);
 }

@@ -158,8 +158,11 @@ pub async fn build(
     let portfolio = async {
         match wants_portfolio {
             true => {
-                // The earlier months as the newest night kept them; the rest computed.
-                let known = portfolio::Known::from_kept(period, &nights.kept_facts());
+                // The earlier months as their own nights, else the newest night, kept
+                // them; the rest computed.
+                let known = portfolio::Known::from_kept(period, &nights.kept_facts(), |night| {
+                    nights.facts_of_night(night)
+                });
                 Ok(Some(
                     portfolio::build(ctx, period, today.as_ref(), &known).await?,
                 ))

@@ -174,9 +174,17 @@ impl Nights {
     /// is no such night or its file does not read as facts.
     pub fn kept_facts(&self) -> KeptFacts {
         self.newest_night()
-            .and_then(|dir| std::fs::read(dir.join(PORTFOLIO_FACTS)).ok())
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|dir| read_facts(&dir))
             .unwrap_or_default()
+    }
+
+    /// The portfolio series the committed night `night` (`YYYY-MM-DD`) kept (None when
+    /// there is no such night, or its file does not read as facts).
+    pub fn facts_of_night(&self, night: &str) -> Option<KeptFacts> {
+        if !is_night(night) {
+            return None;
+        }
+        read_facts(&self.history.as_ref()?.out.join(night))
     }
 
     /// The credit-limit recommendations of snapshot `day` as its night made them with the
@@ -193,6 +201,12 @@ impl Nights {
 pub fn limits_of_night(out: &Path, day: i32, model: &str, policy: &str) -> Option<RecordBatch> {
     let dir = night_dir(out, day)?;
     made_with(&dir, model, Some(policy)).then(|| read_parquet(&dir.join("limits.parquet")))?
+}
+
+/// The portfolio series kept in the night folder `dir`.
+fn read_facts(dir: &Path) -> Option<KeptFacts> {
+    let bytes = std::fs::read(dir.join(PORTFOLIO_FACTS)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn night_dir(out: &Path, day: i32) -> Option<PathBuf> {

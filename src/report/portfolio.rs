@@ -144,12 +144,13 @@ pub const FACTS_FORMAT: u32 = 2;
 /// What a night keeps beside its report (`portfolio_facts.json`): the portfolio's monthly
 /// series of every month of its report's range that has a snapshot ([`Facts`]), so that a
 /// later report over the nights (`--nights`, and the next night's own) reads the months
-/// before its snapshot's from the newest night and computes only its own month. A month a
-/// night read from an earlier night is kept as it was read: a month's figures stay as the
-/// first night that computed it over the month's last snapshot made them (choice: like a
-/// closed period; a late event dated in an earlier month changes that month only in a
-/// report without the nights). The first night in an output folder computes every month
-/// of its range, so the second night already computes only its own.
+/// before its snapshot's — from the night of the month's last snapshot, else from the
+/// newest night ([`Known::from_kept`]) — and computes only its own month. A month a night
+/// read from an earlier night is kept as it was read: a month's figures stay as its night
+/// (or the first night that computed it over the month's last snapshot) made them
+/// (choice: like a closed period; a late event dated in an earlier month changes that
+/// month only in a report without the nights). The first night in an output folder
+/// computes every month of its range, so the second night already computes only its own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeptFacts {
     pub format: u32,
@@ -297,17 +298,30 @@ impl Known {
         self.facts.iter().flat_map(move |f| kind(f).iter())
     }
 
-    /// The months before the snapshot's own, from the first of the range on, that `kept`
-    /// (the newest night's [`KeptFacts`]) holds up to the month's last snapshot, up to the
-    /// first month it does not: the series need one contiguous range computed.
-    pub fn from_kept(period: &Period, kept: &KeptFacts) -> Known {
+    /// The months before the snapshot's own, from the first of the range on, as the
+    /// night of the month's last snapshot kept them (`night_of(night)`), else as `newest`
+    /// (the newest night's [`KeptFacts`], which carries the months of the nights before
+    /// it and of a first night's range) holds them up to the month's last snapshot, up to
+    /// the first month neither holds: the series need one contiguous range computed. (A
+    /// month's own night first: re-run after its snapshot was restated, its figures are
+    /// the new ones, whatever a later night carried.)
+    pub fn from_kept(
+        period: &Period,
+        newest: &KeptFacts,
+        night_of: impl Fn(&str) -> Option<KeptFacts>,
+    ) -> Known {
         let mut known = Known {
             facts: Vec::new(),
             compute_from: period.from.clone(),
         };
-        if kept.format != FACTS_FORMAT {
-            return known;
-        }
+        let usable = |kept: &KeptFacts, month: &str, last: &str| -> Option<Facts> {
+            let month_of =
+                |f: &&Facts| f.month == month && f.last_snapshot == last && f.amounts_read();
+            match kept.format == FACTS_FORMAT {
+                true => kept.months.iter().find(month_of).cloned(),
+                false => None,
+            }
+        };
         let this_month = period.as_of.get(..7).unwrap_or_default();
         for month in months_from(&period.from, &period.as_of) {
             if month.as_str() >= this_month {
@@ -320,14 +334,11 @@ impl Known {
                 None if period.snapshots.iter().min().is_none_or(|s| *s > month) => {}
                 None => break,
                 Some(last) => {
-                    let Some(facts) = kept
-                        .months
-                        .iter()
-                        .find(|f| f.month == month && f.last_snapshot == last && f.amounts_read())
-                    else {
+                    let own = night_of(last).and_then(|kept| usable(&kept, &month, last));
+                    let Some(facts) = own.or_else(|| usable(newest, &month, last)) else {
                         break;
                     };
-                    known.facts.push(facts.clone());
+                    known.facts.push(facts);
                 }
             }
             // Computed from the first of the next month.
@@ -1019,7 +1030,7 @@ mod tests {
             facts("2026-03", "2026-03-31"),
             facts("2026-04", "2026-04-15"),
         ]);
-        let known = Known::from_kept(&p, &all);
+        let known = Known::from_kept(&p, &all, |_| None);
         // January to March read; April (the snapshot's own month) computed.
         let months: Vec<&str> = known.facts.iter().map(|f| f.month.as_str()).collect();
         assert_eq!(months, ["2026-01", "2026-02", "2026-03"]);
@@ -1031,9 +1042,28 @@ mod tests {
             facts("2026-02", "2026-02-15"),
             facts("2026-03", "2026-03-31"),
         ]);
-        let known = Known::from_kept(&p, &mid);
+        let known = Known::from_kept(&p, &mid, |_| None);
         assert_eq!(known.facts.len(), 1);
         assert_eq!(known.compute_from, "2026-02-01");
+        // A month's own night comes first: February's night (the 28th) holds it, the
+        // newest night's mid-month copy is not asked; the others come from the newest.
+        let asked = std::cell::RefCell::new(Vec::new());
+        let mut own = facts("2026-02", "2026-02-28");
+        own.rolls.push(RollRow {
+            currency: "USD".into(),
+            period_end: "2026-02-28".into(),
+            from_rank: 1,
+            from_bucket: "current".into(),
+            roll_rate: Some(0.5),
+        });
+        let known = Known::from_kept(&p, &mid, |night| {
+            asked.borrow_mut().push(night.to_string());
+            (night == "2026-02-28").then(|| kept(vec![own.clone()]))
+        });
+        assert_eq!(*asked.borrow(), ["2026-01-31", "2026-02-28", "2026-03-31"]);
+        assert_eq!(known.facts.len(), 3);
+        assert_eq!(known.facts[1], own);
+        assert_eq!(known.compute_from, "2026-04-01");
     }
 
     #[test]
@@ -1042,7 +1072,11 @@ mod tests {
         let p = period("2026-04-30", &snapshots, 4);
         let month = |n: &str| facts(&n[..7], n);
         // No February: January known, February on computed.
-        let known = Known::from_kept(&p, &kept(vec![month("2026-01-31"), month("2026-03-31")]));
+        let known = Known::from_kept(
+            &p,
+            &kept(vec![month("2026-01-31"), month("2026-03-31")]),
+            |_| None,
+        );
         assert_eq!(known.facts.len(), 1);
         assert_eq!(known.compute_from, "2026-02-01");
         // Facts of another format are not used.
@@ -1052,11 +1086,12 @@ mod tests {
                 format: FACTS_FORMAT - 1,
                 months: snapshots.iter().map(|n| month(n)).collect(),
             },
+            |_| None,
         );
         assert!(old.facts.is_empty());
         assert_eq!(old.compute_from, "2026-01-01");
         // Nothing kept (no night): every month computed.
-        let none = Known::from_kept(&p, &KeptFacts::default());
+        let none = Known::from_kept(&p, &KeptFacts::default(), |_| None);
         assert!(none.facts.is_empty());
         // Nor facts whose amounts do not read as decimals.
         let mut january = month("2026-01-31");
@@ -1069,20 +1104,20 @@ mod tests {
             overdue: "0".into(),
             over_90: "0".into(),
         });
-        let unreadable = Known::from_kept(&p, &kept(vec![january, month("2026-02-28")]));
+        let unreadable = Known::from_kept(&p, &kept(vec![january, month("2026-02-28")]), |_| None);
         assert!(unreadable.facts.is_empty());
         // A month with no snapshot at all stops the known months too.
         let gap = period("2026-04-30", &["2026-01-31", "2026-03-31", "2026-04-30"], 4);
         let every = kept(snapshots.iter().map(|n| month(n)).collect());
-        let known = Known::from_kept(&gap, &every);
+        let known = Known::from_kept(&gap, &every, |_| None);
         assert_eq!(known.compute_from, "2026-02-01");
         // Months before the warehouse's first snapshot hold nothing: passed over.
         let young = period("2026-04-30", &["2026-03-31", "2026-04-30"], 4);
-        let known = Known::from_kept(&young, &every);
+        let known = Known::from_kept(&young, &every, |_| None);
         assert_eq!(known.facts.len(), 1);
         assert_eq!(known.compute_from, "2026-04-01");
         // One month asked: nothing to read.
-        let one = Known::from_kept(&period("2026-04-30", &snapshots, 1), &every);
+        let one = Known::from_kept(&period("2026-04-30", &snapshots, 1), &every, |_| None);
         assert!(one.facts.is_empty());
         assert_eq!(one.compute_from, "2026-04-01");
     }
