@@ -25,6 +25,7 @@ pub mod nightly;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod scan_ahead;
 pub mod scored;
 pub mod serve;
 pub mod settlement;

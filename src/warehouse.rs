@@ -39,9 +39,11 @@ use crate::cluster::ClusterUrl;
 use crate::contract::{self, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract, TableKind};
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
+use crate::scan_ahead::ScanAhead;
 use crate::snapshot_bounds::SnapshotBounds;
 use crate::storage::{Listing, Location, StoreReader, parquet_error};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 
@@ -334,11 +336,17 @@ impl Warehouse {
                 let runtime = RuntimeEnvBuilder::new()
                     .with_memory_limit(limit.0, 1.0)
                     .build_arc()?;
-                let ctx = SessionContext::new_with_config_rt(config, runtime);
-                memory::guard_functions(&ctx, limit);
-                ctx
+                SessionContext::new_with_config_rt(config, runtime)
             }
         };
+        // Merges in customer order let their inputs read ahead ([`ScanAhead`]).
+        let state = SessionStateBuilder::new_from_existing(ctx.state())
+            .with_physical_optimizer_rule(Arc::new(ScanAhead))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        if let Some(limit) = self.memory_limit {
+            memory::guard_functions(&ctx, limit);
+        }
         self.register_all(ctx, model).await
     }
 
