@@ -13,7 +13,10 @@
 //! polled from its own task into a queue of up to [`CAPACITY`] bytes per partition (held in
 //! the session's memory pool), so the second half reads, filters and partially aggregates
 //! while the first is merged. The rows and their order are unchanged — the buffer passes
-//! batches through in order.
+//! batches through in order. (The queues reserve their memory in the pool and do not
+//! spill: under a session memory limit too small for them — every command has one, 70 %
+//! of RAM by default — a query fails with "Resources exhausted" where it might have
+//! spilled before; at 64 MiB a partition that is a limit of a few hundred MB.)
 
 use std::sync::Arc;
 
