@@ -10,15 +10,15 @@
 //! is the built-in's. Same counts (a property test against the built-in, with NULLs,
 //! filters and two-phase aggregation through the state).
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanArray, Int64Array, ListArray, StringArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::HashSet;
 use datafusion::common::hash_utils::RandomState;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -28,6 +28,7 @@ use datafusion::logical_expr::{
     ReversedUDAF, SetMonotonicity, Signature, StatisticsArgs,
 };
 use datafusion::scalar::ScalarValue;
+use hashbrown::HashTable;
 
 /// `count`, DataFusion's built-in with a groups accumulator for distinct text.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -151,51 +152,104 @@ impl AggregateUDFImpl for Count {
 
 /// The distinct values of every group, as one set of (group, value) pairs, and each
 /// group's count of them.
+///
+/// The pairs' bytes live in one buffer (`bytes`) and the set holds their places in it, so
+/// that a new pair costs no allocation of its own; a row repeating the pair of the row
+/// before it is not looked up at all (input in the value's order — open items by
+/// customer, a customer's activities — repeats it most of the time).
 #[derive(Debug)]
 struct DistinctTextCounts {
     /// The input's type, also the type of the state's list items.
     data_type: DataType,
-    seen: HashSet<(usize, Box<[u8]>), RandomState>,
-    /// The bytes of the values in `seen`.
-    bytes: usize,
+    seen: HashTable<Pair>,
+    state: RandomState,
+    /// The bytes of the values in `seen`, one after the other.
+    bytes: Vec<u8>,
     counts: Vec<i64>,
+}
+
+/// One (group, value) pair of the set: the value is `bytes[start..start + len]`.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    hash: u64,
+    group: usize,
+    start: usize,
+    len: usize,
 }
 
 impl DistinctTextCounts {
     fn new(data_type: DataType) -> Self {
         Self {
             data_type,
-            seen: HashSet::default(),
-            bytes: 0,
+            seen: HashTable::new(),
+            state: RandomState::default(),
+            bytes: Vec::new(),
             counts: Vec::new(),
         }
     }
 
+    /// Adds the pair if it is new (the buffer takes a copy of its value).
     fn insert(&mut self, group: usize, value: &[u8]) {
-        // Look up before copying: most rows repeat a pair already seen.
-        if !self.seen.contains(&(group, value) as &dyn PairKey) {
-            self.seen.insert((group, value.into()));
-            self.bytes += value.len();
+        let hash = self.state.hash_one((group, value));
+        let bytes = &self.bytes;
+        let same = |p: &Pair| p.group == group && &bytes[p.start..p.start + p.len] == value;
+        if self.seen.find(hash, same).is_none() {
+            let pair = Pair {
+                hash,
+                group,
+                start: self.bytes.len(),
+                len: value.len(),
+            };
+            self.bytes.extend_from_slice(value);
+            self.seen.insert_unique(hash, pair, |p| p.hash);
             self.counts[group] += 1;
         }
     }
 
-    /// Takes the values of the first `n` groups out (per group), and numbers the other
-    /// groups' pairs from 0 again, as the groups emitted before them leave.
-    fn emit(&mut self, n: usize) -> Vec<Vec<Box<[u8]>>> {
-        let mut groups: Vec<Vec<Box<[u8]>>> = vec![Vec::new(); n];
-        let mut remaining = HashSet::default();
-        for (group, value) in self.seen.drain() {
-            match group < n {
-                true => groups[group].push(value),
-                false => {
-                    remaining.insert((group - n, value));
-                }
+    /// [`Self::insert`], passed over when the pair is the `previous` row's (which it then
+    /// becomes).
+    fn insert_after<'a>(
+        &mut self,
+        previous: &mut Option<(usize, &'a [u8])>,
+        group: usize,
+        value: &'a [u8],
+    ) {
+        if *previous != Some((group, value)) {
+            self.insert(group, value);
+            *previous = Some((group, value));
+        }
+    }
+
+    /// Takes the pairs of the first `n` groups out and numbers the other groups' pairs
+    /// from 0 again, as the groups emitted before them leave. Gives the buffer the values
+    /// were in and, per emitted group, the places of its values there (in the order they
+    /// were first seen).
+    fn emit(&mut self, n: usize) -> (Vec<u8>, Vec<Vec<(usize, usize)>>) {
+        let seen = std::mem::take(&mut self.seen);
+        let bytes = std::mem::take(&mut self.bytes);
+        let mut groups = vec![Vec::new(); n];
+        let mut kept = Vec::new();
+        for pair in seen {
+            match pair.group < n {
+                true => groups[pair.group].push((pair.start, pair.len)),
+                false => kept.push(pair),
             }
         }
-        self.seen = remaining;
-        self.bytes = self.seen.iter().map(|(_, v)| v.len()).sum();
-        groups
+        kept.sort_unstable_by_key(|p| p.start);
+        for p in kept {
+            let value = &bytes[p.start..p.start + p.len];
+            let group = p.group - n;
+            let pair = Pair {
+                hash: self.state.hash_one((group, value)),
+                group,
+                start: self.bytes.len(),
+                len: p.len,
+            };
+            self.bytes.extend_from_slice(value);
+            self.seen.insert_unique(pair.hash, pair, |p| p.hash);
+        }
+        groups.iter_mut().for_each(|g| g.sort_unstable());
+        (bytes, groups)
     }
 
     /// The state: per group (row of `offsets`) a list of its values, as the built-in's.
@@ -209,7 +263,7 @@ impl DistinctTextCounts {
     }
 
     /// Calls `f(row, value)` for every non-NULL text value of `array` (any string type).
-    fn each(array: &ArrayRef, mut f: impl FnMut(usize, &[u8])) -> Result<()> {
+    fn each<'a>(array: &'a ArrayRef, mut f: impl FnMut(usize, &'a [u8])) -> Result<()> {
         match array.data_type() {
             DataType::Utf8 => {
                 let a = array.as_string::<i32>();
@@ -237,43 +291,6 @@ impl DistinctTextCounts {
     }
 }
 
-/// A `(usize, Box<[u8]>)` set looked up with a borrowed `(usize, &[u8])`.
-trait PairKey {
-    fn key(&self) -> (usize, &[u8]);
-}
-
-impl PairKey for (usize, Box<[u8]>) {
-    fn key(&self) -> (usize, &[u8]) {
-        (self.0, &self.1)
-    }
-}
-
-impl PairKey for (usize, &[u8]) {
-    fn key(&self) -> (usize, &[u8]) {
-        (self.0, self.1)
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn PairKey + 'a> for (usize, Box<[u8]>) {
-    fn borrow(&self) -> &(dyn PairKey + 'a) {
-        self
-    }
-}
-
-impl PartialEq for dyn PairKey + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for dyn PairKey + '_ {}
-
-impl std::hash::Hash for dyn PairKey + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key().hash(state)
-    }
-}
-
 impl GroupsAccumulator for DistinctTextCounts {
     fn update_batch(
         &mut self,
@@ -283,9 +300,10 @@ impl GroupsAccumulator for DistinctTextCounts {
         total_num_groups: usize,
     ) -> Result<()> {
         self.counts.resize(total_num_groups, 0);
+        let mut previous = None;
         Self::each(&values[0], |row, value| {
             if opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row)) {
-                self.insert(group_indices[row], value);
+                self.insert_after(&mut previous, group_indices[row], value);
             }
         })
     }
@@ -295,7 +313,7 @@ impl GroupsAccumulator for DistinctTextCounts {
         match emit_to {
             EmitTo::All => {
                 self.seen.clear();
-                self.bytes = 0;
+                self.bytes.clear();
             }
             EmitTo::First(n) => drop(self.emit(n)),
         }
@@ -305,18 +323,20 @@ impl GroupsAccumulator for DistinctTextCounts {
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let counts = emit_to.take_needed(&mut self.counts);
         let emitted = counts.len();
-        let groups = self.emit(emitted);
-        let mut items = StringBuilder::new();
+        let (bytes, groups) = self.emit(emitted);
+        let pairs: usize = groups.iter().map(Vec::len).sum();
+        let mut items = BinaryBuilder::with_capacity(pairs, bytes.len());
         let mut offsets = Vec::with_capacity(emitted + 1);
         offsets.push(0i32);
-        for values in groups {
-            for value in values {
-                // Bytes of a string array: UTF-8.
-                items.append_value(String::from_utf8_lossy(&value));
+        for places in groups {
+            for (start, len) in places {
+                items.append_value(&bytes[start..start + len]);
             }
             offsets.push(datafusion::arrow::array::ArrayBuilder::len(&items) as i32);
         }
-        let items = cast(&items.finish(), &self.data_type)?;
+        // The bytes were copied from string arrays: UTF-8 (checked once, here).
+        let items = StringArray::try_from_binary(items.finish())?;
+        let items = cast(&items, &self.data_type)?;
         Ok(vec![self.state_lists(offsets, items)])
     }
 
@@ -336,7 +356,10 @@ impl GroupsAccumulator for DistinctTextCounts {
         }
         let first = offsets[0] as usize;
         let items = lists.values().slice(first, row_groups.len());
-        Self::each(&items, |row, value| self.insert(row_groups[row], value))
+        let mut previous = None;
+        Self::each(&items, |row, value| {
+            self.insert_after(&mut previous, row_groups[row], value)
+        })
     }
 
     /// Each row as a group of its own: a list of its value (none when NULL or filtered
@@ -370,8 +393,8 @@ impl GroupsAccumulator for DistinctTextCounts {
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.seen.capacity() * (std::mem::size_of::<(usize, Box<[u8]>)>() + 8)
-            + self.bytes
+            + self.seen.capacity() * (std::mem::size_of::<Pair>() + 1)
+            + self.bytes.capacity()
             + self.counts.capacity() * std::mem::size_of::<i64>()
     }
 }
@@ -492,5 +515,69 @@ mod tests {
             .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect();
         assert_eq!(squeezed, ["| 1 | 1 | 2 | 2 |", "| 2 | 0 | 1 | 0 |"]);
+    }
+
+    /// The distinct counts of `rows` (group, value) per group, 0..groups.
+    fn model(rows: &[(usize, String)], groups: usize) -> Vec<i64> {
+        let set: std::collections::BTreeSet<_> = rows.iter().collect();
+        (0..groups)
+            .map(|g| set.iter().filter(|(group, _)| *group == g).count() as i64)
+            .collect()
+    }
+
+    fn counts_of(array: ArrayRef) -> Vec<i64> {
+        array
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .values()
+            .to_vec()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 64,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(31),
+            ..ProptestConfig::default()
+        })]
+
+        /// The accumulator itself, batch by batch: counts after runs of repeated rows, the
+        /// first groups emitted (evaluated or as state) and the rest renumbered, and the
+        /// states merged into another accumulator.
+        #[test]
+        fn emitting_and_merging_keep_the_distinct_pairs(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0usize..6, "[ab]{0,2}"), 0..20), 1..4),
+            first in 0usize..7,
+        ) {
+            let groups = 6;
+            let rows: Vec<(usize, String)> = batches.iter().flatten().cloned().collect();
+            let feed = |acc: &mut DistinctTextCounts| {
+                for batch in &batches {
+                    let values: ArrayRef =
+                        Arc::new(StringArray::from_iter_values(batch.iter().map(|r| &r.1)));
+                    let indices: Vec<usize> = batch.iter().map(|r| r.0).collect();
+                    acc.update_batch(&[values], &indices, None, groups).unwrap();
+                }
+            };
+            let expected = model(&rows, groups);
+            // Evaluated: the first groups, then the others numbered from 0.
+            let mut acc = DistinctTextCounts::new(DataType::Utf8);
+            feed(&mut acc);
+            let head = counts_of(acc.evaluate(EmitTo::First(first.min(groups))).unwrap());
+            let tail = counts_of(acc.evaluate(EmitTo::All).unwrap());
+            prop_assert_eq!([head, tail].concat(), expected.clone());
+            // As state, in two parts, merged into one accumulator (every pair twice).
+            let mut acc = DistinctTextCounts::new(DataType::Utf8View);
+            feed(&mut acc);
+            let cut = first.min(groups);
+            let head = acc.state(EmitTo::First(cut)).unwrap().remove(0);
+            let tail = acc.state(EmitTo::All).unwrap().remove(0);
+            let mut merged = DistinctTextCounts::new(DataType::Utf8);
+            let head_groups: Vec<usize> = (0..cut).collect();
+            let tail_groups: Vec<usize> = (cut..groups).collect();
+            merged.merge_batch(&[Arc::clone(&head)], &head_groups, groups).unwrap();
+            merged.merge_batch(&[tail], &tail_groups, groups).unwrap();
+            merged.merge_batch(&[head], &head_groups, groups).unwrap();
+            prop_assert_eq!(counts_of(merged.evaluate(EmitTo::All).unwrap()), expected);
+        }
     }
 }
