@@ -13,10 +13,14 @@
 //! polled from its own task into a queue of up to [`CAPACITY`] bytes per partition (held in
 //! the session's memory pool), so the second half reads, filters and partially aggregates
 //! while the first is merged. The rows and their order are unchanged — the buffer passes
-//! batches through in order. (The queues reserve their memory in the pool and do not
-//! spill: under a session memory limit too small for them — every command has one, 70 %
-//! of RAM by default — a query fails with "Resources exhausted" where it might have
-//! spilled before; at 64 MiB a partition that is a limit of a few hundred MB.)
+//! batches through in order.
+//!
+//! The queues reserve their memory in the pool and do not spill, so their size follows
+//! the session's memory limit (every command has one, 70 % of RAM by default; `arq
+//! serve` one per query): a queue holds at most 1/64 of the limit, [`CAPACITY`] at most,
+//! and under a limit below 64 MiB (queues under 1 MiB) the rule is left out. A query has
+//! a few such merges of two partitions, so its queues take a small share of the limit
+//! and leave the rest to the joins and aggregates, which spill.
 
 use std::sync::Arc;
 
@@ -30,12 +34,37 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
-/// Bytes each input partition of a merge may queue ahead of it.
+use crate::memory::MemoryLimit;
+
+/// Bytes each input partition of a merge may queue ahead of it, at most.
 pub const CAPACITY: usize = 64 << 20;
 
-/// The physical optimizer rule (runs after DataFusion's own rules).
-#[derive(Debug, Default)]
-pub struct ScanAhead;
+/// A queue's share of the session's memory limit: 1/64 of it.
+const SHARE_OF_LIMIT: usize = 64;
+
+/// The smallest queue worth having; under it the rule is left out.
+const SMALLEST: usize = 1 << 20;
+
+/// The physical optimizer rule (runs after DataFusion's own rules), with the bytes each
+/// queue may hold.
+#[derive(Debug)]
+pub struct ScanAhead {
+    capacity: usize,
+}
+
+impl ScanAhead {
+    /// The rule for a session whose memory pool is `limit` (unbounded: None); None when
+    /// the limit is too small for queues worth having.
+    pub fn within(limit: Option<MemoryLimit>) -> Option<ScanAhead> {
+        let capacity = limit.map_or(CAPACITY, |l| (l.0 / SHARE_OF_LIMIT).min(CAPACITY));
+        (capacity >= SMALLEST).then_some(ScanAhead { capacity })
+    }
+
+    /// The bytes each queue may hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
 
 /// Whether `plan` merges several input partitions in order.
 fn merges_in_order(plan: &Arc<dyn ExecutionPlan>) -> bool {
@@ -71,7 +100,8 @@ impl PhysicalOptimizerRule for ScanAhead {
                 if input.is::<BufferExec>() {
                     return Ok(Transformed::no(node));
                 }
-                let buffered: Arc<dyn ExecutionPlan> = Arc::new(BufferExec::new(input, CAPACITY));
+                let buffered: Arc<dyn ExecutionPlan> =
+                    Arc::new(BufferExec::new(input, self.capacity));
                 Ok(Transformed::yes(node.replace_children(
                     vec![buffered],
                     ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
@@ -126,7 +156,8 @@ mod tests {
             .with_config(config)
             .with_default_features();
         if rule {
-            state = state.with_physical_optimizer_rule(Arc::new(ScanAhead));
+            let rule = ScanAhead::within(None).unwrap();
+            state = state.with_physical_optimizer_rule(Arc::new(rule));
         }
         let ctx = SessionContext::new_with_state(state.build());
         ctx.register_table("t", Arc::new(table)).unwrap();
@@ -197,7 +228,8 @@ mod tests {
             .create_physical_plan()
             .await
             .unwrap();
-        let again = ScanAhead
+        let again = ScanAhead::within(None)
+            .unwrap()
             .optimize(Arc::clone(&plan), &ConfigOptions::default())
             .unwrap();
         let text = |p: &Arc<dyn ExecutionPlan>| displayable(p.as_ref()).indent(false).to_string();
@@ -208,5 +240,23 @@ mod tests {
             "{}",
             text(&plan)
         );
+    }
+
+    #[test]
+    fn the_queues_follow_the_memory_limit() {
+        let mib = |n: usize| MemoryLimit(n << 20);
+        assert_eq!(ScanAhead::within(None).unwrap().capacity(), CAPACITY);
+        // 70 % of 24 GiB: the most a queue holds.
+        let machine = ScanAhead::within(Some(MemoryLimit((24usize << 30) / 10 * 7)));
+        assert_eq!(machine.unwrap().capacity(), CAPACITY);
+        assert_eq!(
+            ScanAhead::within(Some(mib(1024))).unwrap().capacity(),
+            16 << 20
+        );
+        assert_eq!(
+            ScanAhead::within(Some(mib(64))).unwrap().capacity(),
+            1 << 20
+        );
+        assert!(ScanAhead::within(Some(mib(63))).is_none());
     }
 }

@@ -340,10 +340,14 @@ impl Warehouse {
             }
         };
         // Merges in customer order let their inputs read ahead ([`ScanAhead`]).
-        let state = SessionStateBuilder::new_from_existing(ctx.state())
-            .with_physical_optimizer_rule(Arc::new(ScanAhead))
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = match ScanAhead::within(self.memory_limit) {
+            None => ctx,
+            Some(rule) => SessionContext::new_with_state(
+                SessionStateBuilder::new_from_existing(ctx.state())
+                    .with_physical_optimizer_rule(Arc::new(rule))
+                    .build(),
+            ),
+        };
         if let Some(limit) = self.memory_limit {
             memory::guard_functions(&ctx, limit);
         }

@@ -769,7 +769,15 @@ fn psql_ok(server: &Server, env: &[(&str, &str)], args: &[&str]) -> String {
 fn psql_lists_describes_queries_and_copies_to_a_client_file() {
     let dir = tempfile::tempdir().unwrap();
     let users = users_file(dir.path());
-    let mut server = Server::start(&["--users", users.to_str().unwrap()], &[]);
+    let mut server = Server::start(
+        &[
+            "--users",
+            users.to_str().unwrap(),
+            "--query-memory",
+            "256MB",
+        ],
+        &[],
+    );
     let env = [("PGUSER", "ana"), ("PGPASSWORD", PASSWORD)];
 
     let tables = psql_ok(&server, &env, &["-c", "\\dt warehouse.*"]);
@@ -804,6 +812,22 @@ fn psql_lists_describes_queries_and_copies_to_a_client_file() {
     );
     let copied = std::fs::read_to_string(&file).unwrap();
     assert_eq!(copied, run_ok(&["sql", "--format", "csv", query]));
+
+    // Merges in customer order read ahead, as in `arq sql`, each queue 1/64 of the
+    // statement's memory (256 MB: 4 MiB).
+    let plan = psql_ok(
+        &server,
+        &env,
+        &[
+            "-A",
+            "-t",
+            "-c",
+            "EXPLAIN SELECT customer_id, sum(amount) FROM invoices \
+             GROUP BY customer_id ORDER BY customer_id",
+        ],
+    );
+    assert!(plan.contains("BufferExec: capacity=4194304"), "{plan}");
+    assert!(!plan.contains("capacity=67108864"), "{plan}");
 
     // Wrong password: psql's message names the user and the failure.
     let out = psql(

@@ -23,6 +23,44 @@ fn table_format_prints_an_aligned_table_and_a_row_count() {
     assert_eq!(lines.last(), Some(&"4 rows"));
 }
 
+/// A merge in customer order reads ahead through queues sized by the memory limit
+/// (`ScanAhead`): 1/64 of it, 64 MiB at most, none under a 64 MiB limit.
+#[test]
+fn merges_in_customer_order_read_ahead_within_the_memory_limit() {
+    const BY_CUSTOMER: &str = "EXPLAIN SELECT customer_id, sum(amount) FROM invoices \
+                               GROUP BY customer_id ORDER BY customer_id";
+    let plan = |limit: &str| {
+        run_ok(&[
+            "sql",
+            "--format",
+            "csv",
+            "--memory-limit",
+            limit,
+            BY_CUSTOMER,
+        ])
+    };
+    let queues = |plan: &str| plan.matches("BufferExec: capacity=").count();
+    let roomy = plan("8GB");
+    assert!(roomy.contains("BufferExec: capacity=67108864"), "{roomy}");
+    let small = plan("1GB");
+    assert!(small.contains("BufferExec: capacity=16777216"), "{small}");
+    assert_eq!(queues(&small), queues(&roomy), "{small}");
+    let tiny = plan("32MB");
+    assert_eq!(queues(&tiny), 0, "{tiny}");
+    // The same rows with and without the queues.
+    let rows = |limit: &str| {
+        run_ok(&[
+            "sql",
+            "--format",
+            "csv",
+            "--memory-limit",
+            limit,
+            &BY_CUSTOMER["EXPLAIN ".len()..],
+        ])
+    };
+    assert_eq!(rows("8GB"), rows("32MB"));
+}
+
 #[test]
 fn csv_json_and_ndjson_agree_on_the_same_figures() {
     let csv = run_ok(&["sql", "--format", "csv", COUNTS]);

@@ -28,6 +28,7 @@ use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use super::cooperative::YieldWhereOutputMultiplies;
 use crate::error::{ArqError, Result};
 use crate::memory::{self, MemoryLimit};
+use crate::scan_ahead::ScanAhead;
 use crate::warehouse::{self, AsOf, Warehouse};
 
 /// One state of the warehouse and its base session.
@@ -183,6 +184,11 @@ pub fn connection_session(
         SessionStateBuilder::new_from_existing(base.state()).with_runtime_env(runtime);
     if let Some(config) = config {
         builder = builder.with_config(config);
+    }
+    // Merges in customer order read ahead, as in `arq sql` ([`ScanAhead`]), their queues
+    // sized by the query's limit.
+    if let Some(rule) = ScanAhead::within(Some(limit)) {
+        builder = builder.with_physical_optimizer_rule(Arc::new(rule));
     }
     let ctx = SessionContext::new_with_state(builder.build());
     memory::guard_functions(&ctx, limit);
