@@ -29,16 +29,9 @@ fn table_format_prints_an_aligned_table_and_a_row_count() {
 fn merges_in_customer_order_read_ahead_within_the_memory_limit() {
     const BY_CUSTOMER: &str = "EXPLAIN SELECT customer_id, sum(amount) FROM invoices \
                                GROUP BY customer_id ORDER BY customer_id";
-    let plan = |limit: &str| {
-        run_ok(&[
-            "sql",
-            "--format",
-            "csv",
-            "--memory-limit",
-            limit,
-            BY_CUSTOMER,
-        ])
-    };
+    let run =
+        |limit: &str, sql: &str| run_ok(&["sql", "--format", "csv", "--memory-limit", limit, sql]);
+    let plan = |limit: &str| run(limit, BY_CUSTOMER);
     let queues = |plan: &str| plan.matches("BufferExec: capacity=").count();
     let roomy = plan("8GB");
     assert!(roomy.contains("BufferExec: capacity=67108864"), "{roomy}");
@@ -48,16 +41,7 @@ fn merges_in_customer_order_read_ahead_within_the_memory_limit() {
     let tiny = plan("32MB");
     assert_eq!(queues(&tiny), 0, "{tiny}");
     // The same rows with and without the queues.
-    let rows = |limit: &str| {
-        run_ok(&[
-            "sql",
-            "--format",
-            "csv",
-            "--memory-limit",
-            limit,
-            &BY_CUSTOMER["EXPLAIN ".len()..],
-        ])
-    };
+    let rows = |limit: &str| run(limit, &BY_CUSTOMER["EXPLAIN ".len()..]);
     assert_eq!(rows("8GB"), rows("32MB"));
 }
 
