@@ -329,25 +329,20 @@ impl Warehouse {
     /// [`Warehouse::session`] on this machine, whatever the cluster setting: what the
     /// nightly job uses for everything but its features.
     pub async fn local_session(&self, model: Option<&SessionModel>) -> Result<SessionContext> {
-        let config = self.session_config();
-        let ctx = match self.memory_limit {
-            None => SessionContext::new_with_config(config),
-            Some(limit) => {
-                let runtime = RuntimeEnvBuilder::new()
-                    .with_memory_limit(limit.0, 1.0)
-                    .build_arc()?;
-                SessionContext::new_with_config_rt(config, runtime)
-            }
-        };
+        let mut state = SessionStateBuilder::new()
+            .with_config(self.session_config())
+            .with_default_features();
+        if let Some(limit) = self.memory_limit {
+            let runtime = RuntimeEnvBuilder::new()
+                .with_memory_limit(limit.0, 1.0)
+                .build_arc()?;
+            state = state.with_runtime_env(runtime);
+        }
         // Merges in customer order let their inputs read ahead ([`ScanAhead`]).
-        let ctx = match ScanAhead::within(self.memory_limit) {
-            None => ctx,
-            Some(rule) => SessionContext::new_with_state(
-                SessionStateBuilder::new_from_existing(ctx.state())
-                    .with_physical_optimizer_rule(Arc::new(rule))
-                    .build(),
-            ),
-        };
+        if let Some(rule) = ScanAhead::within(self.memory_limit) {
+            state = state.with_physical_optimizer_rule(Arc::new(rule));
+        }
+        let ctx = SessionContext::new_with_state(state.build());
         if let Some(limit) = self.memory_limit {
             memory::guard_functions(&ctx, limit);
         }
