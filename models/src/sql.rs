@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, LazyLock};
 
 use arq_udfs::FunctionDoc;
+use arq_udfs::dates;
 use arq_udfs::table_function::{Metric, MetricTable, Wanted, collect_sql, date_arg};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -497,6 +498,10 @@ impl Metric for FeatureRows {
     fn function(&self) -> &'static str {
         "customer_features"
     }
+    fn arguments(&self) -> String {
+        let (from, to) = (dates::text(self.from), dates::text(self.to));
+        format!("{from}, {to}")
+    }
     async fn single_query(&self, session: &dyn Session) -> Result<Option<String>> {
         Ok(Some(self.sql(session)))
     }
@@ -534,6 +539,10 @@ impl Metric for LabelRows {
     }
     fn function(&self) -> &'static str {
         "risk_labels"
+    }
+    fn arguments(&self) -> String {
+        let (from, to) = (dates::text(self.from), dates::text(self.to));
+        format!("{from}, {to}")
     }
     async fn single_query(&self, session: &dyn Session) -> Result<Option<String>> {
         Ok(Some(
@@ -585,6 +594,9 @@ impl Metric for ScoreRows {
     }
     fn function(&self) -> &'static str {
         "risk_scores"
+    }
+    fn arguments(&self) -> String {
+        dates::text(self.day)
     }
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let scores = score_snapshot(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{ScalarValue, exec_datafusion_err, plan_err};
 use datafusion::dataframe::DataFrame;
@@ -33,6 +33,9 @@ pub trait Metric: Debug + Send + Sync + 'static {
     async fn compute(&self, session: &dyn Session, wanted: Wanted<'_>) -> Result<RecordBatch>;
     /// The table function's name, for messages (`ar_metrics`).
     fn function(&self) -> &'static str;
+    /// The arguments it was called with, as read (`2026-01-31, 2026-10-31, segment`): they
+    /// mark its schema (see [`CALL_METADATA`]).
+    fn arguments(&self) -> String;
     /// When the whole table is one SQL query over the session's tables, that query (its
     /// columns in [`Metric::schema`]'s order): a session that runs its plans elsewhere (a
     /// cluster) plans it as a view instead of computing the rows where it is planned.
@@ -59,14 +62,31 @@ impl Wanted<'_> {
     }
 }
 
+/// The key of the schema metadata that names a metric table's call
+/// (`promise_kept_rate(2026-06-01, 2026-06-30, all, 3)`). DataFusion names the scan of a
+/// table function after the function alone (`promise_kept_rate()`) and compares scans
+/// without their tables, so two calls with different arguments looked alike to common
+/// subexpression elimination, which computed the first for both:
+/// `SELECT (SELECT … FROM f(a)), (SELECT … FROM f(b))` gave f(a)'s figure twice. The
+/// call in the schema tells the scans apart; the same call twice may still be computed once.
+pub const CALL_METADATA: &str = "arq.call";
+
 /// The table a metric's table function returns: computed when scanned, so it always
-/// reflects the warehouse the session sees.
+/// reflects the warehouse the session sees. Its schema is the metric's, marked with the
+/// call ([`CALL_METADATA`]).
 #[derive(Debug, Clone)]
-pub struct MetricTable(pub Arc<dyn Metric>);
+pub struct MetricTable(pub Arc<dyn Metric>, SchemaRef);
 
 impl MetricTable {
     pub fn new(metric: impl Metric) -> MetricTable {
-        MetricTable(Arc::new(metric))
+        let schema = metric.schema();
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(
+            CALL_METADATA.to_string(),
+            format!("{}({})", metric.function(), metric.arguments()),
+        );
+        let schema = Arc::new(Schema::new_with_metadata(schema.fields().clone(), metadata));
+        MetricTable(Arc::new(metric), schema)
     }
 
     /// Every row and column of the table, computed in `session`.
@@ -83,7 +103,7 @@ impl MetricTable {
 #[async_trait]
 impl TableProvider for MetricTable {
     fn schema(&self) -> SchemaRef {
-        self.0.schema()
+        self.1.clone()
     }
 
     fn table_type(&self) -> TableType {
@@ -103,9 +123,11 @@ impl TableProvider for MetricTable {
             projection: projection.map(Vec::as_slice),
         };
         let batch = self.0.compute(state, wanted).await?;
+        // The rows under the marked schema (the same columns).
+        let batch = RecordBatch::try_new(self.1.clone(), batch.columns().to_vec())?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
-            self.0.schema(),
+            self.1.clone(),
             projection.cloned(),
         )?)
     }

@@ -356,6 +356,10 @@ impl Metric for ArMetricsTable {
     fn function(&self) -> &'static str {
         "ar_metrics"
     }
+    fn arguments(&self) -> String {
+        let (from, to) = (dates::text(self.from), dates::text(self.to));
+        format!("{from}, {to}, {}", self.dimension)
+    }
 
     async fn compute(&self, session: &dyn Session, wanted: Wanted<'_>) -> Result<RecordBatch> {
         let (balances, snapshots) = self.balances(session).await?;

@@ -115,6 +115,10 @@ impl Metric for PromiseKeptRateTable {
     fn function(&self) -> &'static str {
         "promise_kept_rate"
     }
+    fn arguments(&self) -> String {
+        let (from, to) = (dates::text(self.from), dates::text(self.to));
+        format!("{from}, {to}, {}, {}", self.dimension, self.grace)
+    }
 
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let dim = match self.dimension.as_str() {
@@ -133,6 +137,10 @@ impl Metric for PromiseKeptRateTable {
             Some(day) => dates::sql_literal(day),
             None => "CAST(NULL AS DATE)".to_string(),
         };
+        // The last promise date judged: the period's end, or the newest snapshot less the
+        // grace (`promise_date + grace <= as_of`) as a literal, not date arithmetic on each
+        // of 50 M activities.
+        let last = self.to.min(as_of - grace as i32);
         // Activities are read once: the payments on a promise's invoice are summed per
         // promise (grouped by all its columns), then its invoice is joined for the
         // currency and amount.
@@ -142,8 +150,7 @@ impl Metric for PromiseKeptRateTable {
                       a.promise_amount, a.collector_id
                FROM activities a
                WHERE a.kind = 'promise' AND a.invoice_id IS NOT NULL AND a.promise_amount IS NOT NULL
-                 AND a.promise_date BETWEEN {from} AND {to}
-                 AND a.promise_date + INTERVAL '{grace} days' <= {as_of}),
+                 AND a.promise_date BETWEEN {from} AND {last}),
              paid AS (
                SELECT p.activity_id, p.customer_id, p.invoice_id, p.activity_date, p.promise_date,
                       p.promise_amount, p.collector_id,
@@ -168,8 +175,7 @@ impl Metric for PromiseKeptRateTable {
              GROUP BY 1, 2, 3
              ORDER BY 1, 2, 3",
             from = dates::sql_literal(self.from),
-            to = dates::sql_literal(self.to),
-            as_of = dates::sql_literal(as_of),
+            last = dates::sql_literal(last),
         );
         let (mut start, mut end, mut dims, mut currencies) = (vec![], vec![], vec![], vec![]);
         let (mut counts, mut kept_counts, mut promised, mut kept, mut rates) =

@@ -104,6 +104,10 @@ impl Metric for RollRatesTable {
     fn function(&self) -> &'static str {
         "roll_rates"
     }
+    fn arguments(&self) -> String {
+        let (from, to) = (dates::text(self.from), dates::text(self.to));
+        format!("{from}, {to}, {}, '{}'", self.dimension, self.bounds)
+    }
 
     async fn compute(&self, session: &dyn Session, _wanted: Wanted<'_>) -> Result<RecordBatch> {
         let pairs = self.snapshot_pairs(session).await?;
