@@ -26,6 +26,7 @@ mod date_args;
 pub mod date_trunc;
 pub mod dates;
 pub mod days_past_due;
+pub mod first_last;
 pub mod metrics;
 pub mod table_function;
 pub mod weighted_dpd;
@@ -85,12 +86,16 @@ pub fn faster_builtins() -> Vec<Arc<ScalarUDF>> {
 }
 
 /// DataFusion's aggregate built-ins replaced the same way (`count`, for `count(DISTINCT)`
-/// of text).
+/// of text; `first_value` and `last_value`, for their `ORDER BY` forms).
 pub fn faster_aggregate_builtins() -> Vec<Arc<AggregateUDF>> {
     static COUNT: std::sync::LazyLock<Arc<AggregateUDF>> = std::sync::LazyLock::new(|| {
         Arc::new(AggregateUDF::new_from_impl(count_distinct::Count::new()))
     });
-    vec![Arc::clone(&COUNT)]
+    vec![
+        Arc::clone(&COUNT),
+        first_last::first_value(),
+        first_last::last_value(),
+    ]
 }
 
 /// A function's name and documentation, for listings such as `arq functions`.
@@ -225,6 +230,32 @@ mod tests {
                 let registered = state.udf(alias).unwrap();
                 assert!(
                     registered.inner().is::<date_trunc::DateTrunc>(),
+                    "{alias} is still the built-in"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn faster_aggregates_replace_a_builtin_of_the_same_name_and_signature() {
+        let builtins = datafusion::prelude::SessionContext::new().state();
+        let mut ctx = datafusion::prelude::SessionContext::new();
+        register_all(&mut ctx).unwrap();
+        let state = ctx.state();
+        let faster = faster_aggregate_builtins();
+        let names: Vec<&str> = faster.iter().map(|f| f.name()).collect();
+        assert_eq!(names, ["count", "first_value", "last_value"]);
+        for faster in &faster {
+            let name = faster.name();
+            let builtin = &builtins.aggregate_functions()[name];
+            assert_eq!(faster.signature(), builtin.signature(), "{name}");
+            assert_eq!(faster.aliases(), builtin.aliases(), "{name}");
+            assert_eq!(faster.documentation(), builtin.documentation(), "{name}");
+            for alias in std::iter::once(name).chain(faster.aliases().iter().map(|a| a.as_str())) {
+                let registered = state.udaf(alias).unwrap();
+                assert!(
+                    registered.inner().is::<count_distinct::Count>()
+                        || registered.inner().is::<first_last::FirstLast>(),
                     "{alias} is still the built-in"
                 );
             }
