@@ -18,17 +18,14 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::hash_utils::RandomState;
 use datafusion::error::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    ReversedUDAF, SetMonotonicity, Signature, StatisticsArgs,
-};
-use datafusion::scalar::ScalarValue;
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::{AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator};
 use hashbrown::HashTable;
+
+use crate::builtin::forward_to_builtin;
 
 /// `count`, DataFusion's built-in with a groups accumulator for distinct text.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -60,38 +57,9 @@ impl Count {
     }
 }
 
+#[warn(clippy::missing_trait_methods)] // Every method is the built-in's but two.
 impl AggregateUDFImpl for Count {
-    fn name(&self) -> &str {
-        self.builtin.name()
-    }
-
-    fn aliases(&self) -> &[String] {
-        self.builtin.aliases()
-    }
-
-    fn signature(&self) -> &Signature {
-        self.builtin.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.builtin.inner().return_type(arg_types)
-    }
-
-    fn return_field(&self, arg_fields: &[FieldRef]) -> Result<FieldRef> {
-        self.builtin.inner().return_field(arg_fields)
-    }
-
-    fn is_nullable(&self) -> bool {
-        self.builtin.inner().is_nullable()
-    }
-
-    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.builtin.inner().accumulator(acc_args)
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        self.builtin.inner().state_fields(args)
-    }
+    forward_to_builtin!(every_but_grouping, reverse_expr);
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         Self::distinct_text(&args) || self.builtin.inner().groups_accumulator_supported(args)
@@ -109,44 +77,14 @@ impl AggregateUDFImpl for Count {
         }
     }
 
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.builtin.inner().create_sliding_accumulator(args)
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        self.builtin.inner().order_sensitivity()
-    }
-
-    fn reverse_expr(&self) -> ReversedUDAF {
-        self.builtin.inner().reverse_expr()
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.builtin.inner().coerce_types(arg_types)
-    }
-
-    fn is_descending(&self) -> Option<bool> {
-        self.builtin.inner().is_descending()
-    }
-
-    fn value_from_stats(&self, statistics_args: &StatisticsArgs) -> Option<ScalarValue> {
-        self.builtin.inner().value_from_stats(statistics_args)
-    }
-
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
-        self.builtin.inner().default_value(data_type)
-    }
-
-    fn supports_null_handling_clause(&self) -> bool {
-        self.builtin.inner().supports_null_handling_clause()
-    }
-
-    fn set_monotonicity(&self, data_type: &DataType) -> SetMonotonicity {
-        self.builtin.inner().set_monotonicity(data_type)
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.builtin.inner().documentation()
+    /// Not order-sensitive: never asked (as the built-in's).
+    fn with_beneficial_ordering(
+        self: Arc<Self>,
+        beneficial_ordering: bool,
+    ) -> Result<Option<Arc<dyn AggregateUDFImpl>>> {
+        Arc::clone(self.builtin.inner())
+            .with_beneficial_ordering(beneficial_ordering)
+            .map(|inner| inner.map(|_| self as Arc<dyn AggregateUDFImpl>))
     }
 }
 
@@ -404,7 +342,6 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{BooleanArray, Int32Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::Schema;
-    use datafusion::datasource::MemTable;
     use datafusion::prelude::{SessionConfig, SessionContext};
     use proptest::prelude::*;
 
@@ -414,52 +351,33 @@ mod tests {
     /// `sql`'s rows as text over `t` (split into `parts` partitions of small batches, so
     /// that partial and final aggregations meet), with this crate's functions or not.
     fn rows(ours: bool, parts: Vec<Vec<Row>>, sql: &str) -> Vec<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let mut config = SessionConfig::new()
-                .with_target_partitions(3)
-                .with_batch_size(7);
-            let options = config.options_mut();
-            // Skip partial aggregation early, so that rows also go through convert_to_state.
-            options
-                .execution
-                .skip_partial_aggregation_probe_rows_threshold = 4;
-            options
-                .execution
-                .skip_partial_aggregation_probe_ratio_threshold = 0.1;
-            let mut ctx = SessionContext::new_with_config(config);
-            if ours {
-                crate::register_all(&mut ctx).unwrap();
-            }
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("g", DataType::Int32, false),
-                Field::new("s", DataType::Utf8, true),
-                Field::new("f", DataType::Boolean, true),
-            ]));
-            let partitions = parts
-                .into_iter()
-                .map(|rows| {
-                    let g = Int32Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
-                    let s = StringArray::from(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>());
-                    let f = BooleanArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
-                    let batch = RecordBatch::try_new(
-                        Arc::clone(&schema),
-                        vec![Arc::new(g), Arc::new(s), Arc::new(f)],
-                    )
-                    .unwrap();
-                    vec![batch]
-                })
-                .collect();
-            let table = MemTable::try_new(Arc::clone(&schema), partitions).unwrap();
-            ctx.register_table("t", Arc::new(table)).unwrap();
-            let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                .unwrap()
-                .to_string();
-            text.lines().map(str::to_string).collect()
-        })
+        let mut config = SessionConfig::new()
+            .with_target_partitions(3)
+            .with_batch_size(7);
+        let options = config.options_mut();
+        // Skip partial aggregation early, so that rows also go through convert_to_state.
+        options
+            .execution
+            .skip_partial_aggregation_probe_rows_threshold = 4;
+        options
+            .execution
+            .skip_partial_aggregation_probe_ratio_threshold = 0.1;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int32, false),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("f", DataType::Boolean, true),
+        ]));
+        let partitions = parts
+            .into_iter()
+            .map(|rows| {
+                let g = Int32Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
+                let s = StringArray::from(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>());
+                let f = BooleanArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
+                let columns: Vec<ArrayRef> = vec![Arc::new(g), Arc::new(s), Arc::new(f)];
+                vec![RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()]
+            })
+            .collect();
+        crate::builtin::rows_of(ours, config, schema, partitions, sql)
     }
 
     fn any_parts() -> impl Strategy<Value = Vec<Vec<Row>>> {

@@ -20,21 +20,17 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::compute::{LexicographicalComparator, SortColumn, SortOptions, cast, take};
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::internal_err;
 use datafusion::error::Result;
 use datafusion::functions_aggregate::first_last::{first_value_udaf, last_value_udaf};
-use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
-use datafusion::logical_expr::function::{
-    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
-};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, Expr, GroupsAccumulator,
-    Operator, ReversedUDAF, SetMonotonicity, Signature, StatisticsArgs,
+    AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, ReversedUDAF,
 };
-use datafusion::scalar::ScalarValue;
+
+use crate::builtin::forward_to_builtin;
 
 /// `first_value` or `last_value`: DataFusion's built-in, with [`OrderedPick`] for ordered calls.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -97,65 +93,9 @@ impl FirstLast {
     }
 }
 
-#[warn(clippy::missing_trait_methods)] // Delegates: every method is the built-in's but two.
+#[warn(clippy::missing_trait_methods)] // Every method is the built-in's but four.
 impl AggregateUDFImpl for FirstLast {
-    fn name(&self) -> &str {
-        self.builtin.name()
-    }
-
-    fn aliases(&self) -> &[String] {
-        self.builtin.aliases()
-    }
-
-    fn schema_name(&self, params: &AggregateFunctionParams) -> Result<String> {
-        self.builtin.inner().schema_name(params)
-    }
-
-    fn human_display(&self, params: &AggregateFunctionParams) -> Result<String> {
-        self.builtin.inner().human_display(params)
-    }
-
-    fn window_function_schema_name(
-        &self,
-        params: &datafusion::logical_expr::expr::WindowFunctionParams,
-    ) -> Result<String> {
-        self.builtin.inner().window_function_schema_name(params)
-    }
-
-    fn display_name(&self, params: &AggregateFunctionParams) -> Result<String> {
-        self.builtin.inner().display_name(params)
-    }
-
-    fn window_function_display_name(
-        &self,
-        params: &datafusion::logical_expr::expr::WindowFunctionParams,
-    ) -> Result<String> {
-        self.builtin.inner().window_function_display_name(params)
-    }
-
-    fn signature(&self) -> &Signature {
-        self.builtin.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.builtin.inner().return_type(arg_types)
-    }
-
-    fn return_field(&self, arg_fields: &[FieldRef]) -> Result<FieldRef> {
-        self.builtin.inner().return_field(arg_fields)
-    }
-
-    fn is_nullable(&self) -> bool {
-        self.builtin.inner().is_nullable()
-    }
-
-    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.builtin.inner().accumulator(acc_args)
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        self.builtin.inner().state_fields(args)
-    }
+    forward_to_builtin!(every_but_grouping);
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         Self::ordered(&args).is_some() || self.builtin.inner().groups_accumulator_supported(args)
@@ -177,10 +117,6 @@ impl AggregateUDFImpl for FirstLast {
         }
     }
 
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.builtin.inner().create_sliding_accumulator(args)
-    }
-
     /// The built-in's answer (it remembers that the input arrives ordered), wrapped again.
     fn with_beneficial_ordering(
         self: Arc<Self>,
@@ -196,27 +132,6 @@ impl AggregateUDFImpl for FirstLast {
         }))
     }
 
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        self.builtin.inner().order_sensitivity()
-    }
-
-    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
-        self.builtin.inner().simplify()
-    }
-
-    fn simplify_expr_op_literal(
-        &self,
-        agg_function: &AggregateFunction,
-        arg: &Expr,
-        op: Operator,
-        lit: &Expr,
-        arg_is_left: bool,
-    ) -> Result<Option<Expr>> {
-        self.builtin
-            .inner()
-            .simplify_expr_op_literal(agg_function, arg, op, lit, arg_is_left)
-    }
-
     /// The other one of this crate's pair (the built-in names the other built-in).
     fn reverse_expr(&self) -> ReversedUDAF {
         match self.builtin.inner().reverse_expr() {
@@ -224,38 +139,6 @@ impl AggregateUDFImpl for FirstLast {
             ReversedUDAF::Reversed(_) => ReversedUDAF::Reversed(first_value()),
             other => other,
         }
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.builtin.inner().coerce_types(arg_types)
-    }
-
-    fn is_descending(&self) -> Option<bool> {
-        self.builtin.inner().is_descending()
-    }
-
-    fn value_from_stats(&self, statistics_args: &StatisticsArgs) -> Option<ScalarValue> {
-        self.builtin.inner().value_from_stats(statistics_args)
-    }
-
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
-        self.builtin.inner().default_value(data_type)
-    }
-
-    fn supports_null_handling_clause(&self) -> bool {
-        self.builtin.inner().supports_null_handling_clause()
-    }
-
-    fn supports_within_group_clause(&self) -> bool {
-        self.builtin.inner().supports_within_group_clause()
-    }
-
-    fn set_monotonicity(&self, data_type: &DataType) -> SetMonotonicity {
-        self.builtin.inner().set_monotonicity(data_type)
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        self.builtin.inner().documentation()
     }
 }
 
@@ -554,7 +437,6 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{BooleanArray, Int32Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
-    use datafusion::datasource::MemTable;
     use datafusion::prelude::{SessionConfig, SessionContext};
     use proptest::prelude::*;
 
@@ -570,50 +452,35 @@ mod tests {
     /// `sql`'s rows as text over `t` (split into `parts` partitions of small batches, so
     /// that partial and final aggregations meet), with this crate's functions or not.
     fn rows(ours: bool, parts: Vec<Vec<Row>>, sql: &str) -> Vec<String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let config = SessionConfig::new()
-                .with_target_partitions(3)
-                .with_batch_size(5);
-            let mut ctx = SessionContext::new_with_config(config);
-            if ours {
-                crate::register_all(&mut ctx).unwrap();
-            }
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("g", DataType::Int32, false),
-                Field::new("v", DataType::Utf8, true),
-                Field::new("d", DataType::Int32, true),
-                Field::new("s", DataType::Utf8, true),
-                Field::new("f", DataType::Boolean, true),
-            ]));
-            let partitions = parts
-                .into_iter()
-                .map(|rows| {
-                    let g = Int32Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
-                    let v = StringArray::from(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>());
-                    let d = Int32Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
-                    let s = StringArray::from(rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>());
-                    let f = BooleanArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>());
-                    let columns: Vec<ArrayRef> = vec![
-                        Arc::new(g),
-                        Arc::new(v),
-                        Arc::new(d),
-                        Arc::new(s),
-                        Arc::new(f),
-                    ];
-                    vec![RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()]
-                })
-                .collect();
-            let table = MemTable::try_new(Arc::clone(&schema), partitions).unwrap();
-            ctx.register_table("t", Arc::new(table)).unwrap();
-            let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                .unwrap()
-                .to_string();
-            text.lines().map(str::to_string).collect()
-        })
+        let config = SessionConfig::new()
+            .with_target_partitions(3)
+            .with_batch_size(5);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int32, false),
+            Field::new("v", DataType::Utf8, true),
+            Field::new("d", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("f", DataType::Boolean, true),
+        ]));
+        let partitions = parts
+            .into_iter()
+            .map(|rows| {
+                let g = Int32Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
+                let v = StringArray::from(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>());
+                let d = Int32Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
+                let s = StringArray::from(rows.iter().map(|r| r.3.clone()).collect::<Vec<_>>());
+                let f = BooleanArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>());
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(g),
+                    Arc::new(v),
+                    Arc::new(d),
+                    Arc::new(s),
+                    Arc::new(f),
+                ];
+                vec![RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()]
+            })
+            .collect();
+        crate::builtin::rows_of(ours, config, schema, partitions, sql)
     }
 
     fn any_parts() -> impl Strategy<Value = Vec<Vec<Row>>> {

@@ -21,6 +21,7 @@ use datafusion::logical_expr::{AggregateUDF, Documentation, ScalarUDF};
 pub mod aging_bucket;
 pub mod aging_bucket_rank;
 pub mod bounds;
+mod builtin;
 pub mod count_distinct;
 mod date_args;
 pub mod date_trunc;
