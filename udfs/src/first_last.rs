@@ -164,8 +164,8 @@ struct OrderedPick {
     keys: RowConverter,
     /// The value (its bytes are only kept and given back).
     values: RowConverter,
-    /// Per group: whether a row was kept, its ordering's bytes and its value's.
-    set: Vec<bool>,
+    /// Per group, the kept row's ordering and value as bytes; no bytes for a group no row
+    /// reached yet (a row of the format is never empty: each field writes at least a byte).
     key: Vec<Vec<u8>>,
     value: Vec<Vec<u8>>,
     /// The capacity of `key`'s and `value`'s byte vectors, for [`GroupsAccumulator::size`].
@@ -213,7 +213,6 @@ impl OrderedPick {
             sort_options,
             keys,
             values,
-            set: Vec::new(),
             key: Vec::new(),
             value: Vec::new(),
             held: 0,
@@ -234,7 +233,6 @@ impl OrderedPick {
     }
 
     fn resize(&mut self, groups: usize) {
-        self.set.resize(groups, false);
         self.key.resize_with(groups, Vec::new);
         self.value.resize_with(groups, Vec::new);
         self.best.resize(groups, NONE);
@@ -286,10 +284,10 @@ impl OrderedPick {
             for (i, &group) in touched.iter().enumerate() {
                 self.best[group] = NONE;
                 let key = keys.row(i);
-                if self.set[group] && !self.beats(key.as_ref().cmp(&self.key[group])) {
+                let kept = &self.key[group];
+                if !kept.is_empty() && !self.beats(key.as_ref().cmp(kept)) {
                     continue;
                 }
-                self.set[group] = true;
                 let before = self.key[group].capacity() + self.value[group].capacity();
                 self.key[group].clear();
                 self.key[group].extend_from_slice(key.as_ref());
@@ -305,30 +303,27 @@ impl OrderedPick {
     }
 
     /// Takes the first groups out (the others are numbered from 0 again).
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<bool>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        let set = emit_to.take_needed(&mut self.set);
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let key = emit_to.take_needed(&mut self.key);
         let value = emit_to.take_needed(&mut self.value);
         self.held -= key.iter().chain(&value).map(Vec::capacity).sum::<usize>();
         // Every entry is NONE between batches: only the length follows the groups.
-        self.best.truncate(self.set.len());
-        (set, key, value)
+        self.best.truncate(self.key.len());
+        (key, value)
     }
 
-    /// Rows of `converter` back to arrays of `types` (the row format gives dictionaries'
-    /// values back, cast to the dictionary again).
+    /// Rows of `converter` back to arrays of `types`, `null` for the empty ones (the row
+    /// format gives dictionaries' values back, cast to the dictionary again).
     fn arrays(
         converter: &RowConverter,
         types: &[DataType],
-        set: &[bool],
         rows: &[Vec<u8>],
         null: &[u8],
     ) -> Result<Vec<ArrayRef>> {
         let parser = converter.parser();
-        let rows = set
+        let rows = rows
             .iter()
-            .zip(rows)
-            .map(|(set, row)| parser.parse(if *set { row } else { null }));
+            .map(|row| parser.parse(if row.is_empty() { null } else { row }));
         converter
             .convert_rows(rows)?
             .into_iter()
@@ -359,25 +354,25 @@ impl GroupsAccumulator for OrderedPick {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let (set, _, value) = self.take(emit_to);
+        let (_, value) = self.take(emit_to);
         let types = [self.value_type.clone()];
-        let mut arrays = Self::arrays(&self.values, &types, &set, &value, &self.null_value)?;
+        let mut arrays = Self::arrays(&self.values, &types, &value, &self.null_value)?;
         Ok(arrays.remove(0))
     }
 
     /// The built-in's state: the value, the ordering's columns, whether a row was seen.
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (set, key, value) = self.take(emit_to);
+        let (key, value) = self.take(emit_to);
         let types = [self.value_type.clone()];
-        let mut state = Self::arrays(&self.values, &types, &set, &value, &self.null_value)?;
+        let mut state = Self::arrays(&self.values, &types, &value, &self.null_value)?;
         state.extend(Self::arrays(
             &self.keys,
             &self.order_types,
-            &set,
             &key,
             &self.null_key,
         )?);
-        state.push(Arc::new(BooleanArray::from(set)));
+        let set: BooleanArray = key.iter().map(|k| Some(!k.is_empty())).collect();
+        state.push(Arc::new(set));
         Ok(state)
     }
 
@@ -423,7 +418,6 @@ impl GroupsAccumulator for OrderedPick {
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.set.capacity()
             + (self.key.capacity() + self.value.capacity()) * std::mem::size_of::<Vec<u8>>()
             + self.held
             + (self.best.capacity() + self.touched.capacity()) * std::mem::size_of::<usize>()
