@@ -18,6 +18,7 @@ pub mod contract;
 pub mod error;
 pub mod files;
 pub mod generate;
+pub mod key_order_join;
 pub mod labelled;
 pub mod loaded;
 pub mod memory;

@@ -38,6 +38,7 @@ use datafusion::prelude::{SessionConfig, SessionContext, col};
 use crate::cluster::ClusterUrl;
 use crate::contract::{self, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract, TableKind};
 use crate::error::{ArqError, Result};
+use crate::key_order_join::JoinInKeyOrder;
 use crate::memory::{self, MemoryLimit};
 use crate::scan_ahead::ScanAhead;
 use crate::snapshot_bounds::SnapshotBounds;
@@ -342,6 +343,8 @@ impl Warehouse {
         if let Some(rule) = ScanAhead::within(self.memory_limit) {
             state = state.with_physical_optimizer_rule(Arc::new(rule));
         }
+        // Joins whose probe side is in key order walk it instead of hashing ([`JoinInKeyOrder`]).
+        state = state.with_physical_optimizer_rule(Arc::new(JoinInKeyOrder));
         let ctx = SessionContext::new_with_state(state.build());
         if let Some(limit) = self.memory_limit {
             memory::guard_functions(&ctx, limit);

@@ -45,6 +45,37 @@ fn merges_in_customer_order_read_ahead_within_the_memory_limit() {
     assert_eq!(rows("8GB"), rows("32MB"));
 }
 
+/// Joins on the customer id whose probe side is in customer order walk it
+/// (`KeyOrderJoinExec`) instead of hashing: the same rows as the hash join the same query
+/// gets when its key is an expression (`lower(...)`, whose order the plan does not know).
+#[test]
+fn joins_in_customer_order_walk_and_give_the_hash_joins_rows() {
+    let run = |sql: &str| run_ok(&["sql", "--format", "csv", sql]);
+    for (join, key) in [
+        ("JOIN", "c.customer_id = o.customer_id"),
+        ("JOIN", "lower(c.customer_id) = lower(o.customer_id)"),
+        ("LEFT JOIN", "c.customer_id = o.customer_id"),
+        ("LEFT JOIN", "lower(c.customer_id) = lower(o.customer_id)"),
+    ] {
+        let sql = format!(
+            "SELECT c.segment, o.currency, count(*) AS items, count(c.customer_id) AS matched, \
+                    sum(o.open_amount) AS open \
+             FROM open_items_latest o {join} customers_latest c ON {key} \
+             GROUP BY 1, 2 ORDER BY 1, 2"
+        );
+        let plan = run(&format!("EXPLAIN {sql}"));
+        assert_eq!(
+            plan.contains("KeyOrderJoinExec"),
+            !key.starts_with("lower"),
+            "{plan}"
+        );
+        let hashed = sql.replace(key, "lower(c.customer_id) = lower(o.customer_id)");
+        let rows = run(&sql);
+        assert!(rows.lines().count() > 4, "{rows}");
+        assert_eq!(rows, run(&hashed), "{sql}");
+    }
+}
+
 #[test]
 fn csv_json_and_ndjson_agree_on_the_same_figures() {
     let csv = run_ok(&["sql", "--format", "csv", COUNTS]);

@@ -27,6 +27,7 @@ use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use super::cooperative::YieldWhereOutputMultiplies;
 use crate::error::{ArqError, Result};
+use crate::key_order_join::JoinInKeyOrder;
 use crate::memory::{self, MemoryLimit};
 use crate::scan_ahead::ScanAhead;
 use crate::warehouse::{self, AsOf, Warehouse};
@@ -190,6 +191,8 @@ pub fn connection_session(
     if let Some(rule) = ScanAhead::within(Some(limit)) {
         builder = builder.with_physical_optimizer_rule(Arc::new(rule));
     }
+    // Joins whose probe side is in key order walk it, as in `arq sql` ([`JoinInKeyOrder`]).
+    builder = builder.with_physical_optimizer_rule(Arc::new(JoinInKeyOrder));
     let ctx = SessionContext::new_with_state(builder.build());
     memory::guard_functions(&ctx, limit);
     Ok(ctx)
