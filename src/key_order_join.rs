@@ -10,19 +10,23 @@
 //! access into a table of a million keys.
 //!
 //! [`JoinInKeyOrder`] replaces such a join ([`HashJoinExec`], build side collected whole,
-//! one equality key, no other condition) by [`KeyOrderJoinExec`] when each partition of
-//! the probe side is in ascending key order: the build side is collected as the hash join
-//! would, its rows are sorted by key once (Rust's merge sort takes the sorted runs of
-//! the batches as they come), and each probe partition walks forward through them —
-//! a row whose key equals the row before it reuses its matches, a larger key gallops
-//! ahead. The rows and their order are those of the hash join: the probe side's order,
-//! each probe row's matches in build order.
+//! equality keys and no other condition) by [`KeyOrderJoinExec`] when each partition of
+//! the probe side is in ascending order of one of the keys: the build side is collected as
+//! the hash join would, its rows are sorted by that key once (keys of up to 15 bytes,
+//! integers and dates packed into one `u128` that sorts as the key does, longer text
+//! compared by Arrow's comparators; Rust's merge sort takes the sorted runs the batches
+//! come in), and each probe partition walks forward through them — a row whose key equals
+//! the row before it reuses its matches, a larger key gallops ahead. The other keys are
+//! compared on the rows found. The rows are those of the hash join, in the probe side's
+//! order; a probe row's several matches come in the build side's order (the hash join's in
+//! another: SQL promises neither).
 //!
 //! The walk is exact whatever the order: a key smaller than the one before it (a probe
 //! side not in order after all) is found by a binary search from the start. Inner, right,
 //! right semi and right anti joins only (the kinds that keep the probe side's rows and
 //! need nothing of the build side's unmatched rows); keys of text, integer or date type
-//! of the same type on both sides; NULL keys match nothing, as in SQL.
+//! of the same type on both sides; NULL keys match nothing, as in SQL. Sessions on a
+//! cluster do not get the rule (the scheduler plans their queries).
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
