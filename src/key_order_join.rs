@@ -57,7 +57,7 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect, common,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
@@ -123,7 +123,11 @@ pub struct KeyOrderJoinExec {
     join_type: JoinType,
     /// Where each output column comes from: the join's columns, projected.
     columns: Vec<ColumnIndex>,
+    /// The build side collected whole, shared by the probe partitions (mode
+    /// `CollectLeft`); in mode `Partitioned` each probe partition collects the build
+    /// side's partition of the same number (both are partitioned by the keys' hash).
     build: Arc<OnceCell<Arc<Build>>>,
+    partitioned: bool,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -148,7 +152,10 @@ impl KeyOrderJoinExec {
             JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
         );
         if !kind_ok
-            || *hash.partition_mode() != PartitionMode::CollectLeft
+            || !matches!(
+                hash.partition_mode(),
+                PartitionMode::CollectLeft | PartitionMode::Partitioned
+            )
             || hash.filter().is_some()
             || hash.null_equality() != NullEquality::NullEqualsNothing
             || hash.null_aware
@@ -200,6 +207,7 @@ impl KeyOrderJoinExec {
             join_type,
             columns,
             build: Arc::new(OnceCell::new()),
+            partitioned: *hash.partition_mode() == PartitionMode::Partitioned,
             metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
@@ -217,8 +225,15 @@ impl DisplayAs for KeyOrderJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "KeyOrderJoinExec: join_type={:?}, on=[({}, {})",
-            self.join_type, self.keys.0, self.keys.1
+            "KeyOrderJoinExec: mode={}, join_type={:?}, on=[({}, {})",
+            if self.partitioned {
+                "Partitioned"
+            } else {
+                "CollectLeft"
+            },
+            self.join_type,
+            self.keys.0,
+            self.keys.1
         )?;
         for (b, p) in &self.others {
             write!(f, ", ({b}, {p})")?;
@@ -310,7 +325,12 @@ impl ExecutionPlan for KeyOrderJoinExec {
             build_key: Arc::clone(&self.keys.0),
             probe_key: Arc::clone(&self.keys.1),
             others: self.others.clone(),
-            cell: Arc::clone(&self.build),
+            // A cell of its own for a partition's build side.
+            cell: match self.partitioned {
+                true => Arc::new(OnceCell::new()),
+                false => Arc::clone(&self.build),
+            },
+            build_partition: self.partitioned.then_some(partition),
             build: None,
             context: Arc::clone(&context),
             probe,
@@ -487,13 +507,17 @@ enum Sorted {
 
 async fn collect_build(
     plan: Arc<dyn ExecutionPlan>,
+    partition: Option<usize>,
     key: PhysicalExprRef,
     others: Vec<PhysicalExprRef>,
     context: Arc<TaskContext>,
 ) -> Result<Arc<Build>> {
     let reservation =
         MemoryConsumer::new("KeyOrderJoinExec[build]").register(context.memory_pool());
-    let batches = collect(Arc::clone(&plan), context).await?;
+    let batches = match partition {
+        None => collect(Arc::clone(&plan), context).await?,
+        Some(p) => common::collect(plan.execute(p, context)?).await?,
+    };
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     reservation.try_grow(size)?;
     let batch = concat_batches(&plan.schema(), &batches)?;
@@ -716,6 +740,8 @@ struct Walk {
     probe_key: PhysicalExprRef,
     others: Vec<(PhysicalExprRef, PhysicalExprRef)>,
     cell: Arc<OnceCell<Arc<Build>>>,
+    /// The build side's partition this walk joins (mode `Partitioned`), else all of it.
+    build_partition: Option<usize>,
     build: Option<Arc<Build>>,
     context: Arc<TaskContext>,
     probe: SendableRecordBatchStream,
@@ -752,7 +778,9 @@ impl Walk {
                     let others = self.others.iter().map(|(b, _)| Arc::clone(b)).collect();
                     let build = Arc::clone(
                         self.cell
-                            .get_or_try_init(|| collect_build(plan, key, others, context))
+                            .get_or_try_init(|| {
+                                collect_build(plan, self.build_partition, key, others, context)
+                            })
                             .await?,
                     );
                     timer.done();
@@ -1039,8 +1067,15 @@ mod tests {
             .with_sort_order(vec![vec![col("k").sort(true, false)]])
     }
 
-    fn session(walk: bool, build: MemTable, probe: MemTable) -> SessionContext {
-        let config = SessionConfig::new().with_target_partitions(2);
+    /// A session over `build` as `b` and `probe` as `p`, with the rule or without; joins
+    /// `partitioned` (both sides by the keys' hash) or building one side whole.
+    fn session(walk: bool, partitioned: bool, build: MemTable, probe: MemTable) -> SessionContext {
+        let mut config = SessionConfig::new().with_target_partitions(2);
+        if partitioned {
+            let o = &mut config.options_mut().optimizer;
+            o.hash_join_single_partition_threshold = 0;
+            o.hash_join_single_partition_threshold_rows = 0;
+        }
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features();
@@ -1075,7 +1110,7 @@ mod tests {
         (rows, walks)
     }
 
-    const QUERIES: [&str; 8] = [
+    const QUERIES: [&str; 9] = [
         "SELECT p.k, p.v, b.v AS w FROM p JOIN b ON b.k = p.k AND b.v % 3 = p.v % 3",
         "SELECT p.k, p.v, b.v AS w FROM p JOIN b ON b.k = p.k",
         "SELECT p.k, p.v, b.v AS w FROM p LEFT JOIN b ON b.k = p.k",
@@ -1085,6 +1120,8 @@ mod tests {
         "SELECT b.k, count(*) AS n, sum(p.v) AS s FROM p JOIN b ON b.k = p.k GROUP BY b.k",
         "SELECT p.k, p.v, b.v AS w FROM p LEFT JOIN b \
          ON b.k = p.k AND nullif(b.v % 3, 0) = nullif(p.v % 3, 1)",
+        "SELECT x.k, x.s, y.n FROM (SELECT k, sum(v) AS s FROM b GROUP BY k) x \
+         JOIN (SELECT k, count(*) AS n FROM p GROUP BY k) y ON y.k = x.k",
     ];
 
     /// Each query both ways; the walk must run in the plain inner join.
@@ -1094,27 +1131,37 @@ mod tests {
         kind: Keys,
         shuffled: bool,
     ) {
-        for sql in QUERIES {
-            let tables = || {
-                (
-                    table(build, kind, false, 0),
-                    table(probe, kind, shuffled, 1000),
-                )
-            };
-            let (b, p) = tables();
-            let hashed = session(false, b, p);
-            let (b, p) = tables();
-            let walked = session(true, b, p);
-            let (expected, hash_walks) = run(&hashed, sql).await;
-            let (rows, walks) = run(&walked, sql).await;
-            assert!(!hash_walks);
-            assert_eq!(
-                rows, expected,
-                "{sql}\n{kind:?} build {build:?}\nprobe {probe:?}"
-            );
-            // The plain inner join walks, and so does one on a second key.
-            if sql == QUERIES[0] || sql == QUERIES[1] {
-                assert!(walks, "{sql}: the walk did not run");
+        for partitioned in [false, true] {
+            for sql in QUERIES {
+                let tables = || {
+                    (
+                        table(build, kind, false, 0),
+                        table(probe, kind, shuffled, 1000),
+                    )
+                };
+                let (b, p) = tables();
+                let hashed = session(false, partitioned, b, p);
+                let (b, p) = tables();
+                let walked = session(true, partitioned, b, p);
+                let (expected, hash_walks) = run(&hashed, sql).await;
+                let (rows, walks) = run(&walked, sql).await;
+                assert!(!hash_walks);
+                assert_eq!(
+                    rows, expected,
+                    "{sql}\n{kind:?} partitioned {partitioned} build {build:?}\nprobe {probe:?}"
+                );
+                // The plain inner join walks, and so does one on a second key; joined by
+                // hash partitions, the join of two aggregates in key order.
+                let must_walk = match partitioned {
+                    false => sql == QUERIES[0] || sql == QUERIES[1],
+                    true => sql == QUERIES[8],
+                };
+                if must_walk {
+                    assert!(
+                        walks,
+                        "{sql}: the walk did not run (partitioned {partitioned})"
+                    );
+                }
             }
         }
     }
