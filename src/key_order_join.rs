@@ -9,8 +9,8 @@
 //! the chain lookups of the hash map alone at 24 % of the CPU, each probe row a random
 //! access into a table of a million keys.
 //!
-//! [`JoinInKeyOrder`] replaces such a join ([`HashJoinExec`], build side collected whole,
-//! equality keys and no other condition) by [`KeyOrderJoinExec`] when each partition of
+//! [`JoinInKeyOrder`] replaces such a join ([`HashJoinExec`], build side collected whole
+//! or both sides partitioned by the keys' hash, equality keys and no other condition) by [`KeyOrderJoinExec`] when each partition of
 //! the probe side is in ascending order of one of the keys: the build side is collected as
 //! the hash join would, its rows are sorted by that key once (keys of up to 15 bytes,
 //! integers and dates packed into one `u128` that sorts as the key does, longer text
