@@ -412,6 +412,12 @@ fn for_each_key(keys: &dyn Array, mut f: impl FnMut(usize, Key)) -> Result<()> {
     let (n, nulls) = (keys.len(), keys.logical_nulls());
     let nulls = nulls.as_ref();
     let unsigned = |v: u64| Key::Packed(Packed(u128::from(v)));
+    macro_rules! primitives {
+        ($type:ty, $pack:expr) => {{
+            let a = keys.as_primitive::<$type>();
+            rows(n, nulls, |r| $pack(a.value(r)), &mut f)
+        }};
+    }
     match keys.data_type() {
         DataType::Utf8View => {
             let a = keys.as_string_view();
@@ -438,46 +444,17 @@ fn for_each_key(keys: &dyn Array, mut f: impl FnMut(usize, Key)) -> Result<()> {
             let a = keys.as_string::<i64>();
             rows(n, nulls, |r| pack_bytes(a.value(r).as_bytes()), &mut f)
         }
-        DataType::Int8 => {
-            let a = keys.as_primitive::<t::Int8Type>();
-            rows(n, nulls, |r| pack_signed(i64::from(a.value(r))), &mut f)
-        }
-        DataType::Int16 => {
-            let a = keys.as_primitive::<t::Int16Type>();
-            rows(n, nulls, |r| pack_signed(i64::from(a.value(r))), &mut f)
-        }
-        DataType::Int32 => {
-            let a = keys.as_primitive::<t::Int32Type>();
-            rows(n, nulls, |r| pack_signed(i64::from(a.value(r))), &mut f)
-        }
-        DataType::Int64 => {
-            let a = keys.as_primitive::<t::Int64Type>();
-            rows(n, nulls, |r| pack_signed(a.value(r)), &mut f)
-        }
-        DataType::Date32 => {
-            let a = keys.as_primitive::<t::Date32Type>();
-            rows(n, nulls, |r| pack_signed(i64::from(a.value(r))), &mut f)
-        }
-        DataType::Date64 => {
-            let a = keys.as_primitive::<t::Date64Type>();
-            rows(n, nulls, |r| pack_signed(a.value(r)), &mut f)
-        }
-        DataType::UInt8 => {
-            let a = keys.as_primitive::<t::UInt8Type>();
-            rows(n, nulls, |r| unsigned(u64::from(a.value(r))), &mut f)
-        }
-        DataType::UInt16 => {
-            let a = keys.as_primitive::<t::UInt16Type>();
-            rows(n, nulls, |r| unsigned(u64::from(a.value(r))), &mut f)
-        }
-        DataType::UInt32 => {
-            let a = keys.as_primitive::<t::UInt32Type>();
-            rows(n, nulls, |r| unsigned(u64::from(a.value(r))), &mut f)
-        }
-        DataType::UInt64 => {
-            let a = keys.as_primitive::<t::UInt64Type>();
-            rows(n, nulls, |r| unsigned(a.value(r)), &mut f)
-        }
+        // Integers and dates: each arm the type's values through `pack` as 64 bits.
+        DataType::Int8 => primitives!(t::Int8Type, |v| pack_signed(i64::from(v))),
+        DataType::Int16 => primitives!(t::Int16Type, |v| pack_signed(i64::from(v))),
+        DataType::Int32 => primitives!(t::Int32Type, |v| pack_signed(i64::from(v))),
+        DataType::Int64 => primitives!(t::Int64Type, pack_signed),
+        DataType::Date32 => primitives!(t::Date32Type, |v| pack_signed(i64::from(v))),
+        DataType::Date64 => primitives!(t::Date64Type, pack_signed),
+        DataType::UInt8 => primitives!(t::UInt8Type, |v| unsigned(u64::from(v))),
+        DataType::UInt16 => primitives!(t::UInt16Type, |v| unsigned(u64::from(v))),
+        DataType::UInt32 => primitives!(t::UInt32Type, |v| unsigned(u64::from(v))),
+        DataType::UInt64 => primitives!(t::UInt64Type, unsigned),
         other => {
             return Err(DataFusionError::Internal(format!(
                 "KeyOrderJoinExec: keys of type {other}"
