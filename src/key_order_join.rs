@@ -331,7 +331,6 @@ impl ExecutionPlan for KeyOrderJoinExec {
                 false => Arc::clone(&self.build),
             },
             build_partition: self.partitioned.then_some(partition),
-            build: None,
             context: Arc::clone(&context),
             probe,
             join_type: self.join_type,
@@ -716,10 +715,10 @@ struct Walk {
     build_key: PhysicalExprRef,
     probe_key: PhysicalExprRef,
     others: Vec<(PhysicalExprRef, PhysicalExprRef)>,
+    /// The build side once collected (shared by the probe partitions in mode `CollectLeft`).
     cell: Arc<OnceCell<Arc<Build>>>,
     /// The build side's partition this walk joins (mode `Partitioned`), else all of it.
     build_partition: Option<usize>,
-    build: Option<Arc<Build>>,
     context: Arc<TaskContext>,
     probe: SendableRecordBatchStream,
     join_type: JoinType,
@@ -743,7 +742,7 @@ impl Walk {
                 self.baseline.record_output(batch.num_rows());
                 return Ok(Some(batch));
             }
-            let build = match &self.build {
+            let build = match self.cell.get() {
                 Some(build) => Arc::clone(build),
                 None => {
                     let timer = self.build_time.timer();
@@ -761,7 +760,6 @@ impl Walk {
                             .await?,
                     );
                     timer.done();
-                    self.build = Some(Arc::clone(&build));
                     build
                 }
             };
