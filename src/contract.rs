@@ -24,6 +24,20 @@ pub const SNAPSHOT_COLUMN: &str = "snapshot_date";
 /// per-customer aggregates stream instead of hashing every customer at once.
 pub const SORT_COLUMN: &str = "customer_id";
 
+/// A column a table's files may also be in ascending order of, taken alone: invoice
+/// identifiers, which `arq generate` writes in customer order and, within a customer, in
+/// order (`INV-0000042-0001`, `INV-0000042-0002`, ...). Parquet's `sorting_columns` says
+/// only how rows sort lexicographically (by customer, then by invoice), not that the
+/// second column alone is in order; the generator checks that as it writes and, where it
+/// held, names the column under the file's key-value metadata [`ASCENDING_KEY`]. The
+/// warehouse then declares both orders (each checked against the row groups' statistics),
+/// and joins on invoice ids walk instead of hashing ([`crate::key_order_join`]).
+pub const INVOICE_ORDER_COLUMN: &str = "invoice_id";
+
+/// Key of a file's key-value metadata listing (comma-separated) the columns the file's
+/// rows are in ascending order of, each alone, as its writer checked them.
+pub const ASCENDING_KEY: &str = "arq.ascending";
+
 /// How a table is stored and how it changes over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {

@@ -36,7 +36,10 @@ use datafusion::parquet::file::statistics::Statistics;
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 
 use crate::cluster::ClusterUrl;
-use crate::contract::{self, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract, TableKind};
+use crate::contract::{
+    self, ASCENDING_KEY, INVOICE_ORDER_COLUMN, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract,
+    TableKind,
+};
 use crate::error::{ArqError, Result};
 use crate::key_order_join::JoinInKeyOrder;
 use crate::memory::{self, MemoryLimit};
@@ -83,8 +86,10 @@ pub struct WarehouseTable {
     /// Snapshot dates found (snapshot tables only) with the rows of each, ascending.
     pub snapshots: BTreeMap<NaiveDate, u64>,
     /// Every file declares itself sorted by [`SORT_COLUMN`] and its row groups'
-    /// statistics agree ([`sorted_by_customer`]).
+    /// statistics agree ([`ascending_by`]).
     pub sorted_by_customer: bool,
+    /// The same of [`INVOICE_ORDER_COLUMN`], taken alone.
+    pub sorted_by_invoice: bool,
 }
 
 /// One Parquet file of a table.
@@ -176,14 +181,15 @@ impl Warehouse {
                 .iter()
                 .map(|file| check_file_schema(&contract, &root, &file.meta))
                 .collect();
-            let checked: Vec<(u64, bool)> = futures::stream::iter(checks)
+            let checked: Vec<(u64, [bool; 2])> = futures::stream::iter(checks)
                 .buffered(FOOTERS_AT_ONCE)
                 .try_collect()
                 .await?;
             let mut snapshots = BTreeMap::new();
-            let mut sorted = !files.is_empty();
-            for (file, (rows, file_sorted)) in files.iter().zip(checked) {
-                sorted &= file_sorted;
+            let mut sorted = [!files.is_empty(); 2];
+            for (file, (rows, [by_customer, by_invoice])) in files.iter().zip(checked) {
+                sorted[0] &= by_customer;
+                sorted[1] &= by_invoice;
                 if let Some(date) = file.snapshot {
                     *snapshots.entry(date).or_insert(0) += rows;
                 }
@@ -193,7 +199,8 @@ impl Warehouse {
                 dir,
                 files,
                 snapshots,
-                sorted_by_customer: sorted,
+                sorted_by_customer: sorted[0],
+                sorted_by_invoice: sorted[1],
             });
         }
 
@@ -407,11 +414,19 @@ impl Warehouse {
                 options = options
                     .with_table_partition_cols(vec![(SNAPSHOT_COLUMN.into(), DataType::Date32)]);
             }
-            // Each file's order; DataFusion keeps it for a scan only where the files
-            // of one partition do not overlap (by their statistics).
-            if table.sorted_by_customer {
-                options =
-                    options.with_file_sort_order(vec![vec![col(SORT_COLUMN).sort(true, false)]]);
+            // Each file's orders (each column alone); DataFusion keeps one for a scan
+            // only where the files of one partition do not overlap in it (by their
+            // statistics), and only while the scan reads the column.
+            let orders: Vec<_> = [
+                (table.sorted_by_customer, SORT_COLUMN),
+                (table.sorted_by_invoice, INVOICE_ORDER_COLUMN),
+            ]
+            .into_iter()
+            .filter(|(sorted, _)| *sorted)
+            .map(|(_, column)| vec![col(column).sort(true, false)])
+            .collect();
+            if !orders.is_empty() {
+                options = options.with_file_sort_order(orders);
             }
             let url = table.dir.listing_url()?;
             if table.contract.kind == TableKind::Snapshot {
@@ -591,12 +606,12 @@ fn is_parquet_name(name: &str) -> bool {
 
 /// Reads a file's footer and checks that every contract column is there with the
 /// contract's type (extra columns are allowed, and not visible through SQL); returns the
-/// file's number of rows and whether it is sorted by customer.
+/// file's number of rows and whether it is in order of customers and of invoices.
 async fn check_file_schema(
     contract: &TableContract,
     root: &Location,
     meta: &ObjectMeta,
-) -> Result<(u64, bool)> {
+) -> Result<(u64, [bool; 2])> {
     let file_error = |message: String| ArqError::TableFile {
         table: contract.name.into(),
         file: PathBuf::from(root.show(&meta.location)),
@@ -638,32 +653,47 @@ async fn check_file_schema(
              folder name {SNAPSHOT_COLUMN}=YYYY-MM-DD"
         )));
     }
+    let metadata = metadata.metadata();
     Ok((
-        metadata.metadata().file_metadata().num_rows().max(0) as u64,
-        sorted_by_customer(metadata.metadata()),
+        metadata.file_metadata().num_rows().max(0) as u64,
+        [
+            ascending_by(metadata, SORT_COLUMN),
+            ascending_by(metadata, INVOICE_ORDER_COLUMN),
+        ],
     ))
 }
 
-/// Whether a file is sorted by [`SORT_COLUMN`], ascending: every row group declares it
-/// as its first sorting column (Parquet `sorting_columns`, as the writer knew it), and
-/// the row groups' min/max statistics of the column follow each other without overlap
-/// (what can be checked without reading the rows). A file that says nothing is taken as
-/// unsorted: it is read as before, only slower.
-fn sorted_by_customer(metadata: &ParquetMetaData) -> bool {
+/// Whether a file's rows are in ascending order of text `column`, taken alone: its
+/// writer says so — every row group names the column as its first sorting column
+/// (Parquet `sorting_columns`), or the file lists it under [`ASCENDING_KEY`] (what
+/// `arq generate` writes of invoice ids, see [`INVOICE_ORDER_COLUMN`]) — and the row
+/// groups' min/max statistics of the column follow each other without overlap (what can
+/// be checked without reading the rows). A file that says nothing is taken as unsorted:
+/// it is read as before, only slower.
+fn ascending_by(metadata: &ParquetMetaData, column: &str) -> bool {
     let schema = metadata.file_metadata().schema_descr();
     let Some(index) = schema
         .columns()
         .iter()
-        .position(|c| c.path().parts() == [SORT_COLUMN])
+        .position(|c| c.path().parts() == [column])
     else {
         return false;
     };
+    let listed = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .filter(|kv| kv.key == ASCENDING_KEY)
+        .filter_map(|kv| kv.value.as_deref())
+        .any(|columns| columns.split(',').any(|c| c.trim() == column));
     let mut previous_max: Option<Vec<u8>> = None;
     for group in metadata.row_groups() {
-        let declared = group
-            .sorting_columns()
-            .and_then(|s| s.first())
-            .is_some_and(|s| s.column_idx as usize == index && !s.descending);
+        let declared = listed
+            || group
+                .sorting_columns()
+                .and_then(|s| s.first())
+                .is_some_and(|s| s.column_idx as usize == index && !s.descending);
         let Some(Statistics::ByteArray(stats)) = group.column(index).statistics() else {
             return false;
         };
@@ -687,17 +717,28 @@ mod tests {
 
     /// A file of `ids` in row groups of two, declaring `sorted` or nothing.
     fn metadata_of(ids: &[&str], declared: bool) -> ParquetMetaData {
+        written(SORT_COLUMN, ids, declared, None)
+    }
+
+    /// A file of columns `x` and `column`, both `ids`, in row groups of two; `column`
+    /// declared as the first sorting column or not, and `listed` under [`ASCENDING_KEY`].
+    fn written(
+        column: &str,
+        ids: &[&str],
+        declared: bool,
+        listed: Option<&str>,
+    ) -> ParquetMetaData {
         use datafusion::arrow::array::{RecordBatch, StringArray};
         use datafusion::arrow::datatypes::{Field, Schema};
         use datafusion::parquet::arrow::ArrowWriter;
-        use datafusion::parquet::file::metadata::SortingColumn;
+        use datafusion::parquet::file::metadata::{KeyValue, SortingColumn};
         use datafusion::parquet::file::properties::WriterProperties;
         let schema = Arc::new(Schema::new(vec![
             Field::new("x", DataType::Utf8, false),
-            Field::new(SORT_COLUMN, DataType::Utf8, false),
+            Field::new(column, DataType::Utf8, false),
         ]));
-        let column = Arc::new(StringArray::from(ids.to_vec()));
-        let batch = RecordBatch::try_new(schema.clone(), vec![column.clone(), column]).unwrap();
+        let values = Arc::new(StringArray::from(ids.to_vec()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![values.clone(), values]).unwrap();
         let mut props = WriterProperties::builder().set_max_row_group_row_count(Some(2));
         if declared {
             props = props.set_sorting_columns(Some(vec![SortingColumn {
@@ -709,6 +750,10 @@ mod tests {
         let mut bytes = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props.build())).unwrap();
         writer.write(&batch).unwrap();
+        if let Some(listed) = listed {
+            writer
+                .append_key_value_metadata(KeyValue::new(ASCENDING_KEY.into(), listed.to_string()));
+        }
         writer.close().unwrap();
         datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
             .parse_and_finish(&bytes::Bytes::from(bytes))
@@ -717,16 +762,42 @@ mod tests {
 
     #[test]
     fn a_sort_order_is_declared_only_where_the_file_says_so_and_the_statistics_agree() {
+        let by_customer = |m: &ParquetMetaData| ascending_by(m, SORT_COLUMN);
         let sorted = ["C1", "C1", "C2", "C3", "C3", "C4"];
-        assert!(sorted_by_customer(&metadata_of(&sorted, true)));
+        assert!(by_customer(&metadata_of(&sorted, true)));
         // Not declared: unsorted as far as arq knows.
-        assert!(!sorted_by_customer(&metadata_of(&sorted, false)));
+        assert!(!by_customer(&metadata_of(&sorted, false)));
         // Declared, but the second row group starts below the first one's end.
         let overlapping = ["C1", "C5", "C2", "C3", "C6", "C7"];
-        assert!(!sorted_by_customer(&metadata_of(&overlapping, true)));
+        assert!(!by_customer(&metadata_of(&overlapping, true)));
         // Touching at a boundary (one customer across two row groups) is sorted.
         let touching = ["C1", "C2", "C2", "C3"];
-        assert!(sorted_by_customer(&metadata_of(&touching, true)));
+        assert!(by_customer(&metadata_of(&touching, true)));
+    }
+
+    #[test]
+    fn the_invoice_order_counts_where_the_file_lists_it_and_the_statistics_agree() {
+        let invoice = INVOICE_ORDER_COLUMN;
+        let file = |ids: &[&str], listed| written(invoice, ids, false, listed);
+        let sorted = ["INV-1", "INV-1", "INV-2", "INV-3"];
+        assert!(ascending_by(&file(&sorted, Some(invoice)), invoice));
+        assert!(ascending_by(
+            &file(&sorted, Some("customer_id, invoice_id")),
+            invoice
+        ));
+        // Not listed, or another column listed: unsorted as far as arq knows.
+        assert!(!ascending_by(&file(&sorted, None), invoice));
+        assert!(!ascending_by(&file(&sorted, Some("customer_id")), invoice));
+        // Listed, but the row groups' statistics overlap.
+        let overlapping = ["INV-1", "INV-5", "INV-2", "INV-3"];
+        assert!(!ascending_by(&file(&overlapping, Some(invoice)), invoice));
+        // Listed for a column the file does not have.
+        assert!(!ascending_by(&metadata_of(&sorted, false), invoice));
+        // The customer order declared by `sorting_columns` says nothing of invoices.
+        assert!(!ascending_by(
+            &written(SORT_COLUMN, &sorted, true, None),
+            invoice
+        ));
     }
 
     #[test]

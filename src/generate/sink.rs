@@ -14,11 +14,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
-use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::metadata::{KeyValue, SortingColumn};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 
-use crate::contract::{self, SORT_COLUMN};
+use crate::contract::{self, ASCENDING_KEY, INVOICE_ORDER_COLUMN, SORT_COLUMN};
 use crate::error::{ArqError, Result};
 
 /// Rows buffered in builders before they are handed to the Parquet writer.
@@ -88,6 +88,31 @@ pub struct ParquetSink {
     column: usize,
     rows: usize,
     writer: ArrowWriter<BufWriter<File>>,
+    /// Whether the rows so far are in order of [`INVOICE_ORDER_COLUMN`] (tables that have it).
+    invoice_order: Option<Ascending>,
+}
+
+/// A text column's rows checked for ascending order as they are written.
+struct Ascending {
+    column: usize,
+    last: Option<String>,
+    held: bool,
+}
+
+impl Ascending {
+    /// Checks the next rows (a NULL breaks the order).
+    fn extend(&mut self, values: &ArrayRef) {
+        use datafusion::arrow::array::{Array, AsArray};
+        let values = values.as_string::<i32>();
+        if !self.held || values.is_empty() {
+            return;
+        }
+        let first_ok = self.last.as_deref().is_none_or(|l| l <= values.value(0));
+        self.held = first_ok
+            && values.null_count() == 0
+            && (1..values.len()).all(|i| values.value(i - 1) <= values.value(i));
+        self.last = Some(values.value(values.len() - 1).to_string());
+    }
 }
 
 macro_rules! builder {
@@ -124,6 +149,14 @@ impl ParquetSink {
         Ok(ParquetSink {
             path: path.to_path_buf(),
             builders: new_builders(&schema),
+            invoice_order: schema
+                .index_of(INVOICE_ORDER_COLUMN)
+                .ok()
+                .map(|column| Ascending {
+                    column,
+                    last: None,
+                    held: true,
+                }),
             schema,
             column: 0,
             rows: 0,
@@ -210,15 +243,25 @@ impl ParquetSink {
             return Ok(());
         }
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        if let Some(order) = &mut self.invoice_order {
+            order.extend(&columns[order.column]);
+        }
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         self.writer.write(&batch)?;
         self.rows = 0;
         Ok(())
     }
 
-    /// Writes what is buffered and closes the file.
+    /// Writes what is buffered and closes the file, naming under [`ASCENDING_KEY`] the
+    /// column its rows turned out to be in order of.
     pub fn finish(mut self) -> Result<()> {
         self.flush()?;
+        if self.invoice_order.as_ref().is_some_and(|o| o.held) {
+            self.writer.append_key_value_metadata(KeyValue::new(
+                ASCENDING_KEY.to_string(),
+                INVOICE_ORDER_COLUMN.to_string(),
+            ));
+        }
         self.writer.close()?;
         Ok(())
     }
@@ -256,6 +299,60 @@ mod tests {
         assert_eq!(reader.schema(), &contract::collectors_schema());
         let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
         assert_eq!(rows, 10_000);
+    }
+
+    /// The payments file of `invoices` (one payment each), and what it says it is in
+    /// ascending order of under [`ASCENDING_KEY`].
+    fn declared_order(invoices: &[String]) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payments/part-00000.parquet");
+        let mut sink = ParquetSink::create(&path, contract::payments_schema()).unwrap();
+        for (i, invoice) in invoices.iter().enumerate() {
+            sink.str(&format!("PAY-{i:07}"))
+                .str(invoice)
+                .str("C0000001")
+                .date(20_000)
+                .money(100);
+            sink.end_row().unwrap();
+        }
+        sink.finish().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
+        let metadata = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned();
+        metadata
+            .unwrap_or_default()
+            .into_iter()
+            .find(|kv| kv.key == ASCENDING_KEY)
+            .and_then(|kv| kv.value)
+    }
+
+    #[test]
+    fn a_file_names_the_invoice_order_only_where_its_rows_kept_it() {
+        // Across several batches (8,192 rows each), equal ids next to each other.
+        let ascending: Vec<String> = (0..20_000)
+            .map(|i| format!("INV-{:07}-0001", i / 2))
+            .collect();
+        assert_eq!(
+            declared_order(&ascending).as_deref(),
+            Some(INVOICE_ORDER_COLUMN)
+        );
+        // One row below the one before it, within a batch and at a batch's start.
+        for at in [5_000, BATCH_ROWS] {
+            let mut rows = ascending.clone();
+            rows[at] = rows[at - 3].clone();
+            assert_eq!(declared_order(&rows), None, "swapped at {at}");
+        }
+        // Past the fourth digit of a sequence: `-10000` sorts before `-9999`.
+        let wider = vec![
+            "INV-0000001-9999".to_string(),
+            "INV-0000001-10000".to_string(),
+        ];
+        assert_eq!(declared_order(&wider), None);
+        // No rows: nothing out of order.
+        assert_eq!(declared_order(&[]).as_deref(), Some(INVOICE_ORDER_COLUMN));
     }
 
     #[test]
