@@ -48,16 +48,18 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalExprRef, PhysicalSortExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::joins::utils::{ColumnIndex, build_join_schema};
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect, common,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect, common,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
@@ -75,8 +77,39 @@ impl PhysicalOptimizerRule for JoinInKeyOrder {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // Joins of hash partitions whose sides both arrive in key order, one at a time:
+        // each kept only where the plan still gives every operator the partitioning and
+        // order it requires (an aggregate above may count on the join's hash partitions).
+        let mut plan = plan;
+        let mut skipped = 0;
+        loop {
+            let mut seen = 0;
+            let candidate = Arc::clone(&plan).transform_up(|node| {
+                if seen > skipped {
+                    return Ok(Transformed::no(node));
+                }
+                match collected(&node)? {
+                    Some(walk) if seen == skipped => {
+                        seen += 1;
+                        Ok(Transformed::yes(walk))
+                    }
+                    Some(_) => {
+                        seen += 1;
+                        Ok(Transformed::no(node))
+                    }
+                    None => Ok(Transformed::no(node)),
+                }
+            })?;
+            if !candidate.transformed {
+                break;
+            }
+            match SanityCheckPlan::new().optimize(Arc::clone(&candidate.data), config) {
+                Ok(_) => plan = candidate.data,
+                Err(_) => skipped += 1,
+            }
+        }
         Ok(plan
             .transform_up(|node| match KeyOrderJoinExec::try_new(&node)? {
                 Some(join) => Ok(Transformed::yes(Arc::new(join) as Arc<dyn ExecutionPlan>)),
@@ -88,6 +121,64 @@ impl PhysicalOptimizerRule for JoinInKeyOrder {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// A hash join of hash partitions whose two sides, before they are repartitioned, each
+/// arrive in ascending order of the key the walk would follow (invoices and their
+/// payments, both in invoice order): walked with its build side collected whole instead,
+/// the repartitioning of both sides gone. The build side holds the same rows as its hash
+/// partitions did together, and its sort is a merge of the sorted runs its partitions
+/// arrive in; the output keeps the probe side's partitions (not the keys' hash, which the
+/// caller checks nothing above needed).
+fn collected(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(hash) = plan.downcast_ref::<HashJoinExec>() else {
+        return Ok(None);
+    };
+    let unpartitioned = |side: &Arc<dyn ExecutionPlan>| {
+        side.downcast_ref::<RepartitionExec>()
+            .filter(|r| matches!(r.partitioning(), Partitioning::Hash(..)))
+            .map(|r| Arc::clone(r.input()))
+    };
+    let (Some(build), Some(probe)) = (unpartitioned(hash.left()), unpartitioned(hash.right()))
+    else {
+        return Ok(None);
+    };
+    if *hash.partition_mode() != PartitionMode::Partitioned {
+        return Ok(None);
+    }
+    let whole: Arc<dyn ExecutionPlan> = Arc::new(
+        hash.builder()
+            .with_partition_mode(PartitionMode::CollectLeft)
+            .with_new_children(vec![Arc::clone(&build), probe])?
+            .recompute_properties()
+            .reset_state()
+            .build()?,
+    );
+    let Some(walk) = KeyOrderJoinExec::try_new(&whole)? else {
+        return Ok(None);
+    };
+    if !ascending_in(&build, &walk.keys.0)? {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(walk)))
+}
+
+/// Whether each partition of `plan` is in ascending order of `key` (NULLs first or last).
+fn ascending_in(plan: &Arc<dyn ExecutionPlan>, key: &PhysicalExprRef) -> Result<bool> {
+    let order = plan.properties().equivalence_properties();
+    for nulls_first in [false, true] {
+        let sort = PhysicalSortExpr {
+            expr: Arc::clone(key),
+            options: SortOptions {
+                descending: false,
+                nulls_first,
+            },
+        };
+        if order.ordering_satisfy([sort])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the walk can compare keys of this type as the probe side's order sorts them
@@ -173,19 +264,9 @@ impl KeyOrderJoinExec {
         }
         // The walk follows the first key the probe side is in ascending order of; the
         // others are compared on the rows it finds.
-        let probe_order = right.properties().equivalence_properties();
-        let ascending = |key: &PhysicalExprRef, nulls_first| PhysicalSortExpr {
-            expr: Arc::clone(key),
-            options: SortOptions {
-                descending: false,
-                nulls_first,
-            },
-        };
         let mut walked = None;
         for (i, (_, p)) in hash.on().iter().enumerate() {
-            if probe_order.ordering_satisfy([ascending(p, false)])?
-                || probe_order.ordering_satisfy([ascending(p, true)])?
-            {
+            if ascending_in(right, p)? {
                 walked = Some(i);
                 break;
             }
@@ -353,13 +434,13 @@ impl ExecutionPlan for KeyOrderJoinExec {
     }
 }
 
-/// A key as one number that sorts as the key does: text of at most 15 bytes as its bytes
-/// (big-endian, zero-padded) and then its length — a prefix sorts before what it
-/// prefixes, as bytes do; integers and dates offset to sort unsigned.
+/// A key as one number that sorts as the key does: text as its bytes (big-endian,
+/// zero-padded; see [`Packing`]), integers and dates offset to sort unsigned.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Packed(u128);
 
-/// A key of a row: NULL, too long to pack, or packed.
+/// A key of a row: NULL, one that does not pack (too long, or not of the build side's
+/// width), or packed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Key {
     Null,
@@ -367,13 +448,25 @@ enum Key {
     Packed(Packed),
 }
 
-fn pack_bytes(b: &[u8]) -> Key {
-    if b.len() > 15 {
-        return Key::Long;
-    }
+/// How text packs. `Lengths`: text of at most 15 bytes as its bytes and then its length —
+/// a prefix sorts before what it prefixes, as bytes do. `Width(w)`: text of exactly `w`
+/// bytes (at most 16) as its bytes alone, for a build side whose keys all have that width
+/// (invoice ids: `INV-0000042-0001`, 16 bytes); text of another width matches none of
+/// them and does not pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Packing {
+    Lengths,
+    Width(usize),
+}
+
+fn pack_bytes(b: &[u8], packing: Packing) -> Key {
     let mut buf = [0u8; 16];
+    match packing {
+        Packing::Lengths if b.len() <= 15 => buf[15] = b.len() as u8,
+        Packing::Width(w) if b.len() == w && w <= 16 => {}
+        _ => return Key::Long,
+    }
     buf[..b.len()].copy_from_slice(b);
-    buf[15] = b.len() as u8;
     Key::Packed(Packed(u128::from_be_bytes(buf)))
 }
 
@@ -381,17 +474,63 @@ fn pack_signed(v: i64) -> Key {
     Key::Packed(Packed((i128::from(v) as u128) ^ (1u128 << 127)))
 }
 
-/// The text of a string view of at most 12 bytes (kept inside the view), packed.
-fn pack_inline(view: u128, len: usize) -> Key {
+/// The text of a string view of at most 12 bytes (kept inside the view, zero-padded),
+/// packed.
+fn pack_inline(view: u128, len: usize, packing: Packing) -> Key {
     let bytes = view.to_le_bytes();
     let mut buf = [0u8; 16];
+    match packing {
+        Packing::Lengths => buf[15] = len as u8,
+        Packing::Width(w) if len == w => {}
+        Packing::Width(_) => return Key::Long,
+    }
     buf[..12].copy_from_slice(&bytes[4..16]);
-    buf[15] = len as u8;
     Key::Packed(Packed(u128::from_be_bytes(buf)))
 }
 
+/// The width of every non-NULL text key of `keys`, where they all have one of at most 16
+/// bytes.
+fn one_width(keys: &dyn Array) -> Option<usize> {
+    use datafusion::arrow::array::AsArray;
+    let lengths: Box<dyn Iterator<Item = usize>> = match keys.data_type() {
+        DataType::Utf8View => {
+            let a = keys.as_string_view();
+            Box::new(
+                (0..a.len())
+                    .filter(|&r| a.is_valid(r))
+                    .map(|r| a.views()[r] as u32 as usize),
+            )
+        }
+        DataType::Utf8 => {
+            let a = keys.as_string::<i32>();
+            Box::new(
+                (0..a.len())
+                    .filter(|&r| a.is_valid(r))
+                    .map(|r| a.value_length(r) as usize),
+            )
+        }
+        DataType::LargeUtf8 => {
+            let a = keys.as_string::<i64>();
+            Box::new(
+                (0..a.len())
+                    .filter(|&r| a.is_valid(r))
+                    .map(|r| a.value_length(r) as usize),
+            )
+        }
+        _ => return None,
+    };
+    let mut width = None;
+    for len in lengths {
+        if len > 16 || width.is_some_and(|w| w != len) {
+            return None;
+        }
+        width = Some(len);
+    }
+    width
+}
+
 /// `f` of each row of `keys` (a [`walkable`] type) and its key, in row order.
-fn for_each_key(keys: &dyn Array, mut f: impl FnMut(usize, Key)) -> Result<()> {
+fn for_each_key(keys: &dyn Array, packing: Packing, mut f: impl FnMut(usize, Key)) -> Result<()> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes as t;
     /// `f` of each row and `key` of it (NULL where `nulls` says so).
@@ -427,9 +566,9 @@ fn for_each_key(keys: &dyn Array, mut f: impl FnMut(usize, Key)) -> Result<()> {
                 |r| {
                     let len = views[r] as u32 as usize;
                     if len <= 12 {
-                        pack_inline(views[r], len)
+                        pack_inline(views[r], len, packing)
                     } else {
-                        pack_bytes(a.value(r).as_bytes())
+                        pack_bytes(a.value(r).as_bytes(), packing)
                     }
                 },
                 &mut f,
@@ -437,11 +576,21 @@ fn for_each_key(keys: &dyn Array, mut f: impl FnMut(usize, Key)) -> Result<()> {
         }
         DataType::Utf8 => {
             let a = keys.as_string::<i32>();
-            rows(n, nulls, |r| pack_bytes(a.value(r).as_bytes()), &mut f)
+            rows(
+                n,
+                nulls,
+                |r| pack_bytes(a.value(r).as_bytes(), packing),
+                &mut f,
+            )
         }
         DataType::LargeUtf8 => {
             let a = keys.as_string::<i64>();
-            rows(n, nulls, |r| pack_bytes(a.value(r).as_bytes()), &mut f)
+            rows(
+                n,
+                nulls,
+                |r| pack_bytes(a.value(r).as_bytes(), packing),
+                &mut f,
+            )
         }
         // Integers and dates: each arm the type's values through `pack` as 64 bits.
         DataType::Int8 => primitives!(t::Int8Type, |v| pack_signed(i64::from(v))),
@@ -475,8 +624,8 @@ struct Build {
 }
 
 enum Sorted {
-    /// `Build::order`'s keys, packed.
-    Packed(Vec<Packed>),
+    /// `Build::order`'s keys, packed as the probe side's must be.
+    Packed(Vec<Packed>, Packing),
     /// The build side's keys (some too long to pack), compared by Arrow's comparators.
     Values(ArrayRef),
 }
@@ -512,16 +661,24 @@ async fn collect_build(
         ))
     })?;
     let mut packed = Vec::with_capacity(keys.len());
-    for_each_key(keys.as_ref(), |_, key| packed.push(key))?;
+    let mut packing = Packing::Lengths;
+    for_each_key(keys.as_ref(), packing, |_, key| packed.push(key))?;
+    if packed.contains(&Key::Long)
+        && let Some(width) = one_width(keys.as_ref())
+    {
+        packing = Packing::Width(width);
+        packed.clear();
+        for_each_key(keys.as_ref(), packing, |_, key| packed.push(key))?;
+    }
     let mut order: Vec<u32> = (0..rows).filter(|&r| keys.is_valid(r as usize)).collect();
     // Stable sorts, fast on the sorted runs the build side's partitions arrive in.
-    let sorted = if packed.iter().all(|k| *k != Key::Long) {
+    let sorted = if !packed.contains(&Key::Long) {
         let key = |r: u32| match packed[r as usize] {
             Key::Packed(p) => p,
             _ => Packed(0),
         };
         order.sort_by_key(|&r| key(r));
-        Sorted::Packed(order.iter().map(|&r| key(r)).collect())
+        Sorted::Packed(order.iter().map(|&r| key(r)).collect(), packing)
     } else {
         let cmp = make_comparator(keys.as_ref(), keys.as_ref(), SortOptions::default())?;
         order.sort_by(|&a, &b| cmp(a as usize, b as usize));
@@ -780,7 +937,9 @@ impl Walk {
                 others: &mut others,
             };
             match &build.sorted {
-                Sorted::Packed(sorted) => self.walk_packed(&build.order, sorted, &keys, found)?,
+                Sorted::Packed(sorted, packing) => {
+                    self.walk_packed(&build.order, sorted, *packing, &keys, found)?
+                }
                 Sorted::Values(values) => self.walk_values(&build.order, values, &keys, found)?,
             }
             self.output(&build, &batch, pairs)?;
@@ -788,19 +947,20 @@ impl Walk {
         }
     }
 
-    /// [`Walk::walk_values`] on packed keys: a probe key too long to pack matches
-    /// nothing and leaves the walk where it is.
+    /// [`Walk::walk_values`] on keys packed as the build side's: a probe key that does
+    /// not pack so matches nothing and leaves the walk where it is.
     fn walk_packed(
         &mut self,
         order: &[u32],
         sorted: &[Packed],
+        packing: Packing,
         keys: &ArrayRef,
         mut found: Found,
     ) -> Result<()> {
         let (mut low, mut high) = (self.previous.low, self.previous.high);
         let mut last = self.previous.packed;
         let mut cursor = self.cursor;
-        for_each_key(keys.as_ref(), |row, key| {
+        for_each_key(keys.as_ref(), packing, |row, key| {
             let Key::Packed(key) = key else {
                 found.pairs.push(row, &[]);
                 return;
@@ -960,6 +1120,10 @@ mod tests {
         /// String views: odd keys inside the view (`C005`, `CUST-00007-X`: 12 bytes),
         /// others in a buffer, packed (`CUSTOMER-00008`, 14 bytes) or too long to pack.
         Views,
+        /// String views of 16 bytes (`INV-0000007-0001`) packed by width, but every fifth
+        /// key 15 bytes and every seventh 4 (inside the view): a build side with them is
+        /// compared as values; a probe key of another width matches nothing.
+        Wide,
     }
 
     /// A table `(k, v)` of the `keys` in partitions, each sorted by key (NULLs last)
@@ -968,7 +1132,7 @@ mod tests {
         let integers = matches!(kind, Keys::Integers);
         let key_type = match kind {
             Keys::Integers => DataType::Int64,
-            Keys::Views => DataType::Utf8View,
+            Keys::Views | Keys::Wide => DataType::Utf8View,
             _ => DataType::Utf8,
         };
         let schema = Arc::new(Schema::new(vec![
@@ -977,6 +1141,9 @@ mod tests {
         ]));
         let text = |k: u8| match kind {
             Keys::Short => format!("C{k:03}"),
+            Keys::Wide if k.is_multiple_of(7) => format!("I{k:03}"),
+            Keys::Wide if k.is_multiple_of(5) => format!("INV-{k:07}-001"),
+            Keys::Wide => format!("INV-{k:07}-0001"),
             Keys::Views if k % 4 == 3 => format!("CUST-{k:05}-X"),
             Keys::Mixed | Keys::Views if k % 2 == 1 => format!("C{k:03}"),
             Keys::Views if k.is_multiple_of(4) => format!("CUSTOMER-{k:05}"),
@@ -1016,7 +1183,7 @@ mod tests {
                         let text: Vec<Option<String>> =
                             keys[from..to].iter().map(|k| k.map(text)).collect();
                         match kind {
-                            Keys::Views => Arc::new(StringViewArray::from(text)),
+                            Keys::Views | Keys::Wide => Arc::new(StringViewArray::from(text)),
                             _ => Arc::new(StringArray::from(text)),
                         }
                     }
@@ -1125,11 +1292,13 @@ mod tests {
                     rows, expected,
                     "{sql}\n{kind:?} partitioned {partitioned} build {build:?}\nprobe {probe:?}"
                 );
-                // The plain inner join walks, and so does one on a second key; joined by
-                // hash partitions, the join of two aggregates in key order.
+                // The plain inner join walks, and so does one on a second key, whether
+                // building one side whole or (both sides in key order before their
+                // repartitioning) collected instead; joined by hash partitions, the join
+                // of two aggregates in key order.
                 let must_walk = match partitioned {
                     false => sql == QUERIES[0] || sql == QUERIES[1],
-                    true => sql == QUERIES[8],
+                    true => sql == QUERIES[0] || sql == QUERIES[1] || sql == QUERIES[8],
                 };
                 if must_walk {
                     assert!(
@@ -1170,23 +1339,56 @@ mod tests {
             "zzzzzzzzzzzzzzz",
         ];
         text.sort();
-        let packed = |keys: &dyn Array| {
+        let packed_as = |keys: &dyn Array, packing| {
             let mut all = vec![];
-            for_each_key(keys, |_, k| match k {
+            for_each_key(keys, packing, |_, k| match k {
                 Key::Packed(p) => all.push(p.0),
                 _ => panic!("not packed"),
             })
             .unwrap();
             all
         };
+        let packed = |keys: &dyn Array| packed_as(keys, Packing::Lengths);
         let views = packed(&StringViewArray::from(text.clone()));
         assert!(views.windows(2).all(|w| w[0] < w[1]), "{text:?}");
         assert_eq!(views, packed(&StringArray::from(text.clone())));
         let numbers = packed(&Int64Array::from(vec![i64::MIN, -7, -1, 0, 1, 7, i64::MAX]));
         assert!(numbers.windows(2).all(|w| w[0] < w[1]));
-        // Longer than 15 bytes: not packed.
+        // Longer than 15 bytes: not packed by length.
         let long = StringArray::from(vec!["CUSTOMER-NUMBER-00007"]);
-        for_each_key(&long, |_, k| assert!(k == Key::Long)).unwrap();
+        for_each_key(&long, Packing::Lengths, |_, k| assert!(k == Key::Long)).unwrap();
+
+        // Sixteen bytes each, as invoice ids: one width, packed by their bytes alone.
+        let mut wide = vec![
+            "INV-0000042-0001",
+            "INV-0000042-0002",
+            "INV-0000042-0010",
+            "INV-0000043-0001",
+            "INV-0000043-000\0",
+            "INV-1000000-9999",
+            "INV-\u{e9}000000-999",
+            "inv-0000001-0001",
+        ];
+        wide.sort();
+        assert!(wide.iter().all(|k| k.len() == 16));
+        let views = StringViewArray::from(wide.clone());
+        assert_eq!(one_width(&views), Some(16));
+        let width = Packing::Width(16);
+        let packed = packed_as(&views, width);
+        assert!(packed.windows(2).all(|w| w[0] < w[1]), "{wide:?}");
+        assert_eq!(packed, packed_as(&StringArray::from(wide.clone()), width));
+        // Text of another width (inside a view or not) does not pack at that width.
+        let others = StringViewArray::from(vec!["INV-0000042-001", "INV-0000042-00010", "I1"]);
+        for_each_key(&others, width, |_, k| assert!(k == Key::Long)).unwrap();
+        // Widths that differ, or exceed 16 bytes: none.
+        assert_eq!(one_width(&others), None);
+        assert_eq!(
+            one_width(&StringArray::from(vec!["CUSTOMER-NUMBER-00007"])),
+            None
+        );
+        // NULLs do not count.
+        let with_null = StringArray::from(vec![None, Some("INV-0000042-0001")]);
+        assert_eq!(one_width(&with_null), Some(16));
     }
 
     proptest! {
@@ -1200,7 +1402,7 @@ mod tests {
             build in prop::collection::vec(keys(12), 1..3),
             probe in prop::collection::vec(keys(40), 2..3),
             kind in prop_oneof![Just(Keys::Short), Just(Keys::Long), Just(Keys::Mixed), Just(Keys::Integers),
-                Just(Keys::Views)],
+                Just(Keys::Views), Just(Keys::Wide)],
             shuffled in any::<bool>(),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -76,6 +76,55 @@ fn joins_in_customer_order_walk_and_give_the_hash_joins_rows() {
     }
 }
 
+/// `arq generate` writes invoices, payments, write-offs and open items in invoice order
+/// too and says so in each file (`arq.ascending`): joins on invoice ids walk, whether
+/// DataFusion builds one side whole or (forced here on the small demo) joins hash
+/// partitions — those, both sides in invoice order, collected instead, unless something
+/// above needs the join's hash partitions.
+#[test]
+fn joins_on_invoice_ids_walk_and_give_the_hash_joins_rows() {
+    let run = |sql: &str| run_ok(&["sql", "--format", "csv", sql]);
+    let partitions = "SET datafusion.optimizer.hash_join_single_partition_threshold = 0; \
+                      SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0; ";
+    let key = "i.invoice_id = p.invoice_id";
+    let cash = format!(
+        "SELECT i.currency, CAST(date_trunc('month', p.payment_date) AS DATE) AS month, \
+                sum(p.amount) AS cash, count(*) AS payments \
+         FROM payments p JOIN invoices i ON {key} \
+         WHERE p.payment_date > DATE '2026-07-31' GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    let per_invoice = format!(
+        "SELECT p.invoice_id, count(*) AS n, sum(p.amount) AS paid, max(i.amount) AS amount \
+         FROM payments p JOIN invoices i ON {key} GROUP BY 1 ORDER BY 1"
+    );
+    let open_paid = "SELECT o.currency, count(*) AS items, sum(p.amount) AS paid \
+         FROM open_items_latest o JOIN payments p ON p.invoice_id = o.invoice_id \
+         GROUP BY 1 ORDER BY 1";
+    for (settings, sql, mode) in [
+        ("", cash.as_str(), "CollectLeft"),
+        (partitions, cash.as_str(), "CollectLeft"),
+        // The aggregate by invoice needs the join's hash partitions: they stay.
+        (partitions, per_invoice.as_str(), "Partitioned"),
+        ("", open_paid, "CollectLeft"),
+    ] {
+        let plan = run(&format!("{settings}EXPLAIN {sql}"));
+        assert!(
+            plan.contains(&format!("KeyOrderJoinExec: mode={mode}")),
+            "{settings}{sql}\n{plan}"
+        );
+        let hashed = sql
+            .replace(key, "lower(i.invoice_id) = lower(p.invoice_id)")
+            .replace(
+                "p.invoice_id = o.invoice_id",
+                "lower(p.invoice_id) = lower(o.invoice_id)",
+            );
+        assert!(!run(&format!("{settings}EXPLAIN {hashed}")).contains("KeyOrderJoinExec"));
+        let rows = run(&format!("{settings}{sql}"));
+        assert!(rows.lines().count() > 3, "{rows}");
+        assert_eq!(rows, run(&format!("{settings}{hashed}")), "{settings}{sql}");
+    }
+}
+
 #[test]
 fn csv_json_and_ndjson_agree_on_the_same_figures() {
     let csv = run_ok(&["sql", "--format", "csv", COUNTS]);
