@@ -10,16 +10,23 @@
 //! access into a table of a million keys.
 //!
 //! [`JoinInKeyOrder`] replaces such a join ([`HashJoinExec`], build side collected whole
-//! or both sides partitioned by the keys' hash, equality keys and no other condition) by [`KeyOrderJoinExec`] when each partition of
-//! the probe side is in ascending order of one of the keys: the build side is collected as
-//! the hash join would, its rows are sorted by that key once (keys of up to 15 bytes,
-//! integers and dates packed into one `u128` that sorts as the key does, longer text
-//! compared by Arrow's comparators; Rust's merge sort takes the sorted runs the batches
+//! or both sides partitioned by the keys' hash, equality keys and no other condition) by
+//! [`KeyOrderJoinExec`] when each partition of the probe side is in ascending order of one
+//! of the keys: the build side is collected as the hash join would, its rows are sorted by
+//! that key once (text of up to 15 bytes, or of one width of 16 bytes — invoice ids —,
+//! integers and dates packed into one `u128` that sorts as the key does, other text
+//! compared by Arrow's comparators; Rust's merge sort takes the sorted runs the partitions
 //! come in), and each probe partition walks forward through them — a row whose key equals
 //! the row before it reuses its matches, a larger key gallops ahead. The other keys are
 //! compared on the rows found. The rows are those of the hash join, in the probe side's
 //! order; a probe row's several matches come in the build side's order (the hash join's in
 //! another: SQL promises neither).
+//!
+//! A join of hash partitions whose two sides are each in key order before their
+//! repartitioning (payments and their invoices, both in invoice order) loses the order to
+//! the repartitioning: such a join is walked with its build side collected whole and the
+//! repartitioning gone, where nothing above needs the join's hash partitions (checked by
+//! DataFusion's `SanityCheckPlan` on the plan with and without it).
 //!
 //! The walk is exact whatever the order: a key smaller than the one before it (a probe
 //! side not in order after all) is found by a binary search from the start. Inner, right,
@@ -59,7 +66,8 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect, common,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect_partitioned,
+    common,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
@@ -639,8 +647,15 @@ async fn collect_build(
 ) -> Result<Arc<Build>> {
     let reservation =
         MemoryConsumer::new("KeyOrderJoinExec[build]").register(context.memory_pool());
+    // Each partition's batches together, the partitions in order: a build side whose
+    // partitions are each in key order (and, read from files in key order, in ascending
+    // ranges) comes sorted, or in as many sorted runs as it has partitions.
     let batches = match partition {
-        None => collect(Arc::clone(&plan), context).await?,
+        None => collect_partitioned(Arc::clone(&plan), context)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect(),
         Some(p) => common::collect(plan.execute(p, context)?).await?,
     };
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
@@ -660,26 +675,34 @@ async fn collect_build(
             u32::MAX
         ))
     })?;
-    let mut packed = Vec::with_capacity(keys.len());
-    let mut packing = Packing::Lengths;
-    for_each_key(keys.as_ref(), packing, |_, key| packed.push(key))?;
-    if packed.contains(&Key::Long)
-        && let Some(width) = one_width(keys.as_ref())
-    {
-        packing = Packing::Width(width);
-        packed.clear();
-        for_each_key(keys.as_ref(), packing, |_, key| packed.push(key))?;
-    }
+    // Text of one width of 16 bytes packs only by width; all else by length first.
+    let packing = match one_width(keys.as_ref()) {
+        Some(16) => Packing::Width(16),
+        _ => Packing::Lengths,
+    };
+    // Each row's key packed (NULLs as 0: they are left out of the order), and whether
+    // one did not pack.
+    let mut packed: Vec<Packed> = Vec::with_capacity(keys.len());
+    let mut unpacked = false;
+    for_each_key(keys.as_ref(), packing, |_, key| {
+        packed.push(match key {
+            Key::Packed(p) => p,
+            Key::Long => {
+                unpacked = true;
+                Packed(0)
+            }
+            Key::Null => Packed(0),
+        })
+    })?;
     let mut order: Vec<u32> = (0..rows).filter(|&r| keys.is_valid(r as usize)).collect();
     // Stable sorts, fast on the sorted runs the build side's partitions arrive in.
-    let sorted = if !packed.contains(&Key::Long) {
-        let key = |r: u32| match packed[r as usize] {
-            Key::Packed(p) => p,
-            _ => Packed(0),
-        };
-        order.sort_by_key(|&r| key(r));
-        Sorted::Packed(order.iter().map(|&r| key(r)).collect(), packing)
+    let sorted = if !unpacked {
+        order.sort_by_key(|&r| packed[r as usize]);
+        let sorted = order.iter().map(|&r| packed[r as usize]).collect();
+        drop(packed);
+        Sorted::Packed(sorted, packing)
     } else {
+        drop(packed);
         let cmp = make_comparator(keys.as_ref(), keys.as_ref(), SortOptions::default())?;
         order.sort_by(|&a, &b| cmp(a as usize, b as usize));
         Sorted::Values(keys)
