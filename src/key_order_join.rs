@@ -45,7 +45,7 @@ use datafusion::arrow::array::{
     UInt32Array, make_comparator,
 };
 use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{SortOptions, concat_batches, take};
+use datafusion::arrow::compute::{SortOptions, concat, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -496,9 +496,23 @@ fn pack_inline(view: u128, len: usize, packing: Packing) -> Key {
     Key::Packed(Packed(u128::from_be_bytes(buf)))
 }
 
-/// The width of every non-NULL text key of `keys`, where they all have one of at most 16
-/// bytes.
-fn one_width(keys: &dyn Array) -> Option<usize> {
+/// The width of every non-NULL text key of `arrays`, where they all have one of at most
+/// 16 bytes.
+fn one_width(arrays: &[ArrayRef]) -> Option<usize> {
+    let mut width = None;
+    for keys in arrays {
+        for len in text_lengths(keys.as_ref())? {
+            if len > 16 || width.is_some_and(|w| w != len) {
+                return None;
+            }
+            width = Some(len);
+        }
+    }
+    width
+}
+
+/// The byte length of each non-NULL value of text `keys` (None for another type).
+fn text_lengths(keys: &dyn Array) -> Option<Box<dyn Iterator<Item = usize> + '_>> {
     use datafusion::arrow::array::AsArray;
     let lengths: Box<dyn Iterator<Item = usize>> = match keys.data_type() {
         DataType::Utf8View => {
@@ -527,14 +541,7 @@ fn one_width(keys: &dyn Array) -> Option<usize> {
         }
         _ => return None,
     };
-    let mut width = None;
-    for len in lengths {
-        if len > 16 || width.is_some_and(|w| w != len) {
-            return None;
-        }
-        width = Some(len);
-    }
-    width
+    Some(lengths)
 }
 
 /// `f` of each row of `keys` (a [`walkable`] type) and its key, in row order.
@@ -620,10 +627,13 @@ fn for_each_key(keys: &dyn Array, packing: Packing, mut f: impl FnMut(usize, Key
     Ok(())
 }
 
-/// The build side, collected: its rows in one batch, and the rows whose key is not NULL
-/// in key order with their keys — packed where every key packs, else compared as values.
+/// The build side, collected: the columns the output takes from it (each in one array),
+/// and the rows whose key is not NULL in key order with their keys — packed where every
+/// key packs, else compared as values.
 struct Build {
-    batch: RecordBatch,
+    /// Each column of the build side's schema the output takes, concatenated; None for
+    /// the others (the key itself is often one: it is packed batch by batch instead).
+    columns: Vec<Option<ArrayRef>>,
     /// The other keys of every row.
     others: Vec<ArrayRef>,
     order: Vec<u32>,
@@ -643,6 +653,7 @@ async fn collect_build(
     partition: Option<usize>,
     key: PhysicalExprRef,
     others: Vec<PhysicalExprRef>,
+    needed: Vec<usize>,
     context: Arc<TaskContext>,
 ) -> Result<Arc<Build>> {
     let reservation =
@@ -660,56 +671,96 @@ async fn collect_build(
     };
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     reservation.try_grow(size)?;
-    let batch = concat_batches(&plan.schema(), &batches)?;
-    drop(batches);
-    reservation.try_resize(batch.get_array_memory_size())?;
-    let keys = key.evaluate(&batch)?.into_array(batch.num_rows())?;
-    let others = others
-        .iter()
-        .map(|k| k.evaluate(&batch)?.into_array(batch.num_rows()))
-        .collect::<Result<Vec<_>>>()?;
-    let rows = u32::try_from(keys.len()).map_err(|_| {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let rows = u32::try_from(rows).map_err(|_| {
         DataFusionError::Execution(format!(
-            "KeyOrderJoinExec: a build side of {} rows (at most {})",
-            keys.len(),
+            "KeyOrderJoinExec: a build side of {rows} rows (at most {})",
             u32::MAX
         ))
     })?;
+    // The columns the output takes, each in one array; the keys batch by batch.
+    let concatenated = |column: &dyn Fn(&RecordBatch) -> Result<ArrayRef>| -> Result<ArrayRef> {
+        let arrays = batches.iter().map(column).collect::<Result<Vec<_>>>()?;
+        let arrays: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+        match arrays.is_empty() {
+            // No batches: the column of no rows, typed.
+            true => column(&RecordBatch::new_empty(plan.schema())),
+            false => Ok(concat(&arrays)?),
+        }
+    };
+    let columns = (0..plan.schema().fields().len())
+        .map(|i| match needed.contains(&i) {
+            true => concatenated(&|b: &RecordBatch| Ok(Arc::clone(b.column(i)))).map(Some),
+            false => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let others = others
+        .iter()
+        .map(|k| concatenated(&|b: &RecordBatch| k.evaluate(b)?.into_array(b.num_rows())))
+        .collect::<Result<Vec<_>>>()?;
+    let keys = batches
+        .iter()
+        .map(|b| key.evaluate(b)?.into_array(b.num_rows()))
+        .collect::<Result<Vec<_>>>()?;
+    drop(batches);
     // Text of one width of 16 bytes packs only by width; all else by length first.
-    let packing = match one_width(keys.as_ref()) {
+    let packing = match one_width(&keys) {
         Some(16) => Packing::Width(16),
         _ => Packing::Lengths,
     };
     // Each row's key packed (NULLs as 0: they are left out of the order), and whether
     // one did not pack.
-    let mut packed: Vec<Packed> = Vec::with_capacity(keys.len());
+    let mut packed: Vec<Packed> = Vec::with_capacity(rows as usize);
+    let mut order: Vec<u32> = Vec::with_capacity(rows as usize);
     let mut unpacked = false;
-    for_each_key(keys.as_ref(), packing, |_, key| {
-        packed.push(match key {
-            Key::Packed(p) => p,
-            Key::Long => {
-                unpacked = true;
-                Packed(0)
-            }
-            Key::Null => Packed(0),
-        })
-    })?;
-    let mut order: Vec<u32> = (0..rows).filter(|&r| keys.is_valid(r as usize)).collect();
-    // Stable sorts, fast on the sorted runs the build side's partitions arrive in.
+    for array in &keys {
+        let offset = packed.len() as u32;
+        for_each_key(array.as_ref(), packing, |row, key| {
+            packed.push(match key {
+                Key::Packed(p) => {
+                    order.push(offset + row as u32);
+                    p
+                }
+                Key::Long => {
+                    unpacked = true;
+                    order.push(offset + row as u32);
+                    Packed(0)
+                }
+                Key::Null => Packed(0),
+            })
+        })?;
+    }
+    let columns_size: usize = columns
+        .iter()
+        .flatten()
+        .map(|c| c.get_array_memory_size())
+        .sum();
+    reservation.try_resize(columns_size + order.len() * (4 + std::mem::size_of::<Packed>()))?;
     let sorted = if !unpacked {
-        order.sort_by_key(|&r| packed[r as usize]);
-        let sorted = order.iter().map(|&r| packed[r as usize]).collect();
-        drop(packed);
+        // A build side already in key order (read from files in that order) needs no sort.
+        let in_order = order
+            .windows(2)
+            .all(|w| packed[w[0] as usize] <= packed[w[1] as usize]);
+        if !in_order {
+            // Stable, fast on the sorted runs the build side's partitions arrive in.
+            order.sort_by_key(|&r| packed[r as usize]);
+        }
+        // Not moved and no NULLs left out: `packed` is in `order`'s order already.
+        let sorted = match in_order && order.len() == packed.len() {
+            true => packed,
+            false => order.iter().map(|&r| packed[r as usize]).collect(),
+        };
         Sorted::Packed(sorted, packing)
     } else {
         drop(packed);
+        let keys: Vec<&dyn Array> = keys.iter().map(|a| a.as_ref()).collect();
+        let keys = concat(&keys)?;
         let cmp = make_comparator(keys.as_ref(), keys.as_ref(), SortOptions::default())?;
         order.sort_by(|&a, &b| cmp(a as usize, b as usize));
         Sorted::Values(keys)
     };
-    reservation.try_grow(order.len() * (4 + std::mem::size_of::<Packed>()))?;
     Ok(Arc::new(Build {
-        batch,
+        columns,
         others,
         order,
         sorted,
@@ -932,10 +983,23 @@ impl Walk {
                         Arc::clone(&self.context),
                     );
                     let others = self.others.iter().map(|(b, _)| Arc::clone(b)).collect();
+                    let needed = self
+                        .columns
+                        .iter()
+                        .filter(|c| c.side == JoinSide::Left)
+                        .map(|c| c.index)
+                        .collect();
                     let build = Arc::clone(
                         self.cell
                             .get_or_try_init(|| {
-                                collect_build(plan, self.build_partition, key, others, context)
+                                collect_build(
+                                    plan,
+                                    self.build_partition,
+                                    key,
+                                    others,
+                                    needed,
+                                    context,
+                                )
                             })
                             .await?,
                     );
@@ -1092,7 +1156,12 @@ impl Walk {
                                 "KeyOrderJoinExec: a build column in a semi or anti join".into(),
                             )
                         })?;
-                        Ok(take(build.batch.column(c.index).as_ref(), rows, None)?)
+                        let column = build.columns[c.index].as_ref().ok_or_else(|| {
+                            DataFusionError::Internal(
+                                "KeyOrderJoinExec: a build column not collected".into(),
+                            )
+                        })?;
+                        Ok(take(column.as_ref(), rows, None)?)
                     }
                     // Every probe row once, in order: its own columns.
                     JoinSide::Right if identity && n == batch.num_rows() => {
@@ -1395,7 +1464,7 @@ mod tests {
         wide.sort();
         assert!(wide.iter().all(|k| k.len() == 16));
         let views = StringViewArray::from(wide.clone());
-        assert_eq!(one_width(&views), Some(16));
+        assert_eq!(one_width(&[Arc::new(views.clone()) as ArrayRef]), Some(16));
         let width = Packing::Width(16);
         let packed = packed_as(&views, width);
         assert!(packed.windows(2).all(|w| w[0] < w[1]), "{wide:?}");
@@ -1404,14 +1473,14 @@ mod tests {
         let others = StringViewArray::from(vec!["INV-0000042-001", "INV-0000042-00010", "I1"]);
         for_each_key(&others, width, |_, k| assert!(k == Key::Long)).unwrap();
         // Widths that differ, or exceed 16 bytes: none.
-        assert_eq!(one_width(&others), None);
+        assert_eq!(one_width(&[Arc::new(others.clone()) as ArrayRef]), None);
         assert_eq!(
-            one_width(&StringArray::from(vec!["CUSTOMER-NUMBER-00007"])),
+            one_width(&[Arc::new(StringArray::from(vec!["CUSTOMER-NUMBER-00007"])) as ArrayRef]),
             None
         );
         // NULLs do not count.
         let with_null = StringArray::from(vec![None, Some("INV-0000042-0001")]);
-        assert_eq!(one_width(&with_null), Some(16));
+        assert_eq!(one_width(&[Arc::new(with_null) as ArrayRef]), Some(16));
     }
 
     proptest! {
