@@ -135,11 +135,14 @@ impl PhysicalOptimizerRule for JoinInKeyOrder {
 /// arrive in ascending order of the key the walk would follow (invoices and their
 /// payments, both in invoice order): walked with its build side collected whole instead,
 /// the repartitioning of both sides gone. The build side holds the same rows as its hash
-/// partitions did together, and its sort is a merge of the sorted runs its partitions
-/// arrive in; the output keeps the probe side's partitions (not the keys' hash, which the
+/// partitions did together, and arrives sorted or in sorted runs (one per partition); the
+/// output keeps the probe side's partitions (not the keys' hash, which the
 /// caller checks nothing above needed).
 fn collected(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    let Some(hash) = plan.downcast_ref::<HashJoinExec>() else {
+    let Some(hash) = plan
+        .downcast_ref::<HashJoinExec>()
+        .filter(|h| *h.partition_mode() == PartitionMode::Partitioned)
+    else {
         return Ok(None);
     };
     let unpartitioned = |side: &Arc<dyn ExecutionPlan>| {
@@ -151,9 +154,6 @@ fn collected(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
     else {
         return Ok(None);
     };
-    if *hash.partition_mode() != PartitionMode::Partitioned {
-        return Ok(None);
-    }
     let whole: Arc<dyn ExecutionPlan> = Arc::new(
         hash.builder()
             .with_partition_mode(PartitionMode::CollectLeft)
@@ -457,21 +457,20 @@ enum Key {
 }
 
 /// How text packs. `Lengths`: text of at most 15 bytes as its bytes and then its length —
-/// a prefix sorts before what it prefixes, as bytes do. `Width(w)`: text of exactly `w`
-/// bytes (at most 16) as its bytes alone, for a build side whose keys all have that width
-/// (invoice ids: `INV-0000042-0001`, 16 bytes); text of another width matches none of
-/// them and does not pack.
+/// a prefix sorts before what it prefixes, as bytes do. `Sixteen`: text of exactly 16
+/// bytes as its bytes alone, for a build side whose keys all have that width (invoice ids:
+/// `INV-0000042-0001`); text of another width matches none of them and does not pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Packing {
     Lengths,
-    Width(usize),
+    Sixteen,
 }
 
 fn pack_bytes(b: &[u8], packing: Packing) -> Key {
     let mut buf = [0u8; 16];
     match packing {
         Packing::Lengths if b.len() <= 15 => buf[15] = b.len() as u8,
-        Packing::Width(w) if b.len() == w && w <= 16 => {}
+        Packing::Sixteen if b.len() == 16 => {}
         _ => return Key::Long,
     }
     buf[..b.len()].copy_from_slice(b);
@@ -489,8 +488,8 @@ fn pack_inline(view: u128, len: usize, packing: Packing) -> Key {
     let mut buf = [0u8; 16];
     match packing {
         Packing::Lengths => buf[15] = len as u8,
-        Packing::Width(w) if len == w => {}
-        Packing::Width(_) => return Key::Long,
+        // At most 12 bytes: never sixteen.
+        Packing::Sixteen => return Key::Long,
     }
     buf[..12].copy_from_slice(&bytes[4..16]);
     Key::Packed(Packed(u128::from_be_bytes(buf)))
@@ -514,34 +513,12 @@ fn one_width(arrays: &[ArrayRef]) -> Option<usize> {
 /// The byte length of each non-NULL value of text `keys` (None for another type).
 fn text_lengths(keys: &dyn Array) -> Option<Box<dyn Iterator<Item = usize> + '_>> {
     use datafusion::arrow::array::AsArray;
-    let lengths: Box<dyn Iterator<Item = usize>> = match keys.data_type() {
-        DataType::Utf8View => {
-            let a = keys.as_string_view();
-            Box::new(
-                (0..a.len())
-                    .filter(|&r| a.is_valid(r))
-                    .map(|r| a.views()[r] as u32 as usize),
-            )
-        }
-        DataType::Utf8 => {
-            let a = keys.as_string::<i32>();
-            Box::new(
-                (0..a.len())
-                    .filter(|&r| a.is_valid(r))
-                    .map(|r| a.value_length(r) as usize),
-            )
-        }
-        DataType::LargeUtf8 => {
-            let a = keys.as_string::<i64>();
-            Box::new(
-                (0..a.len())
-                    .filter(|&r| a.is_valid(r))
-                    .map(|r| a.value_length(r) as usize),
-            )
-        }
+    Some(match keys.data_type() {
+        DataType::Utf8View => Box::new(keys.as_string_view().iter().flatten().map(str::len)),
+        DataType::Utf8 => Box::new(keys.as_string::<i32>().iter().flatten().map(str::len)),
+        DataType::LargeUtf8 => Box::new(keys.as_string::<i64>().iter().flatten().map(str::len)),
         _ => return None,
-    };
-    Some(lengths)
+    })
 }
 
 /// `f` of each row of `keys` (a [`walkable`] type) and its key, in row order.
@@ -705,7 +682,7 @@ async fn collect_build(
     drop(batches);
     // Text of one width of 16 bytes packs only by width; all else by length first.
     let packing = match one_width(&keys) {
-        Some(16) => Packing::Width(16),
+        Some(16) => Packing::Sixteen,
         _ => Packing::Lengths,
     };
     // Each row's key packed (NULLs as 0: they are left out of the order), and whether
@@ -1465,7 +1442,7 @@ mod tests {
         assert!(wide.iter().all(|k| k.len() == 16));
         let views = StringViewArray::from(wide.clone());
         assert_eq!(one_width(&[Arc::new(views.clone()) as ArrayRef]), Some(16));
-        let width = Packing::Width(16);
+        let width = Packing::Sixteen;
         let packed = packed_as(&views, width);
         assert!(packed.windows(2).all(|w| w[0] < w[1]), "{wide:?}");
         assert_eq!(packed, packed_as(&StringArray::from(wide.clone()), width));

@@ -343,7 +343,7 @@ mod tests {
         for at in [5_000, BATCH_ROWS] {
             let mut rows = ascending.clone();
             rows[at] = rows[at - 3].clone();
-            assert_eq!(declared_order(&rows), None, "swapped at {at}");
+            assert_eq!(declared_order(&rows), None, "a step down at {at}");
         }
         // Past the fourth digit of a sequence: `-10000` sorts before `-9999`.
         let wider = vec![
