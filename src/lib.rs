@@ -16,6 +16,7 @@ pub mod commands;
 pub mod completion;
 pub mod contract;
 pub mod error;
+pub mod few_groups;
 pub mod files;
 pub mod generate;
 pub mod key_order_join;

@@ -41,6 +41,7 @@ use crate::contract::{
     TableKind,
 };
 use crate::error::{ArqError, Result};
+use crate::few_groups::FewGroups;
 use crate::key_order_join::JoinInKeyOrder;
 use crate::memory::{self, MemoryLimit};
 use crate::scan_ahead::ScanAhead;
@@ -352,6 +353,8 @@ impl Warehouse {
         }
         // Joins whose probe side is in key order walk it instead of hashing ([`JoinInKeyOrder`]).
         state = state.with_physical_optimizer_rule(Arc::new(JoinInKeyOrder));
+        // Partial aggregates into few groups find them by numbers ([`FewGroups`]).
+        state = state.with_physical_optimizer_rule(Arc::new(FewGroups::default()));
         let ctx = SessionContext::new_with_state(state.build());
         if let Some(limit) = self.memory_limit {
             memory::guard_functions(&ctx, limit);

@@ -27,6 +27,7 @@ use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use super::cooperative::YieldWhereOutputMultiplies;
 use crate::error::{ArqError, Result};
+use crate::few_groups::FewGroups;
 use crate::key_order_join::JoinInKeyOrder;
 use crate::memory::{self, MemoryLimit};
 use crate::scan_ahead::ScanAhead;
@@ -193,6 +194,8 @@ pub fn connection_session(
     }
     // Joins whose probe side is in key order walk it, as in `arq sql` ([`JoinInKeyOrder`]).
     builder = builder.with_physical_optimizer_rule(Arc::new(JoinInKeyOrder));
+    // Partial aggregates into few groups find them by numbers, as in `arq sql` ([`FewGroups`]).
+    builder = builder.with_physical_optimizer_rule(Arc::new(FewGroups::default()));
     let ctx = SessionContext::new_with_state(builder.build());
     memory::guard_functions(&ctx, limit);
     Ok(ctx)
