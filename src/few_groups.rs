@@ -13,11 +13,15 @@
 //!
 //! [`FewGroups`] runs such a partial aggregate ([`AggregateExec`] in mode `Partial`, one
 //! grouping set, its input in no particular order, no limit, every aggregate with a groups
-//! accumulator and no ordering of its own) as [`FewGroupsExec`]. Each group column's
-//! values get numbers as they first appear (a column constant over a batch — a snapshot's
-//! date — is looked up once for it; a string view of at most 12 bytes is its own 16-byte
-//! key, longer text keyed by its bytes; NULL is a value of its own); the numbers of a
-//! row's columns, each in as few bits as its values need, index a table of the groups.
+//! accumulator — `count(DISTINCT text)` has arq's — and no ordering of its own) as
+//! [`FewGroupsExec`]. Each group column's values get numbers as they first appear (text of
+//! at most 15 bytes keyed by its bytes and length — a string view of at most 12 bytes
+//! holds them —, longer text by its bytes, NULL a value of its own); a small cache of each
+//! batch's keys in front (of the views themselves for string views: equal views hold or
+//! point to the same text) takes the rows of a few values without a branch that depends
+//! on the value, and a column constant over a batch — a snapshot's date — is looked up
+//! once for it. The numbers of a row's columns, each in as few bits as its values need,
+//! index a table of the groups.
 //! The aggregates are DataFusion's own groups accumulators, fed each row's group (and
 //! each aggregate's `FILTER`) as DataFusion's aggregate feeds them, and their states are
 //! emitted under the same schema, so the final aggregate above is unchanged.
@@ -152,9 +156,10 @@ impl FewGroupsExec {
             || group_by.expr().is_empty()
             || agg.limit_options().is_some()
             || *agg.input_order_mode() != InputOrderMode::Linear
-            || agg.aggr_expr().iter().any(|a| {
-                a.is_distinct() || !a.order_bys().is_empty() || !a.groups_accumulator_supported()
-            })
+            || agg
+                .aggr_expr()
+                .iter()
+                .any(|a| !a.order_bys().is_empty() || !a.groups_accumulator_supported())
         {
             return Ok(None);
         }
@@ -974,7 +979,9 @@ mod tests {
         if let Some(max_bits) = max_bits {
             state = state.with_physical_optimizer_rule(Arc::new(FewGroups { max_bits }));
         }
-        let ctx = SessionContext::new_with_state(state.build());
+        let mut ctx = SessionContext::new_with_state(state.build());
+        // arq's functions: `count(DISTINCT text)` with a groups accumulator among them.
+        arq_udfs::register_all(&mut ctx).unwrap();
         ctx.register_table("t", Arc::new(table(rows))).unwrap();
         ctx
     }
@@ -1012,7 +1019,7 @@ mod tests {
     }
 
     /// Queries and whether the exec must run them.
-    const QUERIES: [(&str, bool); 9] = [
+    const QUERIES: [(&str, bool); 10] = [
         (
             "SELECT d, s, count(*) AS n, sum(x) AS total FROM t GROUP BY d, s",
             true,
@@ -1045,6 +1052,13 @@ mod tests {
         ),
         // DataFusion groups by (s, x) first: that partial aggregate is the exec's.
         ("SELECT s, count(DISTINCT x) AS n FROM t GROUP BY s", true),
+        // Distinct counts beside other aggregates, of text (arq's groups accumulator)
+        // and of integers (DataFusion's).
+        (
+            "SELECT d, b, sum(x) FILTER (WHERE x > 0) AS total, count(DISTINCT v) AS views, \
+             count(DISTINCT s) AS texts, count(DISTINCT j) AS ints FROM t GROUP BY d, b",
+            true,
+        ),
         (
             "SELECT s, array_agg(x ORDER BY x) AS xs FROM t GROUP BY s",
             false,

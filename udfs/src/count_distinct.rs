@@ -385,7 +385,7 @@ mod tests {
             0i32..5,
             proptest::option::of(prop_oneof![
                 "[a-c]{0,2}",
-                "[a-c]{13,15}",
+                "[a-c]{13,17}",
                 Just("é".to_string())
             ]),
             proptest::option::of(any::<bool>()),
@@ -463,7 +463,7 @@ mod tests {
         #[test]
         fn emitting_and_merging_keep_the_distinct_pairs(
             batches in proptest::collection::vec(
-                proptest::collection::vec((0usize..6, "[ab]{0,2}"), 0..20), 1..4),
+                proptest::collection::vec((0usize..6, "[ab]{0,2}|[ab]{15,17}"), 0..20), 1..4),
             first in 0usize..7,
         ) {
             let groups = 6;
