@@ -10,6 +10,7 @@
 //! ([`commands`]); nothing below the commands imports the command line.
 
 pub mod applications;
+pub mod cheap_filters;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

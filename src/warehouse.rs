@@ -35,6 +35,7 @@ use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::statistics::Statistics;
 use datafusion::prelude::{SessionConfig, SessionContext, col};
 
+use crate::cheap_filters::CheapFilters;
 use crate::cluster::ClusterUrl;
 use crate::contract::{
     self, ASCENDING_KEY, INVOICE_ORDER_COLUMN, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract,
@@ -355,6 +356,8 @@ impl Warehouse {
         state = state.with_physical_optimizer_rule(Arc::new(JoinInKeyOrder));
         // Partial aggregates into few groups find them by numbers ([`FewGroups`]).
         state = state.with_physical_optimizer_rule(Arc::new(FewGroups::default()));
+        // Filters of a few plain comparisons evaluate every term whole ([`CheapFilters`]).
+        state = state.with_physical_optimizer_rule(Arc::new(CheapFilters));
         let ctx = SessionContext::new_with_state(state.build());
         if let Some(limit) = self.memory_limit {
             memory::guard_functions(&ctx, limit);

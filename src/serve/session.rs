@@ -26,6 +26,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContex
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use super::cooperative::YieldWhereOutputMultiplies;
+use crate::cheap_filters::CheapFilters;
 use crate::error::{ArqError, Result};
 use crate::few_groups::FewGroups;
 use crate::key_order_join::JoinInKeyOrder;
@@ -196,6 +197,8 @@ pub fn connection_session(
     builder = builder.with_physical_optimizer_rule(Arc::new(JoinInKeyOrder));
     // Partial aggregates into few groups find them by numbers, as in `arq sql` ([`FewGroups`]).
     builder = builder.with_physical_optimizer_rule(Arc::new(FewGroups::default()));
+    // Filters of a few plain comparisons evaluate every term whole ([`CheapFilters`]).
+    builder = builder.with_physical_optimizer_rule(Arc::new(CheapFilters));
     let ctx = SessionContext::new_with_state(builder.build());
     memory::guard_functions(&ctx, limit);
     Ok(ctx)
