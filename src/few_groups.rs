@@ -42,9 +42,9 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat, take};
 use datafusion::arrow::datatypes::{self as t, DataType, SchemaRef, TimeUnit};
+use datafusion::common::HashMap;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{HashMap, Statistics};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -55,7 +55,6 @@ use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceC
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
-use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties,
@@ -195,55 +194,9 @@ impl ExecutionPlan for FewGroupsExec {
         "FewGroupsExec"
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        self.aggregate.properties()
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.aggregate.children()
-    }
-
-    fn apply_expressions(
-        &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        self.aggregate.apply_expressions(f)
-    }
-
-    fn replace_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-        options: ReplaceChildrenOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let aggregate = Arc::clone(&self.aggregate).replace_children(children, options)?;
-        Ok(match FewGroupsExec::try_new(&aggregate, self.max_bits)? {
-            Some(exec) => Arc::new(exec),
-            None => aggregate,
-        })
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(
-            children,
-            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-        )
-    }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        self.aggregate.child_stats_requests(partition)
-    }
-
-    fn statistics_from_inputs(
-        &self,
-        input_stats: &[Arc<Statistics>],
-        args: &StatisticsArgs,
-    ) -> Result<Arc<Statistics>> {
-        self.aggregate.statistics_from_inputs(input_stats, args)
-    }
+    crate::stand_in::planned_as_replaced!(aggregate, |this, plan| {
+        FewGroupsExec::try_new(&plan, this.max_bits)
+    });
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
@@ -454,27 +407,24 @@ impl Numbering {
                     })
                 })
             }
-            DataType::Utf8 => {
-                let strings = array.as_string::<i32>();
-                let (data, offsets) = (strings.value_data(), strings.value_offsets());
-                each_row!(|row| {
-                    let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-                    match packed_at(data, start, end) {
-                        Some(key) => cached!(key, self.keyed(key, array.as_ref(), row)?),
-                        None => self.long(&data[start..end], array.as_ref(), row)?,
-                    }
-                })
-            }
-            DataType::LargeUtf8 => {
-                let strings = array.as_string::<i64>();
-                let (data, offsets) = (strings.value_data(), strings.value_offsets());
-                each_row!(|row| {
-                    let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-                    match packed_at(data, start, end) {
-                        Some(key) => cached!(key, self.keyed(key, array.as_ref(), row)?),
-                        None => self.long(&data[start..end], array.as_ref(), row)?,
-                    }
-                })
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                macro_rules! text {
+                    ($offset:ty) => {{
+                        let strings = array.as_string::<$offset>();
+                        let (data, offsets) = (strings.value_data(), strings.value_offsets());
+                        each_row!(|row| {
+                            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+                            match packed_at(data, start, end) {
+                                Some(key) => cached!(key, self.keyed(key, array.as_ref(), row)?),
+                                None => self.long(&data[start..end], array.as_ref(), row)?,
+                            }
+                        })
+                    }};
+                }
+                match array.data_type() {
+                    DataType::Utf8 => text!(i32),
+                    _ => text!(i64),
+                }
             }
             t => {
                 macro_rules! primitive {

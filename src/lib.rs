@@ -35,6 +35,7 @@ pub mod settlement;
 pub mod shell;
 pub mod snapshot_bounds;
 pub mod sql;
+pub mod stand_in;
 pub mod storage;
 pub mod validate;
 pub mod warehouse;
