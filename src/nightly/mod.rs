@@ -165,7 +165,8 @@ pub fn run(
         let (name, rows) = &tables[i];
         Ok((name.clone(), rows.batch()?))
     };
-    writer.tables_made(tables.len(), made)?;
+    let rows: Vec<usize> = tables.iter().map(|(_, rows)| rows.len()).collect();
+    writer.tables_made(&rows, made)?;
     if options.xlsx {
         let made = (0..tables.len()).map(made).collect::<Result<Vec<_>>>()?;
         writer.workbooks(tables.len(), &workbooks(&made)?)?;
@@ -501,6 +502,13 @@ enum OutputRows<'a> {
 }
 
 impl OutputRows<'_> {
+    fn len(&self) -> usize {
+        match self {
+            OutputRows::Whole(batch) => batch.num_rows(),
+            OutputRows::Taken(_, rows) => rows.len(),
+        }
+    }
+
     fn batch(&self) -> Result<RecordBatch> {
         match self {
             OutputRows::Whole(batch) => Ok((*batch).clone()),

@@ -260,6 +260,19 @@ pub fn write_result<W: Write + Send + ?Sized>(
     encoder.finish()
 }
 
+/// Rows per row group of the Parquet files arq writes (`arq sql -o`, the nightly's
+/// tables): DuckDB's default. The writer holds a row group encoded in memory until it is
+/// complete; with the Arrow writer's default of a million rows a night at a million
+/// customers held whole files at once (the limits' 0.23 GB, the queues' 0.15 GB) in its
+/// write stage, where the night's memory peaks (benches/README.md, "The nightly job").
+pub const PARQUET_ROW_GROUP_ROWS: usize = 122_880;
+
+fn parquet_properties() -> datafusion::parquet::file::properties::WriterProperties {
+    datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+        .build()
+}
+
 /// Encodes batches as they come, in one format: nothing but the rows a table shows (and
 /// the sheet rows waiting in a temporary file) is kept.
 pub struct Encoder<'w, W: Write + Send + ?Sized> {
@@ -303,9 +316,13 @@ impl<'w, W: Write + Send + ?Sized> Encoder<'w, W> {
                     .with_explicit_nulls(true)
                     .build(out),
             ),
-            OutputFormat::Parquet => Encoding::Parquet(
-                datafusion::parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)?,
-            ),
+            OutputFormat::Parquet => {
+                Encoding::Parquet(datafusion::parquet::arrow::ArrowWriter::try_new(
+                    out,
+                    schema.clone(),
+                    Some(parquet_properties()),
+                )?)
+            }
             OutputFormat::Xlsx => {
                 let mut writer = Box::new(XlsxWriter::new());
                 writer.begin_sheet(sheet, schema)?;
@@ -368,5 +385,59 @@ pub fn print_stdout(bytes: &[u8]) -> Result<()> {
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(ArqError::io("<stdout>", e)),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Decimal128Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
+
+    #[test]
+    fn parquet_outputs_are_cut_into_row_groups_and_read_back_exactly() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("reasons", DataType::Utf8, true),
+            Field::new("amount", DataType::Decimal128(18, 2), true),
+        ]));
+        let n = 2 * PARQUET_ROW_GROUP_ROWS + 17;
+        let part = |rows: std::ops::Range<usize>| {
+            let reasons: StringArray = rows
+                .clone()
+                .map(|i| (i % 7 != 0).then(|| format!("3 x average sales {i}.25")))
+                .collect();
+            let amounts: Decimal128Array = rows
+                .map(|i| (i % 5 != 0).then_some(i as i128 * 1_234 - 999_999_999_999_999_999))
+                .collect::<Decimal128Array>()
+                .with_precision_and_scale(18, 2)
+                .unwrap();
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(reasons), Arc::new(amounts)])
+                .unwrap()
+        };
+        // Batches across the row groups' bounds, as a query gives them.
+        let batches = vec![part(0..100_000), part(100_000..n)];
+        let result = QueryResult {
+            schema: schema.clone(),
+            batches: batches.clone(),
+        };
+        let mut bytes = Vec::new();
+        write_result(&result, OutputFormat::Parquet, &mut bytes).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        let full = PARQUET_ROW_GROUP_ROWS as i64;
+        assert_eq!(groups, [full, full, 17]);
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let read = arrow::compute::concat_batches(&schema, &read).unwrap();
+        assert_eq!(
+            read,
+            arrow::compute::concat_batches(&schema, &batches).unwrap()
+        );
     }
 }
