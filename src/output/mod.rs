@@ -264,8 +264,8 @@ pub fn write_result<W: Write + Send + ?Sized>(
 /// tables): DuckDB's default. The writer holds a row group encoded in memory until it is
 /// complete, and a reader splits and skips a file by row group: with the Arrow writer's
 /// default of a million rows, the nightly's `limits.parquet` at a million customers was
-/// one row group of 0.23 GB (the write stage 12.6–13.6 → 11.2–11.7 s with the tables
-/// written largest first; the night's peak, elsewhere, did not move: benches/README.md).
+/// one row group of 0.23 GB (with the tables written largest first, the write stage ~1 s
+/// shorter; the night's peak, elsewhere, did not move: benches/README.md).
 const PARQUET_ROW_GROUP_ROWS: usize = 122_880;
 
 fn parquet_properties() -> datafusion::parquet::file::properties::WriterProperties {
