@@ -76,12 +76,40 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.executors.iter_mut().chain([&mut self.scheduler]) {
-            let _ = child.kill();
-            let _ = child.wait();
+/// The folder an executor started without `--work-dir` keeps its shuffle files in.
+fn default_work_dir(executor: &Child) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("arq-executor-{}", executor.id()))
+}
+
+/// Stops `child` as a service manager does: SIGTERM, then SIGKILL if it has not exited
+/// within `grace`. Whether it exited on the SIGTERM.
+fn stop(child: &mut Child, grace: Duration) -> bool {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return false;
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    while started.elapsed() < grace {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
         }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+impl Drop for Cluster {
+    /// Stops the executors (each removes its work folder as it exits; one that had to be
+    /// killed cannot, so its folder is removed here) and then the scheduler.
+    fn drop(&mut self) {
+        for executor in &mut self.executors {
+            if !stop(executor, Duration::from_secs(10)) {
+                let _ = std::fs::remove_dir_all(default_work_dir(executor));
+            }
+        }
+        stop(&mut self.scheduler, Duration::from_secs(10));
     }
 }
 
@@ -215,6 +243,8 @@ fn an_executor_killed_mid_query_gives_the_result_or_a_clear_error_never_a_hang()
     let mut victim = cluster.executors.remove(0);
     victim.kill().unwrap();
     victim.wait().unwrap();
+    // Killed, it leaves its shuffle files behind.
+    let _ = std::fs::remove_dir_all(default_work_dir(&victim));
     let out = query.join().expect("the query thread");
     if out.status.success() {
         assert_eq!(text(&out), local, "a wrong result after losing an executor");
@@ -234,6 +264,33 @@ fn an_executor_killed_mid_query_gives_the_result_or_a_clear_error_never_a_hang()
         },
         started.elapsed()
     );
+}
+
+/// An executor started without `--work-dir` keeps its shuffle files in a folder of its
+/// own under the temporary folder and removes it when it stops (SIGTERM, as a service
+/// manager stops it): nothing of it is left behind.
+#[test]
+fn an_executor_stopped_removes_its_work_folder() {
+    let mut cluster = Cluster::start(1, &[]);
+    let dir = default_work_dir(&cluster.executors[0]);
+    assert!(dir.is_dir(), "{} while it runs", dir.display());
+    // A query whose aggregate is repartitioned between stages: shuffle files in the folder.
+    ok(
+        cluster.arq(
+            &[
+                "sql",
+                "SELECT customer_id, sum(open_amount) AS open FROM open_items GROUP BY 1",
+            ],
+            2 * MINUTE,
+        ),
+        "the query on the cluster",
+    );
+    let mut executor = cluster.executors.remove(0);
+    assert!(
+        stop(&mut executor, Duration::from_secs(30)),
+        "the executor did not exit within 30 s of SIGTERM"
+    );
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
 #[test]
