@@ -87,6 +87,7 @@ fn stop(child: &mut Child, grace: Duration) -> bool {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return false;
     }
+    // SAFETY: kill(2) on the child's pid, not yet waited for (so not reused).
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let started = Instant::now();
     while started.elapsed() < grace {
@@ -101,13 +102,13 @@ fn stop(child: &mut Child, grace: Duration) -> bool {
 }
 
 impl Drop for Cluster {
-    /// Stops the executors (each removes its work folder as it exits; one that had to be
-    /// killed cannot, so its folder is removed here) and then the scheduler.
+    /// Stops the executors and then the scheduler. An executor removes its work folder as
+    /// it exits (`an_executor_stopped_removes_its_work_folder`); one that had to be killed
+    /// cannot, so whatever is left once it has exited is removed here.
     fn drop(&mut self) {
         for executor in &mut self.executors {
-            if !stop(executor, Duration::from_secs(10)) {
-                let _ = std::fs::remove_dir_all(default_work_dir(executor));
-            }
+            stop(executor, Duration::from_secs(10));
+            let _ = std::fs::remove_dir_all(default_work_dir(executor));
         }
         stop(&mut self.scheduler, Duration::from_secs(10));
     }
@@ -284,6 +285,11 @@ fn an_executor_stopped_removes_its_work_folder() {
             2 * MINUTE,
         ),
         "the query on the cluster",
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_some(),
+        "no shuffle files in {} after the query",
+        dir.display()
     );
     let mut executor = cluster.executors.remove(0);
     assert!(
