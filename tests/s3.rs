@@ -188,9 +188,15 @@ impl S3 {
 }
 
 impl Drop for S3 {
+    /// Stops the server; its logs are kept only when the test failed (they are named in
+    /// its messages).
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+            let _ = std::fs::remove_file(self.log.with_extension("err"));
+        }
     }
 }
 
@@ -430,6 +436,8 @@ fn a_run_killed_or_failing_while_uploading_leaves_the_previous_night() {
         "s3://arq-killed/out",
     ];
     // Runs `arq nightly` until it has uploaded `uploads` files of a new run, then kills it.
+    // Its temporary folder the test's own: a killed run cannot remove its work folder.
+    let scratch = tempfile::tempdir().unwrap();
     let kill_after = |uploads: usize| {
         let committed = current_run(&s3);
         let mut cmd = arq();
@@ -437,6 +445,7 @@ fn a_run_killed_or_failing_while_uploading_leaves_the_previous_night() {
         let mut child = cmd
             .args(nightly)
             .env("ARQ_NIGHTLY_PAUSE_AFTER_UPLOADS", uploads.to_string())
+            .env("TMPDIR", scratch.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
