@@ -86,7 +86,7 @@ async fn cluster() -> arq::cluster::ClusterUrl {
         let url = arq::cluster::ClusterUrl::parse(&bind.to_string()).expect("a cluster URL");
         // Its shuffle files under the target folder, emptied as it starts: the process ends
         // without stopping it, so nothing removes them at the end (in the temporary
-        // folder, each run left one `arq-executor-PID` of 240 jobs behind).
+        // folder, each run left one `arq-executor-PID` of 239 jobs behind).
         let work_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("slt-executor");
         let _ = std::fs::remove_dir_all(&work_dir);
         tokio::spawn(run_executor(ExecutorOptions {
