@@ -14,6 +14,7 @@ pub mod cheap_filters;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod compact_views;
 pub mod completion;
 pub mod contract;
 pub mod error;

@@ -37,6 +37,7 @@ use datafusion::prelude::{SessionConfig, SessionContext, col};
 
 use crate::cheap_filters::CheapFilters;
 use crate::cluster::ClusterUrl;
+use crate::compact_views::CompactViews;
 use crate::contract::{
     self, ASCENDING_KEY, INVOICE_ORDER_COLUMN, SNAPSHOT_COLUMN, SORT_COLUMN, TableContract,
     TableKind,
@@ -358,6 +359,8 @@ impl Warehouse {
         state = state.with_physical_optimizer_rule(Arc::new(FewGroups::default()));
         // Filters of a few plain comparisons evaluate every term whole ([`CheapFilters`]).
         state = state.with_physical_optimizer_rule(Arc::new(CheapFilters));
+        // Joins' string views compacted as they leave them ([`CompactViews`]).
+        state = state.with_physical_optimizer_rule(Arc::new(CompactViews));
         let ctx = SessionContext::new_with_state(state.build());
         if let Some(limit) = self.memory_limit {
             memory::guard_functions(&ctx, limit);

@@ -27,6 +27,7 @@ use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use super::cooperative::YieldWhereOutputMultiplies;
 use crate::cheap_filters::CheapFilters;
+use crate::compact_views::CompactViews;
 use crate::error::{ArqError, Result};
 use crate::few_groups::FewGroups;
 use crate::key_order_join::JoinInKeyOrder;
@@ -199,6 +200,8 @@ pub fn connection_session(
     builder = builder.with_physical_optimizer_rule(Arc::new(FewGroups::default()));
     // Filters of a few plain comparisons evaluate every term whole ([`CheapFilters`]).
     builder = builder.with_physical_optimizer_rule(Arc::new(CheapFilters));
+    // Joins' string views compacted as they leave them, as in `arq sql` ([`CompactViews`]).
+    builder = builder.with_physical_optimizer_rule(Arc::new(CompactViews));
     let ctx = SessionContext::new_with_state(builder.build());
     memory::guard_functions(&ctx, limit);
     Ok(ctx)
