@@ -1,6 +1,6 @@
 //! `arq sql` in every output format, over the demo warehouse.
 
-use crate::util::{arq, demo, run_err, run_ok, run_usage_err};
+use crate::util::{EACH_CUSTOMER, arq, demo, run_err, run_ok, run_usage_err};
 
 const COUNTS: &str = "SELECT count(*) AS items, sum(open_amount) AS open_total \
                       FROM open_items_latest WHERE currency = 'USD'";
@@ -84,15 +84,6 @@ fn joins_in_customer_order_walk_and_give_the_hash_joins_rows() {
 /// (1,368 GB asked for at a million customers), and this query was refused under 1 GB.
 #[test]
 fn chained_joins_ordered_by_customer_run_within_the_memory_limit() {
-    let each_customer = "SELECT c.customer_id, c.segment, c.name, i.exposure, a.last_day, d.disputed \
-         FROM customers_latest c \
-         LEFT JOIN (SELECT customer_id, sum(open_amount) AS exposure FROM open_items_latest GROUP BY 1) i \
-           ON i.customer_id = c.customer_id \
-         LEFT JOIN (SELECT customer_id, max(activity_date) AS last_day FROM activities GROUP BY 1) a \
-           ON a.customer_id = c.customer_id \
-         LEFT JOIN (SELECT customer_id, count(*) AS disputed FROM open_items_latest WHERE disputed GROUP BY 1) d \
-           ON d.customer_id = c.customer_id \
-         ORDER BY c.customer_id";
     let run = |settings: &str| {
         run_ok(&[
             "sql",
@@ -100,7 +91,7 @@ fn chained_joins_ordered_by_customer_run_within_the_memory_limit() {
             "csv",
             "--memory-limit",
             "256MB",
-            &format!("{settings}{each_customer}"),
+            &format!("{settings}{EACH_CUSTOMER}"),
         ])
     };
     let small_batches = run("SET datafusion.execution.batch_size = 16; ");
@@ -114,7 +105,7 @@ fn chained_joins_ordered_by_customer_run_within_the_memory_limit() {
         "sql",
         "--format",
         "csv",
-        &format!("EXPLAIN {each_customer}"),
+        &format!("EXPLAIN {EACH_CUSTOMER}"),
     ]);
     assert_eq!(plan.matches("CompactViewsExec").count(), 3, "{plan}");
 }

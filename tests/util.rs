@@ -349,3 +349,16 @@ pub fn assert_same_result(run: &[String], got: &str, expected: &str) {
     };
     assert_eq!(rows(got), rows(expected), "{run:?}");
 }
+
+/// Each customer of the newest snapshot with their balance, last contact and disputed
+/// items: customers left-joined to three per-customer aggregates, ordered by customer —
+/// joins that collect joins' output (`CompactViews`).
+pub const EACH_CUSTOMER: &str = "SELECT c.customer_id, c.segment, c.name, i.exposure, a.last_day, d.disputed \
+     FROM customers_latest c \
+     LEFT JOIN (SELECT customer_id, sum(open_amount) AS exposure FROM open_items_latest GROUP BY 1) i \
+       ON i.customer_id = c.customer_id \
+     LEFT JOIN (SELECT customer_id, max(activity_date) AS last_day FROM activities GROUP BY 1) a \
+       ON a.customer_id = c.customer_id \
+     LEFT JOIN (SELECT customer_id, count(*) AS disputed FROM open_items_latest WHERE disputed GROUP BY 1) d \
+       ON d.customer_id = c.customer_id \
+     ORDER BY c.customer_id";
