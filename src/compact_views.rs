@@ -33,7 +33,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, GenericByteViewArray, R
 use datafusion::arrow::datatypes::{ByteViewType, DataType, SchemaRef};
 use datafusion::common::Statistics;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
@@ -50,10 +50,10 @@ use futures::{Stream, StreamExt};
 #[derive(Debug, Default)]
 pub struct CompactViews;
 
-/// A join (an operator of two inputs or more) whose output has a view column.
+/// An operator of two inputs or more — a join; a union too, whose batches are its inputs'
+/// and rarely need it — whose output has a view column.
 fn to_compact(plan: &Arc<dyn ExecutionPlan>) -> bool {
     plan.children().len() >= 2
-        && !plan.is::<CompactViewsExec>()
         && plan
             .schema()
             .fields()
@@ -80,23 +80,7 @@ impl PhysicalOptimizerRule for CompactViews {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         // Each node's children, then the root; a join already under a CompactViewsExec
         // is its child and is not wrapped again.
-        let plan = plan
-            .transform_up(|node| {
-                if node.is::<CompactViewsExec>() || node.children().is_empty() {
-                    return Ok(Transformed::no(node));
-                }
-                let children: Vec<_> = node.children().into_iter().cloned().collect();
-                if !children.iter().any(to_compact) {
-                    return Ok(Transformed::no(node));
-                }
-                let wrapped = children.into_iter().map(wrap).collect();
-                Ok(Transformed::yes(node.replace_children(
-                    wrapped,
-                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep),
-                )?))
-            })?
-            .data;
-        Ok(wrap(plan))
+        crate::stand_in::wrap_each(plan, |node| node.is::<CompactViewsExec>(), wrap)
     }
 
     fn schema_check(&self) -> bool {
@@ -433,42 +417,30 @@ mod tests {
          LEFT JOIN (SELECT id, sum(amount) AS m FROM events WHERE amount > 2 GROUP BY id) b \
            ON b.id = c.id";
 
+    /// [`CHAINED`]'s physical plan in `ctx`.
+    async fn chained(ctx: &SessionContext) -> Arc<dyn ExecutionPlan> {
+        let frame = ctx.sql(CHAINED).await.unwrap();
+        frame.create_physical_plan().await.unwrap()
+    }
+
     #[tokio::test]
     async fn the_output_of_chained_joins_holds_about_its_own_strings() {
         let mut buffers = Vec::new();
         let mut results = Vec::new();
         for rule in [false, true] {
             let ctx = session(rule).await;
-            let plan = ctx
-                .sql(CHAINED)
-                .await
-                .unwrap()
-                .create_physical_plan()
-                .await
-                .unwrap();
-            let out = collect(plan, ctx.task_ctx()).await.unwrap();
+            let out = collect(chained(&ctx).await, ctx.task_ctx()).await.unwrap();
             let rows: usize = out.iter().map(|b| b.num_rows()).sum();
             assert_eq!(rows, 1000);
             // Bytes of the names' buffers across the output batches.
             buffers.push(out.iter().map(|b| held(b.column(1))).sum::<usize>());
-            let mut values: Vec<String> = out
-                .iter()
-                .flat_map(|b| {
-                    (0..b.num_rows())
-                        .map(|r| {
-                            datafusion::arrow::util::display::array_value_to_string(b.column(1), r)
-                                .unwrap()
-                                + &datafusion::arrow::util::display::array_value_to_string(
-                                    b.column(3),
-                                    r,
-                                )
-                                .unwrap()
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            values.sort();
-            results.push(values);
+            // Every row as text, in one order.
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&out)
+                .unwrap()
+                .to_string();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            results.push(lines);
         }
         assert_eq!(results[0], results[1], "the same rows either way");
         // A thousand names of 20 bytes (20 KB): without the rule each of the 50 output
@@ -489,15 +461,8 @@ mod tests {
     #[tokio::test]
     async fn each_join_with_views_is_wrapped_once() {
         let ctx = session(false).await;
-        let plan = ctx
-            .sql(CHAINED)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
         let once = CompactViews
-            .optimize(plan, &ConfigOptions::default())
+            .optimize(chained(&ctx).await, &ConfigOptions::default())
             .unwrap();
         let twice = CompactViews
             .optimize(Arc::clone(&once), &ConfigOptions::default())

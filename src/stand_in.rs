@@ -1,6 +1,47 @@
 //! Execs that stand in for the plan node they replace ([`crate::few_groups`]'s aggregate,
 //! [`crate::cheap_filters`]' filter): planned as that node — its properties, children,
-//! expressions and statistics — and run their own way.
+//! expressions and statistics — and run their own way. And [`wrap_each`], for the rules
+//! that put a pass-through exec above some nodes instead ([`crate::compact_views`], the
+//! server's cooperative joins).
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::error::Result;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+
+/// `plan` with `wrap` applied to every node, children first and the root last, except
+/// below a node `is_wrapper` recognises (one of `wrap`'s own: applying the rule again
+/// wraps nothing twice). `wrap` gives the node back when it is not to be wrapped.
+pub(crate) fn wrap_each(
+    plan: Arc<dyn ExecutionPlan>,
+    is_wrapper: impl Fn(&Arc<dyn ExecutionPlan>) -> bool,
+    wrap: impl Fn(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let plan = plan
+        .transform_up(|node| {
+            if is_wrapper(&node) || node.children().is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let children: Vec<_> = node.children().into_iter().cloned().collect();
+            let wrapped: Vec<_> = children.iter().cloned().map(&wrap).collect();
+            if wrapped
+                .iter()
+                .zip(&children)
+                .all(|(w, c)| Arc::ptr_eq(w, c))
+            {
+                Ok(Transformed::no(node))
+            } else {
+                Ok(Transformed::yes(node.replace_children(
+                    wrapped,
+                    ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+                )?))
+            }
+        })?
+        .data;
+    Ok(if is_wrapper(&plan) { plan } else { wrap(plan) })
+}
 
 /// The [`ExecutionPlan`](datafusion::physical_plan::ExecutionPlan) methods of an exec
 /// whose field `$replaced` holds the node it stands in for: each delegated to that node,

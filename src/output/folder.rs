@@ -93,7 +93,8 @@ fn largest_first(rows: &[usize]) -> Vec<usize> {
 }
 
 /// Starts writing `file`'s data to the disk without waiting (Linux), for
-/// [`FolderWriter::sync`] to wait for; elsewhere fsyncs it.
+/// [`FolderWriter::sync`] to wait for; elsewhere, or on a file system that cannot, fsyncs
+/// it.
 fn durable_later(file: &File) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
@@ -103,7 +104,7 @@ fn durable_later(file: &File) -> std::io::Result<()> {
             unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
         match started {
             0 => Ok(()),
-            _ => Err(std::io::Error::last_os_error()),
+            _ => file.sync_all(),
         }
     }
     #[cfg(not(target_os = "linux"))]

@@ -19,14 +19,11 @@
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coop::CooperativeExec;
-use datafusion::physical_plan::execution_plan::{
-    ChildrenPropertiesMode, ReplaceChildrenOptions, SchedulingType,
-};
+use datafusion::physical_plan::execution_plan::SchedulingType;
 
 /// The physical optimizer rule (runs after DataFusion's own rules).
 #[derive(Debug, Default)]
@@ -58,28 +55,7 @@ impl PhysicalOptimizerRule for YieldWhereOutputMultiplies {
         };
         // Each node's children, then the root (a wrapped operator is a CooperativeExec's
         // child, and is not wrapped again).
-        let plan = plan
-            .transform_up(|node| {
-                if node.is::<CooperativeExec>() || node.children().is_empty() {
-                    return Ok(Transformed::no(node));
-                }
-                let children: Vec<_> = node.children().into_iter().cloned().collect();
-                let wrapped: Vec<_> = children.iter().cloned().map(wrap).collect();
-                if wrapped
-                    .iter()
-                    .zip(&children)
-                    .all(|(w, c)| Arc::ptr_eq(w, c))
-                {
-                    Ok(Transformed::no(node))
-                } else {
-                    Ok(Transformed::yes(node.replace_children(
-                        wrapped,
-                        ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
-                    )?))
-                }
-            })?
-            .data;
-        Ok(wrap(plan))
+        crate::stand_in::wrap_each(plan, |node| node.is::<CooperativeExec>(), wrap)
     }
 
     fn schema_check(&self) -> bool {
