@@ -11,9 +11,10 @@
 //! and ordered by customer id (the shape of the queues' inputs, and of what an analyst
 //! writes for "each customer with their balance, last contact and disputes") made 123
 //! batches each holding the 123 batches' buffers of the join below, and so on up. The sort
-//! above counted them as 1,368 GB and refused the query under the default memory limit;
-//! without one, `arq sql` was killed at 24 GB of memory (benches/README.md, "Joins whose
-//! output held every buffer of the side they collected").
+//! above counted them as 1,328 GB and refused the query under the default memory limit;
+//! the queues' inputs query, run by hand in `arq sql`, was killed at 24 GB of memory
+//! (benches/README.md, "2026-12-06, sixth session: joins whose output held every buffer of
+//! the side they collected").
 //!
 //! [`CompactViews`] puts a [`CompactViewsExec`] above each join whose output has view
 //! columns. It passes batches through, and gives a view column whose buffers are mostly
