@@ -81,7 +81,7 @@ fn joins_in_customer_order_walk_and_give_the_hash_joins_rows() {
 /// limit (`CompactViews`). Small batches make the demo's 2,000 customers arrive in 125
 /// batches, as a million customers do in batches of 8,192 rows: before, each join's output
 /// held every buffer of the side it collected, the sort counted them again for every batch
-/// (1,368 GB asked for at a million customers), and this query was refused under 1 GB.
+/// (1,328 GB asked for at a million customers), and this query was refused under 1 GB.
 #[test]
 fn chained_joins_ordered_by_customer_run_within_the_memory_limit() {
     let run = |settings: &str| {
