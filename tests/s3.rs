@@ -392,7 +392,7 @@ fn the_nightly_reads_and_writes_a_bucket_as_a_local_folder() {
     ]);
     assert!(
         settled.contains("rebuilt (there was none)")
-            && settled.contains("248647 settled and 23756 open invoices; used by the features"),
+            && settled.contains("248647 settled and 23756 open invoices, 274825 payments by month; used by the features"),
         "{settled}"
     );
 

@@ -163,6 +163,51 @@ fn settled_rows(out: &Path) -> String {
     query_files(&files, "SELECT * FROM t ORDER BY customer_id, invoice_id")
 }
 
+/// Every row of the payments by month in `out`, sorted, as text.
+fn payments_rows(out: &Path) -> String {
+    let files: Vec<String> = state(out)["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            out.join("_settlement")
+                .join(f.as_str().unwrap())
+                .display()
+                .to_string()
+        })
+        .collect();
+    query_files(
+        &files,
+        "SELECT * FROM t ORDER BY payment_date, customer_id, amount, currency",
+    )
+}
+
+/// Every payment of `warehouse` with its invoice's currency, sorted as [`payments_rows`].
+fn payments_with_currency(warehouse: &Path) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ctx = SessionContext::new();
+        for table in ["payments", "invoices"] {
+            let folder = format!("{}/", warehouse.join(table).display());
+            ctx.register_parquet(table, &folder, Default::default())
+                .await
+                .unwrap();
+        }
+        let rows = ctx
+            .sql(
+                "SELECT p.customer_id, p.payment_date, p.amount, i.currency \
+                 FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id \
+                 ORDER BY payment_date, customer_id, amount, currency",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        pretty_format_batches(&rows).unwrap().to_string()
+    })
+}
+
 fn query_files(files: &[String], sql: &str) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -277,13 +322,46 @@ fn nights_of_added_files_give_the_table_rebuilt_from_scratch_byte_for_byte() {
         state(nights.path())["settled_rows"],
         state(scratch.path())["settled_rows"]
     );
+    // The payments by month: every payment with its invoice's currency, the same rows
+    // kept night by night as rebuilt, each file of one month.
+    let payments = payments_rows(scratch.path());
+    assert_same_lines(&payments, &payments_with_currency(&split.warehouse));
+    assert_eq!(state(scratch.path())["payments_rows"], 274_825);
+    assert_same_lines(&payments_rows(nights.path()), &payments);
+    assert_eq!(state(nights.path())["payments_rows"], 274_825);
+    let months: Vec<String> = state(nights.path())["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    // The first night's file holds the months up to the first cut, each later night's
+    // only the months after the cut before it.
+    assert!(months.contains(&"payments-000000-2026-06.parquet".to_string()));
+    assert!(months.contains(&"payments-000001-2026-07.parquet".to_string()));
+    assert!(months.contains(&"payments-000002-2026-10.parquet".to_string()));
+    assert!(
+        !months
+            .iter()
+            .any(|m| m.starts_with("payments-000001-2026-06"))
+    );
+    for name in &months {
+        let month = &name["payments-000000-".len()..name.len() - ".parquet".len()];
+        let path = nights.path().join("_settlement").join(name);
+        let dates = query_files(
+            &[path.display().to_string()],
+            "SELECT DISTINCT CAST(date_trunc('month', payment_date) AS DATE) AS m FROM t",
+        );
+        assert_eq!(dates.lines().count(), 5, "{name}: one month\n{dates}");
+        assert!(dates.contains(&format!("{month}-01")), "{name}: {dates}");
+    }
 
     // Only the files the state names are left.
     let files: Vec<String> = std::fs::read_dir(nights.path().join("_settlement"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 6 + months.len(), "{files:?}");
 }
 
 #[test]
@@ -333,6 +411,18 @@ fn a_changed_file_rebuilds_and_a_back_dated_payment_counts_on_its_own_date() {
     split.settle(scratch.path(), &["--rebuild"]);
     assert_same_lines(&settled_rows(scratch.path()), &settled);
     assert_same_open(out.path(), scratch.path());
+    // The late payment is kept in its own month's payments, from the file it came in.
+    let late_month = &earlier[..7];
+    let kept = state(out.path())["payments"].clone();
+    assert!(
+        kept.as_array().unwrap().iter().any(|f| f
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("-{late_month}.parquet"))
+            && f.as_str().unwrap().starts_with("payments-000001-")),
+        "{kept}"
+    );
+    assert_same_lines(&payments_rows(scratch.path()), &payments_rows(out.path()));
 
     // A consumed file that changes (a reload) rebuilds.
     std::fs::remove_file(&late).unwrap();
@@ -389,11 +479,51 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
         std::fs::read(html).unwrap()
     };
     let pages = tempfile::tempdir().unwrap();
+    let direct_page = report(direct.path(), &pages.path().join("direct.html"));
     assert!(
-        report(kept.path(), &pages.path().join("kept.html"))
-            == report(direct.path(), &pages.path().join("direct.html")),
+        report(kept.path(), &pages.path().join("kept.html")) == direct_page,
         "the report over the kept table differs"
     );
+
+    // The cash collected is read from the payments by month: October's payments doubled
+    // there double the page's cash, and only that column.
+    let folder = kept.path().join("_settlement");
+    for name in state(kept.path())["payments"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        if !name.ends_with("-2026-10.parquet") {
+            continue;
+        }
+        let copy = pages.path().join(name);
+        std::fs::copy(folder.join(name), &copy).unwrap();
+        write_select(
+            &copy,
+            "SELECT customer_id, payment_date, CAST(amount * 2 AS DECIMAL(18, 2)) AS amount, \
+             currency FROM t",
+            &folder.join(name),
+        );
+    }
+    let doubled = report(kept.path(), &pages.path().join("doubled.html"));
+    let (doubled, direct_page) = (
+        String::from_utf8(doubled).unwrap(),
+        String::from_utf8(direct_page).unwrap(),
+    );
+    let changed: Vec<(&str, &str)> = doubled
+        .lines()
+        .zip(direct_page.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(
+        !changed.is_empty(),
+        "the report did not read the payments by month"
+    );
+    let cash = |page: &str| -> Vec<String> {
+        page.lines()
+            .filter(|l| l.contains("<td") && (l.contains("EUR ") || l.contains("USD ")))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(doubled.lines().count(), direct_page.lines().count());
+    assert_ne!(cash(&doubled), cash(&direct_page));
 }
 
 #[test]

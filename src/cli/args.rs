@@ -156,8 +156,9 @@ Examples:
   arq nightly --warehouse /srv/ar/warehouse --out /srv/ar/out --xlsx --quiet")]
     Nightly(NightlyArgs),
     /// Build or update the invoice settlement table the nightly job keeps in
-    /// OUT/_settlement (the day each invoice was paid in full), from the invoices and
-    /// payments files added since its last update, or from scratch.
+    /// OUT/_settlement (the day each invoice was paid in full, and the payments by month
+    /// with their invoice's currency), from the invoices and payments files added since
+    /// its last update, or from scratch.
     #[command(after_help = "\
 Examples:
   arq settle --out out                         update (or build) out/_settlement

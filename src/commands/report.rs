@@ -64,18 +64,13 @@ pub fn run(config: &Config, args: &ReportArgs) -> Result<()> {
     };
     // The nights' invoice settlement, where it is up to date with the warehouse (read
     // only: the report changes nothing in the nights' folder).
-    let settled = nights_dir
+    let with_settlement;
+    let warehouse = match nights_dir
         .as_deref()
         .and_then(|out| crate::settlement::read_current(warehouse, out))
-        .map(|s| s.table())
-        .transpose()?
-        .flatten();
-    let with_settlement;
-    let warehouse = match settled {
-        Some(table) => {
-            with_settlement = warehouse
-                .clone()
-                .with_derived(crate::settlement::SETTLEMENT_TABLE, table);
+    {
+        Some(settlement) => {
+            with_settlement = settlement.derived(warehouse)?;
             &with_settlement
         }
         None => warehouse,

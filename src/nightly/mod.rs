@@ -139,13 +139,7 @@ pub fn run(
                 false,
                 options.feature_slice,
             ))?;
-            let settled = match outcome.settlement.table()? {
-                Some(table) => warehouse
-                    .clone()
-                    .with_derived(crate::settlement::SETTLEMENT_TABLE, table),
-                None => warehouse.clone(),
-            };
-            (settled, Some(outcome))
+            (outcome.settlement.derived(warehouse)?, Some(outcome))
         }
     };
     let warehouse = &settled;

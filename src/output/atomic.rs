@@ -64,6 +64,18 @@ impl AtomicFile {
     }
 }
 
+/// Writes go to the temporary file (a Parquet writer can own an `AtomicFile` and give it
+/// back to be committed: `ArrowWriter::into_inner`).
+impl std::io::Write for AtomicFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.writer().write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer().flush()
+    }
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         // After a commit the temporary file is gone (renamed); otherwise a failed or
