@@ -5,8 +5,8 @@
 //! **Where.** Beside the outputs, in `OUT/_settlement/` (the warehouse stays read-only to
 //! arq): `state.json`, the parts of the settled table (`settled-GENERATION.parquet`, one
 //! per update that settled invoices, each sorted by customer and invoice) and the open
-//! invoices (`open-GENERATION.parquet`, rewritten by each update), the payments by month
-//! (below) and each customer's greatest invoice id. `state.json` is written
+//! invoices (`open-GENERATION.parquet`, rewritten by each update), the payments and
+//! invoices by month (below) and each customer's greatest invoice id. `state.json` is written
 //! last (atomically) and names the files that make the table, so an update that fails
 //! half-way leaves the previous table whole; files it does not name are removed by the
 //! next update. A session sees the settled rows as [`SETTLEMENT_TABLE`] (`customer_id,
@@ -42,6 +42,12 @@
 //! the warehouse instead; so it does when the settled table is not usable (an invoice twice,
 //! a payment under another customer: the warehouse's join is then not one invoice per
 //! payment).
+//!
+//! **The invoices by month** ([`INVOICES_TABLE`]): every invoice row's customer, date,
+//! currency and amount, one file per update and invoice month
+//! (`invoices-GENERATION-YYYY-MM.parquet`): `ar_metrics` reads its periods' credit sales
+//! from them (the months it needs, not 132 M invoices at a million customers). A copy of
+//! columns, usable whatever the rows hold.
 //!
 //! **Fresh.** `state.json` lists every `invoices` and `payments` file it consumed (path,
 //! size, modification time). The next update reads only the files that were added since;
@@ -91,6 +97,9 @@ const FORMAT: u32 = 2;
 /// The payments with their invoice's currency, as a session sees them
 /// ([`Settlement::payments_table`]).
 pub const PAYMENTS_TABLE: &str = "payments_by_month";
+/// The invoices by month, as a session sees them ([`Settlement::invoices_table`]; what
+/// `ar_metrics` reads its credit sales from when a session has it).
+pub use arq_udfs::metrics::INVOICES_BY_MONTH as INVOICES_TABLE;
 /// The event tables the table is made of.
 const INPUTS: [&str; 2] = ["invoices", "payments"];
 
@@ -131,6 +140,10 @@ struct State {
     /// Why the payments by month are not every payment with its invoice's currency (a
     /// payment whose invoice was not known when it was read); sticky until a rebuild.
     payments_unusable: Option<String>,
+    /// The invoices by month: one file per update and invoice month
+    /// (`invoices-GENERATION-YYYY-MM.parquet`), oldest first.
+    invoices: Vec<String>,
+    invoices_rows: u64,
 }
 
 /// A settlement table on disk, as its state describes it.
@@ -235,7 +248,20 @@ impl Settlement {
         if let Some(table) = self.payments_table()? {
             derived = derived.with_derived(PAYMENTS_TABLE, table);
         }
-        Ok(derived)
+        Ok(derived.with_derived(INVOICES_TABLE, self.invoices_table()?))
+    }
+
+    /// The invoices by month ([`invoices_schema`]): every row of `invoices` the table
+    /// consumed, one file per invoice month (and update). Always usable: a copy of some
+    /// columns, whatever the rows hold.
+    pub fn invoices_table(&self) -> Result<Arc<dyn TableProvider>> {
+        let files: Vec<PathBuf> = self
+            .state
+            .invoices
+            .iter()
+            .map(|f| self.dir.join(f))
+            .collect();
+        parquet_table(&files, invoices_schema())
     }
 
     /// Why the table is not used, if it is not.
@@ -269,6 +295,17 @@ pub fn payments_schema() -> SchemaRef {
         Field::new("payment_date", DataType::Date32, true),
         Field::new("amount", MONEY, true),
         Field::new("currency", DataType::Utf8, true),
+    ]))
+}
+
+/// The invoices by month's columns: what credit sales per customer, month and currency
+/// need of `invoices`.
+pub fn invoices_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("invoice_date", DataType::Date32, true),
+        Field::new("currency", DataType::Utf8, true),
+        Field::new("amount", MONEY, true),
     ]))
 }
 
@@ -406,6 +443,12 @@ ORDER BY customer_id, invoice_id";
 const PAYMENTS_SQL: &str = "
 SELECT customer_id, payment_date, amount, invoice_id
 FROM settle_new_payments
+WHERE {range}";
+
+/// The new invoices of `{range}`, in the files' order, as [`invoices_schema`]'s columns.
+const INVOICES_SQL: &str = "
+SELECT customer_id, invoice_date, currency, amount
+FROM settle_new_invoices
 WHERE {range}";
 
 /// Brings the table in `out`'s settlement folder up to date with the warehouse's
@@ -588,7 +631,20 @@ async fn merge(
     let mut known_writer = Chunked::create(&dir.join(&known_name), known_schema())?;
     let mut settled_writer = Chunked::create(&dir.join(&settled_name), settled_schema())?;
     let mut open_writer = Chunked::create(&dir.join(&open_name), open_schema())?;
-    let mut months = ByMonth::new(dir, generation);
+    let mut months = ByMonth::new(
+        dir,
+        generation,
+        "payments",
+        payments_schema(),
+        "payment_date",
+    );
+    let mut invoice_months = ByMonth::new(
+        dir,
+        generation,
+        "invoices",
+        invoices_schema(),
+        "invoice_date",
+    );
 
     let mut state_ = ctx.state();
     state_
@@ -627,6 +683,9 @@ async fn merge(
                 payments_unusable = unknown_invoice(batch)?;
             }
             months.write(batch)?;
+        }
+        for batch in &merged.invoices {
+            invoice_months.write(batch)?;
         }
         for batch in &merged.known {
             known_writer.write(&RecordBatch::try_new(
@@ -696,6 +755,7 @@ async fn merge(
     let open_file = open_writer.close()?;
     let known_file = known_writer.close()?;
     let (month_files, payments_rows) = months.close()?;
+    let (invoice_files, invoices_rows) = invoice_months.close()?;
     if unusable.is_none() {
         unusable = misplaced_payments(&ctx, orphans).await?;
     }
@@ -720,6 +780,14 @@ async fn merge(
         file.commit()?;
         payments.push(name);
     }
+    let mut invoices = previous
+        .as_ref()
+        .map(|s| s.invoices.clone())
+        .unwrap_or_default();
+    for (name, file) in invoice_files {
+        file.commit()?;
+        invoices.push(name);
+    }
     let state = State {
         format: FORMAT,
         warehouse: root.to_string(),
@@ -734,6 +802,8 @@ async fn merge(
         payments,
         payments_rows: previous.as_ref().map_or(0, |s| s.payments_rows) + payments_rows,
         payments_unusable,
+        invoices,
+        invoices_rows: previous.as_ref().map_or(0, |s| s.invoices_rows) + invoices_rows,
     };
     let mut json = serde_json::to_vec_pretty(&state)
         .map_err(|e| ArqError::Internal(format!("cannot encode the settlement state: {e}")))?;
@@ -792,32 +862,54 @@ impl Chunked {
     }
 }
 
-/// The payments by month being written: one file per payment month an update read
-/// payments of (`payments-GENERATION-YYYY-MM.parquet`), each in the slices' order.
+/// The payments or invoices by month being written: one file per month of `date` an
+/// update read rows of (`PREFIX-GENERATION-YYYY-MM.parquet`), each in the slices' order.
 struct ByMonth<'a> {
     dir: &'a Path,
     generation: u64,
+    prefix: &'static str,
+    schema: SchemaRef,
+    date: &'static str,
     files: BTreeMap<String, Chunked>,
     rows: u64,
 }
 
 impl<'a> ByMonth<'a> {
-    fn new(dir: &'a Path, generation: u64) -> Self {
+    fn new(
+        dir: &'a Path,
+        generation: u64,
+        prefix: &'static str,
+        schema: SchemaRef,
+        date: &'static str,
+    ) -> Self {
         ByMonth {
             dir,
             generation,
+            prefix,
+            schema,
+            date,
             files: BTreeMap::new(),
             rows: 0,
         }
     }
 
-    /// Writes a slice's payments ([`with_currency`]'s rows) to their months' files: the
+    fn name(&self, month: &str) -> String {
+        format!("{}-{:06}-{month}.parquet", self.prefix, self.generation)
+    }
+
+    /// Writes a slice's rows (the schema's columns first) to their months' files: the
     /// rows ordered by month (stable: each month's rows keep the slice's order), then each
     /// month's run to its file.
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let rows = batch.project(&(0..payments_schema().fields().len()).collect::<Vec<_>>())?;
-        let rows = RecordBatch::try_new(payments_schema(), rows.columns().to_vec())?;
-        let dates = column(&rows, "payment_date")?;
+        let rows = batch.project(&(0..self.schema.fields().len()).collect::<Vec<_>>())?;
+        let columns = rows
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| Ok(cast(c, f.data_type())?))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = RecordBatch::try_new(self.schema.clone(), columns)?;
+        let dates = column(&rows, self.date)?;
         let dates = dates.as_primitive::<Date32Type>();
         // Each row's month as its first day; a payment without a date (the contract's
         // column is not nullable) goes first.
@@ -845,10 +937,8 @@ impl<'a> ByMonth<'a> {
             let file = match self.files.get_mut(&name) {
                 Some(file) => file,
                 None => {
-                    let path = self
-                        .dir
-                        .join(format!("payments-{:06}-{name}.parquet", self.generation));
-                    let file = Chunked::create(&path, payments_schema())?;
+                    let file =
+                        Chunked::create(&self.dir.join(self.name(&name)), self.schema.clone())?;
                     self.files.entry(name).or_insert(file)
                 }
             };
@@ -861,16 +951,11 @@ impl<'a> ByMonth<'a> {
 
     /// The finished files by name, in month order, and the rows written.
     fn close(self) -> Result<(Vec<(String, AtomicFile)>, u64)> {
-        let generation = self.generation;
-        let files = self
-            .files
+        let names: Vec<String> = self.files.keys().map(|m| self.name(m)).collect();
+        let files = names
             .into_iter()
-            .map(|(month, file)| {
-                Ok((
-                    format!("payments-{generation:06}-{month}.parquet"),
-                    file.close()?,
-                ))
-            })
+            .zip(self.files.into_values())
+            .map(|(name, file)| Ok((name, file.close()?)))
             .collect::<Result<Vec<_>>>()?;
         Ok((files, self.rows))
     }
@@ -907,6 +992,8 @@ struct Merged {
     known: Vec<RecordBatch>,
     /// The slice's new payments with their invoice's currency ([`PAYMENTS_SQL`]).
     payments: Vec<RecordBatch>,
+    /// The slice's new invoices ([`INVOICES_SQL`]).
+    invoices: Vec<RecordBatch>,
     problem: Option<String>,
 }
 
@@ -932,6 +1019,7 @@ async fn merge_slice(
     let batches = collect_sql(state, &fill(MERGE_SQL)).await?;
     let known = collect_sql(state, &fill(KNOWN_SQL)).await?;
     let payments = with_currency(&collect_sql(state, &fill(PAYMENTS_SQL)).await?, &batches)?;
+    let invoices = collect_sql(state, &fill(INVOICES_SQL)).await?;
     let mut problem = None;
     if check_settled
         && let Some((invoice, customer)) = first_pair(&collect_sql(state, &fill(AGAIN_SQL)).await?)
@@ -945,6 +1033,7 @@ async fn merge_slice(
         batches,
         known,
         payments,
+        invoices,
         problem,
     })
 }
@@ -1183,7 +1272,8 @@ fn remove_unlisted(dir: &Path, state: &State) {
             || name == state.open
             || name == state.known
             || state.settled.contains(&name)
-            || state.payments.contains(&name);
+            || state.payments.contains(&name)
+            || state.invoices.contains(&name);
         // A temporary file of an update that was killed (its process is gone).
         let abandoned = name
             .rsplit_once(".partial-")

@@ -182,6 +182,39 @@ fn payments_rows(out: &Path) -> String {
     )
 }
 
+/// Every row of the invoices by month in `out`, sorted, as text.
+fn invoices_rows(out: &Path) -> String {
+    let files: Vec<String> = state(out)["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            out.join("_settlement")
+                .join(f.as_str().unwrap())
+                .display()
+                .to_string()
+        })
+        .collect();
+    query_files(
+        &files,
+        "SELECT * FROM t ORDER BY invoice_date, customer_id, amount, currency",
+    )
+}
+
+/// The invoices by month's columns of every row of `warehouse`'s `invoices`, sorted as
+/// [`invoices_rows`].
+fn invoices_of(warehouse: &Path) -> String {
+    let files: Vec<String> = std::fs::read_dir(warehouse.join("invoices"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    query_files(
+        &files,
+        "SELECT customer_id, invoice_date, currency, amount FROM t \
+         ORDER BY invoice_date, customer_id, amount, currency",
+    )
+}
+
 /// Every payment of `warehouse` with its invoice's currency, sorted as [`payments_rows`].
 fn payments_with_currency(warehouse: &Path) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -329,6 +362,14 @@ fn nights_of_added_files_give_the_table_rebuilt_from_scratch_byte_for_byte() {
     assert_eq!(state(scratch.path())["payments_rows"], 274_825);
     assert_same_lines(&payments_rows(nights.path()), &payments);
     assert_eq!(state(nights.path())["payments_rows"], 274_825);
+    // The invoices by month: every invoice row, the same night by night as rebuilt.
+    let invoices = invoices_rows(scratch.path());
+    assert_same_lines(&invoices, &invoices_of(&split.warehouse));
+    assert_same_lines(&invoices_rows(nights.path()), &invoices);
+    assert_eq!(
+        state(nights.path())["invoices_rows"],
+        state(scratch.path())["invoices_rows"]
+    );
     let months: Vec<String> = state(nights.path())["payments"]
         .as_array()
         .unwrap()
@@ -361,7 +402,9 @@ fn nights_of_added_files_give_the_table_rebuilt_from_scratch_byte_for_byte() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(files.len(), 6 + months.len(), "{files:?}");
+    let invoice_months = state(nights.path())["invoices"].as_array().unwrap().len();
+    assert!(invoice_months >= 18, "{invoice_months}");
+    assert_eq!(files.len(), 6 + months.len() + invoice_months, "{files:?}");
 }
 
 #[test]
@@ -524,6 +567,28 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
     };
     assert_eq!(doubled.lines().count(), direct_page.lines().count());
     assert_ne!(cash(&doubled), cash(&direct_page));
+
+    // `ar_metrics` reads the credit sales from the invoices by month: October's invoices
+    // doubled there change the page again (the CEI and DSO of the month).
+    for name in state(kept.path())["invoices"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        if !name.ends_with("-2026-10.parquet") {
+            continue;
+        }
+        let copy = pages.path().join(name);
+        std::fs::copy(folder.join(name), &copy).unwrap();
+        write_select(
+            &copy,
+            "SELECT customer_id, invoice_date, currency, \
+             CAST(amount * 2 AS DECIMAL(18, 2)) AS amount FROM t",
+            &folder.join(name),
+        );
+    }
+    let sales = report(kept.path(), &pages.path().join("sales.html"));
+    assert!(
+        String::from_utf8(sales).unwrap() != doubled,
+        "the report did not read the invoices by month"
+    );
 }
 
 #[test]

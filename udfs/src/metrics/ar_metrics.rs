@@ -183,7 +183,7 @@ impl ArMetricsTable {
              sold AS (
                SELECT {customer}i.currency, date_trunc('month', i.invoice_date) AS month,
                       {part} AS part, sum(i.amount) AS amount
-               FROM invoices i
+               FROM {invoices} i
                WHERE i.invoice_date >= {earliest} AND i.invoice_date <= {last}
                GROUP BY {keys})
              SELECT s.period, {dim} AS dimension, sold.currency, s.first_day,
@@ -200,6 +200,7 @@ impl ArMetricsTable {
             dim = dimension_sql(&self.dimension),
             earliest = dates::sql_literal(earliest),
             last = dates::sql_literal(last),
+            invoices = super::invoices_table(session)?,
         );
         for b in collect_sql(session, &sql).await? {
             let c = Columns(&b);

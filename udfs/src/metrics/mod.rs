@@ -29,6 +29,27 @@ use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 
 /// The dimensions a metric can be split by (besides currency, always).
+/// A table the session may hold beside `invoices`: the invoices' `customer_id`,
+/// `invoice_date`, `currency` and `amount`, every row of `invoices`, laid out by invoice
+/// month (arq's nightly keeps it with its settlement table). `ar_metrics` reads its credit
+/// sales from it when the session has it: the months of the periods' sales instead of
+/// every invoice.
+pub const INVOICES_BY_MONTH: &str = "invoices_by_month";
+
+/// `INVOICES_BY_MONTH` when the session has it, else `invoices`.
+pub(crate) fn invoices_table(session: &dyn datafusion::catalog::Session) -> Result<&'static str> {
+    let state = crate::table_function::session_state(session)?;
+    let by_month = state
+        .schema_for_ref(INVOICES_BY_MONTH)
+        .map(|schema| schema.table_exist(INVOICES_BY_MONTH))
+        .unwrap_or(false);
+    Ok(if by_month {
+        INVOICES_BY_MONTH
+    } else {
+        "invoices"
+    })
+}
+
 pub const DIMENSIONS: [&str; 4] = ["all", "segment", "region", "collector_id"];
 
 /// Money in metric outputs: sums of Decimal128(18, 2) widened so they cannot overflow.
