@@ -146,10 +146,10 @@ fn state(out: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Every settled row of the table in `out`, sorted, as text (exact values).
-fn settled_rows(out: &Path) -> String {
-    let state = state(out);
-    let files: Vec<String> = state["settled"]
+/// Every row of the files `state.json` lists under `key` in `out`, sorted by `order`, as
+/// text (exact values).
+fn kept_rows(out: &Path, key: &str, order: &str) -> String {
+    let files: Vec<String> = state(out)[key]
         .as_array()
         .unwrap()
         .iter()
@@ -160,44 +160,29 @@ fn settled_rows(out: &Path) -> String {
                 .to_string()
         })
         .collect();
-    query_files(&files, "SELECT * FROM t ORDER BY customer_id, invoice_id")
+    query_files(&files, &format!("SELECT * FROM t ORDER BY {order}"))
+}
+
+/// Every settled row of the table in `out`, sorted, as text.
+fn settled_rows(out: &Path) -> String {
+    kept_rows(out, "settled", "customer_id, invoice_id")
 }
 
 /// Every row of the payments by month in `out`, sorted, as text.
 fn payments_rows(out: &Path) -> String {
-    let files: Vec<String> = state(out)["payments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            out.join("_settlement")
-                .join(f.as_str().unwrap())
-                .display()
-                .to_string()
-        })
-        .collect();
-    query_files(
-        &files,
-        "SELECT * FROM t ORDER BY payment_date, customer_id, amount, currency",
+    kept_rows(
+        out,
+        "payments",
+        "payment_date, customer_id, amount, currency",
     )
 }
 
 /// Every row of the invoices by month in `out`, sorted, as text.
 fn invoices_rows(out: &Path) -> String {
-    let files: Vec<String> = state(out)["invoices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            out.join("_settlement")
-                .join(f.as_str().unwrap())
-                .display()
-                .to_string()
-        })
-        .collect();
-    query_files(
-        &files,
-        "SELECT * FROM t ORDER BY invoice_date, customer_id, amount, currency",
+    kept_rows(
+        out,
+        "invoices",
+        "invoice_date, customer_id, amount, currency",
     )
 }
 
@@ -529,22 +514,14 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
     );
 
     // The cash collected is read from the payments by month: October's payments doubled
-    // there double the page's cash, and only that column.
-    let folder = kept.path().join("_settlement");
-    for name in state(kept.path())["payments"].as_array().unwrap() {
-        let name = name.as_str().unwrap();
-        if !name.ends_with("-2026-10.parquet") {
-            continue;
-        }
-        let copy = pages.path().join(name);
-        std::fs::copy(folder.join(name), &copy).unwrap();
-        write_select(
-            &copy,
-            "SELECT customer_id, payment_date, CAST(amount * 2 AS DECIMAL(18, 2)) AS amount, \
-             currency FROM t",
-            &folder.join(name),
-        );
-    }
+    // there change the page's money cells.
+    rewrite_october(
+        kept.path(),
+        "payments",
+        "SELECT customer_id, payment_date, CAST(amount * 2 AS DECIMAL(18, 2)) AS amount, \
+         currency FROM t",
+        pages.path(),
+    );
     let doubled = report(kept.path(), &pages.path().join("doubled.html"));
     let (doubled, direct_page) = (
         String::from_utf8(doubled).unwrap(),
@@ -570,20 +547,13 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
 
     // `ar_metrics` reads the credit sales from the invoices by month: October's invoices
     // doubled there change the page again (the CEI and DSO of the month).
-    for name in state(kept.path())["invoices"].as_array().unwrap() {
-        let name = name.as_str().unwrap();
-        if !name.ends_with("-2026-10.parquet") {
-            continue;
-        }
-        let copy = pages.path().join(name);
-        std::fs::copy(folder.join(name), &copy).unwrap();
-        write_select(
-            &copy,
-            "SELECT customer_id, invoice_date, currency, \
-             CAST(amount * 2 AS DECIMAL(18, 2)) AS amount FROM t",
-            &folder.join(name),
-        );
-    }
+    rewrite_october(
+        kept.path(),
+        "invoices",
+        "SELECT customer_id, invoice_date, currency, \
+         CAST(amount * 2 AS DECIMAL(18, 2)) AS amount FROM t",
+        pages.path(),
+    );
     let sales = report(kept.path(), &pages.path().join("sales.html"));
     assert!(
         String::from_utf8(sales).unwrap() != doubled,
@@ -690,6 +660,27 @@ fn an_invoice_that_arrives_again_after_it_was_settled_is_found() {
         )),
         "{rebuilt}"
     );
+}
+
+/// Rewrites the October files `state.json` lists under `key` in `out` with `select` over
+/// each (as `t`; the original copied to `scratch` first).
+fn rewrite_october(out: &Path, key: &str, select: &str, scratch: &Path) {
+    let folder = out.join("_settlement");
+    let names = state(out)[key].clone();
+    let october = names
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .filter(|n| n.ends_with("-2026-10.parquet"));
+    let mut rewritten = 0;
+    for name in october {
+        let copy = scratch.join(name);
+        std::fs::copy(folder.join(name), &copy).unwrap();
+        write_select(&copy, select, &folder.join(name));
+        rewritten += 1;
+    }
+    assert!(rewritten > 0, "no October file under {key}: {names}");
 }
 
 /// Removes the manifest's timings (the one part of a night that differs between runs).
