@@ -28,7 +28,6 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 
-/// The dimensions a metric can be split by (besides currency, always).
 /// A table the session may hold beside `invoices`: the invoices' `customer_id`,
 /// `invoice_date`, `currency` and `amount`, every row of `invoices`, laid out by invoice
 /// month (arq's nightly keeps it with its settlement table). `ar_metrics` reads its credit
@@ -50,6 +49,7 @@ pub(crate) fn invoices_table(session: &dyn datafusion::catalog::Session) -> Resu
     })
 }
 
+/// The dimensions a metric can be split by (besides currency, always).
 pub const DIMENSIONS: [&str; 4] = ["all", "segment", "region", "collector_id"];
 
 /// Money in metric outputs: sums of Decimal128(18, 2) widened so they cannot overflow.
