@@ -143,6 +143,21 @@ fn the_nightly_job_writes_every_list_once_and_reruns_byte_identical() {
         order.dedup();
         assert_eq!(order, customers, "{id}");
         assert!(items.records().all(|r| r.num("days_past_due") > 0.0));
+        // A customer's items oldest due first, then by invoice (the query does not sort
+        // them: the night does).
+        let keys: Vec<_> = items
+            .records()
+            .map(|r| (r.get("customer_id"), r.get("due_date"), r.get("invoice_id")))
+            .collect();
+        for pair in keys.windows(2) {
+            let ((c1, d1, i1), (c2, d2, i2)) = (pair[0], pair[1]);
+            assert!(
+                c1 != c2 || (d1, i1) < (d2, i2),
+                "{id}: {:?} then {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
     }
     assert_eq!(
         table(&run, "limits.csv").rows.len(),

@@ -542,7 +542,7 @@ fn output_tables(d: &Decisions) -> Result<Vec<(String, OutputRows<'_>)>> {
         rows.sort_unstable();
         OutputRows::Taken(queues, rows)
     };
-    // The overdue items of each customer.
+    // The overdue items of each customer, oldest due first (the query does not sort them).
     let item_customers = text(&d.items, "customer_id")?;
     let item_customers = item_customers.as_string::<i32>();
     let mut items_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
@@ -551,6 +551,10 @@ fn output_tables(d: &Decisions) -> Result<Vec<(String, OutputRows<'_>)>> {
             .entry(item_customers.value(r))
             .or_default()
             .push(r as u32);
+    }
+    let order = arq_models::queues::items_order(&d.items)?;
+    for rows in items_of.values_mut() {
+        rows.sort_unstable_by(&order);
     }
     let customers = text(queues, "customer_id")?;
     let customers = customers.as_string::<i32>();

@@ -8,8 +8,9 @@ use arq_udfs::table_function::collect_sql;
 use arq_udfs::table_function::concat_owned;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
-    RecordBatch, StringArray, StringBuilder, UInt32Array,
+    RecordBatch, StringArray, StringBuilder, UInt32Array, make_comparator,
 };
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
@@ -402,13 +403,19 @@ async fn queue_inputs(session: &dyn Session, scores: &Scores, grace: i32) -> Res
 }
 
 /// The overdue invoices behind the call lists at snapshot `day`: one row per open item
-/// past due, by customer, oldest due date first.
+/// past due, in no set order — a list orders its customer's items itself (by due date and
+/// invoice, [`ITEMS_ORDER`]). Unsorted, the rows are collected as they are read: at a
+/// million customers the 2.6 M rows sorted here took 0.68 GB at the sort's peak, 0.14 GB
+/// written unsorted.
 pub const OVERDUE_ITEMS_SQL: &str = "SELECT customer_id, invoice_id, invoice_date, due_date, \
      days_past_due(due_date, snapshot_date) AS days_past_due, currency, amount, open_amount, \
      disputed, promise_date, promise_amount \
      FROM open_items \
-     WHERE CAST(snapshot_date AS INT) = {day} AND days_past_due(due_date, snapshot_date) > 0 \
-     ORDER BY customer_id, due_date, invoice_id";
+     WHERE CAST(snapshot_date AS INT) = {day} AND days_past_due(due_date, snapshot_date) > 0";
+
+/// The order of one customer's overdue items in a call list: oldest due date first, then
+/// by invoice id (unique in a snapshot: the warehouse check refuses an invoice twice).
+pub const ITEMS_ORDER: [&str; 2] = ["due_date", "invoice_id"];
 
 /// The overdue invoices of the snapshot (see [`OVERDUE_ITEMS_SQL`]) as one batch.
 pub async fn overdue_items(session: &dyn Session, day: i32) -> Result<RecordBatch> {
@@ -423,6 +430,33 @@ pub async fn overdue_items(session: &dyn Session, day: i32) -> Result<RecordBatc
             "the overdue items query returned no schema".into(),
         )),
     }
+}
+
+/// A comparison of two rows of [`overdue_items`]' batch in [`ITEMS_ORDER`] (a null last),
+/// to sort one customer's items.
+pub fn items_order(
+    items: &RecordBatch,
+) -> Result<impl Fn(&u32, &u32) -> std::cmp::Ordering + use<>> {
+    let options = SortOptions {
+        descending: false,
+        nulls_first: false,
+    };
+    let comparators = ITEMS_ORDER
+        .iter()
+        .map(|name| {
+            let column = items.column_by_name(name).ok_or_else(|| {
+                ModelError::Data(format!("the overdue items have no column `{name}`"))
+            })?;
+            Ok(make_comparator(column, column, options)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(move |a: &u32, b: &u32| {
+        comparators
+            .iter()
+            .map(|compare| compare(*a as usize, *b as usize))
+            .find(|order| order.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    })
 }
 
 /// The `collectors` table.
