@@ -30,6 +30,10 @@ use crate::scores::Scores;
 /// promises' CTEs in place of `{promises}`.
 pub const LIMIT_INPUTS_SQL: &str = include_str!("../sql/limit_inputs.sql");
 
+/// Whether each customer is above its credit limit at the snapshot `{day}`: the days of
+/// [`over_since`].
+pub const OVER_LIMIT_SQL: &str = include_str!("../sql/over_limit.sql");
+
 /// What a recommendation does to the current limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,8 +242,9 @@ async fn limit_inputs(
         policy.queues.promise_grace_days,
         session,
     )
-    .replace("{over_window}", &(review.over_limit_days + 62).to_string())
     .replace("{broken_days}", &review.broken_promise_days.to_string());
+    // Before the inputs' query, not beside it: its queries hold little once done.
+    let over_since = over_since(session, scores.day, review.over_limit_days + 62).await?;
     let batches = collect_sql(session, &sql).await?;
     let Some(first) = batches.first() else {
         if scores.is_empty() {
@@ -277,7 +282,7 @@ async fn limit_inputs(
         n.int("since_day")?,
         n.int("review_day")?,
     );
-    let (over_since, broken_day) = (n.int("over_since")?, n.int("broken_day")?);
+    let broken_day = n.int("broken_day")?;
     let opt = |a: &Int32Array, r: usize| a.is_valid(r).then(|| a.value(r));
     let d = money::from_cents;
     let inputs = (0..rows.num_rows())
@@ -294,7 +299,7 @@ async fn limit_inputs(
         .map(|r| ReviewInput {
             customer_since: since.value(r),
             last_review: opt(&review_day, r),
-            over_since: opt(&over_since, r),
+            over_since: over_since.get(scores.customer_id.value(r)).copied(),
             broken_promise: opt(&broken_day, r).map(|day| {
                 (
                     day,
@@ -314,6 +319,63 @@ async fn limit_inputs(
         inputs,
         reviews,
     })
+}
+
+/// The first snapshot of each customer's current run of snapshots above the credit
+/// limit, among the snapshots of the `window` days up to `day`: the first snapshot above
+/// the limit after the last one at or under it ([`OVER_LIMIT_SQL`], one snapshot at a
+/// time, oldest first). A snapshot without the customer, or where it has no limit, neither
+/// starts nor ends a run; a customer whose row is twice in a snapshot, once above and once
+/// not, is not above it that day. Only customers in a run at `day` are kept.
+async fn over_since(session: &dyn Session, day: i32, window: i32) -> Result<HashMap<String, i32>> {
+    let days = collect_sql(
+        session,
+        &format!(
+            "SELECT DISTINCT CAST(snapshot_date AS INT) AS day FROM customers \
+             WHERE CAST(snapshot_date AS INT) <= {day} \
+               AND CAST(snapshot_date AS INT) > {} ORDER BY day",
+            day - window
+        ),
+    )
+    .await?;
+    let mut since: HashMap<String, i32> = HashMap::new();
+    for batch in &days {
+        let days = Named::new(batch, "the snapshots").int("day")?;
+        for snapshot in days.iter().flatten() {
+            let rows = collect_sql(
+                session,
+                &OVER_LIMIT_SQL.replace("{day}", &snapshot.to_string()),
+            )
+            .await?;
+            let rows = rows
+                .iter()
+                .map(|batch| {
+                    let n = Named::new(batch, "the customers above their limit");
+                    Ok((n.text("customer_id")?, n.flag("over")?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // A run starts at the first snapshot above the limit, and ends after every row
+            // of the day is read: a row at or under the limit ends it whatever the
+            // customer's other rows that day.
+            for wanted in [true, false] {
+                for (ids, over) in &rows {
+                    let known = |r: &usize| ids.is_valid(*r) && over.is_valid(*r);
+                    for r in (0..ids.len()).filter(known) {
+                        match (wanted, over.value(r)) {
+                            (true, true) if !since.contains_key(ids.value(r)) => {
+                                since.insert(ids.value(r).to_string(), snapshot);
+                            }
+                            (false, false) => {
+                                since.remove(ids.value(r));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(since)
 }
 
 /// Recommendations for every customer of the scored snapshot, by customer: the model's
@@ -473,6 +535,169 @@ mod tests {
 
     fn policy() -> LimitPolicy {
         Policy::parse(POLICY, "test.toml").unwrap().limits
+    }
+
+    /// The query `over_since` replaced (the whole window in one query): the reference.
+    const OVER_SINCE_IN_ONE_QUERY: &str = "WITH over_limit AS (
+        SELECT c.customer_id, CAST(c.snapshot_date AS INT) AS day,
+               coalesce(sum(o.exposure), 0) > c.credit_limit AS over
+        FROM customers c
+        LEFT JOIN (
+            SELECT customer_id, snapshot_date, sum(open_amount) AS exposure
+            FROM open_items
+            WHERE CAST(snapshot_date AS INT) <= {day}
+              AND CAST(snapshot_date AS INT) > {day} - {window}
+            GROUP BY customer_id, snapshot_date
+        ) o ON o.customer_id = c.customer_id AND o.snapshot_date = c.snapshot_date
+        WHERE CAST(c.snapshot_date AS INT) <= {day}
+          AND CAST(c.snapshot_date AS INT) > {day} - {window}
+        GROUP BY c.customer_id, c.snapshot_date, c.credit_limit
+    )
+    SELECT s.customer_id, min(s.day) AS over_since
+    FROM over_limit s
+    LEFT JOIN (
+        SELECT customer_id, max(day) AS ok_day FROM over_limit WHERE NOT over GROUP BY customer_id
+    ) ok ON ok.customer_id = s.customer_id
+    WHERE s.over AND (ok.ok_day IS NULL OR s.day > ok.ok_day)
+    GROUP BY s.customer_id";
+
+    #[tokio::test]
+    async fn over_since_one_snapshot_at_a_time_gives_what_one_query_over_the_window_gives() {
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::SessionContext;
+        // Snapshots on days 10, 20, 30, 40; the window (40 - 25, 40] holds 20, 30, 40.
+        // (customer, day, limit) and (customer, day, open amount).
+        let customers: &[(&str, i32, Option<i64>)] = &[
+            ("over_since_20", 10, Some(100)),
+            ("over_since_20", 20, Some(100)),
+            ("over_since_20", 30, Some(100)),
+            ("over_since_20", 40, Some(100)),
+            ("ended", 20, Some(100)),
+            ("ended", 30, Some(100)),
+            ("ended", 40, Some(100)),
+            ("restarted", 20, Some(100)),
+            ("restarted", 30, Some(100)),
+            ("restarted", 40, Some(100)),
+            ("gap_then_over", 20, Some(100)),
+            ("gap_then_over", 40, Some(100)),
+            ("no_limit_between", 20, Some(100)),
+            ("no_limit_between", 30, None),
+            ("no_limit_between", 40, Some(100)),
+            ("twice_one_under", 20, Some(100)),
+            ("twice_one_under", 30, Some(100)),
+            ("twice_one_under", 30, Some(1000)),
+            ("twice_one_under", 40, Some(100)),
+            ("twice_same_limit", 40, Some(150)),
+            ("twice_same_limit", 40, Some(150)),
+            ("under", 40, Some(100)),
+            ("no_items", 40, Some(0)),
+            ("before_window", 10, Some(100)),
+        ];
+        let items: &[(&str, i32, i64)] = &[
+            ("over_since_20", 10, 50),
+            ("over_since_20", 20, 150),
+            ("over_since_20", 30, 150),
+            ("over_since_20", 40, 60),
+            ("over_since_20", 40, 60),
+            ("ended", 20, 150),
+            ("ended", 30, 150),
+            ("ended", 40, 100),
+            ("restarted", 20, 150),
+            ("restarted", 30, 50),
+            ("restarted", 40, 150),
+            ("gap_then_over", 20, 150),
+            ("gap_then_over", 40, 150),
+            ("no_limit_between", 20, 150),
+            ("no_limit_between", 30, 150),
+            ("no_limit_between", 40, 150),
+            ("twice_one_under", 20, 150),
+            ("twice_one_under", 30, 150),
+            ("twice_one_under", 40, 150),
+            ("twice_same_limit", 40, 100),
+            ("under", 40, 20),
+            ("before_window", 10, 500),
+        ];
+        let money = |cents: Vec<Option<i64>>| -> ArrayRef {
+            Arc::new(
+                Decimal128Array::from(
+                    cents
+                        .into_iter()
+                        .map(|c| c.map(|c| c as i128 * 100))
+                        .collect::<Vec<_>>(),
+                )
+                .with_data_type(MONEY),
+            )
+        };
+        let table = |ids: Vec<&str>, days: Vec<i32>, amount: (&str, ArrayRef)| {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("customer_id", DataType::Utf8, false),
+                Field::new("snapshot_date", DataType::Date32, false),
+                Field::new(amount.0, MONEY, true),
+            ]));
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(Date32Array::from(days)),
+                amount.1,
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())
+        };
+        let ctx = SessionContext::new();
+        ctx.register_table(
+            "customers",
+            table(
+                customers.iter().map(|c| c.0).collect(),
+                customers.iter().map(|c| c.1).collect(),
+                (
+                    "credit_limit",
+                    money(customers.iter().map(|c| c.2).collect()),
+                ),
+            ),
+        )
+        .unwrap();
+        ctx.register_table(
+            "open_items",
+            table(
+                items.iter().map(|i| i.0).collect(),
+                items.iter().map(|i| i.1).collect(),
+                (
+                    "open_amount",
+                    money(items.iter().map(|i| Some(i.2)).collect()),
+                ),
+            ),
+        )
+        .unwrap();
+        let state = ctx.state();
+        let got = over_since(&state, 40, 25).await.unwrap();
+        let mut got: Vec<(String, i32)> = got.into_iter().collect();
+        got.sort();
+        let reference = OVER_SINCE_IN_ONE_QUERY
+            .replace("{day}", "40")
+            .replace("{window}", "25");
+        let mut expected = Vec::new();
+        for batch in collect_sql(&state, &reference).await.unwrap() {
+            let n = Named::new(&batch, "the reference");
+            let (ids, since) = (n.text("customer_id").unwrap(), n.int("over_since").unwrap());
+            for r in 0..batch.num_rows() {
+                expected.push((ids.value(r).to_string(), since.value(r)));
+            }
+        }
+        expected.sort();
+        assert_eq!(got, expected);
+        let named = |v: &[(&str, i32)]| -> Vec<(String, i32)> {
+            v.iter().map(|(c, d)| (c.to_string(), *d)).collect()
+        };
+        assert_eq!(
+            got,
+            named(&[
+                ("gap_then_over", 20),
+                ("no_limit_between", 20),
+                ("over_since_20", 20),
+                ("restarted", 40),
+                ("twice_one_under", 40),
+                ("twice_same_limit", 40),
+            ])
+        );
     }
 
     #[test]
