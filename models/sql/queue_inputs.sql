@@ -29,17 +29,22 @@ last_contact AS (
       AND CAST(activity_date AS INT) <= {day}
     GROUP BY customer_id
 ),
+-- Each disputed item's latest dispute, then the oldest of those per customer. The
+-- disputes joined to the disputed items before they are grouped: at 1 M customers the
+-- join's build side is the 150 K items instead of 2.2 M disputed invoices' latest dates
+-- (alone: 1.35-1.8 s, 0.43 GB -> 1.1 s, 0.19 GB; an invoice is once in a snapshot, so
+-- the days are the same).
 open_disputes AS (
-    SELECT o.customer_id, min(d.opened_day) AS dispute_day
-    FROM open_items o
-    JOIN (
-        SELECT invoice_id, max(CAST(activity_date AS INT)) AS opened_day
-        FROM activities
-        WHERE kind = 'dispute' AND CAST(activity_date AS INT) <= {day}
-        GROUP BY invoice_id
-    ) d ON d.invoice_id = o.invoice_id
-    WHERE CAST(o.snapshot_date AS INT) = {day} AND o.disputed
-    GROUP BY o.customer_id
+    SELECT customer_id, min(opened_day) AS dispute_day
+    FROM (
+        SELECT o.customer_id, o.invoice_id, max(CAST(a.activity_date AS INT)) AS opened_day
+        FROM open_items o
+        JOIN activities a ON a.invoice_id = o.invoice_id
+        WHERE CAST(o.snapshot_date AS INT) = {day} AND o.disputed
+          AND a.kind = 'dispute' AND CAST(a.activity_date AS INT) <= {day}
+        GROUP BY o.customer_id, o.invoice_id
+    )
+    GROUP BY customer_id
 ),
 items AS (
     SELECT o.customer_id,
