@@ -772,22 +772,17 @@ async fn merge(
     }
     open_file.commit()?;
     known_file.commit()?;
-    let mut payments = previous
-        .as_ref()
-        .map(|s| s.payments.clone())
-        .unwrap_or_default();
-    for (name, file) in month_files {
-        file.commit()?;
-        payments.push(name);
-    }
-    let mut invoices = previous
-        .as_ref()
-        .map(|s| s.invoices.clone())
-        .unwrap_or_default();
-    for (name, file) in invoice_files {
-        file.commit()?;
-        invoices.push(name);
-    }
+    // The month files kept so far, then this update's, committed.
+    let appended = |kept: Option<&Vec<String>>, files: Vec<(String, AtomicFile)>| {
+        let mut names = kept.cloned().unwrap_or_default();
+        for (name, file) in files {
+            file.commit()?;
+            names.push(name);
+        }
+        Ok::<_, ArqError>(names)
+    };
+    let payments = appended(previous.as_ref().map(|s| &s.payments), month_files)?;
+    let invoices = appended(previous.as_ref().map(|s| &s.invoices), invoice_files)?;
     let state = State {
         format: FORMAT,
         warehouse: root.to_string(),

@@ -5,6 +5,7 @@ use datafusion::common::runtime::SpawnedTask;
 use futures::StreamExt;
 use std::sync::Arc;
 
+pub(crate) use arq_udfs::table_function::has_table;
 use arq_udfs::table_function::{collect_sql, concat_owned};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -94,15 +95,6 @@ impl Settling {
             Settling::FromPayments
         }
     }
-}
-
-/// Whether `session` (a [`datafusion::execution::SessionState`]) has a table `name`.
-pub(crate) fn has_table(session: &dyn Session, name: &str) -> bool {
-    session
-        .as_any()
-        .downcast_ref::<datafusion::execution::SessionState>()
-        .and_then(|s| s.schema_for_ref(name).ok())
-        .is_some_and(|schema| schema.table_exist(name))
 }
 
 /// `paid_in_full` of [`FEATURES_SQL`] read from [`SETTLEMENT_TABLE`].

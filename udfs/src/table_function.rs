@@ -174,6 +174,17 @@ pub fn session_state(session: &dyn Session) -> Result<&SessionState> {
         .ok_or_else(|| exec_datafusion_err!("arq's table functions need a DataFusion SessionState"))
 }
 
+/// Whether `session` (a [`SessionState`]) has a table `name`: where a derived table kept
+/// beside the warehouse (the settlement's, the invoices by month) is read instead of the
+/// warehouse's.
+pub fn has_table(session: &dyn Session, name: &str) -> bool {
+    session
+        .as_any()
+        .downcast_ref::<SessionState>()
+        .and_then(|s| s.schema_for_ref(name).ok())
+        .is_some_and(|schema| schema.table_exist(name))
+}
+
 /// Runs `sql` in the session that scans the table function and collects the rows.
 pub async fn collect_sql(session: &dyn Session, sql: &str) -> Result<Vec<RecordBatch>> {
     collect_in(session_state(session)?.clone(), sql).await

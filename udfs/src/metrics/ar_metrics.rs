@@ -200,7 +200,7 @@ impl ArMetricsTable {
             dim = dimension_sql(&self.dimension),
             earliest = dates::sql_literal(earliest),
             last = dates::sql_literal(last),
-            invoices = super::invoices_table(session)?,
+            invoices = super::invoices_table(session),
         );
         for b in collect_sql(session, &sql).await? {
             let c = Columns(&b);

@@ -36,17 +36,11 @@ use datafusion::logical_expr::Expr;
 pub const INVOICES_BY_MONTH: &str = "invoices_by_month";
 
 /// `INVOICES_BY_MONTH` when the session has it, else `invoices`.
-pub(crate) fn invoices_table(session: &dyn datafusion::catalog::Session) -> Result<&'static str> {
-    let state = crate::table_function::session_state(session)?;
-    let by_month = state
-        .schema_for_ref(INVOICES_BY_MONTH)
-        .map(|schema| schema.table_exist(INVOICES_BY_MONTH))
-        .unwrap_or(false);
-    Ok(if by_month {
-        INVOICES_BY_MONTH
-    } else {
-        "invoices"
-    })
+pub(crate) fn invoices_table(session: &dyn datafusion::catalog::Session) -> &'static str {
+    match crate::table_function::has_table(session, INVOICES_BY_MONTH) {
+        true => INVOICES_BY_MONTH,
+        false => "invoices",
+    }
 }
 
 /// The dimensions a metric can be split by (besides currency, always).
