@@ -825,6 +825,32 @@ fn a_forest_champion_works_in_sql_queues_and_limits() {
     }
 }
 
+/// One snapshot's features (the nightly's query: the worst days past due and the last
+/// payment per customer straight from the events, `features::DPD_HISTORY_ONE_SNAPSHOT`)
+/// are those of the general query over a range holding that snapshot alone — in slices
+/// and in one query.
+#[tokio::test]
+async fn one_snapshot_features_equal_the_general_query() {
+    use arq::warehouse::{AsOf, Warehouse};
+    use arq_models::features::snapshots_features;
+    let warehouse = Warehouse::open(demo(), AsOf::Latest).unwrap();
+    let state = warehouse.session(None).await.unwrap().state();
+    let day = days("2026-10-31");
+    for slice in [300, 100_000] {
+        let one = snapshots_features(&state, day, day, slice).await.unwrap();
+        // From the day before: no other snapshot in range, so the general form's rows.
+        let general = snapshots_features(&state, day - 1, day, slice).await.unwrap();
+        assert!(one.num_rows() > 1900, "{}", one.num_rows());
+        assert_eq!(one, general, "slice {slice}");
+        let dpd = one.column_by_name("max_dpd_12m").unwrap();
+        let dpd = dpd.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        assert!(dpd.iter().flatten().filter(|&d| d > 0.0).count() > 100);
+        let since = one.column_by_name("days_since_last_payment").unwrap();
+        let since = since.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        assert!(since.iter().flatten().filter(|&d| d < 365.0).count() > 100);
+    }
+}
+
 /// The previous snapshot scored in the same feature pass as tonight's (the nightly's
 /// first night and `arq limits`, for the class migration) gets exactly the scores it
 /// gets alone — in slices and in one query.
