@@ -839,7 +839,9 @@ async fn one_snapshot_features_equal_the_general_query() {
     for slice in [300, 100_000] {
         let one = snapshots_features(&state, day, day, slice).await.unwrap();
         // From the day before: no other snapshot in range, so the general form's rows.
-        let general = snapshots_features(&state, day - 1, day, slice).await.unwrap();
+        let general = snapshots_features(&state, day - 1, day, slice)
+            .await
+            .unwrap();
         assert!(one.num_rows() > 1900, "{}", one.num_rows());
         assert_eq!(one, general, "slice {slice}");
         let dpd = one.column_by_name("max_dpd_12m").unwrap();

@@ -115,46 +115,103 @@ const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS
     WHERE CAST(paid_date AS INT) <= {to_day}
       AND {customers:customer_id}";
 
-/// `dpd_history` of [`FEATURES_SQL`] for one snapshot (`{from_day}` = `{to_day}`): the
-/// worst days past due of the window's open items per customer, straight from the items,
-/// where the general form takes the worst per customer and snapshot, then joins each
-/// snapshot asked for to the 12 months before it. The same maxima over the same rows (a
-/// customer twice in `base` changes neither), in one hash table of customers instead of
-/// one of customer-snapshots and a join: at a million customers, alone, 4.5 → 2.7 s and
-/// 1.1 → 0.45 GB (benches/README.md). Customers not in `base` get rows here too; the
-/// final LEFT JOIN from `base` leaves them out.
-const DPD_HISTORY_ONE_SNAPSHOT: &str = "    SELECT customer_id, CAST({to_day} AS INT) AS t,
+/// The CTEs of [`FEATURES_SQL`] that join `base` to a table of events, for one snapshot
+/// (`{from_day}` = `{to_day}`, the nightly's and the scoring's query): each customer's
+/// aggregate straight from the events, grouped by customer alone, where the general form
+/// joins every event row to the snapshots of `base` and groups by customer and snapshot.
+/// The windows are the general form's with `b.t` = `{to_day}`. Customers not in `base` get
+/// rows too; the final LEFT JOIN from `base` leaves them out. At a million customers,
+/// each alone over the whole snapshot: `dpd_history` 4.5 → 2.7 s and 1.1 → 0.45 GB,
+/// `last_payment` 3.6–4.0 → 1.3 s, `invoicing` with `contacts` 8.5–8.7 → 3.5–3.8 s
+/// (benches/README.md). The same rows wherever a customer is once in a snapshot — which
+/// the contract requires and the nightly's check enforces; a customer twice in `base`
+/// had its counts doubled by the general form's join, here each of its rows counts its
+/// events once. `dpd_by_snapshot` is then not referenced, and not planned.
+const ONE_SNAPSHOT: [(&str, &str); 6] = [
+    (
+        "dpd_history",
+        "    SELECT customer_id, CAST({to_day} AS INT) AS t,
            max(days_past_due(due_date, snapshot_date)) FILTER (WHERE CAST(snapshot_date AS INT) > {to_day} - 91) AS max_dpd_3m,
            max(days_past_due(due_date, snapshot_date)) FILTER (WHERE CAST(snapshot_date AS INT) > {to_day} - 183) AS max_dpd_6m,
            max(days_past_due(due_date, snapshot_date)) AS max_dpd_12m
     FROM open_items
     WHERE CAST(snapshot_date AS INT) BETWEEN {to_day} - 364 AND {to_day}
       AND {customers:customer_id}
-    GROUP BY customer_id";
-
-/// `last_payment` of [`FEATURES_SQL`] for one snapshot: each customer's latest payment of
-/// the 12 months, grouped by customer alone instead of joining every payment to `base`
-/// first (the same maximum; alone at a million customers 3.6–4.0 → 1.3 s).
-const LAST_PAYMENT_ONE_SNAPSHOT: &str = "    SELECT p.customer_id, CAST({to_day} AS INT) AS t, max(CAST(p.payment_date AS INT)) AS last_paid_day
+    GROUP BY customer_id",
+    ),
+    (
+        "payment_history",
+        "    SELECT s.customer_id, CAST({to_day} AS INT) AS t,
+           count(*) FILTER (WHERE s.paid_day > {to_day} - 183) AS paid_6m,
+           count(*) FILTER (WHERE s.paid_day > {to_day} - 183 AND s.days_late > 0) AS paid_late_6m,
+           count(*) AS paid_12m,
+           count(*) FILTER (WHERE s.days_late > 0) AS paid_late_12m,
+           sum(s.days_late) FILTER (WHERE s.paid_day > {to_day} - 183) AS days_late_sum_6m,
+           count(*) FILTER (WHERE s.paid_day > {to_day} - 91) AS paid_3m,
+           sum(s.days_late) FILTER (WHERE s.paid_day > {to_day} - 91) AS days_late_sum_3m,
+           count(*) FILTER (WHERE s.paid_day <= {to_day} - 91 AND s.paid_day > {to_day} - 183) AS paid_prev_3m,
+           sum(s.days_late) FILTER (WHERE s.paid_day <= {to_day} - 91 AND s.paid_day > {to_day} - 183) AS days_late_sum_prev_3m
+    FROM settled s
+    WHERE s.paid_day <= {to_day} AND s.paid_day > {to_day} - 365
+    GROUP BY s.customer_id",
+    ),
+    (
+        "last_payment",
+        "    SELECT p.customer_id, CAST({to_day} AS INT) AS t, max(CAST(p.payment_date AS INT)) AS last_paid_day
     FROM payments p
     WHERE CAST(p.payment_date AS INT) <= {to_day} AND CAST(p.payment_date AS INT) > {to_day} - 365
       AND {customers:p.customer_id}
-    GROUP BY p.customer_id";
+    GROUP BY p.customer_id",
+    ),
+    (
+        "promises",
+        "    SELECT a.customer_id, CAST({to_day} AS INT) AS t,
+           count(*) FILTER (WHERE f.paid_day IS NULL OR f.paid_day > a.promise_day + 3) AS broken_promises
+    FROM promised a
+    LEFT JOIN promised_paid f ON f.invoice_id = a.invoice_id
+    WHERE a.made_day <= {to_day}
+      AND a.promise_day + 3 <= {to_day}
+      AND a.promise_day + 3 > {to_day} - 365
+    GROUP BY a.customer_id",
+    ),
+    (
+        "contacts",
+        "    SELECT a.customer_id, CAST({to_day} AS INT) AS t, count(*) AS contacts_3m
+    FROM activities a
+    WHERE a.kind IN ('call', 'email', 'letter')
+      AND CAST(a.activity_date AS INT) <= {to_day} AND CAST(a.activity_date AS INT) > {to_day} - 91
+      AND {customers:a.customer_id}
+    GROUP BY a.customer_id",
+    ),
+    (
+        "invoicing",
+        "    SELECT i.customer_id, CAST({to_day} AS INT) AS t, count(*) AS invoices_12m
+    FROM invoices i
+    WHERE CAST(i.invoice_date AS INT) <= {to_day} AND CAST(i.invoice_date AS INT) > {to_day} - 365
+      AND {customers:i.customer_id}
+    GROUP BY i.customer_id",
+    ),
+];
 
 /// `sql` with the body of its CTE `name` (the lines between `name AS (` and the next
-/// line `),`) replaced by `body`. The CTEs replaced are arq's own (unit-tested): a
-/// missing one is a bug, caught by the tests.
+/// line `),`, or `)` alone for the last CTE) replaced by `body`. The CTEs replaced are
+/// arq's own (unit-tested): a missing one is a bug, caught by the tests.
 pub fn replace_cte(sql: &str, name: &str, body: &str) -> String {
     let head = format!("\n{name} AS (\n");
     let start = sql
         .find(&head)
         .unwrap_or_else(|| panic!("arq's SQL has no CTE `{name}`"))
         + head.len();
-    let end = start
-        + sql[start..]
-            .find("\n),")
-            .unwrap_or_else(|| panic!("arq's CTE `{name}` has no end"));
+    let end =
+        start + cte_end(&sql[start..]).unwrap_or_else(|| panic!("arq's CTE `{name}` has no end"));
     format!("{}{body}{}", &sql[..start], &sql[end..])
+}
+
+/// Where the body of a CTE that `rest` starts with ends: at its line `),` or `)`.
+fn cte_end(rest: &str) -> Option<usize> {
+    rest.match_indices("\n)")
+        .map(|(i, _)| i)
+        .find(|&i| matches!(rest.as_bytes().get(i + 2), Some(b',' | b'\n')))
 }
 
 /// The feature query for the customers of `range` only.
@@ -171,14 +228,11 @@ pub fn features_sql_for(
             replace_cte(&sql, "promised_paid", PROMISED_PAID_FROM_TABLE)
         }
     };
-    // One snapshot (the nightly's and the scoring's query): the worst days past due and the
-    // last payment per customer without the join to `base` (`dpd_by_snapshot` is then
-    // not referenced, and not planned).
+    // One snapshot: each customer's aggregates without the join to `base` ([`ONE_SNAPSHOT`]).
     let sql = match from_day == to_day {
-        true => {
-            let sql = replace_cte(&sql, "dpd_history", DPD_HISTORY_ONE_SNAPSHOT);
-            replace_cte(&sql, "last_payment", LAST_PAYMENT_ONE_SNAPSHOT)
-        }
+        true => ONE_SNAPSHOT
+            .iter()
+            .fold(sql, |sql, (name, body)| replace_cte(&sql, name, body)),
         false => sql,
     };
     let sql = fill(&sql, from_day, to_day);
@@ -691,21 +745,25 @@ mod tests {
     }
 
     #[test]
-    fn one_snapshot_takes_the_worst_days_past_due_and_the_last_payment_per_customer() {
+    fn one_snapshot_aggregates_each_customer_without_joining_base() {
         let one = features_sql_for(20, 20, &CustomerRange::default(), Settling::FromTable);
         let cte = |sql: &str, name: &str| {
             let start = sql.find(&format!("\n{name} AS (\n")).unwrap();
-            sql[start..start + sql[start..].find("\n),").unwrap()].to_string()
+            sql[start..start + cte_end(&sql[start + 1..]).unwrap()].to_string()
         };
+        for (name, _) in ONE_SNAPSHOT {
+            let body = cte(&one, name);
+            assert!(!body.contains("base"), "{body}");
+            assert!(body.contains("CAST(20 AS INT) AS t"), "{body}");
+        }
         assert!(cte(&one, "dpd_history").contains("FROM open_items"));
-        assert!(!cte(&one, "dpd_history").contains("JOIN"));
-        assert!(cte(&one, "last_payment").contains("GROUP BY p.customer_id"));
-        assert!(!cte(&one, "last_payment").contains("JOIN"));
         assert!(!one.contains("{to_day}") && !one.contains("{customers:"));
         // Two snapshots keep the general form.
         let two = features_sql_for(10, 20, &CustomerRange::default(), Settling::FromTable);
+        for (name, _) in ONE_SNAPSHOT {
+            assert!(cte(&two, name).contains("FROM base b"), "{name}");
+        }
         assert!(cte(&two, "dpd_history").contains("JOIN dpd_by_snapshot"));
-        assert!(cte(&two, "last_payment").contains("JOIN payments"));
     }
 
     #[test]
