@@ -44,8 +44,8 @@ impl ScoredSnapshot {
     }
 
     /// [`ScoredSnapshot::load`] and the scores of the complete snapshot before it (`None`
-    /// when this is the first), from one feature pass for both (the events read and
-    /// settled once): what the credit review's class migration needs.
+    /// when this is the first), scored with it (`arq_models::scores::score_snapshots`):
+    /// what the credit review's class migration needs.
     pub async fn load_with_previous(
         warehouse: &Warehouse,
         model: &SessionModel,

@@ -853,11 +853,11 @@ async fn one_snapshot_features_equal_the_general_query() {
     }
 }
 
-/// The previous snapshot scored in the same feature pass as tonight's (the nightly's
-/// first night and `arq limits`, for the class migration) gets exactly the scores it
-/// gets alone — in slices and in one query.
+/// The previous snapshot scored with tonight's (the nightly's first night and `arq
+/// limits`, for the class migration) gets exactly the scores it gets alone, and so does
+/// tonight's — in slices and in one query.
 #[tokio::test]
-async fn two_snapshots_in_one_pass_score_as_each_alone() {
+async fn two_snapshots_scored_together_score_as_each_alone() {
     use arq::warehouse::{AsOf, Warehouse};
     use arq_models::scores::{score_snapshot, score_snapshots};
     let warehouse = Warehouse::open(demo(), AsOf::Latest).unwrap();

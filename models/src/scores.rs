@@ -8,8 +8,7 @@ use datafusion::arrow::array::{
     ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
     StringArray,
 };
-use datafusion::arrow::compute::kernels::cmp::eq;
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 
@@ -146,10 +145,13 @@ pub async fn score_snapshot(
     Ok(scores.remove(0))
 }
 
-/// [`score_snapshot`] for each of `days` (ascending, one or more), from one feature
-/// query per slice for them all: the events are read and settled once (the nightly's
-/// first night scores the previous snapshot for the credit review this way). Each day's
-/// scores are those [`score_snapshot`] gives for it alone.
+/// [`score_snapshot`] for each of `days` (ascending, one or more; the nightly's first
+/// night scores the previous snapshot for the credit review this way), one day after the
+/// other. One feature query per slice for all the days (the general form, each event
+/// joined to the days it counts for) read the events once, but a day alone takes the
+/// one-snapshot form, which aggregates each customer's events without that join: two days
+/// one after the other now cost less than both in one pass (benches/README.md, "ninth
+/// session"). Each day's scores are those [`score_snapshot`] gives for it alone.
 pub async fn score_snapshots(
     session: &dyn Session,
     model: &RiskModel,
@@ -165,37 +167,26 @@ pub async fn score_snapshots(
                 .into(),
         });
     }
-    let (Some(&first), Some(&last)) = (days.first(), days.last()) else {
-        return Ok(Vec::new());
-    };
-    // Each slice's features scored as they come and dropped: the features of every
-    // customer are never held at once (on a first night at a million customers, two
-    // snapshots' features and their copies by day were held whole at the end of the
-    // scoring, then the night's peak; benches/README.md, "The night's memory").
-    let mut scored: Vec<Vec<RecordBatch>> = vec![Vec::new(); days.len()];
-    snapshots_features_by_slice(session, first, last, slice, |part| {
-        if part.num_rows() == 0 {
-            return Ok(());
-        }
-        if let [day] = days {
-            // The query read that one snapshot: every row is the day's, no copy to filter.
-            scored[0].push(score_features(model, model_name, &part, *day)?.into_batch());
-            return Ok(());
-        }
-        let dates = crate::features::named_column(&part, "snapshot_date")?.clone();
-        for (k, &day) in days.iter().enumerate() {
-            let rows = filter_record_batch(&part, &eq(&dates, &Date32Array::new_scalar(day))?)?;
-            if rows.num_rows() > 0 {
-                scored[k].push(score_features(model, model_name, &rows, day)?.into_batch());
+    let mut all = Vec::with_capacity(days.len());
+    for &day in days {
+        // Each slice's features scored as they come and dropped: the features of every
+        // customer are never held at once (on a first night at a million customers, two
+        // snapshots' features and their copies by day were held whole at the end of the
+        // scoring, then the night's peak; benches/README.md, "The night's memory").
+        let mut scored: Vec<RecordBatch> = Vec::new();
+        snapshots_features_by_slice(session, day, day, slice, |part| {
+            if part.num_rows() > 0 {
+                scored.push(score_features(model, model_name, &part, day)?.into_batch());
             }
-        }
-        Ok(())
-    })
-    .await?;
-    days.iter()
-        .zip(scored)
-        .map(|(&day, parts)| Scores::from_batch(day, concat_owned(&score_schema(), parts)?))
-        .collect()
+            Ok(())
+        })
+        .await?;
+        all.push(Scores::from_batch(
+            day,
+            concat_owned(&score_schema(), scored)?,
+        )?);
+    }
+    Ok(all)
 }
 
 /// Scores the feature rows of one snapshot `day`.

@@ -290,8 +290,8 @@ async fn decide(
 ) -> Result<Decisions> {
     let model = &options.model.value;
     // The previous snapshot's scores for the credit review: from its committed night
-    // when there is one scored with this model, else scored now, in the same feature
-    // pass as tonight's (the events read and settled once for both).
+    // when there is one scored with this model, else scored now, with tonight's
+    // (`score_snapshots`: one day after the other).
     let night = warehouse.previous_snapshot().and_then(|day| {
         crate::report::nights::scores_of_night(
             &options.out,
