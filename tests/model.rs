@@ -825,10 +825,10 @@ fn a_forest_champion_works_in_sql_queues_and_limits() {
     }
 }
 
-/// One snapshot's features (the nightly's query: the worst days past due and the last
-/// payment per customer straight from the events, `features::DPD_HISTORY_ONE_SNAPSHOT`)
-/// are those of the general query over a range holding that snapshot alone — in slices
-/// and in one query.
+/// One snapshot's features (the nightly's query: each customer's aggregates straight
+/// from the events, `features::ONE_SNAPSHOT`) are those of the general query over a range
+/// holding that snapshot alone — in slices and in one query. (With the settlement table:
+/// `settlement::the_night_that_reads_the_table_writes_what_the_night_that_settles_from_payments_writes`.)
 #[tokio::test]
 async fn one_snapshot_features_equal_the_general_query() {
     use arq::warehouse::{AsOf, Warehouse};
