@@ -12,6 +12,11 @@
 -- Windows are counted in days back from t: "3 months" = (t - 91, t], "6 months" =
 -- (t - 183, t], "12 months" = (t - 365, t]. Ratios are computed from exact integer and
 -- decimal sums, so the same data always gives the same bits.
+--
+-- For one snapshot ({from_day} = {to_day}) arq replaces the CTEs that join base to a table
+-- of events by per-customer aggregates with the same windows (ONE_SNAPSHOT in
+-- models/src/features.rs): a window changed here is changed there too (the test
+-- model::one_snapshot_features_equal_the_general_query compares the two).
 WITH base AS (
     SELECT customer_id, snapshot_date, CAST(snapshot_date AS INT) AS t,
            segment, credit_limit, CAST(customer_since AS INT) AS since

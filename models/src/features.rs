@@ -126,7 +126,8 @@ const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS
 /// (benches/README.md). The same rows wherever a customer is once in a snapshot — which
 /// the contract requires and the nightly's check enforces; a customer twice in `base`
 /// had its counts doubled by the general form's join, here each of its rows counts its
-/// events once. `dpd_by_snapshot` is then not referenced, and not planned.
+/// events once. `dpd_by_snapshot` is then not referenced, and not run. `features.sql`
+/// points here: a window changed there is changed here too.
 const ONE_SNAPSHOT: [(&str, &str); 6] = [
     (
         "dpd_history",
