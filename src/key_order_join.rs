@@ -173,7 +173,7 @@ fn collected(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
 }
 
 /// Whether each partition of `plan` is in ascending order of `key` (NULLs first or last).
-fn ascending_in(plan: &Arc<dyn ExecutionPlan>, key: &PhysicalExprRef) -> Result<bool> {
+pub(crate) fn ascending_in(plan: &Arc<dyn ExecutionPlan>, key: &PhysicalExprRef) -> Result<bool> {
     let order = plan.properties().equivalence_properties();
     for nulls_first in [false, true] {
         let sort = PhysicalSortExpr {
@@ -192,7 +192,7 @@ fn ascending_in(plan: &Arc<dyn ExecutionPlan>, key: &PhysicalExprRef) -> Result<
 
 /// Whether the walk can compare keys of this type as the probe side's order sorts them
 /// (bytes of text, numbers, days).
-fn walkable(t: &DataType) -> bool {
+pub(crate) fn walkable(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Utf8
