@@ -760,7 +760,7 @@ async fn collect_build(
 /// The first place in `0..len` at or after `from` where `below` is false (`below` is
 /// true up to some place and false after it): a gallop of 1, 2, 4, ... places, then a
 /// binary search within the last step.
-fn first_not_below(from: usize, len: usize, below: impl Fn(usize) -> bool) -> usize {
+pub(crate) fn first_not_below(from: usize, len: usize, below: impl Fn(usize) -> bool) -> usize {
     let (mut low, mut step) = (from, 1);
     while low + step <= len && below(low + step - 1) {
         low += step;
