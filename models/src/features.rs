@@ -198,14 +198,21 @@ const ONE_SNAPSHOT: [(&str, &str); 6] = [
 /// line `),`, or `)` alone for the last CTE) replaced by `body`. The CTEs replaced are
 /// arq's own (unit-tested): a missing one is a bug, caught by the tests.
 pub fn replace_cte(sql: &str, name: &str, body: &str) -> String {
-    let head = format!("\n{name} AS (\n");
-    let start = sql
-        .find(&head)
-        .unwrap_or_else(|| panic!("arq's SQL has no CTE `{name}`"))
-        + head.len();
-    let end =
-        start + cte_end(&sql[start..]).unwrap_or_else(|| panic!("arq's CTE `{name}` has no end"));
+    let (start, end) =
+        cte_span(sql, name).unwrap_or_else(|| panic!("arq's SQL has no CTE `{name}` (or no end)"));
     format!("{}{body}{}", &sql[..start], &sql[end..])
+}
+
+/// The body of the CTE `name` of `sql` (written as [`replace_cte`] expects), if it has one.
+pub fn cte_body<'a>(sql: &'a str, name: &str) -> Option<&'a str> {
+    cte_span(sql, name).map(|(start, end)| &sql[start..end])
+}
+
+/// Where the body of the CTE `name` of `sql` starts and ends.
+fn cte_span(sql: &str, name: &str) -> Option<(usize, usize)> {
+    let head = format!("\n{name} AS (\n");
+    let start = sql.find(&head)? + head.len();
+    Some((start, start + cte_end(&sql[start..])?))
 }
 
 /// Where the body of a CTE that `rest` starts with ends: at its line `),` or `)`.

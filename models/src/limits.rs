@@ -230,6 +230,13 @@ struct LimitInputs {
     reviews: Vec<ReviewInput>,
 }
 
+/// [`LIMIT_INPUTS_SQL`] with the policy's days of broken promises filled (`{promises}`,
+/// `{day}` and `{grace}` left to [`with_promises`]).
+pub fn limit_inputs_sql(policy: &Policy) -> String {
+    let days = policy.limits.review.broken_promise_days;
+    LIMIT_INPUTS_SQL.replace("{broken_days}", &days.to_string())
+}
+
 async fn limit_inputs(
     session: &dyn Session,
     scores: &Scores,
@@ -237,12 +244,11 @@ async fn limit_inputs(
 ) -> Result<LimitInputs> {
     let review = &policy.limits.review;
     let sql = with_promises(
-        LIMIT_INPUTS_SQL,
+        &limit_inputs_sql(policy),
         scores.day,
         policy.queues.promise_grace_days,
         session,
-    )
-    .replace("{broken_days}", &review.broken_promise_days.to_string());
+    );
     // Before the inputs' query, not beside it: its queries hold little once done.
     let over_since = over_since(session, scores.day, review.over_limit_days + 62).await?;
     let batches = collect_sql(session, &sql).await?;

@@ -318,13 +318,19 @@ async fn decide(
     };
     stages.done("score");
     let policy = &options.policy.value;
-    // The year's promises judged once for the queues and the limits (both read them); not
-    // on a cluster, whose executors cannot read a table in this process's memory.
+    // The year's promises judged once for the queues and the limits (both read them), and
+    // kept summed up per customer as each reads them; not on a cluster, whose executors
+    // cannot read a table in this process's memory.
     let (day, grace) = (snapshot.scores.day, policy.queues.promise_grace_days);
-    let share = warehouse.cluster().is_none();
-    if share {
-        arq_models::queues::share_promise_outcomes(&snapshot.state, day, grace).await?;
-    }
+    let shared = match warehouse.cluster() {
+        Some(_) => Vec::new(),
+        None => {
+            let limits = arq_models::limits::limit_inputs_sql(policy);
+            let queries = [arq_models::queues::QUEUE_INPUTS_SQL, limits.as_str()];
+            arq_models::queues::share_promise_summaries(&snapshot.state, day, grace, &queries)
+                .await?
+        }
+    };
     let queues =
         arq_models::queues::queue_snapshot(&snapshot.state, &snapshot.scores, &policy.queues)
             .await?;
@@ -336,9 +342,7 @@ async fn decide(
         policy,
     )
     .await?;
-    if share {
-        arq_models::queues::forget_promise_outcomes(&snapshot.state, day, grace)?;
-    }
+    arq_models::queues::forget_promise_summaries(&snapshot.state, &shared)?;
     stages.done("limits");
     // The call lists' overdue invoices, read after the limits' query (counted in the write
     // stage): at a million customers they are 0.27 GB the limits' query need not share

@@ -50,9 +50,9 @@ mod table;
 use rules::{Hold, dispute_age, hold};
 pub use rules::{escalation_step, suggested_action};
 pub use table::{
-    ITEMS_ORDER, OVERDUE_ITEMS_SQL, PROMISES_SQL, QUEUE_INPUTS_SQL, forget_promise_outcomes,
+    ITEMS_ORDER, OVERDUE_ITEMS_SQL, PROMISES_SQL, QUEUE_INPUTS_SQL, forget_promise_summaries,
     items_order, load_collectors, overdue_items, queue_customers, queue_schema, queue_snapshot,
-    share_promise_outcomes, with_promises,
+    share_promise_summaries, with_promises,
 };
 
 /// The role of the people who work disputes (optional in the collectors table).

@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 
 use super::{Collector, QueueCustomer, QueueEntry, build_queues};
 use crate::error::{ModelError, Result};
-use crate::features::{Settling, has_table, replace_cte};
+use crate::features::{Settling, cte_body, has_table, replace_cte};
 use crate::money::{self, MONEY};
 use crate::named::Named;
 use crate::policy::QueuePolicy;
@@ -45,78 +45,139 @@ const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS
     WHERE CAST(paid_date AS INT) <= {day}";
 
 /// `sql` with the promises' CTEs in place of `{promises}`, and `{day}` and `{grace}`
-/// filled: the promises' outcomes read from the table [`share_promise_outcomes`] kept in
-/// `session` for this day and grace when there is one, else computed in the query (the
-/// promised invoices' settlement read from the settlement table where the session has it,
-/// [`Settling::of`]).
+/// filled. Where [`share_promise_summaries`] kept a [`PROMISE_SUMMARIES`] CTE of `sql`
+/// for this day and grace in `session`, the CTE reads the kept rows; when no CTE left
+/// reads the promises' outcomes, none are computed. Else `promise_outcomes` is computed in
+/// the query (the promised invoices' settlement read from the settlement table where the
+/// session has it, [`Settling::of`]).
 pub fn with_promises(sql: &str, day: i32, grace: i32, session: &dyn Session) -> String {
-    let shared = shared_outcomes_name(day, grace);
-    let promises = if has_table(session, &shared) {
-        format!("promise_outcomes AS (\n    SELECT {SHARED_COLUMNS} FROM {shared}\n),\n")
+    let fill = |sql: &str| {
+        sql.replace("{day}", &day.to_string())
+            .replace("{grace}", &grace.to_string())
+    };
+    let mut sql = fill(sql);
+    for cte in PROMISE_SUMMARIES {
+        let Some(body) = cte_body(&sql, cte) else {
+            continue;
+        };
+        let kept = summary_name(cte, body, day, grace);
+        if has_table(session, &kept) {
+            sql = replace_cte(&sql, cte, &format!("    SELECT * FROM {kept}"));
+        }
+    }
+    let promises = if !sql.contains("promise_outcomes") {
+        String::new()
     } else {
         match Settling::of(session) {
-            Settling::FromPayments => PROMISES_SQL.to_string(),
-            Settling::FromTable => {
-                replace_cte(PROMISES_SQL, "promised_paid", PROMISED_PAID_FROM_TABLE)
-            }
+            Settling::FromPayments => fill(PROMISES_SQL),
+            Settling::FromTable => fill(&replace_cte(
+                PROMISES_SQL,
+                "promised_paid",
+                PROMISED_PAID_FROM_TABLE,
+            )),
         }
     };
     sql.replace("{promises}", &promises)
-        .replace("{day}", &day.to_string())
-        .replace("{grace}", &grace.to_string())
 }
 
-/// The columns of `promise_outcomes` kept by [`share_promise_outcomes`] (all but
-/// `invoice_id`, which no query of a night reads).
-const SHARED_COLUMNS: &str = "customer_id, promise_day, promise_amount, broken";
+/// The CTEs of a night's queries that sum up `promise_outcomes` per customer: the
+/// queues' `promise_history` ([`QUEUE_INPUTS_SQL`]) and the limits' `broken` (the
+/// limits' inputs).
+const PROMISE_SUMMARIES: [&str; 2] = ["promise_history", "broken"];
 
-/// The name of the promises' outcomes of snapshot `day` with `grace` days kept in a
-/// session: the day and the grace are in it, so a query of another day or grace never
-/// reads them.
-fn shared_outcomes_name(day: i32, grace: i32) -> String {
-    format!("arq_promise_outcomes_{day}_{grace}")
+/// The name under which [`share_promise_summaries`] keeps the rows of CTE `cte` with
+/// `body` (filled but for `{promises}`) for snapshot `day` with `grace` days: a query
+/// with another body, day or grace never reads them.
+fn summary_name(cte: &str, body: &str, day: i32, grace: i32) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (body, day, grace).hash(&mut hasher);
+    format!("arq_promises_{cte}_{:016x}", hasher.finish())
 }
 
-/// Computes the promises' outcomes of snapshot `day` with `grace` days once
-/// (`promise_outcomes` of [`PROMISES_SQL`]: the promises of the 12 months before, each
-/// broken or not; [`SHARED_COLUMNS`]) and keeps them in `session`, where
-/// [`with_promises`] reads them: the queues and the limits of a night then join the year's
-/// promises (5 M at a million customers) to the settled invoices once, not twice.
-pub async fn share_promise_outcomes(session: &SessionState, day: i32, grace: i32) -> Result<()> {
-    let name = shared_outcomes_name(day, grace);
-    if has_table(session, &name) {
-        return Ok(());
-    }
+/// The promises' outcomes (`promise_outcomes` of [`PROMISES_SQL`]: the promises of the
+/// 12 months before snapshot `day`, each broken or not with `grace` days) computed once,
+/// and each [`PROMISE_SUMMARIES`] CTE of `queries` (with `{promises}`, `{day}` and
+/// `{grace}` to fill) computed from them and kept in `session`, where [`with_promises`]
+/// reads them: a night's queues and limits then join the year's promises (5.1 M at a
+/// million customers) to the settled invoices once, not twice, and hold their sums per
+/// customer, not the promises. Returns the names kept, for [`forget_promise_summaries`].
+pub async fn share_promise_summaries(
+    session: &SessionState,
+    day: i32,
+    grace: i32,
+    queries: &[&str],
+) -> Result<Vec<String>> {
+    let outcomes = summary_name("outcomes", "", day, grace);
     let sql = with_promises(
-        &format!(
-            "WITH {{promises}}\nkept AS (SELECT {SHARED_COLUMNS} FROM promise_outcomes)\nSELECT * FROM kept"
-        ),
+        "WITH {promises}\nkept AS (SELECT * FROM promise_outcomes)\nSELECT * FROM kept",
         day,
         grace,
         session,
     );
-    // The year's promises (5.1 M at a million customers) built whole and probed by the
-    // settled invoices (120 M) as they are read, not both sides hash-partitioned: alone,
+    // The year's promises built whole and probed by the settled invoices (120 M at a
+    // million customers) as they are read, not both sides hash-partitioned: alone,
     // 4.7-4.9 -> 4.0 s and 8.5 -> 6.7 s of CPU (benches/README.md, tenth session).
     let mut state = session.clone();
     small_builds(&mut state);
-    let plan = state.create_logical_plan(&sql).await?;
+    let table = collected(state, &sql).await?;
+    register(session, &outcomes, table)?;
+    let mut kept = Vec::new();
+    let summed = async {
+        for query in queries {
+            for cte in PROMISE_SUMMARIES {
+                let filled = query
+                    .replace("{day}", &day.to_string())
+                    .replace("{grace}", &grace.to_string());
+                let Some(body) = cte_body(&filled, cte) else {
+                    continue;
+                };
+                let name = summary_name(cte, body, day, grace);
+                if kept.contains(&name) || has_table(session, &name) {
+                    continue;
+                }
+                let sql = format!(
+                    "WITH promise_outcomes AS (SELECT * FROM {outcomes}),\n{cte} AS (\n{body}\n)\nSELECT * FROM {cte}"
+                );
+                let table = collected(session.clone(), &sql).await?;
+                register(session, &name, table)?;
+                kept.push(name);
+            }
+        }
+        Ok::<_, ModelError>(())
+    }
+    .await;
+    forget_promise_summaries(session, &[outcomes])?;
+    if let Err(e) = summed {
+        forget_promise_summaries(session, &kept)?;
+        return Err(e);
+    }
+    Ok(kept)
+}
+
+/// The rows of `sql` run in `state`, as a table.
+async fn collected(state: SessionState, sql: &str) -> Result<MemTable> {
+    let plan = state.create_logical_plan(sql).await?;
     let schema = Arc::new(plan.schema().as_arrow().clone());
     let batches = DataFrame::new(state, plan).collect().await?;
-    let table = MemTable::try_new(schema, vec![batches])?;
+    Ok(MemTable::try_new(schema, vec![batches])?)
+}
+
+fn register(session: &SessionState, name: &str, table: MemTable) -> Result<()> {
     session
-        .schema_for_ref(name.as_str())?
-        .register_table(name, Arc::new(table))?;
+        .schema_for_ref(name)?
+        .register_table(name.to_string(), Arc::new(table))?;
     Ok(())
 }
 
-/// Forgets what [`share_promise_outcomes`] kept for `day` and `grace` (its memory is
-/// freed once no query holds it).
-pub fn forget_promise_outcomes(session: &SessionState, day: i32, grace: i32) -> Result<()> {
-    let name = shared_outcomes_name(day, grace);
-    session
-        .schema_for_ref(name.as_str())?
-        .deregister_table(&name)?;
+/// Forgets the tables [`share_promise_summaries`] kept (their memory is freed once no
+/// query holds them).
+pub fn forget_promise_summaries(session: &SessionState, names: &[String]) -> Result<()> {
+    for name in names {
+        session
+            .schema_for_ref(name.as_str())?
+            .deregister_table(name)?;
+    }
     Ok(())
 }
 
@@ -491,4 +552,112 @@ pub async fn load_collectors(session: &dyn Session) -> Result<Vec<Collector>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+    use crate::limits::LIMIT_INPUTS_SQL;
+
+    /// A query of the CTE `cte` of `sql` alone, after `{promises}`, by customer.
+    fn summary_query(sql: &str, cte: &str) -> String {
+        let body = cte_body(sql, cte).unwrap();
+        format!(
+            "WITH {{promises}}\n{cte} AS (\n{body}\n)\nSELECT * FROM {cte} ORDER BY customer_id"
+        )
+    }
+
+    async fn rows(session: &SessionState, sql: &str) -> Vec<RecordBatch> {
+        collect_sql(session, sql).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn kept_summaries_give_what_the_queries_compute_and_only_for_their_day_and_grace() {
+        let ctx = SessionContext::new();
+        for sql in [
+            // Kept (paid on time), broken in the limits' 90 days (paid in full late), broken
+            // before them, made more than a year ago, not judged yet, two broken on one day.
+            "CREATE TABLE activities AS SELECT * FROM (VALUES
+               ('c1', 'i1', 'promise', DATE '2026-06-01', DATE '2026-06-05', CAST(100 AS DECIMAL(18, 2))),
+               ('c1', 'i1', 'call', DATE '2026-06-02', CAST(NULL AS DATE), CAST(NULL AS DECIMAL(18, 2))),
+               ('c1', 'i2', 'promise', DATE '2026-05-01', DATE '2026-05-10', CAST(50 AS DECIMAL(18, 2))),
+               ('c2', 'i3', 'promise', DATE '2026-01-02', DATE '2026-01-10', CAST(70 AS DECIMAL(18, 2))),
+               ('c2', 'i4', 'promise', DATE '2025-05-01', DATE '2025-05-10', CAST(10 AS DECIMAL(18, 2))),
+               ('c3', 'i5', 'promise', DATE '2026-06-28', DATE '2026-06-29', CAST(40 AS DECIMAL(18, 2))),
+               ('c3', 'i6', 'promise', DATE '2026-04-10', DATE '2026-04-15', CAST(20 AS DECIMAL(18, 2))),
+               ('c3', 'i6', 'promise', DATE '2026-04-10', DATE '2026-04-15', CAST(30 AS DECIMAL(18, 2)))
+             ) AS t(customer_id, invoice_id, kind, activity_date, promise_date, promise_amount)",
+            "CREATE TABLE invoices AS SELECT * FROM (VALUES
+               ('i1', CAST(100 AS DECIMAL(18, 2))), ('i2', CAST(80 AS DECIMAL(18, 2))),
+               ('i3', CAST(100 AS DECIMAL(18, 2))), ('i4', CAST(10 AS DECIMAL(18, 2))),
+               ('i5', CAST(40 AS DECIMAL(18, 2))), ('i6', CAST(500 AS DECIMAL(18, 2)))
+             ) AS t(invoice_id, amount)",
+            "CREATE TABLE payments AS SELECT * FROM (VALUES
+               ('i1', CAST(100 AS DECIMAL(18, 2)), DATE '2026-06-04'),
+               ('i2', CAST(30 AS DECIMAL(18, 2)), DATE '2026-05-09'),
+               ('i2', CAST(50 AS DECIMAL(18, 2)), DATE '2026-05-20')
+             ) AS t(invoice_id, amount, payment_date)",
+        ] {
+            ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        }
+        let state = ctx.state();
+        let (day, grace) = (arq_udfs::dates::from_ymd(2026, 6, 30).unwrap(), 3);
+        let limits = LIMIT_INPUTS_SQL.replace("{broken_days}", "90");
+        let queries = [
+            summary_query(QUEUE_INPUTS_SQL, "promise_history"),
+            summary_query(&limits, "broken"),
+        ];
+        let computed = |grace| {
+            let state = &state;
+            let queries = &queries;
+            async move {
+                let mut all = Vec::new();
+                for q in queries {
+                    let sql = with_promises(q, day, grace, state);
+                    all.push((sql.contains("\npromised AS ("), rows(state, &sql).await));
+                }
+                all
+            }
+        };
+        let alone = computed(grace).await;
+        assert!(alone.iter().all(|(promises, _)| *promises));
+        let printed = datafusion::arrow::util::pretty::pretty_format_batches;
+        assert_eq!(
+            printed(&alone[0].1).unwrap().to_string(),
+            "+-------------+--------------+------------+-----------------+--------------------+
+| customer_id | promises_12m | broken_12m | last_broken_day | last_broken_amount |
++-------------+--------------+------------+-----------------+--------------------+
+| c1          | 2            | 1          | 20583           | 50.00              |
+| c2          | 1            | 1          | 20463           | 70.00              |
+| c3          | 3            | 2          | 20558           | 30.00              |
++-------------+--------------+------------+-----------------+--------------------+"
+        );
+        // The limits' broken promises of the last 90 days: c1's and c3's.
+        assert_eq!(alone[1].1.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+        let kept = share_promise_summaries(&state, day, grace, &refs)
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 2);
+        // Read from the kept sums: no promises computed, the same rows.
+        let shared = computed(grace).await;
+        for ((promises, shared), (_, alone)) in shared.iter().zip(&alone) {
+            assert!(!promises);
+            assert_eq!(
+                printed(shared).unwrap().to_string(),
+                printed(alone).unwrap().to_string()
+            );
+        }
+        // Another grace computes its own; forgotten, this one is computed again.
+        assert!(
+            computed(grace + 1)
+                .await
+                .iter()
+                .all(|(promises, _)| *promises)
+        );
+        forget_promise_summaries(&state, &kept).unwrap();
+        assert!(computed(grace).await.iter().all(|(promises, _)| *promises));
+    }
 }
