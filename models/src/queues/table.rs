@@ -125,10 +125,10 @@ pub async fn share_promise_summaries(
     let mut kept = Vec::new();
     let summed = async {
         for query in queries {
+            let filled = query
+                .replace("{day}", &day.to_string())
+                .replace("{grace}", &grace.to_string());
             for cte in PROMISE_SUMMARIES {
-                let filled = query
-                    .replace("{day}", &day.to_string())
-                    .replace("{grace}", &grace.to_string());
                 let Some(body) = cte_body(&filled, cte) else {
                     continue;
                 };
@@ -163,6 +163,7 @@ async fn collected(state: SessionState, sql: &str) -> Result<MemTable> {
     Ok(MemTable::try_new(schema, vec![batches])?)
 }
 
+/// Registers `table` in `session` as `name`.
 fn register(session: &SessionState, name: &str, table: MemTable) -> Result<()> {
     session
         .schema_for_ref(name)?
