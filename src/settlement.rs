@@ -117,7 +117,8 @@ struct InputFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     format: u32,
-    /// The warehouse as given.
+    /// The warehouse's folder ([`crate::storage::Location::identity`]: the same however
+    /// it is spelled; states of earlier versions hold it as it was given).
     warehouse: String,
     /// Counts the updates; in the files' names.
     generation: u64,
@@ -522,7 +523,14 @@ impl State {
         if state.format != FORMAT {
             return Err(format!("format {} is not {FORMAT}", state.format));
         }
-        if state.warehouse != warehouse.root().to_string() {
+        // Kept as written by earlier versions: the same folder when it resolves to it
+        // here (a relative path, from this directory).
+        let here = warehouse.root().identity();
+        let same = |kept: &str| {
+            kept == here
+                || crate::storage::Location::parse(kept).is_ok_and(|l| l.identity() == here)
+        };
+        if !same(&state.warehouse) {
             return Err(format!("it was built from warehouse {}", state.warehouse));
         }
         for name in state.settled.iter().chain([&state.open, &state.known]) {
@@ -785,7 +793,7 @@ async fn merge(
     let invoices = appended(previous.as_ref().map(|s| &s.invoices), invoice_files)?;
     let state = State {
         format: FORMAT,
-        warehouse: root.to_string(),
+        warehouse: root.identity(),
         generation,
         inputs: current.to_vec(),
         settled,

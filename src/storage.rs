@@ -180,6 +180,13 @@ impl Location {
         &self.store
     }
 
+    /// The folder however it was written (`data/demo`, `./data/demo/`, its absolute path,
+    /// `file:///…`): its store's URL and its absolute prefix (`file:///home/a/data/demo`,
+    /// `s3://bucket/prefix`). What state kept beside the outputs is compared with.
+    pub fn identity(&self) -> String {
+        format!("{}{}", self.base, self.prefix)
+    }
+
     /// The folder's prefix in its store.
     pub fn prefix(&self) -> &ObjectPath {
         &self.prefix

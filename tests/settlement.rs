@@ -101,6 +101,51 @@ impl Split {
     }
 }
 
+/// The same warehouse written another way (relative, with `./` and a trailing `/`,
+/// absolute, as a `file://` URL) is the same table: nothing rebuilt.
+#[test]
+fn the_warehouse_spelled_another_way_keeps_the_table() {
+    let nights = tempfile::tempdir().unwrap();
+    let out = nights.path().to_str().unwrap();
+    let settle = |warehouse: &str| run_ok(&["settle", "--warehouse", warehouse, "--out", out]);
+    let first = settle("data/demo");
+    assert!(first.contains("rebuilt (there was none)"), "{first}");
+    let absolute = std::path::absolute(demo()).unwrap();
+    let absolute = absolute.to_str().unwrap();
+    for spelling in [
+        "./data/demo/".to_string(),
+        absolute.to_string(),
+        format!("file://{absolute}"),
+    ] {
+        let again = settle(&spelling);
+        assert!(again.contains("up to date"), "{spelling}: {again}");
+    }
+    assert_eq!(state(nights.path())["generation"], 0);
+    // A state of an earlier version holds the folder as it was given.
+    let path = nights.path().join("_settlement/state.json");
+    let mut kept = state(nights.path());
+    assert_eq!(kept["warehouse"], format!("file://{absolute}"));
+    kept["warehouse"] = "data/demo".into();
+    std::fs::write(&path, serde_json::to_vec(&kept).unwrap()).unwrap();
+    let again = settle(absolute);
+    assert!(again.contains("up to date"), "{again}");
+    // Another folder with the same files is another warehouse.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&demo(), copy.path());
+    let other = settle(copy.path().to_str().unwrap());
+    assert!(
+        other.contains("rebuilt (it was built from warehouse data/demo)"),
+        "{other}"
+    );
+    assert_eq!(
+        state(nights.path())["warehouse"],
+        format!(
+            "file://{}",
+            std::path::absolute(copy.path()).unwrap().display()
+        )
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
