@@ -124,7 +124,12 @@ fn the_warehouse_spelled_another_way_keeps_the_table() {
     // A state of an earlier version holds the folder as it was given.
     let path = nights.path().join("_settlement/state.json");
     let mut kept = state(nights.path());
-    assert_eq!(kept["warehouse"], format!("file://{absolute}"));
+    let location = |kept: &serde_json::Value| kept["warehouse"].as_str().unwrap().to_string();
+    // The absolute location (percent-encoded where a folder's name needs it).
+    assert!(
+        location(&kept).starts_with("file:///") && location(&kept).ends_with("/data/demo"),
+        "{kept}"
+    );
     kept["warehouse"] = "data/demo".into();
     std::fs::write(&path, serde_json::to_vec(&kept).unwrap()).unwrap();
     let again = settle(absolute);
@@ -137,13 +142,9 @@ fn the_warehouse_spelled_another_way_keeps_the_table() {
         other.contains("rebuilt (it was built from warehouse data/demo)"),
         "{other}"
     );
-    assert_eq!(
-        state(nights.path())["warehouse"],
-        format!(
-            "file://{}",
-            std::path::absolute(copy.path()).unwrap().display()
-        )
-    );
+    let name = copy.path().file_name().unwrap().to_str().unwrap();
+    let kept = state(nights.path());
+    assert!(location(&kept).ends_with(&format!("/{name}")), "{kept}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {
