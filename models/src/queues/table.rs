@@ -51,10 +51,7 @@ const PROMISED_PAID_FROM_TABLE: &str = "    SELECT invoice_id, CAST(paid_date AS
 /// the query (the promised invoices' settlement read from the settlement table where the
 /// session has it, [`Settling::of`]).
 pub fn with_promises(sql: &str, day: i32, grace: i32, session: &dyn Session) -> String {
-    let fill = |sql: &str| {
-        sql.replace("{day}", &day.to_string())
-            .replace("{grace}", &grace.to_string())
-    };
+    let fill = |sql: &str| filled(sql, day, grace);
     let mut sql = fill(sql);
     for cte in PROMISE_SUMMARIES {
         let Some(body) = cte_body(&sql, cte) else {
@@ -78,6 +75,12 @@ pub fn with_promises(sql: &str, day: i32, grace: i32, session: &dyn Session) -> 
         }
     };
     sql.replace("{promises}", &promises)
+}
+
+/// `sql` with `{day}` and `{grace}` filled.
+fn filled(sql: &str, day: i32, grace: i32) -> String {
+    sql.replace("{day}", &day.to_string())
+        .replace("{grace}", &grace.to_string())
 }
 
 /// The CTEs of a night's queries that sum up `promise_outcomes` per customer: the
@@ -125,9 +128,7 @@ pub async fn share_promise_summaries(
     let mut kept = Vec::new();
     let summed = async {
         for query in queries {
-            let filled = query
-                .replace("{day}", &day.to_string())
-                .replace("{grace}", &grace.to_string());
+            let filled = filled(query, day, grace);
             for cte in PROMISE_SUMMARIES {
                 let Some(body) = cte_body(&filled, cte) else {
                     continue;
