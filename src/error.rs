@@ -65,6 +65,11 @@ pub enum ArqError {
     #[error("{}", one_line(&.0.to_string()))]
     Model(#[from] arq_models::ModelError),
 
+    /// A step the command ran in another arq process (a night's build of the settlement
+    /// table) failed: that process's message, as it gave it.
+    #[error("{0}")]
+    Apart(String),
+
     /// Something that should not happen did: a bug in arq, not in the input.
     #[error("internal error: {0} (this is a bug in arq; please report it)")]
     Internal(String),

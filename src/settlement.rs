@@ -452,10 +452,18 @@ SELECT customer_id, invoice_date, currency, amount
 FROM settle_new_invoices
 WHERE {range}";
 
+/// A slice's settling holds more rows than its feature query (every invoice and payment
+/// of its customers, the merged rows, the payments with their currency, at once): it
+/// settles a fraction of the feature query's customers at a time. At 1 M customers
+/// (the default 25,000 a feature slice) a rebuild by slices of 12,500 took 420–434 s and
+/// 1.85–1.96 GB, of 6,250 347 s and 1.15 GB, of 3,125 362 s and 0.79 GB, the same files
+/// byte for byte (benches/README.md, fourteenth session): smaller slices' joins and
+/// lookups fit the caches better, and glibc's heaps grow less over the build.
+const SLICE_DIVISOR: usize = 8;
+
 /// Brings the table in `out`'s settlement folder up to date with the warehouse's
-/// `invoices` and `payments` (from scratch with `rebuild`), half of `slice` customers at
-/// a time (a slice's settling holds more rows than its feature query: at 1 M customers
-/// 12,500 per slice rebuild in 1.4 GB, 25,000 in 2.4 GB, in the same time).
+/// `invoices` and `payments` (from scratch with `rebuild`), an eighth of `slice`
+/// customers at a time ([`SLICE_DIVISOR`]).
 pub async fn update(
     warehouse: &Warehouse,
     out: &Path,
@@ -494,6 +502,47 @@ pub async fn update(
         how,
         settlement: Settlement { dir, state },
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Why [`update`] would build the table in `out`'s settlement folder from scratch (none
+/// kept, another warehouse's, a consumed file changed or gone), or `None` when it would
+/// update or keep it.
+pub fn rebuild_reason(warehouse: &Warehouse, out: &Path) -> Option<String> {
+    match State::read(&out.join(FOLDER), warehouse) {
+        Err(why) => Some(why),
+        Ok(state) => added_files(&state.inputs, &inputs_of(warehouse)).err(),
+    }
+}
+
+/// The table another process (`arq settle --rebuild`) built in `out`'s settlement folder,
+/// read back as the outcome of a build for `why` that took `seconds`: its state must be
+/// the warehouse's, built from the files this process lists.
+pub fn built_apart(
+    warehouse: &Warehouse,
+    out: &Path,
+    why: String,
+    seconds: f64,
+) -> Result<Outcome> {
+    let dir = out.join(FOLDER);
+    let state = State::read(&dir, warehouse).map_err(|e| {
+        ArqError::Internal(format!(
+            "the settlement table built in {} cannot be read back: {e}",
+            dir.display()
+        ))
+    })?;
+    if state.inputs != inputs_of(warehouse) {
+        return Err(ArqError::Warehouse {
+            path: PathBuf::from(warehouse.root().to_string()),
+            message: "its invoices or payments files changed while the settlement table \
+                      was built; run the night again"
+                .into(),
+        });
+    }
+    Ok(Outcome {
+        how: How::Rebuilt(why),
+        settlement: Settlement { dir, state },
+        seconds,
     })
 }
 
@@ -660,7 +709,7 @@ async fn merge(
         .options_mut()
         .execution
         .target_partitions = 1;
-    let ranges = slices(&ctx, warehouse.as_of_day(), (slice / 2).max(1)).await?;
+    let ranges = slices(&ctx, warehouse.as_of_day(), (slice / SLICE_DIVISOR).max(1)).await?;
     let in_flight = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::*;
 
-use crate::util::{assert_same_tree, demo, run_ok};
+use crate::util::{assert_same_tree, demo, run_err, run_ok};
 
 /// A copy of the demo warehouse whose `invoices` and `payments` are cut into one file per
 /// period (dates up to each cut, then the rest); the files after the first are kept aside
@@ -145,6 +145,32 @@ fn the_warehouse_spelled_another_way_keeps_the_table() {
     let name = copy.path().file_name().unwrap().to_str().unwrap();
     let kept = state(nights.path());
     assert!(location(&kept).ends_with(&format!("/{name}")), "{kept}");
+}
+
+/// A first night builds the table in a process of its own (`arq settle --rebuild`): what
+/// that process says goes wrong is the night's one error line, and the night writes
+/// nothing.
+#[test]
+fn a_first_nights_build_that_fails_is_the_nights_error() {
+    let nights = tempfile::tempdir().unwrap();
+    // A file where the table's folder goes: the build cannot make the folder.
+    let blocker = nights.path().join("_settlement");
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let out = nights.path().to_str().unwrap();
+    let error = run_err(&["nightly", "--quiet", "--out", out]);
+    assert!(
+        error.contains(&format!("{}: ", blocker.display())),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a folder");
+    let entries: Vec<_> = std::fs::read_dir(nights.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["_settlement"], "nothing written: {entries:?}");
+    // The same night settling from the payments does not need the folder.
+    let night = run_ok(&["nightly", "--quiet", "--settle-from-payments", "--out", out]);
+    assert!(!night.contains("invoice settlement"), "{night}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -26,7 +26,7 @@ pub const DEFAULT_MODEL: &str = "data/models/default.json";
 /// The credit policy used when `--policy` is not given.
 pub const DEFAULT_POLICY: &str = "data/policy.toml";
 /// Customers per slice of the feature query (environment).
-const FEATURE_SLICE_VAR: &str = "ARQ_FEATURE_SLICE";
+pub const FEATURE_SLICE_VAR: &str = "ARQ_FEATURE_SLICE";
 
 /// Everything a command needs, checked.
 pub struct Config {

@@ -25,6 +25,8 @@ pub fn run(config: &Config, args: &NightlyArgs) -> Result<()> {
         progress: !args.quiet,
         xlsx: args.xlsx,
         settlement: !args.settle_from_payments,
+        // This binary, to build the settlement table in a process of its own.
+        settle_apart: std::env::current_exe().ok(),
     };
     let warehouse = config.warehouse()?;
     if out.local_path().is_some() {

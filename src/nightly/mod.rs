@@ -74,6 +74,10 @@ pub struct NightlyOptions<'a> {
     /// Read (and update) the invoice settlement table kept in `out`
     /// ([`crate::settlement`]); else settle from the payments in the feature query.
     pub settlement: bool,
+    /// The `arq` executable that builds the settlement table in its own process when it
+    /// must be built from scratch (`arq settle --rebuild`; [`settle_apart`]); `None`
+    /// builds it in this one.
+    pub settle_apart: Option<PathBuf>,
 }
 
 /// The stages, in order, as the progress bar names them.
@@ -106,6 +110,61 @@ struct Decisions {
     collectors: Vec<String>,
 }
 
+/// Builds the settlement table in `options.out` from scratch (for `why`) in a child
+/// process, `arq settle --rebuild` on the same warehouse, snapshot and slice, and reads
+/// back what it built. Its error, if any, is the night's. A build in this process left
+/// glibc's heaps grown by 1.5 GB for the rest of the night, where the queues' big buffers
+/// were then cut from instead of being mapped on their own: a first night at a million
+/// customers peaked at 2.07 GB (benches/README.md, fourteenth session).
+fn settle_apart(
+    arq: &std::path::Path,
+    warehouse: &Warehouse,
+    options: &NightlyOptions,
+    why: String,
+) -> Result<crate::settlement::Outcome> {
+    let started = Instant::now();
+    let run = std::process::Command::new(arq)
+        .arg("settle")
+        .arg("--rebuild")
+        .arg("--warehouse")
+        .arg(warehouse.root().to_string())
+        .arg("--as-of")
+        .arg(warehouse.as_of().to_string())
+        .arg("--out")
+        .arg(&options.out)
+        .env(
+            crate::cli::config::FEATURE_SLICE_VAR,
+            options.feature_slice.to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| ArqError::io(arq, e))?;
+    if !run.status.success() {
+        let said = String::from_utf8_lossy(&run.stderr);
+        // Its error is its last line that starts `error: ` (the binary's one line).
+        let message = match said.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
+            Some(error) => error.to_string(),
+            None => format!(
+                "building the settlement table in {} (`arq settle --rebuild`) ended with \
+                 {}{}",
+                options.out.join(crate::settlement::FOLDER).display(),
+                run.status,
+                match said.trim() {
+                    "" => String::new(),
+                    text => format!(": {}", text.replace('\n', " ")),
+                }
+            ),
+        };
+        return Err(ArqError::Apart(message));
+    }
+    crate::settlement::built_apart(
+        warehouse,
+        &options.out,
+        why,
+        started.elapsed().as_secs_f64(),
+    )
+}
+
 /// Runs the job on `runtime` and returns the summary for stdout.
 pub fn run(
     runtime: &tokio::runtime::Runtime,
@@ -133,12 +192,16 @@ pub fn run(
     let (settled, settlement) = match keep_settlement {
         false => (warehouse.clone(), None),
         true => {
-            let outcome = runtime.block_on(crate::settlement::update(
-                warehouse,
-                &options.out,
-                false,
-                options.feature_slice,
-            ))?;
+            let rebuild = crate::settlement::rebuild_reason(warehouse, &options.out);
+            let outcome = match (&options.settle_apart, rebuild) {
+                (Some(arq), Some(why)) => settle_apart(arq, warehouse, options, why)?,
+                _ => runtime.block_on(crate::settlement::update(
+                    warehouse,
+                    &options.out,
+                    false,
+                    options.feature_slice,
+                ))?,
+            };
             (outcome.settlement.derived(warehouse)?, Some(outcome))
         }
     };
