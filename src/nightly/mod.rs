@@ -115,7 +115,11 @@ struct Decisions {
 /// back what it built. Its error, if any, is the night's. A build in this process left
 /// glibc's heaps grown by 1.5 GB for the rest of the night, where the queues' big buffers
 /// were then cut from instead of being mapped on their own: a first night at a million
-/// customers peaked at 2.07 GB (benches/README.md, fourteenth session).
+/// customers peaked at 2.07 GB, 1.57 GB since (benches/README.md, thirteenth and
+/// fourteenth sessions). A night killed alone while the child builds leaves the child to
+/// finish (Ctrl-C on a terminal stops both): the child commits a whole table (its
+/// `state.json` written last) or none, and the next night finds it up to date or builds
+/// it again.
 fn settle_apart(
     arq: &std::path::Path,
     warehouse: &Warehouse,
