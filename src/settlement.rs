@@ -473,17 +473,10 @@ pub async fn update(
     let started = Instant::now();
     let dir = out.join(FOLDER);
     let current = inputs_of(warehouse);
-    let previous = if rebuild {
-        Err("asked for".to_string())
+    let (previous, new_files) = if rebuild {
+        (None, Err("asked for".to_string()))
     } else {
-        State::read(&dir, warehouse)
-    };
-    let (previous, new_files) = match previous {
-        Err(why) => (None, Err(why)),
-        Ok(state) => {
-            let new = added_files(&state.inputs, &current);
-            (Some(state), new)
-        }
+        kept_and_added(&dir, warehouse, &current)
     };
     let how = match &new_files {
         Err(why) => How::Rebuilt(why.clone()),
@@ -509,9 +502,25 @@ pub async fn update(
 /// kept, another warehouse's, a consumed file changed or gone), or `None` when it would
 /// update or keep it.
 pub fn rebuild_reason(warehouse: &Warehouse, out: &Path) -> Option<String> {
-    match State::read(&out.join(FOLDER), warehouse) {
-        Err(why) => Some(why),
-        Ok(state) => added_files(&state.inputs, &inputs_of(warehouse)).err(),
+    kept_and_added(&out.join(FOLDER), warehouse, &inputs_of(warehouse))
+        .1
+        .err()
+}
+
+/// The state kept in `dir` and the files of `current` it has not consumed, or why the
+/// table must be built from scratch (no usable state, a consumed file changed or gone):
+/// what [`update`] decides on and [`rebuild_reason`] tells beforehand.
+fn kept_and_added(
+    dir: &Path,
+    warehouse: &Warehouse,
+    current: &[InputFile],
+) -> (Option<State>, std::result::Result<Vec<InputFile>, String>) {
+    match State::read(dir, warehouse) {
+        Err(why) => (None, Err(why)),
+        Ok(state) => {
+            let new = added_files(&state.inputs, current);
+            (Some(state), new)
+        }
     }
 }
 
