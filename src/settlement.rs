@@ -10,7 +10,9 @@
 //! last (atomically) and names the files that make the table, so an update that fails
 //! half-way leaves the previous table whole; files it does not name are removed by the
 //! next update. A session sees the settled rows as [`SETTLEMENT_TABLE`] (`customer_id,
-//! invoice_id, due_date, amount, paid_date`).
+//! invoice_id, due_date, amount, paid_date, currency`), and those with the open ones as
+//! [`PAID_TABLE`] (every invoice's currency, amount and paid day, NULL while open: what
+//! `promise_kept_rate` judges a promise from, beside the payments of its window).
 //!
 //! **The rule** (the features' since issue 5, DOMAIN.md §4): an invoice is paid in full
 //! when its payments add up to its amount; the day is its last payment's date. What is
@@ -31,10 +33,11 @@
 //! warehouse clean. Invoice ids are the contract's key: the same id for two customers is
 //! not looked for.
 //!
-//! **The payments by month** ([`PAYMENTS_TABLE`]): every payment's customer, date and
-//! amount, with its invoice's currency, in one file per update and payment month
-//! (`payments-GENERATION-YYYY-MM.parquet`), so that the report's month (its cash collected)
-//! reads that month's files instead of every payment joined to every invoice. Each update
+//! **The payments by month** ([`PAYMENTS_TABLE`]): every payment's customer, date,
+//! amount and invoice id, with its invoice's currency, in one file per update and payment
+//! month (`payments-GENERATION-YYYY-MM.parquet`), so that the report's month (its cash
+//! collected, its promises' windows) reads those months' files instead of every payment
+//! joined to every invoice. Each update
 //! writes the payments of the files it reads; a payment's currency is its invoice's, found
 //! among the invoices new in the update or still open (the open rows keep their currency).
 //! A payment whose invoice is not known then — it has not arrived, or was paid in full
@@ -92,14 +95,18 @@ use crate::warehouse::Warehouse;
 pub const FOLDER: &str = "_settlement";
 const STATE: &str = "state.json";
 /// The layout of the files; another one is rebuilt (2: the open rows keep their invoice's
-/// currency, and the payments by month are kept).
-const FORMAT: u32 = 2;
-/// The payments with their invoice's currency, as a session sees them
-/// ([`Settlement::payments_table`]).
-pub const PAYMENTS_TABLE: &str = "payments_by_month";
+/// currency, and the payments by month are kept; 3: the settled rows keep their currency
+/// and the payments by month their invoice id).
+const FORMAT: u32 = 3;
 /// The invoices by month, as a session sees them ([`Settlement::invoices_table`]; what
 /// `ar_metrics` reads its credit sales from when a session has it).
 pub use arq_udfs::metrics::INVOICES_BY_MONTH as INVOICES_TABLE;
+/// Every invoice with its currency, amount and the day it was paid in full (NULL while
+/// open), as a session sees it ([`Settlement::invoices_paid_table`]).
+pub use arq_udfs::metrics::INVOICES_PAID as PAID_TABLE;
+/// The payments with their invoice's currency, as a session sees them
+/// ([`Settlement::payments_table`]).
+pub use arq_udfs::metrics::PAYMENTS_BY_MONTH as PAYMENTS_TABLE;
 /// The event tables the table is made of.
 const INPUTS: [&str; 2] = ["invoices", "payments"];
 
@@ -239,8 +246,30 @@ impl Settlement {
         Ok(Some(parquet_table(&files, payments_schema())?))
     }
 
+    /// Every invoice the table holds — the settled rows and the open ones, orphan
+    /// payments among them (`invoice_rows` 0) — as [`paid_schema`]: what `promise_kept_rate`
+    /// judges a promise from, beside the payments by month. Only with them: when the
+    /// settled table is usable (an invoice's payments up to a day reach its amount exactly
+    /// when it was paid in full by then) and every payment's invoice was known.
+    pub fn invoices_paid_table(&self) -> Result<Option<Arc<dyn TableProvider>>> {
+        if self.state.unusable.is_some() || self.state.payments_unusable.is_some() {
+            return Ok(None);
+        }
+        // The settled parts have no `invoice_rows` (one row each) and the open file no
+        // `paid_date`: each is read as NULL where its file lacks it.
+        let files: Vec<PathBuf> = self
+            .state
+            .settled
+            .iter()
+            .chain([&self.state.open])
+            .map(|f| self.dir.join(f))
+            .collect();
+        Ok(Some(parquet_table(&files, paid_schema())?))
+    }
+
     /// `warehouse` with the tables derived here that are usable: the settled rows
-    /// ([`SETTLEMENT_TABLE`]) and the payments by month ([`PAYMENTS_TABLE`]).
+    /// ([`SETTLEMENT_TABLE`]), the payments by month ([`PAYMENTS_TABLE`]) and every
+    /// invoice's paid day ([`PAID_TABLE`]).
     pub fn derived(&self, warehouse: &Warehouse) -> Result<Warehouse> {
         let mut derived = warehouse.clone();
         if let Some(table) = self.table()? {
@@ -248,6 +277,9 @@ impl Settlement {
         }
         if let Some(table) = self.payments_table()? {
             derived = derived.with_derived(PAYMENTS_TABLE, table);
+        }
+        if let Some(table) = self.invoices_paid_table()? {
+            derived = derived.with_derived(PAID_TABLE, table);
         }
         Ok(derived.with_derived(INVOICES_TABLE, self.invoices_table()?))
     }
@@ -284,18 +316,32 @@ pub fn settled_schema() -> SchemaRef {
         Field::new("due_date", DataType::Date32, true),
         Field::new("amount", MONEY, true),
         Field::new("paid_date", DataType::Date32, false),
+        Field::new("currency", DataType::Utf8, true),
+    ]))
+}
+
+/// [`Settlement::invoices_paid_table`]'s columns ([`arq_udfs::metrics::INVOICES_PAID`]).
+fn paid_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("invoice_id", DataType::Utf8, true),
+        Field::new("amount", MONEY, true),
+        Field::new("currency", DataType::Utf8, true),
+        Field::new("paid_date", DataType::Date32, true),
+        Field::new("invoice_rows", DataType::Int64, true),
     ]))
 }
 
 /// The payments by month's columns: each payment's customer, date and amount as
 /// `payments` has them, with its invoice's currency (what a month's cash per customer and
-/// currency needs: the ids would be most of the bytes to write and read).
+/// currency needs) and its invoice id (what a promise's window of payments needs).
 pub fn payments_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Utf8, true),
         Field::new("payment_date", DataType::Date32, true),
         Field::new("amount", MONEY, true),
         Field::new("currency", DataType::Utf8, true),
+        Field::new("invoice_id", DataType::Utf8, true),
     ]))
 }
 
@@ -795,6 +841,7 @@ async fn merge(
                     "due_date",
                     "amount",
                     "last_payment",
+                    "currency",
                 ]
                 .iter()
                 .map(|c| column(&settled, c))
@@ -1104,7 +1151,7 @@ async fn merge_slice(
 /// `payments` ([`PAYMENTS_SQL`]'s rows) as [`payments_schema`]'s columns with their
 /// invoice's currency from the slice's merged rows (every invoice new in the update or
 /// still open before it, with its currency), then `found` (false for a payment whose
-/// invoice is not among them) and `invoice_id` (for the message). A lookup
+/// invoice is not among them). A lookup
 /// by invoice id in memory: a join in SQL took 2.5 s of CPU a slice at a million
 /// customers (80 slices), most of it grouping the invoices and building the hash table.
 fn with_currency(payments: &[RecordBatch], merged: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
@@ -1140,7 +1187,6 @@ fn with_currency(payments: &[RecordBatch], merged: &[RecordBatch]) -> Result<Vec
         .map(|f| f.as_ref().clone())
         .collect();
     fields.push(Field::new("found", DataType::Boolean, false));
-    fields.push(Field::new("invoice_id", DataType::Utf8, true));
     let schema = Arc::new(Schema::new(fields));
     let mut out = Vec::with_capacity(payments.len());
     for b in payments {
@@ -1179,8 +1225,8 @@ fn with_currency(payments: &[RecordBatch], merged: &[RecordBatch]) -> Result<Vec
             .map(|c| column(b, c))
             .collect::<Result<_>>()?;
         columns.push(Arc::new(currency.finish()));
-        columns.push(Arc::new(found.finish()));
         columns.push(column(b, "invoice_id")?);
+        columns.push(Arc::new(found.finish()));
         let columns = columns
             .into_iter()
             .zip(schema.fields())

@@ -245,7 +245,7 @@ fn payments_rows(out: &Path) -> String {
     kept_rows(
         out,
         "payments",
-        "payment_date, customer_id, amount, currency",
+        "payment_date, customer_id, amount, currency, invoice_id",
     )
 }
 
@@ -272,7 +272,8 @@ fn invoices_of(warehouse: &Path) -> String {
     )
 }
 
-/// Every payment of `warehouse` with its invoice's currency, sorted as [`payments_rows`].
+/// Every payment of `warehouse` with its invoice's currency (and its invoice id), sorted as
+/// [`payments_rows`].
 fn payments_with_currency(warehouse: &Path) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -285,9 +286,9 @@ fn payments_with_currency(warehouse: &Path) -> String {
         }
         let rows = ctx
             .sql(
-                "SELECT p.customer_id, p.payment_date, p.amount, i.currency \
+                "SELECT p.customer_id, p.payment_date, p.amount, i.currency, p.invoice_id \
                  FROM payments p JOIN invoices i ON i.invoice_id = p.invoice_id \
-                 ORDER BY payment_date, customer_id, amount, currency",
+                 ORDER BY payment_date, customer_id, amount, currency, invoice_id",
             )
             .await
             .unwrap()
@@ -591,7 +592,7 @@ fn the_night_that_reads_the_table_writes_what_the_night_that_settles_from_paymen
         kept.path(),
         "payments",
         "SELECT customer_id, payment_date, CAST(amount * 2 AS DECIMAL(18, 2)) AS amount, \
-         currency FROM t",
+         currency, invoice_id FROM t",
         pages.path(),
     );
     let doubled = report(kept.path(), &pages.path().join("doubled.html"));

@@ -43,6 +43,25 @@ pub(crate) fn invoices_table(session: &dyn datafusion::catalog::Session) -> &'st
     }
 }
 
+/// A table the session may hold beside `payments`: every payment's `customer_id`,
+/// `payment_date`, `amount`, `invoice_id` and its invoice's `currency`, laid out by
+/// payment month (arq's nightly keeps it with its settlement table, and has the session
+/// hold it only when every payment's invoice is one invoice row). The report's cash
+/// collected and `promise_kept_rate` read a month's payments from it instead of every
+/// payment.
+pub const PAYMENTS_BY_MONTH: &str = "payments_by_month";
+
+/// A table the session may hold beside `invoices`: every invoice's `invoice_id`,
+/// `currency` and `amount`, with `paid_date`, the day its payments reached its amount
+/// (NULL while they have not), and `invoice_rows` (0: payments whose invoice has not
+/// arrived; NULL or 1 otherwise). arq's nightly keeps it with its settlement table and has
+/// the session hold it, beside [`PAYMENTS_BY_MONTH`], only when the invoices' payments
+/// are what that day stands for: no negative payment, none after the invoice was paid in
+/// full, each invoice once, each payment under its invoice's customer (an invoice's
+/// payments up to a day then reach its amount exactly when it was paid in full by then).
+/// `promise_kept_rate` judges a promise from it and the promise window's payments.
+pub const INVOICES_PAID: &str = "invoices_paid";
+
 /// The dimensions a metric can be split by (besides currency, always).
 pub const DIMENSIONS: [&str; 4] = ["all", "segment", "region", "collector_id"];
 
