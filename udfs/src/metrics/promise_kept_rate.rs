@@ -267,7 +267,7 @@ impl PromiseKeptRateTable {
     /// reach the amount exactly when the amount is not positive or the invoice was paid in
     /// full by D. So only the payments of the promises' windows are read — the months
     /// from the earliest promise's day to the last promise date plus grace (at a million
-    /// customers a month's 477 k promises read ~3 of 18 months of payments) — and each
+    /// customers a month's 477 k promises read two of 18 months of payments) — and each
     /// invoice's paid day instead of every payment before the promise.
     async fn judged_by_days(
         &self,
