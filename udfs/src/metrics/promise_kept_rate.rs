@@ -205,6 +205,19 @@ impl Metric for PromiseKeptRateTable {
 }
 
 impl PromiseKeptRateTable {
+    /// The condition on `activities` (as `alias`) that picks the promises judged, both
+    /// ways alike: promises on an invoice, with an amount, dated from the period's start to
+    /// `last`.
+    fn judged_promises(&self, alias: &str, last: i32) -> String {
+        format!(
+            "{alias}.kind = 'promise' AND {alias}.invoice_id IS NOT NULL \
+             AND {alias}.promise_amount IS NOT NULL \
+             AND {alias}.promise_date BETWEEN {} AND {}",
+            dates::sql_literal(self.from),
+            dates::sql_literal(last)
+        )
+    }
+
     /// The judged promises' groups (month, dimension, currency, promises, kept, promised
     /// amount, kept amount) from the warehouse's payments and invoices: each promise's
     /// invoice's payments before it was made and within its window summed.
@@ -224,8 +237,7 @@ impl PromiseKeptRateTable {
                SELECT a.activity_id, a.customer_id, a.invoice_id, a.activity_date, a.promise_date,
                       a.promise_amount, a.collector_id
                FROM activities a
-               WHERE a.kind = 'promise' AND a.invoice_id IS NOT NULL AND a.promise_amount IS NOT NULL
-                 AND a.promise_date BETWEEN {from} AND {last}),
+               WHERE {judged}),
              paid AS (
                SELECT p.activity_id, p.customer_id, p.invoice_id, p.activity_date, p.promise_date,
                       p.promise_amount, p.collector_id,
@@ -249,8 +261,7 @@ impl PromiseKeptRateTable {
              LEFT JOIN customers c ON c.customer_id = p.customer_id AND c.snapshot_date = {customer_snapshot}
              GROUP BY 1, 2, 3
              ORDER BY 1, 2, 3",
-            from = dates::sql_literal(self.from),
-            last = dates::sql_literal(last),
+            judged = self.judged_promises("a", last),
         );
         // The promises built whole, the payments and invoices probing them without being
         // repartitioned: a quarter less time at a million customers.
@@ -281,10 +292,8 @@ impl PromiseKeptRateTable {
             "SELECT p.invoice_id, p.activity_date, p.promise_date, p.promise_amount, {dim} AS dimension
              FROM activities p
              LEFT JOIN customers c ON c.customer_id = p.customer_id AND c.snapshot_date = {customer_snapshot}
-             WHERE p.kind = 'promise' AND p.invoice_id IS NOT NULL AND p.promise_amount IS NOT NULL
-               AND p.promise_date BETWEEN {from} AND {last}",
-            from = dates::sql_literal(self.from),
-            last = dates::sql_literal(last),
+             WHERE {judged}",
+            judged = self.judged_promises("p", last),
         );
         let promises = collect_sql_small_builds(session, &promises_sql).await?;
         let rows: usize = promises.iter().map(RecordBatch::num_rows).sum();
