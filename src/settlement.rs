@@ -218,12 +218,7 @@ impl Settlement {
         if self.state.unusable.is_some() {
             return Ok(None);
         }
-        let files: Vec<PathBuf> = self
-            .state
-            .settled
-            .iter()
-            .map(|f| self.dir.join(f))
-            .collect();
+        let files = self.paths(&self.state.settled);
         Ok(Some(parquet_table(&files, settled_schema())?))
     }
 
@@ -234,16 +229,22 @@ impl Settlement {
     /// One file per payment month (and update): a query of one month's payments reads
     /// that month's files, the others pruned by their dates' statistics.
     pub fn payments_table(&self) -> Result<Option<Arc<dyn TableProvider>>> {
-        if self.state.unusable.is_some() || self.state.payments_unusable.is_some() {
+        if !self.payments_usable() {
             return Ok(None);
         }
-        let files: Vec<PathBuf> = self
-            .state
-            .payments
-            .iter()
-            .map(|f| self.dir.join(f))
-            .collect();
+        let files = self.paths(&self.state.payments);
         Ok(Some(parquet_table(&files, payments_schema())?))
+    }
+
+    /// Whether the payments by month are every payment, each with its one invoice: the
+    /// settled table usable and every payment's invoice known when it was read.
+    fn payments_usable(&self) -> bool {
+        self.state.unusable.is_none() && self.state.payments_unusable.is_none()
+    }
+
+    /// The paths of files of this table named in its state.
+    fn paths<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Vec<PathBuf> {
+        names.into_iter().map(|f| self.dir.join(f)).collect()
     }
 
     /// Every invoice the table holds — the settled rows and the open ones, orphan
@@ -252,18 +253,12 @@ impl Settlement {
     /// settled table is usable (an invoice's payments up to a day reach its amount exactly
     /// when it was paid in full by then) and every payment's invoice was known.
     pub fn invoices_paid_table(&self) -> Result<Option<Arc<dyn TableProvider>>> {
-        if self.state.unusable.is_some() || self.state.payments_unusable.is_some() {
+        if !self.payments_usable() {
             return Ok(None);
         }
         // The settled parts have no `invoice_rows` (one row each) and the open file no
         // `paid_date`: each is read as NULL where its file lacks it.
-        let files: Vec<PathBuf> = self
-            .state
-            .settled
-            .iter()
-            .chain([&self.state.open])
-            .map(|f| self.dir.join(f))
-            .collect();
+        let files = self.paths(self.state.settled.iter().chain([&self.state.open]));
         Ok(Some(parquet_table(&files, paid_schema())?))
     }
 
@@ -288,12 +283,7 @@ impl Settlement {
     /// consumed, one file per invoice month (and update). Always usable: a copy of some
     /// columns, whatever the rows hold.
     pub fn invoices_table(&self) -> Result<Arc<dyn TableProvider>> {
-        let files: Vec<PathBuf> = self
-            .state
-            .invoices
-            .iter()
-            .map(|f| self.dir.join(f))
-            .collect();
+        let files = self.paths(&self.state.invoices);
         parquet_table(&files, invoices_schema())
     }
 
